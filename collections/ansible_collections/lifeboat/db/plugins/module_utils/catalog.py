@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Questions answered from the PostgreSQL catalog: which tables hold data, and how many rows."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import sql
+
+# Tables that hold rows: ordinary tables and leaf partitions (a partitioned parent would count
+# its partitions' rows twice). Tables owned by extensions are recreated by CREATE EXTENSION.
+DATA_TABLES = """
+SELECT n.nspname, c.relname
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r'
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ ORDER BY 1, 2
+"""
+
+
+def data_tables(conn):
+    return [tuple(row) for row in conn.execute(DATA_TABLES).fetchall()]
+
+
+def table_key(schema, table):
+    return '%s.%s' % (schema, table)
+
+
+def exact_row_counts(conn):
+    """{'schema.table': rows} by count(*), in the connection's current snapshot."""
+    counts = {}
+    for schema, table in data_tables(conn):
+        query = sql.SQL('SELECT count(*) FROM {}.{}').format(sql.Identifier(schema), sql.Identifier(table))
+        counts[table_key(schema, table)] = conn.execute(query).fetchone()[0]
+    return counts
+
+
+def database_settings(conn, dbname):
+    """Encoding and locale of a database, recorded so a restore can recreate it alike."""
+    row = conn.execute('SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database '
+                       'WHERE datname = %s', (dbname,)).fetchone()
+    return dict(encoding=row[0], lc_collate=row[1], lc_ctype=row[2]) if row else {}

@@ -1,0 +1,168 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restoring a backup set into a database.
+
+Everything that can be checked is checked before anything changes: the files against the
+manifest's sha256, the archive's table of contents, the pg_restore version. `replace` first takes
+a safety backup of the current database (kind `pre-restore`, as seed 003 does by hand), and if
+the restore then fails it puts that safety backup back, so a failed replace loses nothing.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import time
+
+from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, dump_file_name, take_backup
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
+    PassFile, database_exists, server_major, server_version_string, sql)
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import verify_files
+from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
+
+MODES = ('new', 'replace')
+
+
+class RestoreRequest(object):
+    def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
+                 maintenance_db='postgres', analyze=True, safety_backup=True):
+        if mode not in MODES:
+            raise LifeboatError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
+        if jobs < 1:
+            raise LifeboatError('jobs must be at least 1, got %d' % jobs)
+        self.backup_db = backup_db
+        self.backup = backup
+        self.target_db = target_db
+        self.mode = mode
+        self.jobs = jobs
+        self.no_owner = no_owner
+        self.no_acl = no_acl
+        self.maintenance_db = maintenance_db
+        self.analyze = analyze
+        self.safety_backup = safety_backup
+
+
+def restore(ctx, request):
+    timings = {}
+    clock = time.monotonic()
+    backup = ctx.repository.resolve(request.backup_db, request.backup)
+    manifest = backup.manifest
+    verified = verify_files(backup.path, manifest)
+    timings['verify_seconds'] = round(time.monotonic() - clock, 3)
+    archive = os.path.join(backup.path, dump_file_name(manifest['database']))
+
+    conn = ctx.options.connect(request.maintenance_db)
+    try:
+        dump_major = int(manifest['pg_dump_version'].split('.')[0])
+        needed = max(server_major(conn), dump_major)
+        pg_restore = ctx.finder.find('pg_restore', needed, 'the server is PostgreSQL %s and the backup was written by '
+                                     'pg_dump %s' % (server_version_string(conn), manifest['pg_dump_version']))
+        run_tool(ctx.run_command, [pg_restore.path, '--list', archive], None,
+                 'reading the table of contents of backup %s' % backup.backup_id)
+        exists = database_exists(conn, request.target_db)
+        if request.mode == 'new' and exists:
+            raise LifeboatError('database %r already exists and mode=new never overwrites; choose another db or use '
+                                'mode=replace' % request.target_db)
+        facts = dict(backup_id=backup.backup_id, backup_path=backup.path, target_db=request.target_db,
+                     mode=request.mode, verified_files=verified, pg_restore=pg_restore.as_dict(),
+                     backup_finished_at=manifest.get('finished_at'), expected_row_counts=manifest['row_counts'])
+        plan = _plan(request, backup, exists)
+        if ctx.check_mode:
+            return dict(changed=True, actions=['Would %s' % step for step in plan], **facts)
+
+        owner = _owner(conn, request.target_db) if exists else None
+        safety = None
+        if exists and request.safety_backup:
+            safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore'))
+            facts['safety_backup_id'] = safety['backup_id']
+            timings['safety_backup_seconds'] = safety['duration_seconds']
+        step = time.monotonic()
+        _recreate(conn, request.target_db, manifest, owner, drop=exists)
+        try:
+            _pg_restore(ctx, pg_restore, archive, request)
+        except LifeboatError as exc:
+            raise _after_failure(ctx, conn, pg_restore, request, manifest, owner, safety, exc)
+        timings['restore_seconds'] = round(time.monotonic() - step, 3)
+        if request.analyze:
+            step = time.monotonic()
+            _analyze(ctx, request.target_db)
+            timings['analyze_seconds'] = round(time.monotonic() - step, 3)
+    finally:
+        conn.close()
+    timings['total_seconds'] = round(time.monotonic() - clock, 3)
+    actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
+    if safety:
+        actions.append('Took safety backup %s of database %r' % (safety['backup_id'], request.target_db))
+    actions.extend(step[0].upper() + step[1:] for step in plan[1:])
+    return dict(changed=True, timings=timings, actions=actions, **facts)
+
+
+def _plan(request, backup, exists):
+    plan = ['verify backup %s against its manifest' % backup.backup_id]
+    if exists:
+        if request.safety_backup:
+            plan.append('take a safety backup (kind pre-restore) of database %r' % request.target_db)
+        plan.append('drop database %r WITH (FORCE)' % request.target_db)
+    plan.append('create database %r and restore backup %s into it with pg_restore' % (request.target_db, backup.backup_id))
+    if request.analyze:
+        plan.append('analyze database %r' % request.target_db)
+    return plan
+
+
+def _owner(conn, dbname):
+    return conn.execute('SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s', (dbname,)).fetchone()[0]
+
+
+def _recreate(conn, dbname, manifest, owner, drop):
+    if drop:
+        conn.execute(sql.SQL('DROP DATABASE {} WITH (FORCE)').format(sql.Identifier(dbname)))
+    settings = manifest.get('database_settings') or {}
+    statement = sql.SQL('CREATE DATABASE {} TEMPLATE template0').format(sql.Identifier(dbname))
+    if settings.get('encoding'):
+        statement += sql.SQL(' ENCODING {}').format(sql.Literal(settings['encoding']))
+    if settings.get('lc_collate') and settings.get('lc_ctype'):
+        statement += sql.SQL(' LC_COLLATE {} LC_CTYPE {}').format(sql.Literal(settings['lc_collate']),
+                                                                  sql.Literal(settings['lc_ctype']))
+    if owner:
+        statement += sql.SQL(' OWNER {}').format(sql.Identifier(owner))
+    conn.execute(statement)
+
+
+def _pg_restore(ctx, pg_restore, archive, request):
+    argv = [pg_restore.path, '--no-password', '--exit-on-error', '--dbname=%s' % request.target_db,
+            '--jobs=%d' % request.jobs]
+    if request.no_owner:
+        argv.append('--no-owner')
+    if request.no_acl:
+        argv.append('--no-acl')
+    argv.append(archive)
+    with PassFile(ctx.options, ctx.tmpdir) as passfile:
+        env = ctx.options.tool_environment(request.target_db, passfile)
+        run_tool(ctx.run_command, argv, env, 'pg_restore into database %r' % request.target_db)
+
+
+def _after_failure(ctx, conn, pg_restore, request, manifest, owner, safety, exc):
+    """Undo a failed restore: drop what we created, or put the safety backup back."""
+    if safety is None:
+        conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(request.target_db)))
+        return LifeboatError('%s; the half-restored database %r was dropped' % (exc.msg, request.target_db))
+    try:
+        _recreate(conn, request.target_db, safety['manifest'], owner, drop=True)
+        rollback = RestoreRequest(request.target_db, safety['backup_id'], request.target_db, 'replace',
+                                  jobs=request.jobs, no_owner=False, no_acl=False)
+        _pg_restore(ctx, pg_restore, os.path.join(safety['backup_path'], dump_file_name(request.target_db)), rollback)
+    except LifeboatError as second:
+        return LifeboatError('%s; putting back the previous contents also failed (%s): restore safety backup %s '
+                             'by hand' % (exc.msg, second.msg, safety['backup_id']),
+                             safety_backup_id=safety['backup_id'])
+    return LifeboatError('%s; database %r was put back as it was from safety backup %s'
+                         % (exc.msg, request.target_db, safety['backup_id']), safety_backup_id=safety['backup_id'])
+
+
+def _analyze(ctx, dbname):
+    conn = ctx.options.connect(dbname)
+    try:
+        conn.execute('ANALYZE')
+    finally:
+        conn.close()

@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module's main() shares: the task's context and the single error path."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
+    ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.repository import Repository, iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.tools import ToolFinder
+
+
+class TaskContext(object):
+    """The parts of an AnsibleModule the module_utils need, and nothing else."""
+
+    def __init__(self, module):
+        self.params = module.params
+        self.options = ConnectionOptions(module.params)
+        self.run_command = module.run_command
+        self.finder = ToolFinder(module.run_command, module.params.get('pg_bin_dir'))
+        self.check_mode = module.check_mode
+        self.tmpdir = module.tmpdir
+        repository = module.params.get('repository')
+        self.repository = Repository(repository) if repository else None
+
+
+def run_module(module, work):
+    """Run `work(ctx)` and exit; any LifeboatError or database error becomes one fail_json."""
+    require_psycopg(module)
+    password = module.params.get('login_password')
+    started, clock = utc_now(), time.monotonic()
+
+    def timing():
+        return dict(started_at=iso(started), finished_at=iso(utc_now()), started_epoch=started.timestamp(),
+                    finished_epoch=time.time(), seconds=round(time.monotonic() - clock, 3))
+    try:
+        result = work(TaskContext(module))
+    except LifeboatError as exc:
+        module.fail_json(msg=scrub(exc.msg, password), timing=timing(), **exc.facts)
+    except psycopg.Error as exc:
+        module.fail_json(msg=scrub('PostgreSQL error: %s' % first_line(exc), password), timing=timing())
+    result['timing'] = timing()
+    module.exit_json(**result)

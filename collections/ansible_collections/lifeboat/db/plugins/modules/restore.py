@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: restore
+short_description: Restore a PostgreSQL database from a lifeboat backup repository
+version_added: 0.1.0
+description:
+  - Restores O(backup) (an id or C(latest)) of database O(backup_db) from the repository on the
+    target host into database O(db).
+  - Before anything changes it checks every file against the sha256 in the backup's manifest,
+    reads the archive's table of contents with C(pg_restore --list), and picks a C(pg_restore) at
+    least as new as both the server and the C(pg_dump) that wrote the backup. A damaged backup is
+    refused and the target is not touched.
+  - O(mode=new) restores into a database that must not exist yet; if the restore fails, the new
+    database is dropped again.
+  - O(mode=replace) takes a safety backup of the existing database (kind C(pre-restore)), drops it
+    C(WITH (FORCE)), recreates it with the same owner, encoding and locale, and restores. If the
+    restore fails, the safety backup is restored so the database is as it was.
+extends_documentation_fragment:
+  - lifeboat.db.connection
+options:
+  db:
+    description: Database to restore into.
+    type: str
+    required: true
+    aliases: [login_db, database]
+  repository:
+    description: Absolute path of the backup repository on the target host.
+    type: path
+    required: true
+  backup:
+    description: Backup id to restore, or C(latest) for the newest backup of kind C(full).
+    type: str
+    default: latest
+  backup_db:
+    description: Database whose backups to look in. Defaults to O(db).
+    type: str
+  mode:
+    description: How to treat the target database (see the description).
+    type: str
+    default: new
+    choices: [new, replace]
+  jobs:
+    description: Parallel pg_restore jobs.
+    type: int
+    default: 1
+  no_owner:
+    description: Do not restore object ownership (C(pg_restore --no-owner)).
+    type: bool
+    default: true
+  no_acl:
+    description: Do not restore privileges (C(pg_restore --no-acl)).
+    type: bool
+    default: true
+  safety_backup:
+    description: With O(mode=replace), back up the current database before dropping it. Turning this off means a failed restore cannot be undone.
+    type: bool
+    default: true
+  analyze:
+    description: Run ANALYZE on the restored database so the planner has statistics at once.
+    type: bool
+    default: true
+  maintenance_db:
+    description: Database to connect to for CREATE and DROP DATABASE.
+    type: str
+    default: postgres
+attributes:
+  check_mode:
+    support: full
+    description: Verifies the backup and the tools and reports the steps it would take; changes nothing.
+  diff_mode:
+    support: none
+author:
+  - lifeboat developers
+'''
+
+EXAMPLES = r'''
+- name: Restore last night's backup over the app database (a safety backup is taken first)
+  lifeboat.db.restore:
+    login_host: db1.example.com
+    login_password: "{{ vault_postgres_password }}"
+    db: app
+    repository: /var/backups/lifeboat
+    backup: latest
+    mode: replace
+
+- name: Forensic copy of one backup into a new database
+  lifeboat.db.restore:
+    db: app_forensic_20261122
+    backup_db: app
+    backup: 20261122T020000Z-4f2a9c
+    repository: /var/backups/lifeboat
+    mode: new
+    jobs: 4
+'''
+
+RETURN = r'''
+backup_id:
+  description: Id of the backup restored.
+  returned: always
+  type: str
+backup_path:
+  description: Folder of the backup restored.
+  returned: always
+  type: str
+backup_finished_at:
+  description: When the restored backup finished (ISO 8601, UTC); its age is the recovery point.
+  returned: always
+  type: str
+target_db:
+  description: Database restored into.
+  returned: always
+  type: str
+mode:
+  description: Mode used.
+  returned: always
+  type: str
+safety_backup_id:
+  description: Id of the pre-restore safety backup taken by O(mode=replace).
+  returned: when a safety backup was taken
+  type: str
+verified_files:
+  description: Files checked against the manifest.
+  returned: always
+  type: list
+  elements: str
+expected_row_counts:
+  description: Row counts recorded in the backup's manifest.
+  returned: always
+  type: dict
+pg_restore:
+  description: The pg_restore used (name, path, version).
+  returned: always
+  type: dict
+timings:
+  description: Seconds spent verifying, taking the safety backup, restoring, analyzing, and in total.
+  returned: success and not check mode
+  type: dict
+  sample: {"verify_seconds": 0.02, "restore_seconds": 1.4, "analyze_seconds": 0.1, "total_seconds": 1.9}
+actions:
+  description: What the task did (or would do), in plain sentences.
+  returned: always
+  type: list
+  elements: str
+timing:
+  description: Start and end of the task (ISO 8601 and epoch seconds) and its duration in seconds.
+  returned: always
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.restore import MODES, RestoreRequest, restore
+from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+
+
+def argument_spec():
+    spec = connection_argument_spec()
+    spec['db'] = dict(type='str', required=True, aliases=['login_db', 'database'])
+    spec.update(
+        repository=dict(type='path', required=True),
+        backup=dict(type='str', default='latest'),
+        backup_db=dict(type='str'),
+        mode=dict(type='str', default='new', choices=list(MODES)),
+        jobs=dict(type='int', default=1),
+        no_owner=dict(type='bool', default=True),
+        no_acl=dict(type='bool', default=True),
+        safety_backup=dict(type='bool', default=True),
+        analyze=dict(type='bool', default=True),
+        maintenance_db=dict(type='str', default='postgres'),
+    )
+    return spec
+
+
+def run(ctx):
+    p = ctx.params
+    request = RestoreRequest(p['backup_db'] or p['db'], p['backup'], p['db'], p['mode'], jobs=p['jobs'],
+                             no_owner=p['no_owner'], no_acl=p['no_acl'], maintenance_db=p['maintenance_db'],
+                             analyze=p['analyze'], safety_backup=p['safety_backup'])
+    return restore(ctx, request)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run_module(module, run)
+
+
+if __name__ == '__main__':
+    main()
