@@ -16,7 +16,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, dump_file_name, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
-    PassFile, database_exists, server_major, server_version_string, sql)
+    PassFile, database_exists, first_line, psycopg, server_major, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import verify_files
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
@@ -67,9 +67,10 @@ def restore(ctx, request):
         facts = dict(backup_id=backup.backup_id, backup_path=backup.path, target_db=request.target_db,
                      mode=request.mode, verified_files=verified, pg_restore=pg_restore.as_dict(),
                      backup_finished_at=manifest.get('finished_at'), expected_row_counts=manifest['row_counts'])
-        plan = _plan(request, backup, exists)
+        actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
         if ctx.check_mode:
-            return dict(changed=True, actions=['Would %s' % step for step in plan], **facts)
+            return dict(changed=True, actions=actions + ['Would %s' % step for step in _plan(request, backup, exists)],
+                        **facts)
 
         owner = _owner(conn, request.target_db) if exists else None
         safety = None
@@ -77,29 +78,32 @@ def restore(ctx, request):
             safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore'))
             facts['safety_backup_id'] = safety['backup_id']
             timings['safety_backup_seconds'] = safety['duration_seconds']
+            actions.append('Took safety backup %s of database %r' % (safety['backup_id'], request.target_db))
         step = time.monotonic()
-        _recreate(conn, request.target_db, manifest, owner, drop=exists)
         try:
+            _recreate(conn, request.target_db, manifest, owner, drop=exists)
             _pg_restore(ctx, pg_restore, archive, request)
-        except LifeboatError as exc:
-            raise _after_failure(ctx, conn, pg_restore, request, manifest, owner, safety, exc)
+        except (LifeboatError, psycopg.Error) as exc:
+            reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
+            raise _after_failure(ctx, conn, pg_restore, request, owner, safety, reason)
+        actions.append('%s database %r' % ('Dropped and recreated' if exists else 'Created', request.target_db))
         timings['restore_seconds'] = round(time.monotonic() - step, 3)
+        actions.append('Restored backup %s into database %r with %s %s' % (backup.backup_id, request.target_db,
+                                                                          pg_restore.name, pg_restore.version))
         if request.analyze:
             step = time.monotonic()
             _analyze(ctx, request.target_db)
             timings['analyze_seconds'] = round(time.monotonic() - step, 3)
+            actions.append('Analyzed database %r' % request.target_db)
     finally:
         conn.close()
     timings['total_seconds'] = round(time.monotonic() - clock, 3)
-    actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
-    if safety:
-        actions.append('Took safety backup %s of database %r' % (safety['backup_id'], request.target_db))
-    actions.extend(step[0].upper() + step[1:] for step in plan[1:])
     return dict(changed=True, timings=timings, actions=actions, **facts)
 
 
 def _plan(request, backup, exists):
-    plan = ['verify backup %s against its manifest' % backup.backup_id]
+    """The changes a restore makes, in order (reported by check mode)."""
+    plan = []
     if exists:
         if request.safety_backup:
             plan.append('take a safety backup (kind pre-restore) of database %r' % request.target_db)
@@ -142,11 +146,11 @@ def _pg_restore(ctx, pg_restore, archive, request):
         run_tool(ctx.run_command, argv, env, 'pg_restore into database %r' % request.target_db)
 
 
-def _after_failure(ctx, conn, pg_restore, request, manifest, owner, safety, exc):
+def _after_failure(ctx, conn, pg_restore, request, owner, safety, reason):
     """Undo a failed restore: drop what we created, or put the safety backup back."""
     if safety is None:
         conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(request.target_db)))
-        return LifeboatError('%s; the half-restored database %r was dropped' % (exc.msg, request.target_db))
+        return LifeboatError('%s; the half-restored database %r was dropped' % (reason, request.target_db))
     try:
         _recreate(conn, request.target_db, safety['manifest'], owner, drop=True)
         rollback = RestoreRequest(request.target_db, safety['backup_id'], request.target_db, 'replace',
@@ -154,10 +158,10 @@ def _after_failure(ctx, conn, pg_restore, request, manifest, owner, safety, exc)
         _pg_restore(ctx, pg_restore, os.path.join(safety['backup_path'], dump_file_name(request.target_db)), rollback)
     except LifeboatError as second:
         return LifeboatError('%s; putting back the previous contents also failed (%s): restore safety backup %s '
-                             'by hand' % (exc.msg, second.msg, safety['backup_id']),
+                             'by hand' % (reason, second.msg, safety['backup_id']),
                              safety_backup_id=safety['backup_id'])
     return LifeboatError('%s; database %r was put back as it was from safety backup %s'
-                         % (exc.msg, request.target_db, safety['backup_id']), safety_backup_id=safety['backup_id'])
+                         % (reason, request.target_db, safety['backup_id']), safety_backup_id=safety['backup_id'])
 
 
 def _analyze(ctx, dbname):

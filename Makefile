@@ -1,0 +1,52 @@
+# lifeboat: two commands for a newcomer with Python 3.11 and make.
+#   make demo   set up .venv, start the embedded PostgreSQL, run the recovery drill, print its summary
+#   make test   set up, then unit + integration tests, ansible-lint, and the Molecule scenario
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_HOME := $(CURDIR)/.lifeboat/ansible-home
+export NO_COLOR := 1
+
+.PHONY: demo test venv server stop lint unit integration molecule clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lifeboat needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+server: venv
+	$(BIN)/python scripts/pgserver.py start
+
+stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/pgserver.py stop --all; fi
+
+demo: server
+	ansible-playbook playbooks/drill.yml
+	@echo
+	@echo "Evidence: $$(ls -td .lifeboat/evidence/drill/*/ | head -n 1)"
+	@cat "$$(ls -td .lifeboat/evidence/drill/*/ | head -n 1)report.md"
+
+lint: venv
+	ansible-lint
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv
+	$(BIN)/pytest -q tests/integration
+
+molecule: venv
+	molecule test -s default < /dev/null
+
+test: venv
+	$(MAKE) lint
+	$(BIN)/pytest tests/unit tests/integration
+	$(MAKE) molecule
+
+clean: stop
+	rm -rf .lifeboat
