@@ -109,7 +109,7 @@ class Ansible:
         with os.fdopen(fd, "w") as out:
             json.dump({"all": {"children": {"databases": {"hosts": {self.HOST: variables}}}}}, out)
 
-    def run_playbook(self, playbook, *args, env=None):
+    def run_playbook(self, playbook, *args, env=None, wrapper=()):
         record = self.workdir / "results.jsonl"
         if record.exists():
             record.unlink()
@@ -117,21 +117,21 @@ class Ansible:
                        ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
                        ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
                        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}))
-        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook), *args],
+        proc = subprocess.run([*wrapper, str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook), *args],
                               cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=600)
         return PlayResult(proc, self.HOST, record)
 
-    def play(self, tasks, check=False, env=None, connection=True):
+    def play(self, tasks, check=False, env=None, connection=True, wrapper=()):
         play = {"name": "test", "hosts": "databases", "gather_facts": False, "tasks": tasks}
         if connection:
             play["module_defaults"] = {"group/lifeboat.db.all": "{{ lifeboat_connection }}"}
         path = self.workdir / "play.yml"
         path.write_text(json.dumps([play], indent=1))
-        return self.run_playbook(path, *(["--check"] if check else []), env=env)
+        return self.run_playbook(path, *(["--check"] if check else []), env=env, wrapper=wrapper)
 
-    def module(self, name, check=False, env=None, **args):
+    def module(self, name, check=False, env=None, wrapper=(), **args):
         """Run one lifeboat.db module as a one-task play and return its result."""
-        result = self.play([{"name": name, f"lifeboat.db.{name}": args}], check=check, env=env)
+        result = self.play([{"name": name, f"lifeboat.db.{name}": args}], check=check, env=env, wrapper=wrapper)
         assert result.tasks, f"playbook did not run: rc={result.rc}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         return result.last
 

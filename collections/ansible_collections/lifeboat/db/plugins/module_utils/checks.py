@@ -19,7 +19,7 @@ def compare_row_counts(expected, actual, tables=None):
         if unknown:
             raise LifeboatError('table(s) %s are not in the baseline; list tables as schema.table, e.g. %s'
                                 % (', '.join(unknown), ', '.join(sorted(expected)[:3]) or 'public.users'))
-        names = sorted(tables)
+        names = sorted(set(tables))
     rows, failures = [], 0
     for name in names:
         want, have = expected.get(name), actual.get(name)

@@ -87,6 +87,8 @@ class ConnectionOptions(object):
         lowered = detail.lower()
         if 'password authentication failed' in lowered or 'no password supplied' in lowered:
             hint = 'check login_user and login_password'
+        elif 'role' in lowered and 'does not exist' in lowered:
+            hint = 'check login_user'
         elif 'does not exist' in lowered and 'database' in lowered:
             hint = 'check the db option or create the database first'
         elif 'timeout' in lowered:
@@ -101,7 +103,7 @@ class ConnectionOptions(object):
         env = dict((names[k], str(v)) for k, v in self._libpq_settings().items())
         env['PGDATABASE'] = dbname
         env['PGAPPNAME'] = 'lifeboat'
-        # An empty PGPASSWORD would override the passfile; make sure an inherited one never leaks in.
+        # Blank out any PGPASSWORD inherited from the module's environment: only the passfile counts.
         env['PGPASSWORD'] = ''
         env['PGPASSFILE'] = passfile or os.devnull
         return env

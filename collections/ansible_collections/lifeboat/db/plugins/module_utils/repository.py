@@ -112,6 +112,9 @@ class Repository(object):
             if name.startswith('.') or not os.path.isfile(manifest_path):
                 continue
             manifest = read_manifest(manifest_path)
+            if manifest.get('backup_id') != name:
+                raise LifeboatError('%s does not belong to backup %s (its backup_id is %r); move the file out of the '
+                                    'repository' % (manifest_path, name, manifest.get('backup_id')))
             if kind is None or manifest.get('kind', 'full') == kind:
                 found.append(Backup(path, manifest))
         found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
@@ -139,7 +142,7 @@ class Repository(object):
             return []
         if keep_last < 1:
             raise LifeboatError('keep_last must be at least 1: lifeboat never deletes the newest backup')
-        return self.backups(database, kind=kind)[keep_last - incoming:]
+        return self.backups(database, kind=kind)[max(keep_last - incoming, 0):]
 
     def delete(self, backup):
         parent, name = os.path.split(backup.path)

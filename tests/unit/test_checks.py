@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+"""Row-count comparison between a baseline (or manifest) and the database."""
+import pytest
+
+from ansible_collections.lifeboat.db.plugins.module_utils.checks import FAILED, PASSED, compare_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+
+BASELINE = {'public.customers': 1000, 'public.orders': 3000, 'public.empty': 0}
+
+
+def by_table(result):
+    return dict((row['table'], row) for row in result['tables'])
+
+
+def test_all_equal_passes():
+    result = compare_row_counts(BASELINE, dict(BASELINE))
+    assert result['status'] == PASSED and result['failures'] == 0
+    assert result['summary'] == '3 of 3 tables match'
+    assert set(row['status'] for row in result['tables']) == {'ok'}
+    assert [row['table'] for row in result['tables']] == sorted(BASELINE)
+    assert result['name'] == 'row_counts' and result['severity'] == 'error'
+
+
+def test_mismatch_fails_with_counts_in_summary():
+    actual = dict(BASELINE, **{'public.orders': 0})
+    result = compare_row_counts(BASELINE, actual)
+    assert result['status'] == FAILED and result['failures'] == 1
+    assert 'public.orders (expected 3000, found 0)' in result['summary']
+    assert by_table(result)['public.orders'] == dict(table='public.orders', expected=3000, actual=0, status='mismatch')
+
+
+def test_missing_table_fails():
+    actual = dict(BASELINE)
+    del actual['public.customers']
+    result = compare_row_counts(BASELINE, actual)
+    assert result['status'] == FAILED and result['failures'] == 1
+    assert 'public.customers (expected 1000' in result['summary']
+    assert by_table(result)['public.customers']['status'] == 'missing'
+
+
+def test_empty_table_that_vanished_is_missing_not_ok():
+    # A baseline count of 0 must not be confused with "not in the baseline".
+    actual = dict(BASELINE)
+    del actual['public.empty']
+    result = compare_row_counts(BASELINE, actual)
+    assert result['status'] == FAILED
+    assert by_table(result)['public.empty']['status'] == 'missing'
+
+
+def test_several_failures_are_all_named():
+    result = compare_row_counts(BASELINE, {'public.customers': 999})
+    assert result['failures'] == 3
+    assert result['summary'].startswith('3 table(s) differ')
+    for name in BASELINE:
+        assert name in result['summary']
+
+
+def test_extra_tables_do_not_fail():
+    actual = dict(BASELINE, **{'public.audit': 7})
+    result = compare_row_counts(BASELINE, actual)
+    assert result['status'] == PASSED and result['failures'] == 0
+    assert by_table(result)['public.audit'] == dict(table='public.audit', expected=None, actual=7, status='extra')
+
+
+def test_tables_restricts_the_comparison():
+    actual = dict(BASELINE, **{'public.orders': 1, 'public.audit': 7})
+    result = compare_row_counts(BASELINE, actual, tables=['public.customers'])
+    assert result['status'] == PASSED
+    assert [row['table'] for row in result['tables']] == ['public.customers']
+    failed = compare_row_counts(BASELINE, actual, tables=['public.orders', 'public.customers'])
+    assert failed['status'] == FAILED
+    assert [row['table'] for row in failed['tables']] == ['public.customers', 'public.orders']
+
+
+def test_empty_tables_list_means_every_table():
+    actual = dict(BASELINE, **{'public.orders': 1})
+    assert compare_row_counts(BASELINE, actual, tables=[])['status'] == FAILED
+
+
+def test_unknown_table_in_tables_raises():
+    with pytest.raises(LifeboatError) as info:
+        compare_row_counts(BASELINE, BASELINE, tables=['public.customers', 'orders'])
+    assert 'orders' in info.value.msg and 'not in the baseline' in info.value.msg
+    blamed = info.value.msg.split(';')[0]
+    assert blamed == 'table(s) orders are not in the baseline'  # only the unknown one is blamed
+
+
+def test_duplicate_tables_are_compared_once():
+    result = compare_row_counts(BASELINE, dict(BASELINE, **{'public.orders': 0}),
+                                tables=['public.orders', 'public.orders'])
+    assert result['failures'] == 1
+    assert [row['table'] for row in result['tables']] == ['public.orders']

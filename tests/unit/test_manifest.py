@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+"""Manifest files: checking a backup's files against it, reading it, writing it atomically."""
+import hashlib
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
+    describe_files, read_manifest, sha256_of, verify_files, write_json_atomic)
+
+CONTENT = b'PGDMP' + bytes(range(256)) * 40
+
+
+@pytest.fixture
+def backup(tmp_path):
+    """A backup folder with one dump file and the manifest describing it."""
+    (tmp_path / 'app.dump').write_bytes(CONTENT)
+    manifest = dict(backup_id='20261120T030000Z-abcdef', row_counts={},
+                    files=describe_files(str(tmp_path), ['app.dump']))
+    return tmp_path, manifest
+
+
+def test_describe_files_records_size_and_sha256(backup):
+    directory, manifest = backup
+    assert manifest['files'] == [dict(name='app.dump', size=len(CONTENT), sha256=hashlib.sha256(CONTENT).hexdigest())]
+    assert sha256_of(str(directory / 'app.dump')) == hashlib.sha256(CONTENT).hexdigest()
+
+
+def test_intact_backup_verifies(backup):
+    directory, manifest = backup
+    assert verify_files(str(directory), manifest) == ['app.dump']
+
+
+def test_flipped_byte_is_a_sha256_mismatch(backup):
+    directory, manifest = backup
+    damaged = bytearray(CONTENT)
+    damaged[len(damaged) // 2] ^= 0x01  # same size, one bit different
+    (directory / 'app.dump').write_bytes(bytes(damaged))
+    with pytest.raises(LifeboatError) as info:
+        verify_files(str(directory), manifest)
+    assert 'sha256' in info.value.msg and 'damaged' in info.value.msg
+    assert manifest['files'][0]['sha256'] in info.value.msg
+    assert '20261120T030000Z-abcdef' in info.value.msg
+
+
+def test_truncated_file_is_a_size_mismatch(backup):
+    directory, manifest = backup
+    (directory / 'app.dump').write_bytes(CONTENT[:-100])
+    with pytest.raises(LifeboatError) as info:
+        verify_files(str(directory), manifest)
+    assert '%d bytes, the manifest says %d' % (len(CONTENT) - 100, len(CONTENT)) in info.value.msg
+
+
+def test_missing_file_is_reported(backup):
+    directory, manifest = backup
+    (directory / 'app.dump').unlink()
+    with pytest.raises(LifeboatError, match='incomplete: app.dump is missing'):
+        verify_files(str(directory), manifest)
+
+
+def test_every_listed_file_is_checked(backup):
+    directory, manifest = backup
+    (directory / 'extra.toc').write_bytes(b'toc')
+    manifest['files'] += describe_files(str(directory), ['extra.toc'])
+    (directory / 'extra.toc').write_bytes(b'TOC')  # the second file is the damaged one
+    with pytest.raises(LifeboatError, match='extra.toc'):
+        verify_files(str(directory), manifest)
+
+
+@pytest.mark.parametrize('files', [[], None])
+def test_manifest_without_files_does_not_verify(backup, files):
+    directory, manifest = backup
+    if files is None:
+        del manifest['files']
+    else:
+        manifest['files'] = files
+    with pytest.raises(LifeboatError, match='lists no files'):
+        verify_files(str(directory), manifest)
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('{"row_counts": {', 'is not valid JSON'),
+    ('', 'is not valid JSON'),
+    (b'\xff\xfe\x00garbage', 'is not valid JSON'),
+    ('[1, 2, 3]', 'not a lifeboat manifest'),
+    ('{"backup_id": "x"}', 'not a lifeboat manifest'),
+    ('"row_counts"', 'not a lifeboat manifest'),
+])
+def test_read_manifest_refuses_damaged_or_foreign_json(tmp_path, text, expected):
+    path = tmp_path / 'manifest.json'
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(LifeboatError) as info:
+        read_manifest(str(path))
+    assert expected in info.value.msg
+    assert str(path) in info.value.msg
+    assert '\n' not in info.value.msg
+
+
+def test_read_manifest_missing_file(tmp_path):
+    with pytest.raises(LifeboatError) as info:
+        read_manifest(str(tmp_path / 'nope.json'))
+    assert info.value.msg.startswith('cannot read ') and '\n' not in info.value.msg
+
+
+def test_read_manifest_accepts_a_baseline(tmp_path):
+    path = tmp_path / 'baseline.json'
+    path.write_text(json.dumps(dict(kind='baseline', row_counts={'public.t': 3})))
+    assert read_manifest(str(path))['row_counts'] == {'public.t': 3}
+
+
+def test_write_json_atomic_mode_content_and_no_temp_file(tmp_path):
+    path = tmp_path / 'manifest.json'
+    path.write_text('old')
+    os.chmod(str(path), 0o644)
+    data = dict(row_counts={'public.b': 2, 'public.a': 1}, backup_id='x')
+    write_json_atomic(str(path), data)
+    assert os.listdir(str(tmp_path)) == ['manifest.json']
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
+    assert json.loads(path.read_text()) == data
+    assert read_manifest(str(path)) == data
+
+
+def test_write_json_atomic_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / 'manifest.json'
+    path.write_text('{"row_counts": {}}')
+    with pytest.raises(TypeError):
+        write_json_atomic(str(path), dict(row_counts={'bad': object()}))
+    assert os.listdir(str(tmp_path)) == ['manifest.json']
+    assert json.loads(path.read_text()) == {'row_counts': {}}
