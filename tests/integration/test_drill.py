@@ -62,3 +62,11 @@ def test_drill_fails_when_verification_fails_and_says_so_in_the_evidence(server,
         assert failed["failed"] and "FAILED at" in failed["msg"]
     finally:
         server.drop_db("drill_fails")
+
+
+def test_drill_refuses_a_production_host(server, ansible, tmp_path):
+    play = run_drill(ansible, server, "drill_prod", tmp_path / "evidence", lifeboat_production=True)
+    assert play.rc != 0
+    refused = play.result("lifeboat_drill : Refuse to drill on a production host")
+    assert "is marked lifeboat_production" in refused["msg"]
+    assert not server.exists("drill_prod")
