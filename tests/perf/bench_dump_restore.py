@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Benchmark: lifeboat.db.dump / restore next to raw pg_dump / pg_restore on the same data.
+
+    .venv/bin/python tests/perf/bench_dump_restore.py [--scale 20000] [--jobs 2]
+
+Starts its own embedded server ('perf'), loads the sample dataset (about 18 rows per customer),
+then times, in one run: raw pg_dump -Fc, lifeboat.db.dump through ansible-playbook, raw pg_restore
+into a new database, and lifeboat.db.restore (mode new). lifeboat's figures include what raw
+tools do not: the exact row counts, sha256, the manifest, fsyncs, verification before restore and
+ANALYZE after, plus ansible-playbook's own start-up. Compare ratios, not absolute times.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def pgserver(*args):
+    subprocess.run([sys.executable, str(PROJECT / "scripts" / "pgserver.py"), *args], check=True,
+                   capture_output=True)
+
+
+def timed(argv, env=None):
+    start = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True, env=env, cwd=PROJECT)
+    return time.monotonic() - start
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=int, default=20000)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+
+    pgserver("start", "--name", "perf")
+    facts = json.loads((PROJECT / ".lifeboat/servers/perf/server.json").read_text())
+    work = Path(tempfile.mkdtemp(prefix="lifeboat-perf-"))
+    env = dict(os.environ, PGHOST=facts["host"], PGPORT=str(facts["port"]), PGUSER=facts["user"],
+               PGPASSWORD=facts["password"], ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    inventory = work / "inventory.json"
+    fd = os.open(inventory, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"all": {"hosts": {"perf": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "lifeboat_connection": {"login_host": facts["host"], "port": facts["port"],
+                                    "login_user": facts["user"], "login_password": facts["password"]}}}}}, out)
+
+    def play(name, task):
+        path = work / f"{name}.json"
+        path.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
+                                     "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
+                                     "tasks": [task]}]))
+        return timed([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], env)
+
+    psql = [f"{facts['bin_dir']}/psql", "-q", "-d", "postgres", "-c"]
+    for db in ("bench", "bench_raw", "bench_lb"):
+        subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db}"], check=True, env=env, capture_output=True)
+    print(f"loading sample data, scale {args.scale} ...", flush=True)
+    play("load", {"lifeboat.db.sample_data": {"db": "bench", "scale": args.scale}})
+    size = subprocess.run(psql + ["SELECT pg_size_pretty(pg_database_size('bench'))"], env=env, check=True,
+                          capture_output=True, text=True)
+    subprocess.run([*psql[:-1], "-t", "-c", "SELECT 1"], env=env, check=True, capture_output=True)
+
+    pg_dump, pg_restore = f"{facts['bin_dir']}/pg_dump", f"{facts['bin_dir']}/pg_restore"
+    raw_file = work / "raw.dump"
+    rows = {}
+    rows["dump"] = (timed([pg_dump, "-Fc", "-Z6", "-f", str(raw_file), "bench"], env),
+                    play("dump", {"lifeboat.db.dump": {"db": "bench", "repository": str(work / "repo")}}))
+    subprocess.run(psql + ["CREATE DATABASE bench_raw"], check=True, env=env, capture_output=True)
+    rows["restore"] = (timed([pg_restore, f"-j{args.jobs}", "--no-owner", "--no-acl", "-d", "bench_raw",
+                              str(raw_file)], env),
+                       play("restore", {"lifeboat.db.restore": {"db": "bench_lb", "backup_db": "bench",
+                                                                "repository": str(work / "repo"), "mode": "new",
+                                                                "jobs": args.jobs}}))
+    baseline = play("noop", {"ansible.builtin.ping": {}})
+
+    print(f"\ndatabase size: {size.stdout.splitlines()[2].strip() if len(size.stdout.splitlines()) > 2 else '?'}"
+          f", dump file {raw_file.stat().st_size / 1e6:.1f} MB, pg tools {facts['version']}")
+    print(f"ansible-playbook start-up (a play with one ping): {baseline:.2f} s\n")
+    print(f"{'operation':<10} {'raw tool s':>11} {'lifeboat s':>11} {'lifeboat - startup':>19} {'ratio':>7}")
+    for name, (raw, lb) in rows.items():
+        print(f"{name:<10} {raw:>11.2f} {lb:>11.2f} {lb - baseline:>19.2f} {(lb - baseline) / raw:>7.2f}")
+    for db in ("bench_raw", "bench_lb"):
+        subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db}"], check=True, env=env, capture_output=True)
+    pgserver("stop", "--name", "perf")
+
+
+if __name__ == "__main__":
+    main()
