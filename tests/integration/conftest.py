@@ -150,3 +150,8 @@ def sample_db(server, ansible, request):
     assert result.get("changed"), result
     yield db
     server.drop_db(db)
+
+
+def backup_sets(directory):
+    """Names in a repository's database folder that are backup sets (not .lock, .partial-, ...)."""
+    return [name for name in os.listdir(directory) if not name.startswith(".")]

@@ -2,6 +2,8 @@
 import hashlib
 import json
 import os
+
+from conftest import backup_sets
 import stat
 
 
@@ -29,7 +31,7 @@ def test_dump_writes_a_complete_backup_set(server, ansible, sample_db):
     assert stat.S_IMODE(dump_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((backup_dir / "manifest.json").stat().st_mode) == 0o600
     assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
-    assert sorted(os.listdir(ansible.repository / sample_db)) == [result["backup_id"]]
+    assert sorted(backup_sets(ansible.repository / sample_db)) == [result["backup_id"]]
 
 
 def test_row_counts_come_from_the_dumped_snapshot(server, ansible, sample_db):
@@ -56,15 +58,15 @@ def test_check_mode_reports_the_backup_and_takes_none(ansible, sample_db):
 def test_keep_last_deletes_old_generations_but_never_the_newest(ansible, sample_db):
     ids = [ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=2)["backup_id"]
            for _ in range(3)]
-    assert sorted(os.listdir(ansible.repository / sample_db)) == sorted(ids[1:])
+    assert sorted(backup_sets(ansible.repository / sample_db)) == sorted(ids[1:])
 
     planned = ansible.module("dump", check=True, db=sample_db, repository=str(ansible.repository), keep_last=1)
     assert planned["deleted"] == [ids[2], ids[1]]
-    assert sorted(os.listdir(ansible.repository / sample_db)) == sorted(ids[1:])
+    assert sorted(backup_sets(ansible.repository / sample_db)) == sorted(ids[1:])
 
     last = ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=1)
     assert last["deleted"] == [ids[2], ids[1]]
-    assert os.listdir(ansible.repository / sample_db) == [last["backup_id"]]
+    assert backup_sets(ansible.repository / sample_db) == [last["backup_id"]]
 
 
 def test_keep_last_zero_is_refused_before_anything_is_written(ansible, sample_db):
@@ -78,4 +80,4 @@ def test_pre_restore_backups_are_not_counted_by_full_retention(ansible, sample_d
     first = ansible.module("dump", db=sample_db, repository=str(ansible.repository), kind="pre-restore")
     second = ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=1)
     assert second["deleted"] == []
-    assert sorted(os.listdir(ansible.repository / sample_db)) == sorted([first["backup_id"], second["backup_id"]])
+    assert sorted(backup_sets(ansible.repository / sample_db)) == sorted([first["backup_id"], second["backup_id"]])

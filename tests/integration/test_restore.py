@@ -1,6 +1,8 @@
 """lifeboat.db.restore against a real server, including the paths that must lose nothing."""
 import os
 
+from conftest import backup_sets
+
 TABLES = ("customers", "products", "orders", "order_items", "events")
 
 
@@ -54,7 +56,7 @@ def test_check_mode_verifies_and_changes_nothing(server, ansible, sample_db):
     assert result["changed"] is True and not result["failed"], result
     assert any(a.startswith("Would drop database") for a in result["actions"])
     assert server.count(sample_db, "lifeboat_sample.events") == 0
-    assert len(os.listdir(ansible.repository / sample_db)) == 1  # no safety backup either
+    assert len(backup_sets(ansible.repository / sample_db)) == 1  # no safety backup either
 
 
 def test_corrupted_dump_is_refused_and_the_target_untouched(server, ansible, sample_db):
@@ -71,7 +73,7 @@ def test_corrupted_dump_is_refused_and_the_target_untouched(server, ansible, sam
     assert f"backup {backup['backup_id']} is damaged: sha256 of {sample_db}.dump" in result["msg"]
     assert "\n" not in result["msg"]
     assert counts(server, sample_db) == before
-    assert os.listdir(ansible.repository / sample_db) == [backup["backup_id"]]  # not even a safety backup
+    assert backup_sets(ansible.repository / sample_db) == [backup["backup_id"]]  # not even a safety backup
 
 
 def test_failed_replace_half_way_puts_the_database_back(server, ansible, sample_db):

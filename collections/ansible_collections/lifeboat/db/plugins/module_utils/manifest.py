@@ -29,9 +29,21 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def describe_files(directory, names):
+def walk_files(directory):
+    """Relative paths of every file below directory, sorted (a directory-format dump is a tree)."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in files:
+            found.append(os.path.relpath(os.path.join(root, name), directory))
+    return sorted(found)
+
+
+def describe_files(directory, names, known=None):
+    """[{name, size, sha256}]; `known` maps names to sha256 already computed while writing."""
+    known = known or {}
     return [dict(name=name, size=os.path.getsize(os.path.join(directory, name)),
-                 sha256=sha256_of(os.path.join(directory, name))) for name in names]
+                 sha256=known.get(name) or sha256_of(os.path.join(directory, name))) for name in names]
 
 
 def write_json_atomic(path, data, mode=0o600):

@@ -13,15 +13,21 @@ __metaclass__ = type
 import binascii
 import datetime
 import errno
+import fcntl
+import json
 import os
 import shutil
+import socket
+import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
-    MANIFEST_NAME, fsync_dir, read_manifest, write_json_atomic)
+    MANIFEST_NAME, fsync_dir, read_manifest, walk_files, write_json_atomic)
 
 PARTIAL_PREFIX = '.partial-'
 DELETING_PREFIX = '.deleting-'
+LOCK_NAME = '.lock'
+VERIFICATION_NAME = 'verification.json'
 
 
 def utc_now():
@@ -41,12 +47,27 @@ def new_backup_id(moment):
     return '%s-%s' % (moment.strftime('%Y%m%dT%H%M%SZ'), binascii.hexlify(os.urandom(3)).decode())
 
 
+def validate_retention(keep_last, keep_days):
+    if keep_last is not None and keep_last < 1:
+        raise LifeboatError('keep_last must be at least 1: lifeboat never deletes the newest backup')
+    if keep_days is not None and keep_days <= 0:
+        raise LifeboatError('keep_days must be more than 0, got %s' % keep_days)
+
+
 class Backup(object):
     def __init__(self, path, manifest):
         self.path = path
         self.manifest = manifest
         self.backup_id = manifest['backup_id']
         self.kind = manifest.get('kind', 'full')
+        self.verification = _read_verification(path)
+
+    @property
+    def verified(self):
+        """Checked when written (manifest.verified_at) and not failed a later verification."""
+        if self.verification is not None:
+            return self.verification.get('status') == 'passed'
+        return bool(self.manifest.get('verified_at'))
 
     def summary(self):
         m = self.manifest
@@ -78,7 +99,10 @@ class Repository(object):
 
     def commit(self, database, staging, manifest):
         """Write the manifest last, then rename the staging folder into place."""
-        for name in os.listdir(staging):
+        for root, dirs, dummy in os.walk(staging):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o700)
+        for name in walk_files(staging):
             path = os.path.join(staging, name)
             os.chmod(path, 0o600)
             fd = os.open(path, os.O_RDONLY)
@@ -135,17 +159,117 @@ class Repository(object):
         raise LifeboatError('backup %r of database %r not found in repository %s (newest: %s); '
                             'use latest or one of the listed ids' % (reference, database, self.root, known))
 
-    def retention_plan(self, database, kind, keep_last, incoming=0):
-        """Backups of `kind` beyond the newest `keep_last`, counting `incoming` sets about to be
-        added (check mode). The newest backup is never in the plan."""
-        if keep_last is None:
+    def retention_plan(self, database, kind, keep_last=None, keep_days=None, incoming=0, now=None):
+        """Backups of `kind` that retention deletes.
+
+        A backup is kept when it is among the newest `keep_last` (counting `incoming` sets about to
+        be added, for check mode) or younger than `keep_days`; with both unset nothing is deleted.
+        The newest verified backup is always kept, whatever the rules say.
+        """
+        validate_retention(keep_last, keep_days)
+        if keep_last is None and keep_days is None:
             return []
-        if keep_last < 1:
-            raise LifeboatError('keep_last must be at least 1: lifeboat never deletes the newest backup')
-        return self.backups(database, kind=kind)[max(keep_last - incoming, 0):]
+        candidates = self.backups(database, kind=kind)
+        now = now or utc_now()
+        keep = set()
+        if keep_last is not None:
+            keep.update(b.backup_id for b in candidates[:max(keep_last - incoming, 0)])
+        if keep_days is not None:
+            horizon = now - datetime.timedelta(days=keep_days)
+            keep.update(b.backup_id for b in candidates if parse_iso(b.manifest['started_at']) >= horizon)
+        verified = [b for b in candidates if b.verified]
+        if verified and not incoming:
+            keep.add(verified[0].backup_id)
+        elif candidates and not incoming:
+            keep.add(candidates[0].backup_id)
+        return [b for b in candidates if b.backup_id not in keep]
+
+    def remove_leftovers(self, database):
+        """Remove what interrupted runs left behind. Only call while holding the lock: then no
+        other run can be writing a .partial- set or deleting a .deleting- one."""
+        directory = self.database_dir(database)
+        removed = []
+        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            if name.startswith(PARTIAL_PREFIX) or name.startswith(DELETING_PREFIX):
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+                removed.append(name)
+        return removed
+
+    def lock(self, database, timeout, purpose):
+        return RepositoryLock(self, database, timeout, purpose)
 
     def delete(self, backup):
         parent, name = os.path.split(backup.path)
         doomed = os.path.join(parent, DELETING_PREFIX + name)
         os.rename(backup.path, doomed)
         shutil.rmtree(doomed)
+
+
+def _read_verification(path):
+    try:
+        with open(os.path.join(path, VERIFICATION_NAME)) as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+class RepositoryLock(object):
+    """One writer per database in a repository, with flock(2) on `<db>/.lock`.
+
+    The kernel releases the lock when its holder dies, so a lock left by a killed run is taken
+    over without guessing whether a pid is still alive. The file names the holder for others.
+    """
+
+    def __init__(self, repository, database, timeout, purpose):
+        self.repository = repository
+        self.database = database
+        self.timeout = timeout
+        self.purpose = purpose
+        self.path = os.path.join(repository.database_dir(database), LOCK_NAME)
+        self.fd = None
+        self.waited = 0.0
+
+    def __enter__(self):
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise LifeboatError('cannot write to repository %s: %s; choose a repository path on a writable '
+                                'filesystem the module user can write to' % (self.repository.root, exc.strerror or exc))
+        start = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() - start >= self.timeout:
+                    holder = self._holder()
+                    os.close(self.fd)
+                    self.fd = None
+                    raise LifeboatError(
+                        'database %r in repository %s is locked by %s (pid %s on %s, since %s) and lock_timeout '
+                        '(%ss) ran out; wait for it to finish or raise lock_timeout'
+                        % (self.database, self.repository.root, holder.get('purpose', 'another run'),
+                           holder.get('pid', '?'), holder.get('host', '?'), holder.get('since', '?'), self.timeout))
+                time.sleep(0.2)
+        self.waited = round(time.monotonic() - start, 3)
+        holder = json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), since=iso(utc_now()),
+                                 purpose=self.purpose)).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, holder, 0)
+        return self
+
+    def _holder(self):
+        try:
+            return json.loads(os.pread(self.fd, 4096, 0).decode() or '{}')
+        except ValueError:
+            return {}
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

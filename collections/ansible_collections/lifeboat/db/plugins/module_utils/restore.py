@@ -11,14 +11,16 @@ the restore then fails it puts that safety backup back, so a failed replace lose
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import gzip
 import os
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, dump_file_name, take_backup
+from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, archive_path, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, database_exists, first_line, psycopg, server_major, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import verify_files
+from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 MODES = ('new', 'replace')
@@ -50,16 +52,23 @@ def restore(ctx, request):
     manifest = backup.manifest
     verified = verify_files(backup.path, manifest)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
-    archive = os.path.join(backup.path, dump_file_name(manifest['database']))
+    archive = archive_path(backup)
+    plain = manifest.get('format') == 'plain'
+    if plain and manifest['compression']['method'] not in ('gzip', 'none'):
+        raise LifeboatError('backup %s is a plain dump compressed with %s, which lifeboat cannot feed to psql; '
+                            'decompress it by hand or use custom or directory format backups'
+                            % (backup.backup_id, manifest['compression']['method']))
 
     conn = ctx.options.connect(request.maintenance_db)
     try:
         dump_major = int(manifest['pg_dump_version'].split('.')[0])
         needed = max(server_major(conn), dump_major)
-        pg_restore = ctx.finder.find('pg_restore', needed, 'the server is PostgreSQL %s and the backup was written by '
-                                     'pg_dump %s' % (server_version_string(conn), manifest['pg_dump_version']))
-        run_tool(ctx.run_command, [pg_restore.path, '--list', archive], None,
-                 'reading the table of contents of backup %s' % backup.backup_id)
+        why = 'the server is PostgreSQL %s and the backup was written by pg_dump %s' % (
+            server_version_string(conn), manifest['pg_dump_version'])
+        pg_restore = ctx.finder.find('psql' if plain else 'pg_restore', needed, why)
+        if not plain:
+            run_tool(ctx.run_command, [pg_restore.path, '--list', archive], None,
+                     'reading the table of contents of backup %s' % backup.backup_id)
         exists = database_exists(conn, request.target_db)
         if request.mode == 'new' and exists:
             raise LifeboatError('database %r already exists and mode=new never overwrites; choose another db or use '
@@ -82,10 +91,10 @@ def restore(ctx, request):
         step = time.monotonic()
         try:
             _recreate(conn, request.target_db, manifest, owner, drop=exists)
-            _pg_restore(ctx, pg_restore, archive, request)
+            _pg_restore(ctx, pg_restore, archive, request, manifest)
         except (LifeboatError, psycopg.Error) as exc:
             reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
-            raise _after_failure(ctx, conn, pg_restore, request, owner, safety, reason)
+            raise _after_failure(ctx, conn, request, owner, safety, reason)
         actions.append('%s database %r' % ('Dropped and recreated' if exists else 'Created', request.target_db))
         timings['restore_seconds'] = round(time.monotonic() - step, 3)
         actions.append('Restored backup %s into database %r with %s %s' % (backup.backup_id, request.target_db,
@@ -133,8 +142,17 @@ def _recreate(conn, dbname, manifest, owner, drop):
     conn.execute(statement)
 
 
-def _pg_restore(ctx, pg_restore, archive, request):
-    argv = [pg_restore.path, '--no-password', '--exit-on-error', '--dbname=%s' % request.target_db,
+def _pg_restore(ctx, tool, archive, request, manifest):
+    """pg_restore a custom or directory archive, or feed a plain dump to psql."""
+    if manifest.get('format') == 'plain':
+        argv = [tool.path, '--no-password', '--quiet', '--no-psqlrc', '--set=ON_ERROR_STOP=1', '--single-transaction',
+                '--dbname=%s' % request.target_db]
+        decompress = gzip.open if manifest['compression']['method'] == 'gzip' else None
+        with PassFile(ctx.options, ctx.tmpdir) as passfile:
+            env = ctx.options.tool_environment(request.target_db, passfile)
+            stream_from_file(argv, env, archive, 'psql into database %r' % request.target_db, decompress)
+        return
+    argv = [tool.path, '--no-password', '--exit-on-error', '--dbname=%s' % request.target_db,
             '--jobs=%d' % request.jobs]
     if request.no_owner:
         argv.append('--no-owner')
@@ -146,7 +164,7 @@ def _pg_restore(ctx, pg_restore, archive, request):
         run_tool(ctx.run_command, argv, env, 'pg_restore into database %r' % request.target_db)
 
 
-def _after_failure(ctx, conn, pg_restore, request, owner, safety, reason):
+def _after_failure(ctx, conn, request, owner, safety, reason):
     """Undo a failed restore: drop what we created, or put the safety backup back."""
     if safety is None:
         conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(request.target_db)))
@@ -155,7 +173,10 @@ def _after_failure(ctx, conn, pg_restore, request, owner, safety, reason):
         _recreate(conn, request.target_db, safety['manifest'], owner, drop=True)
         rollback = RestoreRequest(request.target_db, safety['backup_id'], request.target_db, 'replace',
                                   jobs=request.jobs, no_owner=False, no_acl=False)
-        _pg_restore(ctx, pg_restore, os.path.join(safety['backup_path'], dump_file_name(request.target_db)), rollback)
+        safety_archive = os.path.join(safety['backup_path'], safety['manifest']['archive'])
+        dump_major = int(safety['manifest']['pg_dump_version'].split('.')[0])
+        tool = ctx.finder.find('pg_restore', dump_major, 'putting back safety backup %s' % safety['backup_id'])
+        _pg_restore(ctx, tool, safety_archive, rollback, safety['manifest'])
     except LifeboatError as second:
         return LifeboatError('%s; putting back the previous contents also failed (%s): restore safety backup %s '
                              'by hand' % (reason, second.msg, safety['backup_id']),

@@ -99,14 +99,16 @@ class ToolFinder(object):
             'client tools or set pg_bin_dir' % (name, name, min_major, why, seen, where, min_major))
 
 
+def last_error_line(text, fallback):
+    """The line of a tool's output worth quoting: its first 'error:' line, else its last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if 'error:' in line.lower()]
+    return errors[0] if errors else (lines[-1] if lines else fallback)
+
+
 def run_tool(run_command, argv, env, what):
-    """Run a client tool; a failure becomes a LifeboatError quoting its last error line."""
+    """Run a client tool; a failure becomes a LifeboatError quoting its error line."""
     rc, out, err = run_command(argv, environ_update=env)
     if rc != 0:
-        lines = [line.strip() for line in (err or out or '').splitlines() if line.strip()]
-        detail = lines[-1] if lines else 'exit code %d' % rc
-        errors = [line for line in lines if 'error:' in line.lower()]
-        if errors:
-            detail = errors[0]
-        raise LifeboatError('%s failed: %s' % (what, detail))
+        raise LifeboatError('%s failed: %s' % (what, last_error_line(err or out or '', 'exit code %d' % rc)))
     return out

@@ -10,14 +10,18 @@ module: dump
 short_description: Back up a PostgreSQL database into a lifeboat backup repository
 version_added: 0.1.0
 description:
-  - Runs C(pg_dump) in custom format into C(<repository>/<db>/<backup_id>/) on the target host.
+  - Runs C(pg_dump) (custom, directory or plain format) into C(<repository>/<db>/<backup_id>/) on the target host.
   - The set is built under a temporary name; its C(manifest.json) (versions, file sizes, sha256,
     exact per-table row counts, start and end times) is written last and the folder renamed into
     place, so an interrupted run never leaves anything that looks like a backup.
   - Row counts are taken in the same snapshot C(pg_dump) reads, so they match the dump exactly.
   - Files are created with mode C(0600), folders C(0700).
-  - With O(keep_last), older backups of the same kind are deleted after the new one is complete;
-    the newest backup is never deleted.
+  - A custom or directory archive is read back with C(pg_restore --list) before it becomes a backup;
+    a plain dump is hashed while it is written.
+  - One run at a time per database and repository - a second run waits up to O(lock_timeout) and then
+    fails naming the holder. What a killed run left behind is removed by the next one.
+  - With O(keep_last) and/or O(keep_days), older backups of the same kind are deleted after the new
+    one is complete; the newest verified backup is never deleted.
 extends_documentation_fragment:
   - lifeboat.db.connection
 options:
@@ -30,15 +34,63 @@ options:
       - Label of the backup set, recorded in the manifest. Retention counts backups of one kind only.
     type: str
     default: full
+  format:
+    description:
+      - C(custom) - one archive file, restorable in parallel and selectively.
+      - C(directory) - one file per table, dumped in parallel with O(jobs).
+      - C(plain) - an SQL script, compressed with O(compress_method).
+    type: str
+    default: custom
+    choices: [custom, directory, plain]
   compress:
-    description: pg_dump compression level (0 = none, 9 = smallest).
+    description: Compression level (0 = none; gzip up to 9, lz4 up to 12, zstd up to 22).
     type: int
     default: 6
+  compress_method:
+    description: Compression method. C(lz4) and C(zstd) need pg_dump 16 or newer.
+    type: str
+    default: gzip
+    choices: [gzip, lz4, zstd, none]
+  jobs:
+    description: Parallel pg_dump jobs; more than 1 needs O(format=directory).
+    type: int
+    default: 1
+  tables:
+    description:
+      - Dump only these tables (pg_dump C(--table) patterns, best schema-qualified, e.g. C(public.orders)).
+      - A pattern that matches nothing is an error.
+    type: list
+    elements: str
+  exclude_tables:
+    description: Leave out these tables (pg_dump C(--exclude-table) patterns).
+    type: list
+    elements: str
+  schemas:
+    description: Dump only these schemas (pg_dump C(--schema) patterns).
+    type: list
+    elements: str
+  exclude_schemas:
+    description: Leave out these schemas (pg_dump C(--exclude-schema) patterns).
+    type: list
+    elements: str
+  globals:
+    description:
+      - Add roles and tablespaces (C(pg_dumpall --globals-only)) to the set as C(globals.sql).
+      - Role password hashes are secrets - the file is C(0600) and marked C(secret) in the manifest.
+    type: bool
+    default: false
   keep_last:
     description:
-      - Keep this many newest backups of O(kind) for O(db) and delete the older ones. Must be at
-        least 1. Unset keeps everything.
+      - Keep this many newest backups of O(kind) for O(db). Must be at least 1.
+      - With O(keep_days) too, a backup is kept when either rule keeps it. With neither, nothing is deleted.
     type: int
+  keep_days:
+    description: Keep backups of O(kind) younger than this many days (may be fractional).
+    type: float
+  lock_timeout:
+    description: Seconds to wait for another run on the same database and repository to finish.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -61,6 +113,17 @@ EXAMPLES = r'''
     repository: /var/backups/lifeboat
     keep_last: 30
   register: backup
+
+- name: Seed 002's explicit table list, in parallel, zstd-compressed (pg_dump 16+)
+  lifeboat.db.dump:
+    db: app
+    repository: /var/backups/lifeboat
+    format: directory
+    jobs: 4
+    compress_method: zstd
+    compress: 3
+    tables: [public.organizations, public.members, public.policy_violations]
+    keep_days: 30
 
 - name: Show where it went
   ansible.builtin.debug:
@@ -108,6 +171,10 @@ pg_dump:
   description: The pg_dump used (name, path, version).
   returned: always
   type: dict
+lock_waited_seconds:
+  description: Seconds spent waiting for the repository lock.
+  returned: success and not check mode
+  type: float
 actions:
   description: What the task did (or would do), in plain sentences.
   returned: always
@@ -123,6 +190,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import FORMATS, METHODS, DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
 
@@ -132,8 +200,18 @@ def argument_spec():
     spec.update(
         repository=dict(type='path', required=True),
         kind=dict(type='str', default='full'),
+        format=dict(type='str', default='custom', choices=list(FORMATS)),
         compress=dict(type='int', default=6),
+        compress_method=dict(type='str', default='gzip', choices=list(METHODS)),
+        jobs=dict(type='int', default=1),
+        tables=dict(type='list', elements='str'),
+        exclude_tables=dict(type='list', elements='str'),
+        schemas=dict(type='list', elements='str'),
+        exclude_schemas=dict(type='list', elements='str'),
+        globals=dict(type='bool', default=False),
         keep_last=dict(type='int'),
+        keep_days=dict(type='float'),
+        lock_timeout=dict(type='int', default=0),
     )
     return spec
 
@@ -142,10 +220,13 @@ def dump(ctx):
     params = ctx.params
     if not params['db']:
         raise LifeboatError('db is required: name the database to back up')
-    if not 0 <= params['compress'] <= 9:
-        raise LifeboatError('compress must be between 0 and 9, got %d' % params['compress'])
-    request = BackupRequest(params['db'], kind=params['kind'], compress=params['compress'],
-                            keep_last=params['keep_last'])
+    options = DumpOptions(format=params['format'], compress=params['compress'],
+                          compress_method=params['compress_method'], jobs=params['jobs'], tables=params['tables'],
+                          exclude_tables=params['exclude_tables'], schemas=params['schemas'],
+                          exclude_schemas=params['exclude_schemas'])
+    request = BackupRequest(params['db'], kind=params['kind'], options=options, keep_last=params['keep_last'],
+                            keep_days=params['keep_days'], with_globals=params['globals'],
+                            lock_timeout=params['lock_timeout'])
     return take_backup(ctx, request)
 
 

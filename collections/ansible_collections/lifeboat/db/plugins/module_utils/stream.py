@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running a client tool whose output we write ourselves, hashing it on the way.
+
+module.run_command collects output in memory, which a multi-gigabyte dump cannot afford; here the
+tool's stdout goes through a fixed-size buffer into the file and into sha256 at once, so the
+checksum costs no second read. Still an argument list, never a shell.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import os
+import subprocess
+import tempfile
+
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.tools import last_error_line
+
+CHUNK = 1024 * 1024
+
+
+def stream_to_file(argv, env, path, what, progress=None):
+    """Run argv, write its stdout to `path` (created 0600, must not exist); return the sha256."""
+    digest = hashlib.sha256()
+    environ = dict(os.environ, **env)
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=environ, close_fds=True)
+        except OSError as exc:
+            raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+        written = 0
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, 'wb') as out:
+                for block in iter(lambda: proc.stdout.read(CHUNK), b''):
+                    out.write(block)
+                    digest.update(block)
+                    written += len(block)
+                    if progress:
+                        progress(written)
+                out.flush()
+                os.fsync(out.fileno())
+        except (IOError, OSError) as exc:
+            proc.kill()
+            proc.wait()
+            raise LifeboatError('%s could not be written to %s: %s' % (what, path, exc.strerror or exc))
+        finally:
+            proc.stdout.close()
+        rc = proc.wait()
+        if rc != 0:
+            errors.seek(0)
+            detail = last_error_line(errors.read().decode('utf-8', 'replace'), 'exit code %d' % rc)
+            raise LifeboatError('%s failed: %s' % (what, detail))
+    return digest.hexdigest()
+
+
+def stream_from_file(argv, env, path, what, decompress=None):
+    """Run argv feeding `path` (decompressed by `decompress`, a file-like opener) to its stdin."""
+    environ = dict(os.environ, **env)
+    opener = decompress or open
+    with tempfile.TemporaryFile() as output:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT,
+                                    env=environ, close_fds=True)
+        except OSError as exc:
+            raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+        try:
+            with opener(path, 'rb') as source:
+                for block in iter(lambda: source.read(CHUNK), b''):
+                    proc.stdin.write(block)
+        except (IOError, OSError) as exc:
+            # psql stopped reading (ON_ERROR_STOP): its own message below says why.
+            if proc.poll() is None:
+                proc.kill()
+        finally:
+            try:
+                proc.stdin.close()
+            except (IOError, OSError):
+                pass
+        rc = proc.wait()
+        if rc != 0:
+            output.seek(0)
+            raise LifeboatError('%s failed: %s' % (what, last_error_line(output.read().decode('utf-8', 'replace'),
+                                                                        'exit code %d' % rc)))
