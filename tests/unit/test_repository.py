@@ -174,3 +174,43 @@ def test_manifest_without_backup_id_is_a_lifeboat_error(repo):
         json.dump(dict(kind='baseline', row_counts={'public.t': 1}), handle)
     with pytest.raises(LifeboatError):
         repo.resolve('app', 'latest')
+
+
+def mark_verified(path, status=None):
+    """Sets made by take() carry no verified_at; give them one, or a verification record."""
+    manifest_path = os.path.join(path, 'manifest.json')
+    with open(manifest_path) as handle:
+        manifest = json.load(handle)
+    manifest['verified_at'] = manifest['finished_at']
+    with open(manifest_path, 'w') as handle:
+        json.dump(manifest, handle)
+    if status:
+        with open(os.path.join(path, 'verification.json'), 'w') as handle:
+            json.dump(dict(status=status), handle)
+
+
+def test_keep_days_keeps_recent_sets_and_either_rule_keeps(repo):
+    paths = [take(repo, minutes=m) for m in (0, 60, 120)]
+    for path in paths:
+        mark_verified(path)
+    now = T0 + datetime.timedelta(minutes=150)
+    ids = [os.path.basename(p) for p in paths]
+    # 1 hour = 1/24 day: only the 120-minute set is younger.
+    assert [b.backup_id for b in repo.retention_plan('app', 'full', keep_days=1 / 24.0, now=now)] == [ids[1], ids[0]]
+    # keep_last=2 keeps the 60-minute one as well: a set is kept when either rule keeps it.
+    assert [b.backup_id for b in repo.retention_plan('app', 'full', keep_last=2, keep_days=1 / 24.0, now=now)] == [ids[0]]
+
+
+def test_the_newest_verified_set_is_kept_whatever_the_rules(repo):
+    good = take(repo, minutes=0)
+    mark_verified(good)
+    damaged = take(repo, minutes=60)
+    mark_verified(damaged, status='failed')
+    now = T0 + datetime.timedelta(days=10)
+    plan = [b.backup_id for b in repo.retention_plan('app', 'full', keep_days=1, now=now)]
+    assert plan == [os.path.basename(damaged)]  # the damaged newest goes, the good one stays
+
+
+def test_nonsensical_retention_is_refused(repo):
+    with pytest.raises(LifeboatError, match='keep_days must be more than 0'):
+        repo.retention_plan('app', 'full', keep_days=-1)

@@ -42,12 +42,6 @@ class BackupRequest(object):
         self.lock_timeout = lock_timeout
 
 
-def archive_path(backup):
-    """Where the archive of a backup set is (manifests of 0.1 had no `archive` key)."""
-    name = backup.manifest.get('archive') or '%s.dump' % backup.manifest['database']
-    return os.path.join(backup.path, name)
-
-
 def take_backup(ctx, request):
     """Dump `request.database` into the repository; returns the module result facts.
 

@@ -69,10 +69,15 @@ class Backup(object):
             return self.verification.get('status') == 'passed'
         return bool(self.manifest.get('verified_at'))
 
-    def summary(self):
+    def summary(self, now=None):
         m = self.manifest
-        return dict(backup_id=self.backup_id, kind=self.kind, path=self.path, database=m.get('database'),
-                    finished_at=m.get('finished_at'), size=sum(f['size'] for f in m.get('files', [])))
+        age = (now or utc_now()) - parse_iso(m['started_at'])
+        return dict(backup_id=self.backup_id, kind=self.kind, backup_path=self.path, database=m.get('database'),
+                    format=m.get('format', 'custom'), started_at=m.get('started_at'), finished_at=m.get('finished_at'),
+                    age_seconds=round(age.total_seconds(), 1), size=sum(f['size'] for f in m.get('files', [])),
+                    total_rows=m.get('total_rows'), verified=self.verified,
+                    verified_at=(self.verification or {}).get('verified_at') or m.get('verified_at'),
+                    verification=(self.verification or {}).get('status'), locations=['local'])
 
 
 class Repository(object):
@@ -119,6 +124,16 @@ class Repository(object):
     @staticmethod
     def abort(staging):
         shutil.rmtree(staging, ignore_errors=True)
+
+    def databases(self):
+        """Databases that have a folder in the repository."""
+        try:
+            return sorted(n for n in os.listdir(self.root)
+                          if not n.startswith('.') and os.path.isdir(os.path.join(self.root, n)))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise LifeboatError('repository %s does not exist; check the repository path' % self.root)
+            raise LifeboatError('cannot read repository %s: %s' % (self.root, exc.strerror))
 
     def backups(self, database, kind=None):
         """Complete backup sets of a database, newest first."""

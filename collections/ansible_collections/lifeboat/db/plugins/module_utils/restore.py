@@ -15,13 +15,13 @@ import gzip
 import os
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, archive_path, take_backup
+from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, database_exists, first_line, psycopg, server_major, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import verify_files
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
+from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
 
 MODES = ('new', 'replace')
 
@@ -50,7 +50,7 @@ def restore(ctx, request):
     clock = time.monotonic()
     backup = ctx.repository.resolve(request.backup_db, request.backup)
     manifest = backup.manifest
-    verified = verify_files(backup.path, manifest)
+    verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
     archive = archive_path(backup)
     plain = manifest.get('format') == 'plain'
@@ -61,14 +61,10 @@ def restore(ctx, request):
 
     conn = ctx.options.connect(request.maintenance_db)
     try:
-        dump_major = int(manifest['pg_dump_version'].split('.')[0])
-        needed = max(server_major(conn), dump_major)
+        needed = max(server_major(conn), dump_major(manifest))
         why = 'the server is PostgreSQL %s and the backup was written by pg_dump %s' % (
             server_version_string(conn), manifest['pg_dump_version'])
         pg_restore = ctx.finder.find('psql' if plain else 'pg_restore', needed, why)
-        if not plain:
-            run_tool(ctx.run_command, [pg_restore.path, '--list', archive], None,
-                     'reading the table of contents of backup %s' % backup.backup_id)
         exists = database_exists(conn, request.target_db)
         if request.mode == 'new' and exists:
             raise LifeboatError('database %r already exists and mode=new never overwrites; choose another db or use '
@@ -174,8 +170,8 @@ def _after_failure(ctx, conn, request, owner, safety, reason):
         rollback = RestoreRequest(request.target_db, safety['backup_id'], request.target_db, 'replace',
                                   jobs=request.jobs, no_owner=False, no_acl=False)
         safety_archive = os.path.join(safety['backup_path'], safety['manifest']['archive'])
-        dump_major = int(safety['manifest']['pg_dump_version'].split('.')[0])
-        tool = ctx.finder.find('pg_restore', dump_major, 'putting back safety backup %s' % safety['backup_id'])
+        tool = ctx.finder.find('pg_restore', dump_major(safety['manifest']),
+                               'putting back safety backup %s' % safety['backup_id'])
         _pg_restore(ctx, tool, safety_archive, rollback, safety['manifest'])
     except LifeboatError as second:
         return LifeboatError('%s; putting back the previous contents also failed (%s): restore safety backup %s '

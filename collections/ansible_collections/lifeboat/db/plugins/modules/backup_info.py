@@ -1,0 +1,168 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: backup_info
+short_description: List the backups in a lifeboat repository, and re-verify them
+version_added: 0.1.0
+description:
+  - Lists the complete backup sets of a repository on the target host, newest first - id, kind,
+    database, format, age, size, rows, whether and when it was verified, where it is.
+  - With O(verify=true), re-checks each listed set (every file's size and sha256 against the
+    manifest, and C(pg_restore --list) for custom and directory archives) and records the outcome
+    in the set's C(verification.json). A set that fails is no longer counted as verified, so
+    retention will not rely on it. The task fails when a set fails unless O(fail_on=never).
+  - Connects to no database; the connection options are accepted for C(module_defaults) but unused.
+extends_documentation_fragment:
+  - lifeboat.db.connection
+options:
+  repository:
+    description: Absolute path of the backup repository on the target host.
+    type: path
+    required: true
+  db:
+    description: Only backups of this database. Default is every database in the repository.
+    type: str
+    aliases: [login_db, database]
+  kind:
+    description: Only backups of this kind (C(full), C(pre-restore), ...).
+    type: str
+  backup:
+    description: Only this backup id (or C(latest)).
+    type: str
+  verify:
+    description: Re-verify the listed backups and record the result.
+    type: bool
+    default: false
+  fail_on:
+    description: C(error) fails the task when a verification fails; C(never) only reports.
+    type: str
+    default: error
+    choices: [error, never]
+attributes:
+  check_mode:
+    support: full
+    description: Listing and verifying run in check mode; the verification record is not written.
+  diff_mode:
+    support: none
+author:
+  - lifeboat developers
+'''
+
+EXAMPLES = r'''
+- name: What backups do we have?
+  lifeboat.db.backup_info:
+    repository: /var/backups/lifeboat
+    db: app
+  register: inventory
+
+- name: Weekly proof that the backups still read back
+  lifeboat.db.backup_info:
+    repository: /var/backups/lifeboat
+    verify: true
+'''
+
+RETURN = r'''
+backups:
+  description: Backup sets, newest first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - backup_id: 20261123T020000Z-a1b2c3
+      database: app
+      kind: full
+      format: custom
+      age_seconds: 3600.0
+      size: 1048576
+      total_rows: 120000
+      verified: true
+      verified_at: "2026-11-23T02:00:41.120000Z"
+      verification: passed
+      locations: [local]
+count:
+  description: Number of backup sets listed.
+  returned: always
+  type: int
+verified:
+  description: Outcome of each verification, by backup id (status, verified_at, detail).
+  returned: when verify is true
+  type: dict
+actions:
+  description: What the task did, in plain sentences.
+  returned: always
+  type: list
+  elements: str
+timing:
+  description: Start and end of the task (ISO 8601 and epoch seconds) and its duration in seconds.
+  returned: always
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.verification import verify_and_record
+
+
+def argument_spec():
+    spec = connection_argument_spec()
+    spec.update(
+        repository=dict(type='path', required=True),
+        kind=dict(type='str'),
+        backup=dict(type='str'),
+        verify=dict(type='bool', default=False),
+        fail_on=dict(type='str', default='error', choices=['error', 'never']),
+    )
+    return spec
+
+
+def selected(ctx):
+    p = ctx.params
+    databases = [p['db']] if p['db'] else ctx.repository.databases()
+    found = [b for db in databases for b in ctx.repository.backups(db, kind=p['kind'])]
+    found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
+    if p['backup'] == 'latest':
+        found = found[:1]
+    elif p['backup']:
+        found = [b for b in found if b.backup_id == p['backup']]
+        if not found:
+            raise LifeboatError('backup %r not found in repository %s' % (p['backup'], ctx.repository.root))
+    return found
+
+
+def run(ctx):
+    backups = selected(ctx)
+    result = dict(changed=False, count=len(backups),
+                  actions=['Listed %d backup set(s) in %s' % (len(backups), ctx.repository.root)])
+    failed = []
+    if ctx.params['verify']:
+        records = {}
+        for backup in backups:
+            records[backup.backup_id] = verify_and_record(ctx, backup)
+            backup.verification = records[backup.backup_id]
+        result['verified'] = records
+        result['changed'] = bool(backups) and not ctx.check_mode
+        failed = ['%s (%s)' % (b, r['detail']) for b, r in records.items() if r['status'] != 'passed']
+        result['actions'].append('Verified %d backup set(s): %d passed, %d failed'
+                                 % (len(records), len(records) - len(failed), len(failed)))
+    result['backups'] = [b.summary() for b in backups]
+    if failed and ctx.params['fail_on'] == 'error':
+        raise LifeboatError('%d backup set(s) failed verification: %s' % (len(failed), '; '.join(failed)),
+                            **dict((k, v) for k, v in result.items() if k != 'changed'))
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    run_module(module, run)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,47 @@
+"""lifeboat.db.backup_info: listing and re-verification, and what retention makes of it."""
+import json
+
+
+def test_lists_backups_newest_first_across_databases(server, ansible, sample_db):
+    first = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    second = ansible.module("dump", db=sample_db, repository=str(ansible.repository), format="plain")
+    other = ansible.module("dump", db="postgres", repository=str(ansible.repository))
+    listed = ansible.module("backup_info", repository=str(ansible.repository))
+    assert listed["changed"] is False and listed["count"] == 3
+    assert [b["backup_id"] for b in listed["backups"]] == [other["backup_id"], second["backup_id"], first["backup_id"]]
+    newest_of_db = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db, backup="latest")
+    entry = newest_of_db["backups"][0]
+    assert entry["backup_id"] == second["backup_id"] and entry["format"] == "plain" and entry["verified"] is True
+    assert entry["size"] == second["size"] and entry["total_rows"] == 3620 and entry["locations"] == ["local"]
+    assert 0 <= entry["age_seconds"] < 600
+
+
+def test_verify_records_damage_and_retention_keeps_the_newest_verified(server, ansible, sample_db):
+    good = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    bad = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    archive = ansible.repository / sample_db / bad["backup_id"] / f"{sample_db}.dump"
+    archive.write_bytes(archive.read_bytes()[:-10])  # truncated after the fact
+
+    checked = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db, verify=True)
+    assert checked["failed"] and "1 backup set(s) failed verification" in checked["msg"]
+    assert f"backup {bad['backup_id']} is damaged" in checked["msg"]
+    record = json.loads((archive.parent / "verification.json").read_text())
+    assert record["status"] == "failed"
+    assert checked["verified"][good["backup_id"]]["status"] == "passed"
+
+    # A later run lists the damaged set as not verified.
+    listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db)
+    assert {b["backup_id"]: b["verified"] for b in listed["backups"]} == {good["backup_id"]: True,
+                                                                        bad["backup_id"]: False}
+
+
+def test_check_mode_verify_writes_no_record(ansible, sample_db):
+    taken = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    result = ansible.module("backup_info", check=True, repository=str(ansible.repository), verify=True)
+    assert result["verified"][taken["backup_id"]]["status"] == "passed" and result["changed"] is False
+    assert not (ansible.repository / sample_db / taken["backup_id"] / "verification.json").exists()
+
+
+def test_missing_repository_is_a_clear_error(ansible):
+    result = ansible.module("backup_info", repository=str(ansible.repository / "nope"))
+    assert result["failed"] and "does not exist; check the repository path" in result["msg"]
