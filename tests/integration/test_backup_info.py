@@ -1,5 +1,8 @@
 """lifeboat.db.backup_info: listing and re-verification, and what retention makes of it."""
 import json
+import time
+
+from conftest import backup_sets
 
 
 def test_lists_backups_newest_first_across_databases(server, ansible, sample_db):
@@ -33,6 +36,15 @@ def test_verify_records_damage_and_retention_keeps_the_newest_verified(server, a
     listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db)
     assert {b["backup_id"]: b["verified"] for b in listed["backups"]} == {good["backup_id"]: True,
                                                                         bad["backup_id"]: False}
+
+
+def test_keep_days_deletes_older_sets_once_a_new_verified_one_exists(server, ansible, sample_db):
+    old = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    time.sleep(1)
+    # 0.00001 days is under a second: every older set is out of the window, the new one stays.
+    result = ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_days=0.00001)
+    assert result["deleted"] == [old["backup_id"]]
+    assert backup_sets(ansible.repository / sample_db) == [result["backup_id"]]
 
 
 def test_check_mode_verify_writes_no_record(ansible, sample_db):
