@@ -1,0 +1,32 @@
+"""playbooks/backup.yml: seed 002's kinds, each with its own retention, through the role."""
+from conftest import PROJECT
+
+
+def test_daily_and_monthly_backups_keep_their_own_generations(server, ansible, sample_db):
+    kinds = {"daily": {"format": "custom", "keep_last": 2}, "monthly": {"format": "directory", "jobs": 2,
+                                                                        "keep_last": 1}}
+    taken = {"daily": [], "monthly": []}
+    for kind in ["daily", "daily", "monthly", "daily", "monthly"]:
+        ansible.write_inventory(lifeboat_backup_databases=[sample_db, "postgres"], lifeboat_backup_kind=kind,
+                                lifeboat_backup_repository=str(ansible.repository), lifeboat_backup_kinds=kinds,
+                                lifeboat_backup_poll_interval=1)
+        play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
+        assert play.rc == 0, play.stdout[-3000:]
+        results = play.result("lifeboat_backup : Take a backup of kind " + kind)["results"]
+        assert [r["item"] for r in results] == [sample_db, "postgres"]
+        taken[kind].append(results[0]["backup_id"])
+    listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db)
+    by_kind = {}
+    for backup in listed["backups"]:
+        by_kind.setdefault(backup["kind"], []).append(backup["backup_id"])
+    assert by_kind == {"daily": taken["daily"][:0:-1], "monthly": taken["monthly"][-1:]}
+    assert [b["format"] for b in listed["backups"] if b["kind"] == "monthly"] == ["directory"]
+
+
+def test_unknown_kind_is_refused_before_anything_runs(server, ansible, sample_db):
+    ansible.write_inventory(lifeboat_backup_databases=[sample_db], lifeboat_backup_kind="hourly",
+                            lifeboat_backup_repository=str(ansible.repository))
+    play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
+    assert play.rc != 0
+    assert "lifeboat_backup_kind must be one of daily, monthly" in play.result("lifeboat_backup : Check the backup kind")["msg"]
+    assert not ansible.repository.exists()
