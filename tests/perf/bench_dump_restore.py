@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark: lifeboat.db.dump / restore next to raw pg_dump / pg_restore on the same data.
 
-    .venv/bin/python tests/perf/bench_dump_restore.py [--scale 20000] [--jobs 2]
+    .venv/bin/python tests/perf/bench_dump_restore.py [--scale 20000] [--jobs 2] [--random-gb 1]
 
 Starts its own embedded server ('perf'), loads the sample dataset (about 18 rows per customer),
-then times, in one run: raw pg_dump -Fc, lifeboat.db.dump through ansible-playbook, raw pg_restore
+and, with --random-gb, a table of random text, numbers and timestamps of about that size (data
+that does not compress like pgbench's filler), then times, in one run: raw pg_dump -Fc, lifeboat.db.dump through ansible-playbook, raw pg_restore
 into a new database, and lifeboat.db.restore (mode new). lifeboat's figures include what raw
 tools do not: the exact row counts, sha256, the manifest, fsyncs, verification before restore and
 ANALYZE after, plus ansible-playbook's own start-up. Compare ratios, not absolute times.
@@ -37,6 +38,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=int, default=20000)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--random-gb", type=float, default=0)
     args = parser.parse_args()
 
     pgserver("start", "--name", "perf")
@@ -65,6 +67,17 @@ def main():
         subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db}"], check=True, env=env, capture_output=True)
     print(f"loading sample data, scale {args.scale} ...", flush=True)
     play("load", {"lifeboat.db.sample_data": {"db": "bench", "scale": args.scale}})
+    if args.random_gb:
+        # ~250 bytes a row on disk: random hex text, a random number, a random timestamp, a jsonb.
+        rows = int(args.random_gb * 1024 ** 3 / 250)
+        print(f"adding {rows} random rows ...", flush=True)
+        subprocess.run([f"{facts['bin_dir']}/psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", "bench", "-c",
+                        "CREATE TABLE lifeboat_sample.random_rows (id bigint PRIMARY KEY, body text, amount numeric,"
+                        " seen_at timestamptz, attrs jsonb);"
+                        f"INSERT INTO lifeboat_sample.random_rows SELECT i, md5(random()::text) || md5(random()::text)"
+                        " || md5(random()::text), round((random() * 1e6)::numeric, 2),"
+                        " now() - random() * interval '3 years', jsonb_build_object('k', md5(random()::text))"
+                        f" FROM generate_series(1, {rows}) i"], check=True, env=env)
     size = subprocess.run(psql + ["SELECT pg_size_pretty(pg_database_size('bench'))"], env=env, check=True,
                           capture_output=True, text=True)
     subprocess.run([*psql[:-1], "-t", "-c", "SELECT 1"], env=env, check=True, capture_output=True)
