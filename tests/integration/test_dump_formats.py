@@ -103,6 +103,7 @@ def test_globals_are_kept_private_and_marked_secret(server, ansible, sample_db):
         assert stat.S_IMODE(globals_file.stat().st_mode) == 0o600
         manifest = json.loads((globals_file.parent / "manifest.json").read_text())
         assert manifest["contains_secrets"] is True
+        assert manifest["checksums"] == "after-write"  # the custom archive itself was not streamed
         assert [f["name"] for f in manifest["files"] if f.get("secret")] == ["globals.sql"]
     finally:
         server.sql("postgres", "DROP ROLE IF EXISTS lifeboat_app")

@@ -76,14 +76,20 @@ def test_corrupted_dump_is_refused_and_the_target_untouched(server, ansible, sam
     assert backup_sets(ansible.repository / sample_db) == [backup["backup_id"]]  # not even a safety backup
 
 
+def dump_owned_by_a_vanished_role(server, ansible, db, table, role):
+    """A backup in which `table` belongs to `role`, which is dropped afterwards: restoring its
+    ownership (no_owner: false) then fails half-way through pg_restore."""
+    server.sql("postgres", f"DROP ROLE IF EXISTS {role}")
+    server.sql("postgres", f"CREATE ROLE {role}")
+    server.sql(db, f"ALTER TABLE lifeboat_sample.{table} OWNER TO {role}")
+    ansible.module("dump", db=db, repository=str(ansible.repository))
+    server.sql(db, f"ALTER TABLE lifeboat_sample.{table} OWNER TO postgres")
+    server.sql("postgres", f"DROP ROLE {role}")
+
+
 def test_failed_replace_half_way_puts_the_database_back(server, ansible, sample_db):
     """Break the restore after the old database was dropped: the safety backup must be put back."""
-    server.sql("postgres", "DROP ROLE IF EXISTS lifeboat_gone")
-    server.sql("postgres", "CREATE ROLE lifeboat_gone")
-    server.sql(sample_db, "ALTER TABLE lifeboat_sample.events OWNER TO lifeboat_gone")
-    ansible.module("dump", db=sample_db, repository=str(ansible.repository))
-    server.sql(sample_db, "ALTER TABLE lifeboat_sample.events OWNER TO postgres")
-    server.sql("postgres", "DROP ROLE lifeboat_gone")
+    dump_owned_by_a_vanished_role(server, ansible, sample_db, "events", "lifeboat_gone")
     # Changes made after the backup: exactly what a failed restore must not lose.
     server.sql(sample_db, "INSERT INTO lifeboat_sample.products (sku, name, price) VALUES ('LATE-1', 'late', 3)")
     before = counts(server, sample_db)
@@ -99,12 +105,7 @@ def test_failed_replace_half_way_puts_the_database_back(server, ansible, sample_
 
 
 def test_failed_new_restore_leaves_no_half_database(server, ansible, sample_db):
-    server.sql("postgres", "DROP ROLE IF EXISTS lifeboat_gone2")
-    server.sql("postgres", "CREATE ROLE lifeboat_gone2")
-    server.sql(sample_db, "ALTER TABLE lifeboat_sample.orders OWNER TO lifeboat_gone2")
-    ansible.module("dump", db=sample_db, repository=str(ansible.repository))
-    server.sql(sample_db, "ALTER TABLE lifeboat_sample.orders OWNER TO postgres")
-    server.sql("postgres", "DROP ROLE lifeboat_gone2")
+    dump_owned_by_a_vanished_role(server, ansible, sample_db, "orders", "lifeboat_gone2")
     copy = sample_db + "_half"
     result = ansible.module("restore", db=copy, backup_db=sample_db, repository=str(ansible.repository),
                             mode="new", no_owner=False)

@@ -91,7 +91,7 @@ def take_backup(ctx, request):
                     contains_secrets=bool(request.with_globals),
                     server_version=version, pg_dump_version=pg_dump.version, pg_dump_path=pg_dump.path,
                     host=socket.gethostname(), started_at=iso(started), finished_at=iso(finished),
-                    verified_at=verified_at, checksums='streamed' if streamed else 'after-write',
+                    verified_at=verified_at, checksums='streamed' if opts.streamed else 'after-write',
                     duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
                     total_rows=sum(counts.values()), database_settings=settings)
                 final = ctx.repository.commit(request.database, staging, manifest)

@@ -155,7 +155,3 @@ def server_version_string(conn):
 
 def database_exists(conn, dbname):
     return conn.execute('SELECT 1 FROM pg_database WHERE datname = %s', (dbname,)).fetchone() is not None
-
-
-def quote_ident(name):
-    return sql.Identifier(name)
