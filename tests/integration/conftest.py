@@ -155,3 +155,8 @@ def sample_db(server, ansible, request):
 def backup_sets(directory):
     """Names in a repository's database folder that are backup sets (not .lock, .partial-, ...)."""
     return [name for name in os.listdir(directory) if not name.startswith(".")]
+
+
+def leftovers(directory):
+    """Hidden entries other than the lock and the progress report: what a failed run left."""
+    return [name for name in os.listdir(directory) if name.startswith(".") and name not in (".lock", ".progress.json")]

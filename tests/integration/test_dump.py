@@ -32,6 +32,9 @@ def test_dump_writes_a_complete_backup_set(server, ansible, sample_db):
     assert stat.S_IMODE((backup_dir / "manifest.json").stat().st_mode) == 0o600
     assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
     assert sorted(backup_sets(ansible.repository / sample_db)) == [result["backup_id"]]
+    progress = json.loads((ansible.repository / sample_db / ".progress.json").read_text())
+    assert progress["phase"] == "done" and progress["backup_id"] == result["backup_id"]
+    assert progress["tables_done"] == progress["tables_total"] == 5 and progress["bytes"] == result["size"]
 
 
 def test_row_counts_come_from_the_dumped_snapshot(server, ansible, sample_db):

@@ -13,11 +13,13 @@ from conftest import BIN, PROJECT, backup_sets
 
 
 def live_processes(comm):
+    """Running `comm` processes that are dumping (--snapshot): not `pg_dump --version` probes,
+    and not zombies of a pg_dump an earlier test killed."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
-            # Skip zombies: a pg_dump killed by an earlier test may linger until it is reaped.
             if entry.name.isdigit() and (entry / "comm").read_text().strip() == comm \
+                    and b"--snapshot" in (entry / "cmdline").read_bytes() \
                     and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
                 found.add(int(entry.name))
         except OSError:
@@ -72,6 +74,9 @@ class BlockedDump:
 def test_a_second_run_waits_then_names_the_holder(server, ansible, sample_db):
     blocked = BlockedDump(server, ansible, sample_db)
     try:
+        # A task can follow the running dump through the progress file.
+        running = json.loads((ansible.repository / sample_db / ".progress.json").read_text())
+        assert running["phase"] == "dumping" and running["tables_total"] == 5 and running["pid"] > 0
         second = ansible.module("dump", db=sample_db, repository=str(ansible.repository), lock_timeout=1)
         assert second["failed"]
         assert f"database '{sample_db}' in repository" in second["msg"] and "is locked by a full backup" in second["msg"]
@@ -90,7 +95,7 @@ def test_pg_dump_killed_half_way_leaves_no_backup_and_keeps_the_old_ones(server,
     blocked = BlockedDump(server, ansible, sample_db)
     os.kill(blocked.pg_dump, signal.SIGKILL)
     output = blocked.release()
-    assert blocked.proc.returncode != 0 and "pg_dump of database" in output
+    assert blocked.proc.returncode != 0 and "pg_dump of database" in output, output
     assert backup_sets(ansible.repository / sample_db) == [old["backup_id"]]
     assert [n for n in os.listdir(ansible.repository / sample_db) if n.startswith(".partial")] == []
     restored = ansible.module("restore", db=sample_db, repository=str(ansible.repository), mode="replace")
@@ -136,6 +141,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_partial(server, ansible, 
                                     wrapper=("unshare", "-m", "sh", str(wrapper)))
             assert result["failed"] and "\n" not in result["msg"], result
             assert "No space left on device" in result["msg"] or "could not write" in result["msg"], result["msg"]
-            assert listing.read_text().split("\n")[0] == ".lock", listing.read_text()
+            names = listing.read_text().split("Filesystem")[0].split()
+            assert set(names) <= {".lock", ".progress.json"}, listing.read_text()
     finally:
         server.drop_db(db)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import DEBIAN_PG15
+from conftest import DEBIAN_PG15, backup_sets, leftovers
 
 TABLES = ("customers", "products", "orders", "order_items", "events")
 
@@ -26,7 +26,7 @@ def test_each_format_round_trips(server, ansible, sample_db, fmt, extra):
     result = ansible.module("dump", db=sample_db, repository=str(ansible.repository), format=fmt, **extra)
     if "this build does not support compression with" in result.get("msg", ""):
         # The embedded wheel's pg_dump is built without zstd/lz4; the message is pg_dump's own.
-        assert [n for n in os.listdir(ansible.repository / sample_db) if not n.startswith(".lock")] == []
+        assert backup_sets(ansible.repository / sample_db) == [] and leftovers(ansible.repository / sample_db) == []
         pytest.skip(result["msg"])
     assert result["changed"] and not result["failed"], result
     manifest = result["manifest"]
@@ -78,7 +78,7 @@ def test_schema_exclusion(server, ansible, sample_db):
 def test_unknown_table_is_a_clear_error_and_leaves_nothing(ansible, sample_db):
     result = ansible.module("dump", db=sample_db, repository=str(ansible.repository), tables=["public.no_such_table"])
     assert result["failed"] and "no matching tables were found" in result["msg"] and "\n" not in result["msg"]
-    assert [n for n in os.listdir(ansible.repository / sample_db) if not n.startswith(".lock")] == []
+    assert backup_sets(ansible.repository / sample_db) == [] and leftovers(ansible.repository / sample_db) == []
 
 
 @pytest.mark.parametrize("args,message", [

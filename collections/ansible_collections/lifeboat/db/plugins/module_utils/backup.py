@@ -15,7 +15,7 @@ import os
 import socket
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import database_settings, exact_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import data_tables, database_settings, exact_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, psycopg, server_major, server_version_string)
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
@@ -23,7 +23,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.errors import Lifeboat
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import FORMAT_VERSION, describe_files, walk_files
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
     iso, new_backup_id, utc_now, validate_retention)
-from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_to_file
+from ansible_collections.lifeboat.db.plugins.module_utils.progress import Progress
+from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_to_file
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 GLOBALS_NAME = 'globals.sql'
@@ -73,10 +74,13 @@ def take_backup(ctx, request):
         with ctx.repository.lock(request.database, request.lock_timeout, 'a %s backup' % request.kind) as lock:
             leftovers = ctx.repository.remove_leftovers(request.database)
             staging = ctx.repository.begin(request.database, backup_id)
+            progress = Progress(ctx.repository.database_dir(request.database), backup_id, None)
             try:
-                counts, settings, streamed = _dump_in_snapshot(ctx, conn, pg_dump, request, staging)
+                counts, settings, streamed = _dump_in_snapshot(ctx, conn, pg_dump, request, staging, progress)
                 if pg_dumpall:
+                    progress.update(force=True, phase='dumping globals')
                     streamed.update(_dump_globals(ctx, pg_dumpall, staging))
+                progress.update(force=True, phase='verifying')
                 verified_at = _verify_archive(ctx, opts, staging, request.database, pg_dump.major)
                 finished = utc_now()
                 files = describe_files(staging, walk_files(staging), known=streamed)
@@ -95,8 +99,10 @@ def take_backup(ctx, request):
                     duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
                     total_rows=sum(counts.values()), database_settings=settings)
                 final = ctx.repository.commit(request.database, staging, manifest)
-            except BaseException:
+                progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
+            except BaseException as exc:
                 ctx.repository.abort(staging)
+                progress.update(force=True, phase='failed', error=getattr(exc, 'msg', None) or str(exc))
                 raise
             deleted = []
             for old in ctx.repository.retention_plan(request.database, request.kind, request.keep_last,
@@ -117,13 +123,15 @@ def take_backup(ctx, request):
                 + ['Deleted backup %s (retention)' % old_id for old_id in deleted])
 
 
-def _dump_in_snapshot(ctx, conn, pg_dump, request, staging):
+def _dump_in_snapshot(ctx, conn, pg_dump, request, staging, progress):
     opts = request.options
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     snapshot = conn.execute('SELECT pg_export_snapshot()').fetchone()[0]
     settings = database_settings(conn, request.database)
     archive = os.path.join(staging, opts.archive_name(request.database))
+    selected = [t for t in data_tables(conn) if opts.selects(*t)]
+    progress.update(force=True, phase='dumping', tables_total=len(selected))
     streamed = {}
     old_umask = os.umask(0o077)
     try:
@@ -132,11 +140,15 @@ def _dump_in_snapshot(ctx, conn, pg_dump, request, staging):
             what = 'pg_dump of database %r' % request.database
             if opts.streamed:
                 argv = opts.pg_dump_argv(pg_dump.path, snapshot, None)
-                streamed[opts.archive_name(request.database)] = stream_to_file(argv, env, archive, what)
+                streamed[opts.archive_name(request.database)] = stream_to_file(
+                    argv, env, archive, what, progress=lambda written: progress.update(bytes=written))
             else:
-                run_tool(ctx.run_command, opts.pg_dump_argv(pg_dump.path, snapshot, archive), env, what)
+                # --verbose names each table as pg_dump starts on it: that is the progress we report.
+                argv = opts.pg_dump_argv(pg_dump.path, snapshot, archive) + ['--verbose']
+                run_following_stderr(argv, env, what, lambda line: progress.tool_line(line, archive))
     finally:
         os.umask(old_umask)
+    progress.update(force=True, phase='counting rows', bytes=progress.state['bytes'])
     counts = dict((name, rows) for name, rows in exact_row_counts(conn).items()
                   if opts.selects(*name.split('.', 1)))
     conn.rollback()

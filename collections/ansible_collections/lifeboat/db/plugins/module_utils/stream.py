@@ -56,6 +56,26 @@ def stream_to_file(argv, env, path, what, progress=None):
     return digest.hexdigest()
 
 
+def run_following_stderr(argv, env, what, on_line):
+    """Run argv (its output goes where its own arguments say), calling on_line for each line it
+    writes to stderr; raise with its error line when it fails."""
+    environ = dict(os.environ, **env)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=environ, close_fds=True)
+    except OSError as exc:
+        raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+    tail = []
+    for raw in iter(proc.stderr.readline, b''):
+        line = raw.decode('utf-8', 'replace').rstrip()
+        tail = (tail + [line])[-50:]
+        on_line(line)
+    proc.stderr.close()
+    rc = proc.wait()
+    if rc != 0:
+        raise LifeboatError('%s failed: %s' % (what, last_error_line('\n'.join(tail), 'exit code %d' % rc)))
+
+
 def stream_from_file(argv, env, path, what, decompress=None):
     """Run argv feeding `path` (decompressed by `decompress`, a file-like opener) to its stdin."""
     environ = dict(os.environ, **env)

@@ -18,6 +18,8 @@ description:
   - Files are created with mode C(0600), folders C(0700).
   - A custom or directory archive is read back with C(pg_restore --list) before it becomes a backup;
     a plain dump is hashed while it is written.
+  - While it runs, C(<repository>/<db>/.progress.json) tells the phase, the bytes written and the
+    tables dumped so far, for a task to read while the dump runs as an async job.
   - One run at a time per database and repository - a second run waits up to O(lock_timeout) and then
     fails naming the holder. What a killed run left behind is removed by the next one.
   - With O(keep_last) and/or O(keep_days), older backups of the same kind are deleted after the new
