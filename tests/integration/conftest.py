@@ -129,9 +129,10 @@ class Ansible:
         path.write_text(json.dumps([play], indent=1))
         return self.run_playbook(path, *(["--check"] if check else []), env=env, wrapper=wrapper)
 
-    def module(self, name, check=False, env=None, wrapper=(), **args):
+    def module(self, module_name, /, check=False, env=None, wrapper=(), **args):
         """Run one lifeboat.db module as a one-task play and return its result."""
-        result = self.play([{"name": name, f"lifeboat.db.{name}": args}], check=check, env=env, wrapper=wrapper)
+        result = self.play([{"name": module_name, f"lifeboat.db.{module_name}": args}], check=check, env=env,
+                           wrapper=wrapper)
         assert result.tasks, f"playbook did not run: rc={result.rc}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         return result.last
 

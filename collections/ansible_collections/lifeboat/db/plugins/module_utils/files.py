@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files next to the database (seed 003's uploads directory) in the same repository.
+
+A files set is `<repository>/<name>/<backup_id>/` holding `files.tar.gz` (ownership, modes and
+times kept) and a manifest listing every file with its sha256. The archive is hashed as it is
+written. A restore unpacks beside the destination, checks every file against the manifest, and
+only then swaps it in; the previous directory is kept under a dated name.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import os
+import shutil
+import socket
+import tarfile
+import time
+
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import FORMAT_VERSION, sha256_of, verify_files
+from ansible_collections.lifeboat.db.plugins.module_utils.repository import iso, new_backup_id, utc_now
+
+ARCHIVE_NAME = 'files.tar.gz'
+
+
+class HashingWriter(object):
+    """A file object that hashes what it writes, so the checksum needs no second read."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data):
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def flush(self):
+        self.handle.flush()
+
+
+def inventory(source):
+    """Every regular file below source: relative path, size, mode, owner and sha256."""
+    entries = []
+    for root, dirs, names in os.walk(source):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            if not os.path.islink(path) and os.path.isfile(path):
+                entries.append(dict(path=os.path.relpath(path, source), size=info.st_size, mode='%04o' % (info.st_mode & 0o7777),
+                                    uid=info.st_uid, gid=info.st_gid, sha256=sha256_of(path)))
+    return entries
+
+
+def backup_files(ctx, source, name, keep_last=None):
+    if not os.path.isdir(source):
+        raise LifeboatError('path %s is not a directory on the target host; name the directory to back up' % source)
+    started = utc_now()
+    clock = time.monotonic()
+    backup_id = new_backup_id(started)
+    if ctx.check_mode:
+        return dict(changed=True, backup_id=backup_id,
+                    actions=['Would archive %s (%d files) into %s' % (source, len(inventory(source)),
+                                                                     os.path.join(ctx.repository.database_dir(name), backup_id))])
+    with ctx.repository.lock(name, 0, 'a files backup'):
+        ctx.repository.remove_leftovers(name)
+        staging = ctx.repository.begin(name, backup_id)
+        try:
+            contents = inventory(source)
+            archive = os.path.join(staging, ARCHIVE_NAME)
+            fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, 'wb') as raw:
+                writer = HashingWriter(raw)
+                with tarfile.open(fileobj=writer, mode='w|gz', format=tarfile.PAX_FORMAT) as tar:
+                    tar.add(source, arcname='.', recursive=True)
+                raw.flush()
+                os.fsync(raw.fileno())
+            finished = utc_now()
+            manifest = dict(format_version=FORMAT_VERSION, backup_id=backup_id, kind='files', database=name,
+                            format='tar.gz', archive=ARCHIVE_NAME, source=source, host=socket.gethostname(),
+                            started_at=iso(started), finished_at=iso(finished), verified_at=iso(finished),
+                            checksums='streamed', duration_seconds=round(time.monotonic() - clock, 3),
+                            files=[dict(name=ARCHIVE_NAME, size=os.path.getsize(archive),
+                                        sha256=writer.digest.hexdigest())],
+                            contents=contents, file_count=len(contents), total_bytes=sum(c['size'] for c in contents),
+                            row_counts={})
+            final = ctx.repository.commit(name, staging, manifest)
+        except BaseException:
+            ctx.repository.abort(staging)
+            raise
+        deleted = []
+        for old in ctx.repository.retention_plan(name, 'files', keep_last):
+            ctx.repository.delete(old)
+            deleted.append(old.backup_id)
+    return dict(changed=True, backup_id=backup_id, backup_path=final, file_count=len(contents),
+                total_bytes=manifest['total_bytes'], size=manifest['files'][0]['size'], deleted=deleted,
+                sha256=manifest['files'][0]['sha256'],
+                actions=['Archived %s (%d files, %d bytes) into %s' % (source, len(contents), manifest['total_bytes'], final)]
+                + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted])
+
+
+def restore_files(ctx, name, reference, dest):
+    backup = ctx.repository.resolve(name, reference, kind='files')
+    verify_files(backup.path, backup.manifest)
+    dest = dest.rstrip('/') or dest
+    parent = os.path.dirname(dest) or '.'
+    previous = '%s.prev-%s' % (dest, utc_now().strftime('%Y%m%dT%H%M%SZ'))
+    if ctx.check_mode:
+        return dict(changed=True, backup_id=backup.backup_id,
+                    actions=['Verified files backup %s' % backup.backup_id,
+                             'Would unpack %d files into %s' % (backup.manifest['file_count'], dest)]
+                    + (['Would keep the current %s as %s' % (dest, previous)] if os.path.exists(dest) else []))
+    if not os.path.isdir(parent):
+        raise LifeboatError('the parent of dest (%s) does not exist; create it first' % parent)
+    staging = os.path.join(parent, '.%s.lifeboat-restore-%d' % (os.path.basename(dest), os.getpid()))
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with tarfile.open(os.path.join(backup.path, ARCHIVE_NAME), mode='r:gz') as tar:
+            members = tar.getmembers()
+            for member in members:
+                # Never write outside the staging folder, whatever the archive says.
+                target = os.path.normpath(os.path.join(staging, member.name))
+                if not (target == staging or target.startswith(staging + os.sep)) or member.issym() or member.islnk():
+                    raise LifeboatError('files backup %s holds an unsafe entry %r; refusing to unpack it'
+                                        % (backup.backup_id, member.name))
+            tar.extractall(staging, members=members, numeric_owner=True)
+        for entry in backup.manifest['contents']:
+            path = os.path.join(staging, entry['path'])
+            if not os.path.isfile(path) or sha256_of(path) != entry['sha256']:
+                raise LifeboatError('files backup %s unpacked %s differently from its manifest; the destination '
+                                    'was not touched' % (backup.backup_id, entry['path']))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    kept = None
+    if os.path.exists(dest):
+        os.rename(dest, previous)
+        kept = previous
+    os.rename(staging, dest)
+    return dict(changed=True, backup_id=backup.backup_id, dest=dest, previous=kept,
+                file_count=backup.manifest['file_count'],
+                actions=['Verified files backup %s' % backup.backup_id,
+                         'Unpacked %d files into %s' % (backup.manifest['file_count'], dest)]
+                + (['Kept the previous %s as %s' % (dest, kept)] if kept else []))
