@@ -23,6 +23,19 @@ def test_daily_and_monthly_backups_keep_their_own_generations(server, ansible, s
     assert [b["format"] for b in listed["backups"] if b["kind"] == "monthly"] == ["directory"]
 
 
+def test_directories_are_backed_up_with_the_databases(server, ansible, sample_db, tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "a.txt").write_text("a")
+    ansible.write_inventory(lifeboat_backup_databases=[sample_db], lifeboat_backup_repository=str(ansible.repository),
+                            lifeboat_backup_files=[{"name": "uploads", "path": str(uploads), "keep_last": 3}],
+                            lifeboat_backup_poll_interval=1)
+    play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
+    assert play.rc == 0, play.stdout[-3000:]
+    listed = ansible.module("backup_info", repository=str(ansible.repository), db="uploads")
+    assert [b["kind"] for b in listed["backups"]] == ["files"]
+
+
 def test_unknown_kind_is_refused_before_anything_runs(server, ansible, sample_db):
     ansible.write_inventory(lifeboat_backup_databases=[sample_db], lifeboat_backup_kind="hourly",
                             lifeboat_backup_repository=str(ansible.repository))
