@@ -104,11 +104,8 @@ def take_backup(ctx, request):
                 ctx.repository.abort(staging)
                 progress.update(force=True, phase='failed', error=getattr(exc, 'msg', None) or str(exc))
                 raise
-            deleted = []
-            for old in ctx.repository.retention_plan(request.database, request.kind, request.keep_last,
-                                                     request.keep_days):
-                ctx.repository.delete(old)
-                deleted.append(old.backup_id)
+            deleted = ctx.repository.apply_retention(request.database, request.kind, request.keep_last,
+                                                     request.keep_days)
     finally:
         conn.close()
     size = sum(f['size'] for f in files)

@@ -90,10 +90,7 @@ def backup_files(ctx, source, name, keep_last=None):
         except BaseException:
             ctx.repository.abort(staging)
             raise
-        deleted = []
-        for old in ctx.repository.retention_plan(name, 'files', keep_last):
-            ctx.repository.delete(old)
-            deleted.append(old.backup_id)
+        deleted = ctx.repository.apply_retention(name, 'files', keep_last)
     return dict(changed=True, backup_id=backup_id, backup_path=final, file_count=len(contents),
                 total_bytes=manifest['total_bytes'], size=manifest['files'][0]['size'], deleted=deleted,
                 sha256=manifest['files'][0]['sha256'],

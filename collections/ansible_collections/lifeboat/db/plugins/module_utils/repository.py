@@ -199,6 +199,14 @@ class Repository(object):
             keep.add(candidates[0].backup_id)
         return [b for b in candidates if b.backup_id not in keep]
 
+    def apply_retention(self, database, kind, keep_last=None, keep_days=None):
+        """Delete what retention_plan names; returns the deleted ids. Call while holding the lock."""
+        deleted = []
+        for old in self.retention_plan(database, kind, keep_last, keep_days):
+            self.delete(old)
+            deleted.append(old.backup_id)
+        return deleted
+
     def remove_leftovers(self, database):
         """Remove what interrupted runs left behind. Only call while holding the lock: then no
         other run can be writing a .partial- set or deleting a .deleting- one."""
