@@ -50,6 +50,18 @@ def test_backup_then_restore_keeps_content_modes_and_owners(server, ansible, upl
     assert (previous / "notes.txt").read_text() == "overwritten by mistake\n"
 
 
+def test_links_are_skipped_and_reported_so_the_backup_stays_restorable(server, ansible, uploads):
+    root, content = uploads
+    (root / "latest.pdf").symlink_to(root / "2026" / "11" / "invoice.pdf")
+    taken = run_files(ansible, path=str(root))
+    assert not taken["failed"], taken["msg"]
+    assert taken["not_archived"] == ["latest.pdf"] and taken["file_count"] == 3
+    assert "Skipped latest.pdf (not a regular file or directory)" in taken["actions"]
+    restored = run_files(ansible, action="restore", dest=str(root))
+    assert not restored["failed"], restored
+    assert {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()} == content
+
+
 def test_a_damaged_archive_is_refused_and_the_directory_untouched(server, ansible, uploads):
     root, content = uploads
     taken = run_files(ansible, path=str(root))

@@ -145,7 +145,7 @@ def _dump_in_snapshot(ctx, conn, pg_dump, request, staging, progress):
                 run_following_stderr(argv, env, what, lambda line: progress.tool_line(line, archive))
     finally:
         os.umask(old_umask)
-    progress.update(force=True, phase='counting rows', bytes=progress.state['bytes'])
+    progress.update(force=True, phase='counting rows')
     counts = dict((name, rows) for name, rows in exact_row_counts(conn).items()
                   if opts.selects(*name.split('.', 1)))
     conn.rollback()

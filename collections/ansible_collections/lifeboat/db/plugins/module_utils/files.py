@@ -40,18 +40,52 @@ class HashingWriter(object):
         self.handle.flush()
 
 
-def inventory(source):
-    """Every regular file below source: relative path, size, mode, owner and sha256."""
-    entries = []
+class HashingReader(object):
+    """Reads a file for tarfile and hashes exactly the bytes that go into the archive."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1):
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+
+def walk_tree(source):
+    """(relative path, absolute path) of the directories and regular files below source, sorted;
+    and the other entries (symlinks, sockets, ...), which are not archived."""
+    kept, skipped = [], []
     for root, dirs, names in os.walk(source):
         dirs.sort()
-        for name in sorted(names):
+        for name in sorted(dirs) + sorted(names):
             path = os.path.join(root, name)
-            info = os.lstat(path)
-            if not os.path.islink(path) and os.path.isfile(path):
-                entries.append(dict(path=os.path.relpath(path, source), size=info.st_size, mode='%04o' % (info.st_mode & 0o7777),
-                                    uid=info.st_uid, gid=info.st_gid, sha256=sha256_of(path)))
-    return entries
+            relative = os.path.relpath(path, source)
+            if os.path.islink(path) or not (os.path.isdir(path) or os.path.isfile(path)):
+                skipped.append(relative)
+            else:
+                kept.append((relative, path))
+    return kept, skipped
+
+
+def archive_tree(source, tar):
+    """Add the tree to tar, reading each file once: the sha256 in the manifest is that of the
+    bytes archived, so a file that changes meanwhile cannot make the backup disagree with itself."""
+    kept, skipped = walk_tree(source)
+    tar.add(source, arcname='.', recursive=False)
+    contents = []
+    for relative, path in kept:
+        info = tar.gettarinfo(path, arcname=relative)
+        if info.isdir():
+            tar.addfile(info)
+            continue
+        with open(path, 'rb') as handle:
+            reader = HashingReader(handle)
+            tar.addfile(info, reader)
+        contents.append(dict(path=relative, size=info.size, mode='%04o' % info.mode, uid=info.uid, gid=info.gid,
+                             sha256=reader.digest.hexdigest()))
+    return contents, skipped
 
 
 def backup_files(ctx, source, name, keep_last=None):
@@ -62,19 +96,19 @@ def backup_files(ctx, source, name, keep_last=None):
     backup_id = new_backup_id(started)
     if ctx.check_mode:
         return dict(changed=True, backup_id=backup_id,
-                    actions=['Would archive %s (%d files) into %s' % (source, len(inventory(source)),
+                    actions=['Would archive %s (%d files) into %s' % (source, len([path for dummy, path in walk_tree(source)[0]
+                                                                                   if os.path.isfile(path)]),
                                                                      os.path.join(ctx.repository.database_dir(name), backup_id))])
     with ctx.repository.lock(name, 0, 'a files backup'):
         ctx.repository.remove_leftovers(name)
         staging = ctx.repository.begin(name, backup_id)
         try:
-            contents = inventory(source)
             archive = os.path.join(staging, ARCHIVE_NAME)
             fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, 'wb') as raw:
                 writer = HashingWriter(raw)
                 with tarfile.open(fileobj=writer, mode='w|gz', format=tarfile.PAX_FORMAT) as tar:
-                    tar.add(source, arcname='.', recursive=True)
+                    contents, skipped = archive_tree(source, tar)
                 raw.flush()
                 os.fsync(raw.fileno())
             finished = utc_now()
@@ -94,7 +128,9 @@ def backup_files(ctx, source, name, keep_last=None):
     return dict(changed=True, backup_id=backup_id, backup_path=final, file_count=len(contents),
                 total_bytes=manifest['total_bytes'], size=manifest['files'][0]['size'], deleted=deleted,
                 sha256=manifest['files'][0]['sha256'],
+                not_archived=skipped,
                 actions=['Archived %s (%d files, %d bytes) into %s' % (source, len(contents), manifest['total_bytes'], final)]
+                + ['Skipped %s (not a regular file or directory)' % path for path in skipped]
                 + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted])
 
 

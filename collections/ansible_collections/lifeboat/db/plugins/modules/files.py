@@ -17,6 +17,8 @@ description:
   - O(action=restore) checks the archive against its manifest, unpacks it beside O(dest), checks
     every file's sha256, and only then swaps it in. The current O(dest) is kept as
     C(<dest>.prev-<time>); a failed restore leaves O(dest) untouched.
+  - Only directories and regular files are archived; symbolic links and special files are reported
+    in RV(not_archived), because a restore refuses to unpack links.
   - Ownership is restored when the module runs as root.
   - Connects to no database; the connection options are accepted for C(module_defaults) but unused.
 extends_documentation_fragment:
@@ -99,6 +101,11 @@ sha256:
   description: sha256 of the archive.
   returned: action is backup and not check mode
   type: str
+not_archived:
+  description: Entries below O(path) that were not archived (symbolic links, sockets, devices).
+  returned: action is backup and not check mode
+  type: list
+  elements: str
 deleted:
   description: File backups removed by O(keep_last).
   returned: action is backup and not check mode
