@@ -6,8 +6,11 @@ is installed (skipped cleanly where it is not).
 """
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -161,3 +164,59 @@ def backup_sets(directory):
 def leftovers(directory):
     """Hidden entries other than the lock and the progress report: what a failed run left."""
     return [name for name in os.listdir(directory) if name.startswith(".") and name not in (".lock", ".progress.json")]
+
+
+class MotoServer:
+    """A real S3 API server (moto's server mode) on a loopback port, in its own process."""
+
+    ACCESS_KEY, SECRET_KEY = "lifeboat-test-key", "lifeboat-test-secret"
+
+    def __init__(self, port, proc):
+        self.port, self.proc = port, proc
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+
+    def client(self, access_key=None, secret_key=None):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id=access_key or self.ACCESS_KEY,
+                            aws_secret_access_key=secret_key or self.SECRET_KEY)
+
+    def options(self):
+        """Module options that reach this server."""
+        return {"s3_endpoint_url": self.endpoint_url, "s3_region": "us-east-1",
+                "aws_access_key": self.ACCESS_KEY, "aws_secret_key": self.SECRET_KEY}
+
+    def bucket(self, name):
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket, prefix=""):
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def start_moto(env=None):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.2)
+    return MotoServer(port, proc)
+
+
+@pytest.fixture(scope="session")
+def moto():
+    server = start_moto()
+    yield server
+    server.proc.terminate()
+    server.proc.wait(timeout=10)

@@ -20,11 +20,12 @@ from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, psycopg, server_major, server_version_string)
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import FORMAT_VERSION, describe_files, walk_files
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
+    FORMAT_VERSION, MANIFEST_NAME, describe_files, walk_files, write_json_atomic)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
-    iso, new_backup_id, utc_now, validate_retention)
+    OFFSITE_NAME, iso, new_backup_id, utc_now, validate_retention)
 from ansible_collections.lifeboat.db.plugins.module_utils.progress import Progress
-from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_to_file
+from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_to_file, stream_to_s3
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 GLOBALS_NAME = 'globals.sql'
@@ -32,8 +33,9 @@ GLOBALS_NAME = 'globals.sql'
 
 class BackupRequest(object):
     def __init__(self, database, kind='full', options=None, keep_last=None, keep_days=None, with_globals=False,
-                 lock_timeout=0):
+                 lock_timeout=0, offsite=None):
         validate_retention(keep_last, keep_days)
+        self.offsite = offsite
         self.database = database
         self.kind = kind
         self.options = options or DumpOptions()
@@ -47,11 +49,17 @@ def take_backup(ctx, request):
     """Dump `request.database` into the repository; returns the module result facts.
 
     `ctx` carries the task's connection options, tool finder, repository, run_command,
-    check_mode and tmpdir (see task.TaskContext).
+    check_mode and tmpdir (see task.TaskContext). With `ctx.store` (an s3:// repository) the
+    dump streams straight to S3; `ctx.repository` is then the local cache, which holds the lock
+    and the progress file.
     """
     started = utc_now()
     clock = time.monotonic()
     opts = request.options
+    sink = S3Sink(ctx.store) if ctx.store is not None else LocalSink(ctx.repository)
+    if sink.streams_only and opts.format == 'directory':
+        raise LifeboatError('format %s cannot be streamed to S3 (pg_dump writes it as a folder); use format custom '
+                            'or plain, or a local repository with offsite_url' % opts.format)
     conn = ctx.options.connect(request.database, autocommit=False)
     try:
         version = server_version_string(conn)
@@ -62,28 +70,30 @@ def take_backup(ctx, request):
         pg_dump = ctx.finder.find('pg_dump', needed, why)
         pg_dumpall = ctx.finder.find('pg_dumpall', server_major(conn), why) if request.with_globals else None
         backup_id = new_backup_id(started)
-        target_dir = os.path.join(ctx.repository.database_dir(request.database), backup_id)
+        target = sink.location(request.database, backup_id)
         if ctx.check_mode:
-            doomed = ctx.repository.retention_plan(request.database, request.kind, request.keep_last,
-                                                   request.keep_days, incoming=1)
-            return dict(changed=True, backup_id=backup_id, backup_path=target_dir, pg_dump=pg_dump.as_dict(),
+            if ctx.store is not None:
+                ctx.store.check_bucket()
+            doomed = sink.retention_plan(request.database, request.kind, request.keep_last, request.keep_days,
+                                         incoming=1)
+            return dict(changed=True, backup_id=backup_id, backup_path=target, pg_dump=pg_dump.as_dict(),
                         deleted=[b.backup_id for b in doomed],
                         actions=['Would dump database %r (%s format) with %s %s into %s'
-                                 % (request.database, opts.format, pg_dump.name, pg_dump.version, target_dir)]
+                                 % (request.database, opts.format, pg_dump.name, pg_dump.version, target)]
                         + ['Would delete backup %s (retention)' % b.backup_id for b in doomed])
         with ctx.repository.lock(request.database, request.lock_timeout, 'a %s backup' % request.kind) as lock:
-            leftovers = ctx.repository.remove_leftovers(request.database)
-            staging = ctx.repository.begin(request.database, backup_id)
+            leftovers = sink.remove_leftovers(request.database)
+            sink.begin(request.database, backup_id)
             progress = Progress(ctx.repository.database_dir(request.database), backup_id, None)
             try:
-                counts, settings, streamed = _dump_in_snapshot(ctx, conn, pg_dump, request, staging, progress)
+                counts, settings = _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress)
                 if pg_dumpall:
                     progress.update(force=True, phase='dumping globals')
-                    streamed.update(_dump_globals(ctx, pg_dumpall, staging))
+                    _dump_globals(ctx, pg_dumpall, sink)
                 progress.update(force=True, phase='verifying')
-                verified_at = _verify_archive(ctx, opts, staging, request.database, pg_dump.major)
+                verified_at = _verify_archive(ctx, opts, sink, request.database, pg_dump.major)
                 finished = utc_now()
-                files = describe_files(staging, walk_files(staging), known=streamed)
+                files = sink.files()
                 if request.with_globals:
                     for entry in files:
                         entry['secret'] = entry['name'] == GLOBALS_NAME
@@ -95,81 +105,224 @@ def take_backup(ctx, request):
                     contains_secrets=bool(request.with_globals),
                     server_version=version, pg_dump_version=pg_dump.version, pg_dump_path=pg_dump.path,
                     host=socket.gethostname(), started_at=iso(started), finished_at=iso(finished),
-                    verified_at=verified_at, checksums='streamed' if opts.streamed else 'after-write',
+                    verified_at=verified_at, checksums='streamed' if opts.streamed or sink.streams_only else 'after-write',
                     duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
                     total_rows=sum(counts.values()), database_settings=settings)
-                final = ctx.repository.commit(request.database, staging, manifest)
+                final = sink.commit(request.database, manifest)
                 progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
             except BaseException as exc:
-                ctx.repository.abort(staging)
+                sink.abort()
                 progress.update(force=True, phase='failed', error=getattr(exc, 'msg', None) or str(exc))
                 raise
-            deleted = ctx.repository.apply_retention(request.database, request.kind, request.keep_last,
-                                                     request.keep_days)
+            deleted = sink.apply_retention(request.database, request.kind, request.keep_last, request.keep_days)
+            offsite = _copy_offsite(ctx, request, final, manifest, progress) if request.offsite else None
     finally:
         conn.close()
     size = sum(f['size'] for f in files)
     archive = [f for f in files if f['name'] == manifest['archive']]
-    return dict(changed=True, backup_id=backup_id, backup_path=final, manifest=manifest, size=size,
-                sha256=archive[0]['sha256'] if archive else None, duration_seconds=manifest['duration_seconds'],
-                row_counts=counts, deleted=deleted, pg_dump=pg_dump.as_dict(), lock_waited_seconds=lock.waited,
-                actions=['Removed %s left by an interrupted run' % name for name in leftovers]
-                + ['Dumped database %r (%d rows in %d tables, %s format, %d bytes) with %s %s into %s'
-                   % (request.database, manifest['total_rows'], len(counts), opts.format, size, pg_dump.name,
-                      pg_dump.version, final)]
-                + ['Deleted backup %s (retention)' % old_id for old_id in deleted])
+    result = dict(changed=True, backup_id=backup_id, backup_path=final, manifest=manifest, size=size,
+                  sha256=archive[0]['sha256'] if archive else None, duration_seconds=manifest['duration_seconds'],
+                  row_counts=counts, deleted=deleted, pg_dump=pg_dump.as_dict(), lock_waited_seconds=lock.waited,
+                  actions=['Removed %s left by an interrupted run' % name for name in leftovers]
+                  + ['Dumped database %r (%d rows in %d tables, %s format, %d bytes) with %s %s into %s'
+                     % (request.database, manifest['total_rows'], len(counts), opts.format, size, pg_dump.name,
+                        pg_dump.version, final)]
+                  + ['Deleted backup %s (retention)' % old_id for old_id in deleted])
+    if offsite is not None:
+        result['offsite'] = offsite
+        result['actions'].extend(offsite.pop('actions'))
+        if offsite.get('error'):
+            result['warnings'] = ['backup %s is complete at %s but its offsite copy failed: %s'
+                                  % (backup_id, final, offsite['error'])]
+    return result
 
 
-def _dump_in_snapshot(ctx, conn, pg_dump, request, staging, progress):
+class OffsiteRequest(object):
+    """Copy each new set to an S3 store after it is complete, with its own retention."""
+
+    def __init__(self, store, keep_last=None, keep_days=None, required=True):
+        validate_retention(keep_last, keep_days)
+        self.store = store
+        self.keep_last = keep_last
+        self.keep_days = keep_days
+        self.required = required
+
+
+def _copy_offsite(ctx, request, final, manifest, progress):
+    """Upload the committed local set; the local set stays whatever happens here."""
+    offsite = request.offsite
+    database, backup_id = request.database, manifest['backup_id']
+    progress.update(force=True, phase='uploading', bytes=0)
+    try:
+        swept = offsite.store.remove_leftovers(database)
+        record = offsite.store.upload_set(database, backup_id, final, manifest,
+                                          progress=lambda sent: progress.update(bytes=sent))
+        write_json_atomic(os.path.join(final, OFFSITE_NAME), record)
+        deleted = offsite.store.apply_retention(database, request.kind, offsite.keep_last, offsite.keep_days)
+    except LifeboatError as exc:
+        progress.update(force=True, phase='offsite failed', error=exc.msg)
+        if offsite.required:
+            raise LifeboatError('backup %s is complete and kept at %s, but its offsite copy to %s failed: %s'
+                                % (backup_id, final, offsite.store.url, exc.msg), backup_id=backup_id,
+                                backup_path=final, manifest=manifest)
+        return dict(url=None, error=exc.msg, deleted=[],
+                    actions=['Offsite copy to %s failed (offsite: optional): %s' % (offsite.store.url, exc.msg)])
+    progress.update(force=True, phase='done')
+    record.update(deleted=deleted, actions=['Removed %s left in %s by an interrupted run' % (name, offsite.store.url)
+                                            for name in swept]
+                  + ['Copied backup %s to %s (%s, checked by %s)' % (backup_id, record['url'], record['storage_class'],
+                                                                     ', '.join(sorted(set(o['checked'] for o in
+                                                                                          record['objects']))))]
+                  + ['Deleted backup %s from %s (retention)' % (old, offsite.store.url) for old in deleted])
+    return record
+
+
+class LocalSink(object):
+    """Writes a set into the local repository: staging folder, manifest last, rename."""
+
+    streams_only = False
+
+    def __init__(self, repository):
+        self.repository = repository
+        self.staging = None
+        self.known = {}
+
+    def location(self, database, backup_id):
+        return os.path.join(self.repository.database_dir(database), backup_id)
+
+    def remove_leftovers(self, database):
+        return self.repository.remove_leftovers(database)
+
+    def begin(self, database, backup_id):
+        self.staging = self.repository.begin(database, backup_id)
+
+    def path(self, name):
+        return os.path.join(self.staging, name)
+
+    def write_stream(self, argv, env, name, what, progress=None):
+        self.known[name] = stream_to_file(argv, env, self.path(name), what, progress=progress)
+
+    def list_archive(self, ctx, pg_restore, name, what):
+        run_tool(ctx.run_command, [pg_restore, '--list', self.path(name)], None, what)
+
+    def files(self):
+        return describe_files(self.staging, walk_files(self.staging), known=self.known)
+
+    def commit(self, database, manifest):
+        return self.repository.commit(database, self.staging, manifest)
+
+    def abort(self):
+        self.repository.abort(self.staging)
+
+    def retention_plan(self, *args, **kwargs):
+        return self.repository.retention_plan(*args, **kwargs)
+
+    def apply_retention(self, *args):
+        return self.repository.apply_retention(*args)
+
+
+class S3Sink(object):
+    """Streams a set straight into S3: each file uploaded as pg_dump writes it, manifest last.
+
+    A custom archive written to a pipe has no data offsets, so pg_restore reads it sequentially
+    (no parallel restore of that one file); its content is the same.
+    """
+
+    streams_only = True
+
+    def __init__(self, store):
+        self.store = store
+        self.database = self.backup_id = None
+        self.sent = []
+
+    def location(self, database, backup_id):
+        return self.store.set_url(database, backup_id)
+
+    def remove_leftovers(self, database):
+        return self.store.remove_leftovers(database)
+
+    def begin(self, database, backup_id):
+        self.database, self.backup_id = database, backup_id
+        self.store.check_bucket()
+
+    def write_stream(self, argv, env, name, what, progress=None):
+        key = self.store.set_key(self.database, self.backup_id, name)
+        sent = stream_to_s3(argv, env, self.store, key, what, progress)
+        self.sent.append(dict(name=name, size=sent['size'], sha256=sent['sha256'], s3_checksum=sent['checksum']))
+
+    def list_archive(self, ctx, pg_restore, name, what):
+        self.store.list_archive(self.store.set_key(self.database, self.backup_id, name), pg_restore, what)
+
+    def files(self):
+        return sorted(self.sent, key=lambda f: f['name'])
+
+    def commit(self, database, manifest):
+        self.store.put_json(self.store.set_key(database, self.backup_id, MANIFEST_NAME), manifest)
+        return self.location(database, self.backup_id)
+
+    def abort(self):
+        if self.backup_id:
+            try:
+                self.store.delete_prefix(self.store.set_key(self.database, self.backup_id, ''))
+            except LifeboatError:
+                pass  # the next run sweeps sets without a manifest
+
+    def retention_plan(self, *args, **kwargs):
+        return self.store.retention_plan(*args, **kwargs)
+
+    def apply_retention(self, *args):
+        return self.store.apply_retention(*args)
+
+
+def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):
     opts = request.options
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     snapshot = conn.execute('SELECT pg_export_snapshot()').fetchone()[0]
     settings = database_settings(conn, request.database)
-    archive = os.path.join(staging, opts.archive_name(request.database))
+    name = opts.archive_name(request.database)
     selected = [t for t in data_tables(conn) if opts.selects(*t)]
     progress.update(force=True, phase='dumping', tables_total=len(selected))
-    streamed = {}
     old_umask = os.umask(0o077)
     try:
         with PassFile(ctx.options, ctx.tmpdir) as passfile:
             env = ctx.options.tool_environment(request.database, passfile)
             what = 'pg_dump of database %r' % request.database
-            if opts.streamed:
+            if opts.streamed or sink.streams_only:
                 argv = opts.pg_dump_argv(pg_dump.path, snapshot, None)
-                streamed[opts.archive_name(request.database)] = stream_to_file(
-                    argv, env, archive, what, progress=lambda written: progress.update(bytes=written))
+                sink.write_stream(argv, env, name, what, progress=lambda written: progress.update(bytes=written))
             else:
                 # --verbose names each table as pg_dump starts on it: that is the progress we report.
+                archive = sink.path(name)
                 argv = opts.pg_dump_argv(pg_dump.path, snapshot, archive) + ['--verbose']
                 run_following_stderr(argv, env, what, lambda line: progress.tool_line(line, archive))
     finally:
         os.umask(old_umask)
     progress.update(force=True, phase='counting rows')
-    counts = dict((name, rows) for name, rows in exact_row_counts(conn).items()
-                  if opts.selects(*name.split('.', 1)))
+    counts = dict((key, rows) for key, rows in exact_row_counts(conn).items()
+                  if opts.selects(*key.split('.', 1)))
     conn.rollback()
-    return counts, settings, streamed
+    return counts, settings
 
 
-def _dump_globals(ctx, pg_dumpall, staging):
+def _dump_globals(ctx, pg_dumpall, sink):
     """Roles (with their password hashes) and tablespaces: secrets, so 0600 like every file."""
     old_umask = os.umask(0o077)
     try:
         with PassFile(ctx.options, ctx.tmpdir) as passfile:
             env = ctx.options.tool_environment('postgres', passfile)
-            digest = stream_to_file([pg_dumpall.path, '--globals-only', '--no-password'], env,
-                                    os.path.join(staging, GLOBALS_NAME), 'pg_dumpall --globals-only')
+            sink.write_stream([pg_dumpall.path, '--globals-only', '--no-password'], env, GLOBALS_NAME,
+                              'pg_dumpall --globals-only')
     finally:
         os.umask(old_umask)
-    return {GLOBALS_NAME: digest}
 
 
-def _verify_archive(ctx, opts, staging, database, dump_major):
+def _verify_archive(ctx, opts, sink, database, dump_major):
     """Prove the archive reads back before it becomes a backup: pg_restore --list for custom and
-    directory archives. Plain dumps were checksummed while written."""
+    directory archives (from S3 itself when streamed there). Plain dumps were checksummed while
+    written."""
     if opts.format in ('custom', 'directory'):
         pg_restore = ctx.finder.find('pg_restore', dump_major, 'reading back an archive of pg_dump %d' % dump_major)
-        run_tool(ctx.run_command, [pg_restore.path, '--list', os.path.join(staging, opts.archive_name(database))],
-                 None, 'reading back the new archive of database %r' % database)
+        sink.list_archive(ctx, pg_restore.path, opts.archive_name(database),
+                          'reading back the new archive of database %r' % database)
     return iso(utc_now())

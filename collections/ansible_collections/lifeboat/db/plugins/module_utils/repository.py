@@ -28,6 +28,8 @@ PARTIAL_PREFIX = '.partial-'
 DELETING_PREFIX = '.deleting-'
 LOCK_NAME = '.lock'
 VERIFICATION_NAME = 'verification.json'
+# Where a set's offsite copy went (written by the dump after the upload is checked).
+OFFSITE_NAME = 'offsite.json'
 
 
 def utc_now():
@@ -55,12 +57,15 @@ def validate_retention(keep_last, keep_days):
 
 
 class Backup(object):
-    def __init__(self, path, manifest):
+    """A complete backup set; `path` is its folder (or its s3:// URL for an S3Backup)."""
+
+    def __init__(self, path, manifest, verification=None):
         self.path = path
         self.manifest = manifest
         self.backup_id = manifest['backup_id']
         self.kind = manifest.get('kind', 'full')
-        self.verification = _read_verification(path)
+        self.verification = verification
+        self.locations = ['local']
 
     @property
     def verified(self):
@@ -77,7 +82,33 @@ class Backup(object):
                     age_seconds=round(age.total_seconds(), 1), size=sum(f['size'] for f in m.get('files', [])),
                     total_rows=m.get('total_rows'), verified=self.verified,
                     verified_at=(self.verification or {}).get('verified_at') or m.get('verified_at'),
-                    verification=(self.verification or {}).get('status'), locations=['local'])
+                    verification=(self.verification or {}).get('status'), locations=list(self.locations))
+
+
+def plan_retention(candidates, keep_last=None, keep_days=None, incoming=0, now=None):
+    """Which of `candidates` (backups of one kind, newest first) retention deletes.
+
+    A backup is kept when it is among the newest `keep_last` (counting `incoming` sets about to
+    be added, for check mode) or younger than `keep_days`; with both unset nothing is deleted.
+    The newest verified backup is always kept, whatever the rules say. Local and S3 repositories
+    share this one rule.
+    """
+    validate_retention(keep_last, keep_days)
+    if keep_last is None and keep_days is None:
+        return []
+    now = now or utc_now()
+    keep = set()
+    if keep_last is not None:
+        keep.update(b.backup_id for b in candidates[:max(keep_last - incoming, 0)])
+    if keep_days is not None:
+        horizon = now - datetime.timedelta(days=keep_days)
+        keep.update(b.backup_id for b in candidates if parse_iso(b.manifest['started_at']) >= horizon)
+    verified = [b for b in candidates if b.verified]
+    if verified and not incoming:
+        keep.add(verified[0].backup_id)
+    elif candidates and not incoming:
+        keep.add(candidates[0].backup_id)
+    return [b for b in candidates if b.backup_id not in keep]
 
 
 class Repository(object):
@@ -155,7 +186,11 @@ class Repository(object):
                 raise LifeboatError('%s does not belong to backup %s (its backup_id is %r); move the file out of the '
                                     'repository' % (manifest_path, name, manifest.get('backup_id')))
             if kind is None or manifest.get('kind', 'full') == kind:
-                found.append(Backup(path, manifest))
+                backup = Backup(path, manifest, _read_json(path, VERIFICATION_NAME))
+                offsite = _read_json(path, OFFSITE_NAME)
+                if offsite and offsite.get('url'):
+                    backup.locations.append(offsite['url'])
+                found.append(backup)
         found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
         return found
 
@@ -175,32 +210,14 @@ class Repository(object):
                             'use latest or one of the listed ids' % (reference, database, self.root, known))
 
     def retention_plan(self, database, kind, keep_last=None, keep_days=None, incoming=0, now=None):
-        """Backups of `kind` that retention deletes.
-
-        A backup is kept when it is among the newest `keep_last` (counting `incoming` sets about to
-        be added, for check mode) or younger than `keep_days`; with both unset nothing is deleted.
-        The newest verified backup is always kept, whatever the rules say.
-        """
-        validate_retention(keep_last, keep_days)
+        """Backups of `kind` that retention deletes (see plan_retention)."""
         if keep_last is None and keep_days is None:
             return []
-        candidates = self.backups(database, kind=kind)
-        now = now or utc_now()
-        keep = set()
-        if keep_last is not None:
-            keep.update(b.backup_id for b in candidates[:max(keep_last - incoming, 0)])
-        if keep_days is not None:
-            horizon = now - datetime.timedelta(days=keep_days)
-            keep.update(b.backup_id for b in candidates if parse_iso(b.manifest['started_at']) >= horizon)
-        verified = [b for b in candidates if b.verified]
-        if verified and not incoming:
-            keep.add(verified[0].backup_id)
-        elif candidates and not incoming:
-            keep.add(candidates[0].backup_id)
-        return [b for b in candidates if b.backup_id not in keep]
+        return plan_retention(self.backups(database, kind=kind), keep_last, keep_days, incoming, now)
 
     def apply_retention(self, database, kind, keep_last=None, keep_days=None):
         """Delete what retention_plan names; returns the deleted ids. Call while holding the lock."""
+        validate_retention(keep_last, keep_days)
         deleted = []
         for old in self.retention_plan(database, kind, keep_last, keep_days):
             self.delete(old)
@@ -228,9 +245,9 @@ class Repository(object):
         shutil.rmtree(doomed)
 
 
-def _read_verification(path):
+def _read_json(path, name):
     try:
-        with open(os.path.join(path, VERIFICATION_NAME)) as handle:
+        with open(os.path.join(path, name)) as handle:
             return json.load(handle)
     except (IOError, OSError, ValueError):
         return None

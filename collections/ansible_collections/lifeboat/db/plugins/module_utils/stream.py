@@ -56,6 +56,32 @@ def stream_to_file(argv, env, path, what, progress=None):
     return digest.hexdigest()
 
 
+def stream_to_s3(argv, env, store, key, what, progress=None):
+    """Run argv and upload its stdout to `key` in an S3Store as it is produced (bounded memory);
+    returns the upload's {size, sha256, checksum, checked}."""
+    environ = dict(os.environ, **env)
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=environ, close_fds=True)
+        except OSError as exc:
+            raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+        try:
+            sent = store.upload(proc.stdout, key, progress=progress)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        rc = proc.wait()
+        if rc != 0:
+            # S3 holds whatever came out before the failure; the set has no manifest and is swept.
+            errors.seek(0)
+            detail = last_error_line(errors.read().decode('utf-8', 'replace'), 'exit code %d' % rc)
+            raise LifeboatError('%s failed: %s' % (what, detail))
+    return sent
+
+
 def run_following_stderr(argv, env, what, on_line):
     """Run argv (its output goes where its own arguments say), calling on_line for each line it
     writes to stderr; raise with its error line when it fails."""

@@ -11,7 +11,11 @@ from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import Repository, iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.s3 import S3Settings, S3Store, is_s3_url
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import ToolFinder
+
+# Where an s3:// repository keeps its local cache unless cache_dir says otherwise.
+DEFAULT_CACHE_DIR = '/var/tmp/lifeboat-cache'
 
 
 class TaskContext(object):
@@ -25,7 +29,17 @@ class TaskContext(object):
         self.check_mode = module.check_mode
         self.tmpdir = module.tmpdir
         repository = module.params.get('repository')
+        self.store = None
+        if is_s3_url(repository):
+            # An S3 repository: the local cache (downloads, the lock, progress) stands in for it.
+            self.store = S3Store(repository, S3Settings(module.params))
+            repository = module.params.get('cache_dir') or DEFAULT_CACHE_DIR
         self.repository = Repository(repository) if repository else None
+
+    def offsite_store(self):
+        """The S3 store of `offsite_url`, or None."""
+        url = self.params.get('offsite_url')
+        return S3Store(url, S3Settings(self.params)) if url else None
 
 
 def run_module(module, work):

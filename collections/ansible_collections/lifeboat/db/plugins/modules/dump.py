@@ -24,13 +24,44 @@ description:
     fails naming the holder. What a killed run left behind is removed by the next one.
   - With O(keep_last) and/or O(keep_days), older backups of the same kind are deleted after the new
     one is complete; the newest verified backup is never deleted.
+  - With O(offsite_url), each new set is then copied to S3 (files first, manifest last), the upload
+    checked against S3's checksums, and retention applied there too. With O(repository) an
+    C(s3://) URL, pg_dump streams straight to S3 and nothing is written locally but the lock and
+    the progress file (in O(cache_dir)).
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.s3
 options:
   repository:
-    description: Absolute path of the backup repository on the target host.
+    description:
+      - Absolute path of the backup repository on the target host, or C(s3://bucket/prefix) to stream
+        the dump straight to S3 (formats C(custom) and C(plain)).
     type: path
     required: true
+  cache_dir:
+    description:
+      - With an C(s3://) O(repository), the local folder on the target host that holds the lock and the
+        progress file. One host should write a database's S3 prefix at a time; the lock is local.
+    type: path
+    default: /var/tmp/lifeboat-cache
+  offsite_url:
+    description:
+      - Copy each new backup set to C(s3://bucket/prefix) after it is complete. The local set is kept
+        whatever happens to the copy; C(offsite.json) in it records where the copy went.
+    type: str
+  offsite:
+    description:
+      - C(required) - a failed offsite copy fails the task (the local backup is kept and reported).
+      - C(optional) - a failed offsite copy is a warning.
+    type: str
+    default: required
+    choices: [required, optional]
+  offsite_keep_last:
+    description: Retention of the S3 copies (same rules as O(keep_last)). Default is O(keep_last).
+    type: int
+  offsite_keep_days:
+    description: Retention of the S3 copies (same rules as O(keep_days)). Default is O(keep_days).
+    type: float
   kind:
     description:
       - Label of the backup set, recorded in the manifest. Retention counts backups of one kind only.
@@ -127,6 +158,25 @@ EXAMPLES = r'''
     tables: [public.organizations, public.members, public.policy_violations]
     keep_days: 30
 
+- name: Daily backup kept 30 days locally, copied to S3 STANDARD_IA and kept 90 days there (seed 002)
+  lifeboat.db.dump:
+    db: app
+    repository: /var/backups/lifeboat
+    kind: daily
+    keep_days: 30
+    offsite_url: s3://acme-db-backups/prod
+    s3_storage_class: STANDARD_IA
+    s3_sse: aws:kms
+    offsite_keep_days: 90
+
+- name: Monthly long-term backup streamed straight to GLACIER, no local copy
+  lifeboat.db.dump:
+    db: app
+    repository: s3://acme-db-backups/prod-monthly
+    kind: monthly
+    s3_storage_class: GLACIER
+    keep_last: 24
+
 - name: Show where it went
   ansible.builtin.debug:
     msg: "{{ backup.backup_id }} ({{ backup.size }} bytes) in {{ backup.backup_path }}"
@@ -169,6 +219,13 @@ deleted:
   returned: always
   type: list
   elements: str
+offsite:
+  description:
+    - The offsite copy - C(url), C(uploaded_at), C(storage_class), C(sse), per-object C(objects) (key,
+      size, S3 checksum, how the upload was C(checked)) and the S3 sets C(deleted) by retention.
+    - With O(offsite=optional) and a failed copy, C(url) is null and C(error) says why.
+  returned: when offsite_url is set and not check mode
+  type: dict
 pg_dump:
   description: The pg_dump used (name, path, version).
   returned: always
@@ -190,10 +247,11 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
+from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, OffsiteRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import FORMATS, METHODS, DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
 
 
@@ -214,7 +272,13 @@ def argument_spec():
         keep_last=dict(type='int'),
         keep_days=dict(type='float'),
         lock_timeout=dict(type='int', default=0),
+        cache_dir=dict(type='path', default='/var/tmp/lifeboat-cache'),
+        offsite_url=dict(type='str'),
+        offsite=dict(type='str', default='required', choices=['required', 'optional']),
+        offsite_keep_last=dict(type='int'),
+        offsite_keep_days=dict(type='float'),
     )
+    spec.update(s3_argument_spec())
     return spec
 
 
@@ -226,9 +290,19 @@ def dump(ctx):
                           compress_method=params['compress_method'], jobs=params['jobs'], tables=params['tables'],
                           exclude_tables=params['exclude_tables'], schemas=params['schemas'],
                           exclude_schemas=params['exclude_schemas'])
+    offsite = None
+    store = ctx.offsite_store()
+    if store is not None:
+        if ctx.store is not None:
+            raise LifeboatError('offsite_url copies a local backup to S3, but repository is already in S3; '
+                                'use a local repository path, or drop offsite_url')
+        no_rule = params['offsite_keep_last'] is None and params['offsite_keep_days'] is None
+        offsite = OffsiteRequest(store, params['keep_last'] if no_rule else params['offsite_keep_last'],
+                                 params['keep_days'] if no_rule else params['offsite_keep_days'],
+                                 required=params['offsite'] == 'required')
     request = BackupRequest(params['db'], kind=params['kind'], options=options, keep_last=params['keep_last'],
                             keep_days=params['keep_days'], with_globals=params['globals'],
-                            lock_timeout=params['lock_timeout'])
+                            lock_timeout=params['lock_timeout'], offsite=offsite)
     return take_backup(ctx, request)
 
 
