@@ -33,9 +33,11 @@ GLOBALS_NAME = 'globals.sql'
 
 class BackupRequest(object):
     def __init__(self, database, kind='full', options=None, keep_last=None, keep_days=None, with_globals=False,
-                 lock_timeout=0, offsite=None):
+                 lock_timeout=0, offsite=None, local=False):
         validate_retention(keep_last, keep_days)
         self.offsite = offsite
+        # local: into the local repository (or cache) even when the task's repository is in S3.
+        self.local = local
         self.database = database
         self.kind = kind
         self.options = options or DumpOptions()
@@ -56,7 +58,7 @@ def take_backup(ctx, request):
     started = utc_now()
     clock = time.monotonic()
     opts = request.options
-    sink = S3Sink(ctx.store) if ctx.store is not None else LocalSink(ctx.repository)
+    sink = S3Sink(ctx.store) if ctx.store is not None and not request.local else LocalSink(ctx.repository)
     if sink.streams_only and opts.format == 'directory':
         raise LifeboatError('format %s cannot be streamed to S3 (pg_dump writes it as a folder); use format custom '
                             'or plain, or a local repository with offsite_url' % opts.format)
@@ -72,7 +74,7 @@ def take_backup(ctx, request):
         backup_id = new_backup_id(started)
         target = sink.location(request.database, backup_id)
         if ctx.check_mode:
-            if ctx.store is not None:
+            if sink.streams_only:
                 ctx.store.check_bucket()
             doomed = sink.retention_plan(request.database, request.kind, request.keep_last, request.keep_days,
                                          incoming=1)
@@ -84,6 +86,9 @@ def take_backup(ctx, request):
         with ctx.repository.lock(request.database, request.lock_timeout, 'a %s backup' % request.kind) as lock:
             leftovers = sink.remove_leftovers(request.database)
             sink.begin(request.database, backup_id)
+            if sink.streams_only and opts.format == 'custom':
+                sink.toc_reader = ctx.finder.find('pg_restore', pg_dump.major, 'reading back an archive of pg_dump %d'
+                                                  % pg_dump.major).path
             progress = Progress(ctx.repository.database_dir(request.database), backup_id, None)
             try:
                 counts, settings = _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress)
@@ -234,6 +239,8 @@ class S3Sink(object):
         self.store = store
         self.database = self.backup_id = None
         self.sent = []
+        self.toc_reader = None  # a pg_restore that reads the archive's table of contents as it streams
+        self.toc_errors = {}
 
     def location(self, database, backup_id):
         return self.store.set_url(database, backup_id)
@@ -247,11 +254,17 @@ class S3Sink(object):
 
     def write_stream(self, argv, env, name, what, progress=None):
         key = self.store.set_key(self.database, self.backup_id, name)
-        sent = stream_to_s3(argv, env, self.store, key, what, progress)
+        reader = self.toc_reader if name.endswith('.dump') else None
+        sent = stream_to_s3(argv, env, self.store, key, what, progress, toc_reader=reader)
+        if reader:
+            self.toc_errors[name] = sent['toc_error']
         self.sent.append(dict(name=name, size=sent['size'], sha256=sent['sha256'], s3_checksum=sent['checksum']))
 
     def list_archive(self, ctx, pg_restore, name, what):
-        self.store.list_archive(self.store.set_key(self.database, self.backup_id, name), pg_restore, what)
+        if name not in self.toc_errors:
+            raise LifeboatError('%s: the archive was not read back while it streamed' % what)
+        if self.toc_errors[name]:
+            raise LifeboatError('%s failed: %s' % (what, self.toc_errors[name]))
 
     def files(self):
         return sorted(self.sent, key=lambda f: f['name'])

@@ -69,8 +69,9 @@ class Backup(object):
 
     @property
     def verified(self):
-        """Checked when written (manifest.verified_at) and not failed a later verification."""
-        if self.verification is not None:
+        """Checked when written (manifest.verified_at) and not failed a later verification (one
+        that could not read a set in GLACIER proves nothing either way)."""
+        if self.verification is not None and self.verification.get('status') != 'unavailable':
             return self.verification.get('status') == 'passed'
         return bool(self.manifest.get('verified_at'))
 

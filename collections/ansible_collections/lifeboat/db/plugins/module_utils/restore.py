@@ -28,7 +28,7 @@ MODES = ('new', 'replace')
 
 class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
-                 maintenance_db='postgres', analyze=True, safety_backup=True):
+                 maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False):
         if mode not in MODES:
             raise LifeboatError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
         if jobs < 1:
@@ -43,12 +43,28 @@ class RestoreRequest(object):
         self.maintenance_db = maintenance_db
         self.analyze = analyze
         self.safety_backup = safety_backup
+        self.glacier_restore = glacier_restore
 
 
 def restore(ctx, request):
     timings = {}
     clock = time.monotonic()
-    backup = ctx.repository.resolve(request.backup_db, request.backup)
+    downloaded = None
+    if ctx.store is not None:
+        remote = ctx.store.resolve(request.backup_db, request.backup)
+        ctx.store.ensure_readable(remote, glacier_restore=request.glacier_restore)
+        if ctx.check_mode:
+            size = sum(f['size'] for f in remote.manifest['files'])
+            return dict(changed=True, backup_id=remote.backup_id, backup_path=remote.path, target_db=request.target_db,
+                        mode=request.mode, expected_row_counts=remote.manifest['row_counts'],
+                        actions=['Would download backup %s (%d bytes) from %s into %s, checking every file'
+                                 % (remote.backup_id, size, ctx.store.url, ctx.repository.root)]
+                        + ['Would %s' % step for step in _plan(request, remote, database_exists_now(ctx, request))])
+        backup, fresh = ctx.store.fetch(remote, ctx.repository)
+        downloaded = backup if fresh else None
+        timings['download_seconds'] = round(time.monotonic() - clock, 3)
+    else:
+        backup = ctx.repository.resolve(request.backup_db, request.backup)
     manifest = backup.manifest
     verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
@@ -80,7 +96,7 @@ def restore(ctx, request):
         owner = _owner(conn, request.target_db) if exists else None
         safety = None
         if exists and request.safety_backup:
-            safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore'))
+            safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore', local=True))
             facts['safety_backup_id'] = safety['backup_id']
             timings['safety_backup_seconds'] = safety['duration_seconds']
             actions.append('Took safety backup %s of database %r' % (safety['backup_id'], request.target_db))
@@ -102,8 +118,22 @@ def restore(ctx, request):
             actions.append('Analyzed database %r' % request.target_db)
     finally:
         conn.close()
+    if downloaded is not None:
+        # The download served its purpose; the set stays in S3. Kept when the restore failed.
+        ctx.repository.delete(downloaded)
+        facts['backup_path'] = ctx.store.set_url(request.backup_db, backup.backup_id)
+        actions.insert(0, 'Downloaded backup %s from %s, every file checked against its manifest'
+                       % (backup.backup_id, ctx.store.url))
     timings['total_seconds'] = round(time.monotonic() - clock, 3)
     return dict(changed=True, timings=timings, actions=actions, **facts)
+
+
+def database_exists_now(ctx, request):
+    conn = ctx.options.connect(request.maintenance_db)
+    try:
+        return database_exists(conn, request.target_db)
+    finally:
+        conn.close()
 
 
 def _plan(request, backup, exists):

@@ -487,6 +487,34 @@ class S3Store(object):
             body.close()
         return digest.hexdigest()
 
+    def fetch(self, backup, repository, lock_timeout=60):
+        """Download a set into a local repository (the cache), every file checked against the
+        manifest as it arrives; returns (the local Backup, whether it was downloaded now)."""
+        database = backup.database
+        self.ensure_readable(backup)
+        with repository.lock(database, lock_timeout, 'a download of %s' % backup.backup_id):
+            for cached in repository.backups(database):
+                if cached.backup_id == backup.backup_id:
+                    return cached, False  # verified again by the restore before use
+            repository.remove_leftovers(database)
+            staging = repository.begin(database, backup.backup_id)
+            try:
+                for entry in backup.manifest['files']:
+                    target = os.path.join(staging, entry['name'])
+                    parent = os.path.dirname(target)
+                    if not os.path.isdir(parent):
+                        os.makedirs(parent, 0o700)
+                    digest = self.download(backup, entry['name'], target)
+                    if digest != entry['sha256']:
+                        raise LifeboatError('%s of backup %s downloaded from %s has sha256 %s, the manifest says %s; '
+                                            'the copy in S3 is damaged, use another backup'
+                                            % (entry['name'], backup.backup_id, self.url, digest, entry['sha256']))
+                repository.commit(database, staging, backup.manifest)
+            except BaseException:
+                repository.abort(staging)
+                raise
+            return repository.resolve(database, backup.backup_id), True
+
     def hash_object(self, backup, name):
         """sha256 and size of a stored file, read as a stream (nothing written to disk)."""
         digest, size = hashlib.sha256(), 0

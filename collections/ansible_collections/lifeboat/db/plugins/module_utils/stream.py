@@ -56,29 +56,73 @@ def stream_to_file(argv, env, path, what, progress=None):
     return digest.hexdigest()
 
 
-def stream_to_s3(argv, env, store, key, what, progress=None):
+class TocTee(object):
+    """Passes a stream through while feeding it to `pg_restore --list`, which reads an archive's
+    header and table of contents and exits: the archive is proven readable as it streams, before
+    it lands in a storage class (GLACIER) that cannot be read back."""
+
+    def __init__(self, source, pg_restore):
+        self.source = source
+        self.errors = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([pg_restore, '--list'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=self.errors, close_fds=True)
+        self.feeding = True
+
+    def read(self, size):
+        block = self.source.read(size)
+        if self.feeding and block:
+            try:
+                self.proc.stdin.write(block)
+            except (IOError, OSError):
+                self._stop_feeding()  # it has read what it needs and exited
+        return block
+
+    def _stop_feeding(self):
+        self.feeding = False
+        try:
+            self.proc.stdin.close()
+        except (IOError, OSError):
+            pass
+
+    def outcome(self):
+        """None when the table of contents read back, else pg_restore's error line."""
+        self._stop_feeding()
+        rc = self.proc.wait()
+        self.errors.seek(0)
+        detail = last_error_line(self.errors.read().decode('utf-8', 'replace'), 'exit code %d' % rc)
+        self.errors.close()
+        return None if rc == 0 else detail
+
+
+def stream_to_s3(argv, env, store, key, what, progress=None, toc_reader=None):
     """Run argv and upload its stdout to `key` in an S3Store as it is produced (bounded memory);
-    returns the upload's {size, sha256, checksum, checked}."""
+    returns the upload's {size, sha256, checksum, checked}, and with `toc_reader` (a pg_restore)
+    `toc_error`: None when the archive's table of contents read back."""
     environ = dict(os.environ, **env)
     with tempfile.TemporaryFile() as errors:
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=environ, close_fds=True)
         except OSError as exc:
             raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+        tee = TocTee(proc.stdout, toc_reader) if toc_reader else None
         try:
-            sent = store.upload(proc.stdout, key, progress=progress)
+            sent = store.upload(tee or proc.stdout, key, progress=progress)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
         finally:
             proc.stdout.close()
+            if tee is not None:
+                toc_error = tee.outcome()
         rc = proc.wait()
         if rc != 0:
             # S3 holds whatever came out before the failure; the set has no manifest and is swept.
             errors.seek(0)
             detail = last_error_line(errors.read().decode('utf-8', 'replace'), 'exit code %d' % rc)
             raise LifeboatError('%s failed: %s' % (what, detail))
+    if tee is not None:
+        sent['toc_error'] = toc_error
     return sent
 
 

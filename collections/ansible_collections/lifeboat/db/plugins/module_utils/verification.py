@@ -50,3 +50,31 @@ def verify_and_record(ctx, backup):
     if not ctx.check_mode:
         write_json_atomic(os.path.join(backup.path, VERIFICATION_NAME), record)
     return record
+
+
+def verify_remote(ctx, store, backup):
+    """Re-check a set in S3: every file streamed and hashed against the manifest (nothing is
+    written locally) and a custom archive's table of contents read from S3. A set still in
+    GLACIER cannot be read: it is reported `unavailable`, not failed."""
+    record = dict(verified_at=iso(utc_now()), files_checked=None, detail=None)
+    if backup.archived:
+        record.update(status='unavailable', detail='in %s; restore it from there to verify it'
+                      % ', '.join(sorted(set(backup.storage[name] for name in backup.archived))))
+        return record
+    try:
+        for entry in backup.manifest['files']:
+            digest, size = store.hash_object(backup, entry['name'])
+            if (digest, size) != (entry['sha256'], entry['size']):
+                raise LifeboatError('%s in %s has %d bytes and sha256 %s, the manifest says %d and %s'
+                                    % (entry['name'], backup.path, size, digest, entry['size'], entry['sha256']))
+        if backup.manifest.get('format', 'custom') == 'custom':
+            pg_restore = ctx.finder.find('pg_restore', dump_major(backup.manifest), 'backup %s was written by pg_dump %s'
+                                         % (backup.backup_id, backup.manifest['pg_dump_version']))
+            store.list_archive(store.set_key(backup.database, backup.backup_id, backup.manifest['archive']),
+                               pg_restore.path, 'reading the table of contents of backup %s' % backup.backup_id)
+        record.update(status='passed', files_checked=len(backup.manifest['files']))
+    except LifeboatError as exc:
+        record.update(status='failed', detail=exc.msg)
+    if not ctx.check_mode:
+        store.record_verification(backup, record)
+    return record

@@ -16,14 +16,24 @@ description:
     manifest, and C(pg_restore --list) for custom and directory archives) and records the outcome
     in the set's C(verification.json). A set that fails is no longer counted as verified, so
     retention will not rely on it. The task fails when a set fails unless O(fail_on=never).
+  - With an C(s3://) O(repository), lists the sets in S3 (each with its C(storage_class)); verify
+    streams every file from S3 and hashes it (nothing is written locally) and reads a custom
+    archive's table of contents from S3; the record goes to the set's C(verification.json) in S3.
+    A set still in GLACIER is reported C(unavailable), not failed.
+  - With O(offsite_url) and a local O(repository), sets that exist only in S3 are listed too, and
+    C(locations) tells where each set is.
   - Connects to no database; the connection options are accepted for C(module_defaults) but unused.
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.s3
 options:
   repository:
-    description: Absolute path of the backup repository on the target host.
+    description: Absolute path of the backup repository on the target host, or C(s3://bucket/prefix).
     type: path
     required: true
+  offsite_url:
+    description: The C(s3://bucket/prefix) the dumps copy to; its sets are listed with the local ones.
+    type: str
   db:
     description: Only backups of this database. Default is every database in the repository.
     type: str
@@ -60,6 +70,12 @@ EXAMPLES = r'''
     db: app
   register: inventory
 
+- name: What is in the offsite bucket, and does it still read back?
+  lifeboat.db.backup_info:
+    repository: s3://acme-db-backups/prod
+    s3_region: eu-central-1
+    verify: true
+
 - name: Weekly proof that the backups still read back
   lifeboat.db.backup_info:
     repository: /var/backups/lifeboat
@@ -83,7 +99,7 @@ backups:
       verified: true
       verified_at: "2026-11-23T02:00:41.120000Z"
       verification: passed
-      locations: [local]
+      locations: [local, s3://acme-db-backups/prod/app/20261123T020000Z-a1b2c3]
 count:
   description: Number of backup sets listed.
   returned: always
@@ -108,7 +124,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
-from ansible_collections.lifeboat.db.plugins.module_utils.verification import verify_and_record
+from ansible_collections.lifeboat.db.plugins.module_utils.s3 import S3Backup, s3_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.verification import verify_and_record, verify_remote
 
 
 def argument_spec():
@@ -119,39 +136,68 @@ def argument_spec():
         backup=dict(type='str'),
         verify=dict(type='bool', default=False),
         fail_on=dict(type='str', default='error', choices=['error', 'never']),
+        offsite_url=dict(type='str'),
     )
+    spec.update(s3_argument_spec())
     return spec
+
+
+def listed(ctx):
+    """Sets of the repository (local or S3), plus those only in the offsite store."""
+    p = ctx.params
+    source = ctx.store or ctx.repository
+    databases = [p['db']] if p['db'] else source.databases()
+    found = [b for db in databases for b in source.backups(db, kind=p['kind'])]
+    offsite = ctx.offsite_store() if ctx.store is None else None
+    if offsite is not None:
+        local = dict((b.backup_id, b) for b in found)
+        for remote in [b for db in ([p['db']] if p['db'] else offsite.databases())
+                       for b in offsite.backups(db, kind=p['kind'])]:
+            if remote.backup_id in local:
+                if remote.path not in local[remote.backup_id].locations:
+                    local[remote.backup_id].locations.append(remote.path)
+            else:
+                found.append(remote)
+    return found
 
 
 def selected(ctx):
     p = ctx.params
-    databases = [p['db']] if p['db'] else ctx.repository.databases()
-    found = [b for db in databases for b in ctx.repository.backups(db, kind=p['kind'])]
+    found = listed(ctx)
     found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
     if p['backup'] == 'latest':
         found = found[:1]
     elif p['backup']:
         found = [b for b in found if b.backup_id == p['backup']]
         if not found:
-            raise LifeboatError('backup %r not found in repository %s' % (p['backup'], ctx.repository.root))
+            raise LifeboatError('backup %r not found in repository %s' % (p['backup'], where(ctx)))
     return found
+
+
+def where(ctx):
+    return ctx.store.url if ctx.store is not None else ctx.repository.root
 
 
 def run(ctx):
     backups = selected(ctx)
     result = dict(changed=False, count=len(backups),
-                  actions=['Listed %d backup set(s) in %s' % (len(backups), ctx.repository.root)])
+                  actions=['Listed %d backup set(s) in %s' % (len(backups), where(ctx))])
     failed = []
     if ctx.params['verify']:
         records = {}
         for backup in backups:
-            records[backup.backup_id] = verify_and_record(ctx, backup)
+            if isinstance(backup, S3Backup):
+                records[backup.backup_id] = verify_remote(ctx, backup.store, backup)
+            else:
+                records[backup.backup_id] = verify_and_record(ctx, backup)
             backup.verification = records[backup.backup_id]
         result['verified'] = records
         result['changed'] = bool(backups) and not ctx.check_mode
-        failed = ['%s (%s)' % (b, r['detail']) for b, r in records.items() if r['status'] != 'passed']
-        result['actions'].append('Verified %d backup set(s): %d passed, %d failed'
-                                 % (len(records), len(records) - len(failed), len(failed)))
+        failed = ['%s (%s)' % (b, r['detail']) for b, r in records.items() if r['status'] == 'failed']
+        unavailable = [b for b, r in records.items() if r['status'] == 'unavailable']
+        result['actions'].append('Verified %d backup set(s): %d passed, %d failed, %d unavailable (GLACIER)'
+                                 % (len(records), len(records) - len(failed) - len(unavailable), len(failed),
+                                    len(unavailable)))
     result['backups'] = [b.summary() for b in backups]
     if failed and ctx.params['fail_on'] == 'error':
         raise LifeboatError('%d backup set(s) failed verification: %s' % (len(failed), '; '.join(failed)),

@@ -21,8 +21,13 @@ description:
   - O(mode=replace) takes a safety backup of the existing database (kind C(pre-restore)), drops it
     C(WITH (FORCE)), recreates it with the same owner, encoding and locale, and restores. If the
     restore fails, the safety backup is restored so the database is as it was.
+  - With an C(s3://) O(repository), the set is downloaded into O(cache_dir) first, every file
+    checked against the manifest as it arrives, then restored as from a local repository; the
+    download is removed after a successful restore. A set in GLACIER or DEEP_ARCHIVE must be
+    restored from there first (O(glacier_restore)).
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.s3
 options:
   db:
     description: Database to restore into.
@@ -30,9 +35,19 @@ options:
     required: true
     aliases: [login_db, database]
   repository:
-    description: Absolute path of the backup repository on the target host.
+    description: Absolute path of the backup repository on the target host, or C(s3://bucket/prefix).
     type: path
     required: true
+  cache_dir:
+    description: With an C(s3://) O(repository), the local folder on the target host the set is downloaded into.
+    type: path
+    default: /var/tmp/lifeboat-cache
+  glacier_restore:
+    description:
+      - When the set is in GLACIER or DEEP_ARCHIVE, start its restore (7 days, Standard tier) and fail
+        saying to run again when it is done. Without it such a set fails with that advice.
+    type: bool
+    default: false
   backup:
     description: Backup id to restore, or C(latest) for the newest backup of kind C(full).
     type: str
@@ -80,6 +95,15 @@ author:
 '''
 
 EXAMPLES = r'''
+- name: Disaster recovery from the offsite bucket (seed 002)
+  lifeboat.db.restore:
+    db: app
+    repository: s3://acme-db-backups/prod
+    s3_region: eu-central-1
+    backup: latest
+    mode: new
+    glacier_restore: true
+
 - name: Restore last night's backup over the app database (a safety backup is taken first)
   lifeboat.db.restore:
     login_host: db1.example.com
@@ -157,6 +181,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.restore import MODES, RestoreRequest, restore
+from ansible_collections.lifeboat.db.plugins.module_utils.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
 
 
@@ -174,7 +199,10 @@ def argument_spec():
         safety_backup=dict(type='bool', default=True),
         analyze=dict(type='bool', default=True),
         maintenance_db=dict(type='str', default='postgres'),
+        cache_dir=dict(type='path', default='/var/tmp/lifeboat-cache'),
+        glacier_restore=dict(type='bool', default=False),
     )
+    spec.update(s3_argument_spec())
     return spec
 
 
@@ -182,7 +210,8 @@ def run(ctx):
     p = ctx.params
     request = RestoreRequest(p['backup_db'] or p['db'], p['backup'], p['db'], p['mode'], jobs=p['jobs'],
                              no_owner=p['no_owner'], no_acl=p['no_acl'], maintenance_db=p['maintenance_db'],
-                             analyze=p['analyze'], safety_backup=p['safety_backup'])
+                             analyze=p['analyze'], safety_backup=p['safety_backup'],
+                             glacier_restore=p['glacier_restore'])
     return restore(ctx, request)
 
 
