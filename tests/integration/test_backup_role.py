@@ -43,3 +43,22 @@ def test_unknown_kind_is_refused_before_anything_runs(server, ansible, sample_db
     assert play.rc != 0
     assert "lifeboat_backup_kind must be one of daily, monthly" in play.result("lifeboat_backup : Check the backup kind")["msg"]
     assert not ansible.repository.exists()
+
+
+def test_daily_backups_go_offsite_to_s3(server, ansible, sample_db, moto):
+    moto.bucket("role-offsite")
+    kinds = {"daily": {"keep_last": 5, "offsite_url": "s3://role-offsite/prod", "storage_class": "STANDARD_IA",
+                       "offsite_keep_last": 1}}
+    ansible.write_inventory(lifeboat_backup_databases=[sample_db], lifeboat_backup_repository=str(ansible.repository),
+                            lifeboat_backup_kinds=kinds, lifeboat_backup_s3=moto.options(),
+                            lifeboat_backup_poll_interval=1)
+    for _ in range(2):
+        play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
+        assert play.rc == 0, play.stdout[-3000:]
+    assert moto.options()["aws_secret_key"] not in play.stdout
+    (result,) = play.result("lifeboat_backup : Take a backup of kind daily")["results"]
+    assert result["offsite"]["url"].startswith("s3://role-offsite/prod/")
+    listed = play.result("lifeboat_backup : List the repository")
+    assert [len(b["locations"]) for b in listed["backups"]] == [2, 1], "only the newest copy is kept in S3"
+    keys = moto.keys("role-offsite")
+    assert {k.split("/")[2] for k in keys} == {result["backup_id"]}

@@ -11,6 +11,7 @@ under that lock.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import socket
 import time
@@ -164,6 +165,7 @@ def _copy_offsite(ctx, request, final, manifest, progress):
                                           progress=lambda sent: progress.update(bytes=sent))
         write_json_atomic(os.path.join(final, OFFSITE_NAME), record)
         deleted = offsite.store.apply_retention(database, request.kind, offsite.keep_last, offsite.keep_days)
+        _forget_offsite(ctx.repository, database, deleted)
     except LifeboatError as exc:
         progress.update(force=True, phase='offsite failed', error=exc.msg)
         if offsite.required:
@@ -180,6 +182,17 @@ def _copy_offsite(ctx, request, final, manifest, progress):
                                                                                           record['objects']))))]
                   + ['Deleted backup %s from %s (retention)' % (old, offsite.store.url) for old in deleted])
     return record
+
+
+def _forget_offsite(repository, database, deleted):
+    """Local sets whose S3 copy retention removed say so, so their locations stay true."""
+    for backup_id in deleted:
+        record = os.path.join(repository.database_dir(database), backup_id, OFFSITE_NAME)
+        if os.path.exists(record):
+            with open(record) as handle:
+                previous = json.load(handle)
+            write_json_atomic(record, dict(previous, url=None, removed_url=previous.get('url'),
+                                           removed_at=iso(utc_now())))
 
 
 class LocalSink(object):

@@ -151,6 +151,8 @@ def listed(ctx):
     offsite = ctx.offsite_store() if ctx.store is None else None
     if offsite is not None:
         local = dict((b.backup_id, b) for b in found)
+        for backup in found:  # S3 itself says where the copies are, not what was recorded
+            backup.locations = [where for where in backup.locations if not where.startswith(offsite.url + '/')]
         for remote in [b for db in ([p['db']] if p['db'] else offsite.databases())
                        for b in offsite.backups(db, kind=p['kind'])]:
             if remote.backup_id in local:
