@@ -234,6 +234,11 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
             tables=[{"name": "shop.ledger", "change_column": "entry_no"}]),
         bad("unknown base", action="export", tables=TABLES, base="20200101T000000Z-000000"),
         bad("tampered", action="apply", db=copy, backup_db=shop),
+        bad("unknown delta", action="apply", db=copy, backup_db=shop, deltas=["20200101T000000Z-000000"]),
+        bad("apply with tables", action="apply", db=copy, backup_db=shop, tables=TABLES),
+        {"name": "lose delta 1", "ansible.builtin.file": {"path": str(ansible.repository / shop / d1["backup_id"]),
+                                                          "state": "absent"}},
+        bad("gap", action="apply", db=copy, backup_db=shop),
     ])
     assert_one_line(played.result("unknown table"), "table 'shop.nope' does not exist in database")
     assert_one_line(played.result("unknown column"), "table shop.orders has no column 'changed_on'")
@@ -244,7 +249,11 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
                     "set since for this table")
     assert_one_line(played.result("unknown base"), "backup '20200101T000000Z-000000' of database")
     assert_one_line(played.result("tampered"), f"backup {d2['backup_id']} is damaged: sha256 of ")
+    assert_one_line(played.result("unknown delta"), "delta(s) 20200101T000000Z-000000 are not deltas of base")
+    assert_one_line(played.result("apply with tables"), "tables cannot be used with action=apply")
+    assert_one_line(played.result("gap"), f"delta {d2['backup_id']} continues from delta {d1['backup_id']}, which is "
+                                          "not in the repository")
     assert server.sql(copy, "SELECT (SELECT count(*) FROM shop.customers) + (SELECT count(*) FROM shop.orders)")[0][0] == 0
-    assert sorted(backup_sets(ansible.repository / shop)) == sets_before
+    assert sorted(backup_sets(ansible.repository / shop)) == sorted(set(sets_before) - {d1["backup_id"]})
     assert leftovers(ansible.repository / shop) == []
     assert base["backup_id"] in sets_before

@@ -115,7 +115,8 @@ class Table(object):
         return [name for name, dummy, dummy2, generated in self.columns if not generated]
 
     def unique_keys(self, conn):
-        return [(bool(primary), list(columns)) for primary, columns in conn.execute(UNIQUE_KEYS, (self.oid,)).fetchall()]
+        rows = conn.execute(UNIQUE_KEYS, (self.oid,)).fetchall()
+        return [(bool(primary), list(columns)) for primary, columns in rows]
 
 
 def find_table(conn, name):
@@ -421,7 +422,8 @@ def _export_in_snapshot(conn, plans, staging, level):
             raw.flush()
             os.fsync(raw.fileno())
         streamed[name] = writer.digest.hexdigest()
-        entries[plan.name] = dict(schema=plan.table.schema, table=plan.table.name, change_column=plan.change_column, change_type=plan.change_type, key=plan.key,
+        entries[plan.name] = dict(schema=plan.table.schema, table=plan.table.name, change_column=plan.change_column,
+                                  change_type=plan.change_type, key=plan.key,
                                   columns=plan.columns, since=plan.since, since_from=plan.since_from,
                                   inclusive=plan.inclusive, until=until, rows=rows, file=name)
     return entries, streamed
@@ -443,26 +445,30 @@ class ApplyRequest(object):
 
 
 def _select_deltas(repository, request, base):
+    """The deltas to apply, oldest first, refusing a chain with a gap (its rows would be lost)."""
     chain = delta_chain(repository, request.backup_db, base.backup_id, request.kind)
-    expected = None
-    for delta in chain:
+    present = set(d.backup_id for d in chain)
+    if request.deltas:
+        unknown = [i for i in request.deltas if i not in present]
+        if unknown:
+            raise LifeboatError('delta(s) %s are not deltas of base %s in repository %s (its deltas: %s)'
+                                % (', '.join(unknown), base.backup_id, repository.root,
+                                   ', '.join(d.backup_id for d in chain) or 'none'))
+        # Oldest first whatever order they were given in: an older delta applied last would put
+        # back values a newer one had replaced.
+        selected = [d for d in chain if d.backup_id in set(request.deltas)]
+        # The first one named may continue from a delta applied earlier; the others may not skip one.
+        expected = selected[0].manifest['delta'].get('previous_delta_id')
+    else:
+        selected, expected = chain, None
+    for delta in selected:
         previous = delta.manifest['delta'].get('previous_delta_id')
         if previous != expected:
-            raise LifeboatError('the delta chain of base %s is broken: delta %s continues from %s, which is not in '
-                                'the repository; apply the deltas up to it by id, then take a new full backup'
-                                % (base.backup_id, delta.backup_id, previous or 'the base'))
+            where = 'not in the repository' if previous not in present else 'not among the deltas to apply'
+            raise LifeboatError('the deltas of base %s have a gap: delta %s continues from delta %s, which is %s; '
+                                'its rows would be lost' % (base.backup_id, delta.backup_id, previous, where))
         expected = delta.backup_id
-    if not request.deltas:
-        return chain
-    by_id = dict((d.backup_id, d) for d in chain)
-    unknown = [i for i in request.deltas if i not in by_id]
-    if unknown:
-        raise LifeboatError('delta(s) %s are not deltas of base %s in repository %s (its deltas: %s)'
-                            % (', '.join(unknown), base.backup_id, repository.root,
-                               ', '.join(by_id) or 'none'))
-    # Oldest first whatever order they were given in: an older delta applied last would put
-    # back values a newer one had replaced.
-    return [d for d in chain if d.backup_id in set(request.deltas)]
+    return selected
 
 
 def _dependency_order(conn, tables):
