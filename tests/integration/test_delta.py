@@ -23,9 +23,10 @@ CREATE TABLE shop.orders (
     total_cents integer GENERATED ALWAYS AS ((total * 100)::integer) STORED,
     updated_at  timestamptz NOT NULL DEFAULT clock_timestamp());
 CREATE TABLE shop.settings (
+    id          bigint GENERATED ALWAYS AS IDENTITY,
     code        text NOT NULL UNIQUE,
     value       text,
-    updated_at  timestamp NOT NULL DEFAULT (clock_timestamp() AT TIME ZONE 'UTC'));
+    updated_at  timestamp(3) NOT NULL DEFAULT (clock_timestamp() AT TIME ZONE 'UTC'));
 CREATE TABLE shop.ledger (
     entry_no    bigint PRIMARY KEY,
     amount      numeric NOT NULL);
@@ -168,7 +169,8 @@ def test_full_backup_plus_deltas_rebuilds_the_live_tables(server, ansible, shop)
     # Delta 1 re-exported the base's 50 orders (the overlap) plus 51; delta 2 carries 1, 51, 52 again.
     assert applied["applied"]["shop.orders"] == {"deltas": [d1["backup_id"], d2["backup_id"]], "rows": 54,
                                                  "superseded": 2, "inserted": 2, "updated": 2, "unchanged": 48}
-    assert {s["sequence"] for s in applied["sequences"]} == {"shop.customers_id_seq", "shop.orders_id_seq"}
+    assert {s["sequence"] for s in applied["sequences"]} == {"shop.customers_id_seq", "shop.orders_id_seq",
+                                                             "shop.settings_id_seq"}
     # The sequences are past the loaded rows: default ids work at once on the rebuilt database.
     new_id = server.sql(copy, "INSERT INTO shop.customers (name) VALUES ('after') RETURNING id")[0][0]
     assert new_id == server.sql(shop, "SELECT max(id) FROM shop.customers")[0][0] + 1

@@ -51,8 +51,9 @@ SELECT c.oid, c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = %s AND c.relname = %s
 """
+# The type without its modifier: timestamptz(3) is a timestamptz change column all the same.
 COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attidentity, a.attgenerated
+SELECT a.attname, format_type(a.atttypid, NULL), a.attidentity, a.attgenerated
   FROM pg_attribute a
  WHERE a.attrelid = %s::oid AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum
@@ -495,14 +496,15 @@ def _upsert_statement(table, columns, key, temp, ordinal):
     (distinct keys, inserted, updated)."""
     cols = sql.SQL(', ').join(sql.Identifier(c) for c in columns)
     keys = sql.SQL(', ').join(sql.Identifier(c) for c in key)
-    others = [c for c in columns if c not in key]
-    identity_always = any(identity == 'a' for name, dummy, identity, dummy2 in table.columns if name in columns)
+    always = [name for name, dummy, identity, dummy2 in table.columns if identity == 'a' and name in columns]
+    # An identity ALWAYS column can only be updated to DEFAULT; its value never changes anyway.
+    others = [c for c in columns if c not in key and c not in always]
     # A key carried by several deltas is applied once, as the newest delta has it: the older
     # versions would only be overwritten again.
     source = sql.SQL('SELECT DISTINCT ON ({}) {} FROM {} ORDER BY {}, {} DESC').format(
         keys, cols, sql.Identifier(temp), keys, sql.Identifier(ordinal))
     statement = sql.SQL('INSERT INTO {} AS t ({}) {}SELECT {} FROM src ON CONFLICT ({}) ').format(
-        table.identifier, cols, sql.SQL('OVERRIDING SYSTEM VALUE ' if identity_always else ''), cols, keys)
+        table.identifier, cols, sql.SQL('OVERRIDING SYSTEM VALUE ' if always else ''), cols, keys)
     if others:
         # Compared as text, which every type has (json and point have no equality operator): a
         # row that already holds these values is left alone, so re-applying changes nothing.
