@@ -236,6 +236,8 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
             tables=[{"name": "shop.ledger", "change_column": "entry_no"}]),
         bad("unknown base", action="export", tables=TABLES, base="20200101T000000Z-000000"),
         bad("tampered", action="apply", db=copy, backup_db=shop),
+        {"name": "verify", "lifeboat.db.backup_info": {"db": shop, "repository": repo, "kind": "delta",
+                                                       "verify": True, "fail_on": "never"}},
         bad("unknown delta", action="apply", db=copy, backup_db=shop, deltas=["20200101T000000Z-000000"]),
         bad("apply with tables", action="apply", db=copy, backup_db=shop, tables=TABLES),
         {"name": "lose delta 1", "ansible.builtin.file": {"path": str(ansible.repository / shop / d1["backup_id"]),
@@ -251,6 +253,11 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
                     "set since for this table")
     assert_one_line(played.result("unknown base"), "backup '20200101T000000Z-000000' of database")
     assert_one_line(played.result("tampered"), f"backup {d2['backup_id']} is damaged: sha256 of ")
+    # Delta sets are ordinary sets to backup_info: verified by checksum like any other.
+    verified = played.result("verify")
+    assert verified["verified"][d1["backup_id"]]["status"] == "passed", verified
+    assert verified["verified"][d2["backup_id"]]["status"] == "failed"
+    assert {b["format"] for b in verified["backups"]} == {"delta"}
     assert_one_line(played.result("unknown delta"), "delta(s) 20200101T000000Z-000000 are not deltas of base")
     assert_one_line(played.result("apply with tables"), "tables cannot be used with action=apply")
     assert_one_line(played.result("gap"), f"delta {d2['backup_id']} continues from delta {d1['backup_id']}, which is "
