@@ -238,6 +238,7 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
         bad("tampered", action="apply", db=copy, backup_db=shop),
         {"name": "verify", "lifeboat.db.backup_info": {"db": shop, "repository": repo, "kind": "delta",
                                                        "verify": True, "fail_on": "never"}},
+        bad("unknown backup_db", action="apply", db=copy, backup_db="nowhere"),
         bad("unknown delta", action="apply", db=copy, backup_db=shop, deltas=["20200101T000000Z-000000"]),
         bad("apply with tables", action="apply", db=copy, backup_db=shop, tables=TABLES),
         {"name": "lose delta 1", "ansible.builtin.file": {"path": str(ansible.repository / shop / d1["backup_id"]),
@@ -258,6 +259,8 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
     assert verified["verified"][d1["backup_id"]]["status"] == "passed", verified
     assert verified["verified"][d2["backup_id"]]["status"] == "failed"
     assert {b["format"] for b in verified["backups"]} == {"delta"}
+    assert_one_line(played.result("unknown backup_db"), "no full backup of database 'nowhere'")
+    assert not (ansible.repository / "nowhere").exists()
     assert_one_line(played.result("unknown delta"), "delta(s) 20200101T000000Z-000000 are not deltas of base")
     assert_one_line(played.result("apply with tables"), "tables cannot be used with action=apply")
     assert_one_line(played.result("gap"), f"delta {d2['backup_id']} continues from delta {d1['backup_id']}, which is "

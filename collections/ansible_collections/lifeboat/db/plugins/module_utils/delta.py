@@ -578,6 +578,9 @@ def _sequences_behind(conn, tables):
 
 def apply_deltas(ctx, request):
     repository = ctx.repository
+    # Resolved once before locking too: a wrong backup_db or base then fails without the lock
+    # creating a folder for a database the repository does not hold.
+    resolve_base(repository, request.backup_db, request.base)
     with repository.lock(request.backup_db, request.lock_timeout, 'applying deltas to %r' % request.database) as lock:
         base = resolve_base(repository, request.backup_db, request.base)
         deltas = _select_deltas(repository, request, base)
