@@ -269,3 +269,26 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
     assert sorted(backup_sets(ansible.repository / shop)) == sorted(set(sets_before) - {d1["backup_id"]})
     assert leftovers(ansible.repository / shop) == []
     assert base["backup_id"] in sets_before
+
+
+def test_overlap_catches_a_transaction_that_commits_after_the_snapshot(server, ansible, shop):
+    repo = str(ansible.repository)
+    ansible.module("dump", db=shop, repository=repo)
+    orders = [{"name": "shop.orders", "change_column": "updated_at"}]
+    with server.connect(shop) as slow:
+        slow.autocommit = False
+        # Stamped now, committed only after the next export's snapshot: older than its watermark.
+        slow.execute("UPDATE shop.orders SET total = 1000 WHERE id = 10")
+        server.sql(shop, "UPDATE shop.orders SET total = 2000 WHERE id = 20")
+        d1 = delta(ansible, action="export", db=shop, repository=repo, tables=orders)
+        slow.commit()
+    assert not d1["failed"], d1
+    # Without overlap, the late commit is behind the watermark and lost...
+    d2 = delta(ansible, action="export", db=shop, repository=repo, tables=orders, overlap_seconds=0)
+    assert d2["tables"]["shop.orders"]["rows"] == 0, d2
+    # ...with the default overlap, the next export carries it again.
+    d3 = delta(ansible, action="export", db=shop, repository=repo, tables=orders)
+    path = ansible.repository / shop / d3["backup_id"] / d3["tables"]["shop.orders"]["file"]
+    with gzip.open(path, "rt") as copied:
+        ids = {line.split("\t")[0] for line in copied}
+    assert {"10", "20"} <= ids
