@@ -615,7 +615,7 @@ def apply_deltas(ctx, request):
             conn.close()
     for entry in sequences:
         del entry['oid']
-    changed = any(c['inserted'] or c['updated'] for c in applied.values())
+    changed = bool(sequences) or any(c['inserted'] or c['updated'] for c in applied.values())
     if ctx.check_mode:
         actions.extend('Would %s' % would for would, dummy in steps)
         actions.extend('Would advance sequence %s of %s.%s to %d' % (s['sequence'], s['table'], s['column'], s['value'])
