@@ -23,11 +23,12 @@ description:
     Applying upserts, so a row exported twice is harmless. Integer change columns have no overlap.
   - O(action=apply) upserts the rows of the deltas of a chain into O(db), typically a database just
     restored from the base backup with M(lifeboat.db.restore). Every file of every delta is checked
-    against its manifest's sha256 first; a mismatch applies nothing. Then, in one transaction, each
-    delta in order and its tables parents first (foreign keys) are loaded with
-    C(INSERT ... ON CONFLICT (key) DO UPDATE); rows already holding the delta's values are left
-    alone. Sequences of serial and identity columns are then advanced past the largest value
-    loaded. Any failure rolls everything back.
+    against its manifest's sha256 first; a mismatch applies nothing. Then, in one transaction, the
+    tables are loaded parents first (foreign keys): each table's rows of all the deltas go into a
+    temporary table, and the newest version of each key is upserted with
+    C(INSERT ... ON CONFLICT (key) DO UPDATE); rows already holding those values are left alone, so
+    applying a chain twice changes nothing. Sequences of serial and identity columns are then
+    advanced past the largest value loaded. Any failure rolls everything back.
   - Deletes are not carried. A change column cannot tell that a row is gone, so a row deleted in
     the source after the base backup stays in a database rebuilt from base plus deltas. The change
     column must be set on every insert and update, by the application or a trigger.
@@ -237,10 +238,13 @@ verified_files:
   type: list
   elements: str
 applied:
-  description: Per delta and table, the rows in the delta and how many were inserted, updated and already current.
+  description:
+    - Per table, the deltas that carried it, the rows in them, how many were older versions of a key a later delta
+      also carried (C(superseded)), and of the rest how many were inserted, updated and already current (C(unchanged)).
   returned: action=apply
   type: dict
-  sample: {"20261123T071500Z-a1b2c3": {"public.orders": {"rows": 3, "inserted": 1, "updated": 1, "unchanged": 1}}}
+  sample: {"public.orders": {"deltas": ["20261123T071500Z-a1b2c3"], "rows": 4, "superseded": 1, "inserted": 1,
+           "updated": 1, "unchanged": 1}}
 sequences:
   description: Sequences advanced (or that would be) so the next default value is above the rows loaded.
   returned: action=apply
