@@ -24,7 +24,7 @@ description:
   - O(action=apply) upserts the rows of the deltas of a chain into O(db), typically a database just
     restored from the base backup with M(lifeboat.db.restore). Every file of every delta is checked
     against its manifest's sha256 first; a mismatch applies nothing. Then, in one transaction, the
-    tables are loaded parents first (foreign keys): each table's rows of all the deltas go into a
+    tables are loaded parents first (foreign keys) - each table's rows of all the deltas go into a
     temporary table, and the newest version of each key is upserted with
     C(INSERT ... ON CONFLICT (key) DO UPDATE); rows already holding those values are left alone, so
     applying a chain twice changes nothing. Sequences of serial and identity columns are then
