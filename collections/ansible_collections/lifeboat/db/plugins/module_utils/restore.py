@@ -52,6 +52,7 @@ def restore(ctx, request):
     downloaded = None
     if ctx.store is not None:
         remote = ctx.store.resolve(request.backup_db, request.backup)
+        _refuse_delta(remote)
         ctx.store.ensure_readable(remote, glacier_restore=request.glacier_restore)
         if ctx.check_mode:
             size = sum(f['size'] for f in remote.manifest['files'])
@@ -65,6 +66,7 @@ def restore(ctx, request):
         timings['download_seconds'] = round(time.monotonic() - clock, 3)
     else:
         backup = ctx.repository.resolve(request.backup_db, request.backup)
+        _refuse_delta(backup)
     manifest = backup.manifest
     verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
@@ -126,6 +128,13 @@ def restore(ctx, request):
                        % (backup.backup_id, ctx.store.url))
     timings['total_seconds'] = round(time.monotonic() - clock, 3)
     return dict(changed=True, timings=timings, actions=actions, **facts)
+
+
+def _refuse_delta(backup):
+    if backup.manifest.get('format') == 'delta':
+        raise LifeboatError('backup %s is a delta export, not a database backup; restore its base backup %s and '
+                            'apply the deltas with lifeboat.db.delta (action: apply)'
+                            % (backup.backup_id, (backup.manifest.get('delta') or {}).get('base_backup_id', '?')))
 
 
 def database_exists_now(ctx, request):

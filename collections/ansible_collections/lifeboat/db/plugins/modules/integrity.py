@@ -200,6 +200,9 @@ def expected_counts(ctx):
         return data, p['baseline']
     if ctx.repository:
         backup = ctx.repository.resolve(p['backup_db'] or p['db'], p['backup'])
+        if backup.manifest.get('format') == 'delta':
+            raise LifeboatError('backup %s is a delta export and holds no row counts of the database; compare '
+                                'with its base backup instead' % backup.backup_id)
         return backup.manifest, 'backup %s' % backup.backup_id
     raise LifeboatError('action=compare needs baseline (a baseline or manifest file) or repository (and backup)')
 
