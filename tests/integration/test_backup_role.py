@@ -62,3 +62,20 @@ def test_daily_backups_go_offsite_to_s3(server, ansible, sample_db, moto):
     assert [len(b["locations"]) for b in listed["backups"]] == [2, 1], "only the newest copy is kept in S3"
     keys = moto.keys("role-offsite")
     assert {k.split("/")[2] for k in keys} == {result["backup_id"]}
+
+
+def test_delta_kind_exports_the_busy_tables(server, ansible, sample_db):
+    kinds = {"daily": {"keep_last": 3},
+             "delta": {"keep_last": 6, "delta_tables": {sample_db: [{"name": "lifeboat_sample.orders",
+                                                                     "change_column": "ordered_at"}]}}}
+    for kind in ("daily", "delta"):
+        ansible.write_inventory(lifeboat_backup_databases=[sample_db], lifeboat_backup_kind=kind,
+                                lifeboat_backup_repository=str(ansible.repository), lifeboat_backup_kinds=kinds,
+                                lifeboat_backup_poll_interval=1)
+        play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
+        assert play.rc == 0, play.stdout[-3000:]
+    (exported,) = play.result("lifeboat_backup : Export the rows changed since the last delta (kind delta)")["results"]
+    assert not exported["failed"] and exported["backup_id"], exported
+    listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db)
+    assert [b["kind"] for b in listed["backups"]] == ["delta", "daily"]
+    assert [b["format"] for b in listed["backups"]] == ["delta", "custom"]

@@ -146,7 +146,8 @@ def table_by_name(conn, qualified_name, schema, name):
 
 class ExportRequest(object):
     def __init__(self, database, tables, base='latest', kind='delta', overlap_seconds=300, keep_last=None,
-                 keep_days=None, lock_timeout=0, compress=6):
+                 keep_days=None, lock_timeout=0, compress=6, base_kind='full'):
+        self.base_kind = base_kind
         if not tables:
             raise LifeboatError('action=export needs tables: a list of {name, change_column} to export')
         if overlap_seconds < 0:
@@ -228,8 +229,8 @@ def delta_chain(repository, database, base_id, kind):
     return list(reversed(sets))
 
 
-def resolve_base(repository, database, reference):
-    base = repository.resolve(database, reference, kind='full')
+def resolve_base(repository, database, reference, kind='full'):
+    base = repository.resolve(database, reference, kind=kind)
     if base.manifest.get('format') == DELTA_FORMAT:
         raise LifeboatError('base %s is a delta set; name the full backup the deltas follow' % base.backup_id)
     return base
@@ -311,7 +312,7 @@ def export_delta(ctx, request):
     started = utc_now()
     clock = time.monotonic()
     repository = ctx.repository
-    base = resolve_base(repository, request.database, request.base)
+    base = resolve_base(repository, request.database, request.base, request.base_kind)
     backup_id = new_backup_id(started)
     target_dir = os.path.join(repository.database_dir(request.database), backup_id)
     if ctx.check_mode:
@@ -435,7 +436,8 @@ def _export_in_snapshot(conn, plans, staging, level):
 
 class ApplyRequest(object):
     def __init__(self, database, backup_db, base='latest', deltas=None, kind='delta', lock_timeout=0,
-                 disable_triggers=True):
+                 disable_triggers=True, base_kind='full'):
+        self.base_kind = base_kind
         self.disable_triggers = disable_triggers
         self.database = database
         self.backup_db = backup_db or database
@@ -580,9 +582,9 @@ def apply_deltas(ctx, request):
     repository = ctx.repository
     # Resolved once before locking too: a wrong backup_db or base then fails without the lock
     # creating a folder for a database the repository does not hold.
-    resolve_base(repository, request.backup_db, request.base)
+    resolve_base(repository, request.backup_db, request.base, request.base_kind)
     with repository.lock(request.backup_db, request.lock_timeout, 'applying deltas to %r' % request.database) as lock:
-        base = resolve_base(repository, request.backup_db, request.base)
+        base = resolve_base(repository, request.backup_db, request.base, request.base_kind)
         deltas = _select_deltas(repository, request, base)
         # Every file of every delta is checked before the target is touched: a damaged delta
         # applies nothing at all, not the deltas before it.

@@ -88,9 +88,13 @@ options:
           - For temporal columns it replaces the base backup's C(started_at) (before the overlap).
         type: str
   base:
-    description: Id of the full backup whose chain to extend or apply, or C(latest) for the newest set of kind C(full).
+    description: Id of the full backup whose chain to extend or apply, or C(latest) for the newest set of kind O(base_kind).
     type: str
     default: latest
+  base_kind:
+    description: Kind of the full backups a C(latest) O(base) is looked up in (seed 002's dailies are kind C(daily)).
+    type: str
+    default: full
   deltas:
     description:
       - With O(action=apply), apply only these deltas of the chain (ids). They are applied oldest first whatever their order here.
@@ -293,6 +297,7 @@ def argument_spec():
             since=dict(type='str'),
         )),
         base=dict(type='str', default='latest'),
+        base_kind=dict(type='str', default='full'),
         deltas=dict(type='list', elements='str'),
         disable_triggers=dict(type='bool', default=True),
         kind=dict(type='str', default='delta'),
@@ -313,9 +318,11 @@ def run(ctx):
     if p['action'] == 'export':
         return export_delta(ctx, ExportRequest(
             p['db'], p['tables'], base=p['base'], kind=p['kind'], overlap_seconds=p['overlap_seconds'],
-            keep_last=p['keep_last'], keep_days=p['keep_days'], lock_timeout=p['lock_timeout'], compress=p['compress']))
+            keep_last=p['keep_last'], keep_days=p['keep_days'], lock_timeout=p['lock_timeout'], compress=p['compress'],
+            base_kind=p['base_kind']))
     return apply_deltas(ctx, ApplyRequest(p['db'], p['backup_db'], base=p['base'], deltas=p['deltas'], kind=p['kind'],
-                                          lock_timeout=p['lock_timeout'], disable_triggers=p['disable_triggers']))
+                                          lock_timeout=p['lock_timeout'], disable_triggers=p['disable_triggers'],
+                                          base_kind=p['base_kind']))
 
 
 def main():
