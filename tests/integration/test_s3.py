@@ -159,6 +159,8 @@ def test_retention_applies_to_s3_copies(ansible, sample_db, moto, bucket):
     assert sorted(backup_sets(ansible.repository / sample_db)) == ids, "local retention is separate"
     planned = ansible.module("dump", check=True, keep_last=3, **args)
     assert planned["deleted"] == [ids[0]], "check mode lists the local deletions"
+    assert planned["offsite"]["deleted"] == [ids[1]], "and the S3 ones"
+    assert sorted({key.split("/")[1] for key in moto.keys(bucket, f"{sample_db}/")}) == ids[1:]
 
 
 def test_stream_sweeps_what_a_killed_run_left(ansible, sample_db, moto, bucket):
@@ -233,6 +235,11 @@ def test_wrong_credentials(ansible, sample_db, moto_with_auth):
     assert "not-the-secret-at-all" not in json.dumps(wrong_secret)
     listing = ansible.module("backup_info", repository="s3://authbucket/x", **moto.options())
     assert listing["count"] == 1, "the failed runs left no set behind"
+    # boto3's own chain: credentials from the environment, none in the task.
+    chain = {k: v for k, v in good.items() if k not in ("aws_access_key", "aws_secret_key")}
+    from_env = ansible.module("dump", env={"AWS_ACCESS_KEY_ID": moto.ACCESS_KEY,
+                                           "AWS_SECRET_ACCESS_KEY": moto.SECRET_KEY}, **chain)
+    assert not from_env["failed"], from_env.get("msg")
 
 
 @pytest.mark.parametrize("args, message", [

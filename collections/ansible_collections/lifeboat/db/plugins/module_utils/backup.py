@@ -79,11 +79,22 @@ def take_backup(ctx, request):
                 ctx.store.check_bucket()
             doomed = sink.retention_plan(request.database, request.kind, request.keep_last, request.keep_days,
                                          incoming=1)
-            return dict(changed=True, backup_id=backup_id, backup_path=target, pg_dump=pg_dump.as_dict(),
-                        deleted=[b.backup_id for b in doomed],
-                        actions=['Would dump database %r (%s format) with %s %s into %s'
-                                 % (request.database, opts.format, pg_dump.name, pg_dump.version, target)]
-                        + ['Would delete backup %s (retention)' % b.backup_id for b in doomed])
+            result = dict(changed=True, backup_id=backup_id, backup_path=target, pg_dump=pg_dump.as_dict(),
+                          deleted=[b.backup_id for b in doomed],
+                          actions=['Would dump database %r (%s format) with %s %s into %s'
+                                   % (request.database, opts.format, pg_dump.name, pg_dump.version, target)]
+                          + ['Would delete backup %s (retention)' % b.backup_id for b in doomed])
+            if request.offsite:
+                store = request.offsite.store
+                store.check_bucket()
+                remote = store.retention_plan(request.database, request.kind, request.offsite.keep_last,
+                                              request.offsite.keep_days, incoming=1)
+                result['offsite'] = dict(url=store.set_url(request.database, backup_id),
+                                         deleted=[b.backup_id for b in remote])
+                result['actions'] += (['Would copy it to %s' % result['offsite']['url']]
+                                      + ['Would delete backup %s from %s (retention)' % (b.backup_id, store.url)
+                                         for b in remote])
+            return result
         with ctx.repository.lock(request.database, request.lock_timeout, 'a %s backup' % request.kind) as lock:
             leftovers = sink.remove_leftovers(request.database)
             sink.begin(request.database, backup_id)
