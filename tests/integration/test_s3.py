@@ -174,6 +174,22 @@ def test_stream_sweeps_what_a_killed_run_left(ansible, sample_db, moto, bucket):
     assert not [k for k in moto.keys(bucket) if "dead0" in k]
     uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert upload["UploadId"] not in [u["UploadId"] for u in uploads]
+    # A set started minutes ago without a manifest may be another host's run: left alone.
+    recent = f"{sample_db}/{result['backup_id'][:16]}-other1/{sample_db}.dump"
+    client.put_object(Bucket=bucket, Key=recent, Body=b"in progress elsewhere")
+    again = ansible.module("dump", db=sample_db, repository=f"s3://{bucket}", cache_dir=str(ansible.workdir / "c"),
+                           **moto.options())
+    assert not again["failed"], again.get("msg")
+    assert recent in moto.keys(bucket)
+
+
+def test_cache_dir_must_be_private(ansible, sample_db, moto, bucket):
+    shared = ansible.workdir / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    result = ansible.module("restore", db=sample_db + "_x", backup_db=sample_db, repository=f"s3://{bucket}",
+                            cache_dir=str(shared), **moto.options())
+    assert result["failed"] and "writable by others" in result["msg"]
 
 
 # -- faults ------------------------------------------------------------------------------------

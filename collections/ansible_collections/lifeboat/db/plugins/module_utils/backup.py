@@ -177,7 +177,9 @@ def _copy_offsite(ctx, request, final, manifest, progress):
         write_json_atomic(os.path.join(final, OFFSITE_NAME), record)
         deleted = offsite.store.apply_retention(database, request.kind, offsite.keep_last, offsite.keep_days)
         _forget_offsite(ctx.repository, database, deleted)
-    except LifeboatError as exc:
+    except (LifeboatError, IOError, OSError) as exc:
+        if not isinstance(exc, LifeboatError):
+            exc = LifeboatError('cannot read the local set: %s' % (exc.strerror or exc))
         progress.update(force=True, phase='offsite failed', error=exc.msg)
         if offsite.required:
             raise LifeboatError('backup %s is complete and kept at %s, but its offsite copy to %s failed: %s'
@@ -294,6 +296,7 @@ class S3Sink(object):
         return sorted(self.sent, key=lambda f: f['name'])
 
     def commit(self, database, manifest):
+        self.store.confirm_set(database, self.backup_id, self.sent)
         self.store.put_json(self.store.set_key(database, self.backup_id, MANIFEST_NAME), manifest)
         return self.location(database, self.backup_id)
 

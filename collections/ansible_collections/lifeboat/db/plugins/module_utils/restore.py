@@ -53,14 +53,17 @@ def restore(ctx, request):
     if ctx.store is not None:
         remote = ctx.store.resolve(request.backup_db, request.backup)
         _refuse_delta(remote)
-        ctx.store.ensure_readable(remote, glacier_restore=request.glacier_restore)
         if ctx.check_mode:
+            if remote.archived:
+                raise LifeboatError('backup %s is in %s; it would have to be restored from there first (check mode '
+                                    'starts nothing)' % (remote.backup_id, remote.storage[remote.archived[0]]))
             size = sum(f['size'] for f in remote.manifest['files'])
             return dict(changed=True, backup_id=remote.backup_id, backup_path=remote.path, target_db=request.target_db,
                         mode=request.mode, expected_row_counts=remote.manifest['row_counts'],
                         actions=['Would download backup %s (%d bytes) from %s into %s, checking every file'
                                  % (remote.backup_id, size, ctx.store.url, ctx.repository.root)]
                         + ['Would %s' % step for step in _plan(request, remote, database_exists_now(ctx, request))])
+        ctx.store.ensure_readable(remote, glacier_restore=request.glacier_restore)
         backup, fresh = ctx.store.fetch(remote, ctx.repository)
         downloaded = backup if fresh else None
         timings['download_seconds'] = round(time.monotonic() - clock, 3)
@@ -122,7 +125,8 @@ def restore(ctx, request):
         conn.close()
     if downloaded is not None:
         # The download served its purpose; the set stays in S3. Kept when the restore failed.
-        ctx.repository.delete(downloaded)
+        with ctx.repository.lock(request.backup_db, 60, 'removing the download of %s' % backup.backup_id):
+            ctx.repository.delete(downloaded)
         facts['backup_path'] = ctx.store.set_url(request.backup_db, backup.backup_id)
         actions.insert(0, 'Downloaded backup %s from %s, every file checked against its manifest'
                        % (backup.backup_id, ctx.store.url))

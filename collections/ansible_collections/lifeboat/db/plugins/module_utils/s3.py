@@ -16,11 +16,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import datetime
 import hashlib
 import json
 import os
 import re
 import subprocess
+import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
@@ -46,6 +48,25 @@ SSE_CHOICES = ('none', 'AES256', 'aws:kms')
 BUCKET_NAME = re.compile(r'^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')
 MB = 1024 * 1024
 READ_CHUNK = 1024 * 1024
+MAX_PARTS = 10000
+MAX_PART = 5 * 1024 * MB
+# Incomplete sets and uploads younger than this may belong to a run on another host.
+LEFTOVER_AGE = datetime.timedelta(hours=24)
+
+
+def part_sizes(base, size=None):
+    """Part sizes for an upload: fixed when the size is known (grown to fit 10,000 parts); for a
+    stream of unknown length, doubled every 1,000 parts, so 16 MiB parts reach 16 TiB in 10,000
+    parts while a dump under 16 GiB never holds more than (concurrency + 1) x 16 MiB."""
+    if size is not None:
+        fixed = max(base, -(-size // MAX_PARTS))
+        fixed = -(-fixed // MB) * MB
+        while True:
+            yield min(fixed, MAX_PART)
+    number = 0
+    while True:
+        yield min(base * 2 ** (number // 1000), MAX_PART)
+        number += 1
 
 
 def is_s3_url(value):
@@ -150,7 +171,7 @@ def explain(exc, what, location, endpoint):
         error = exc.response.get('Error', {})
         code = error.get('Code', '')
         message = error.get('Message') or code
-        if code == 'NoSuchBucket':
+        if code == 'NoSuchBucket' or (code in ('404', 'NotFound') and 'bucket' in what):
             return ('bucket %r does not exist at %s (while %s); create it or fix the s3:// URL'
                     % (location.bucket, where, what))
         if code in ('InvalidAccessKeyId', 'InvalidClientTokenId'):
@@ -160,8 +181,8 @@ def explain(exc, what, location, endpoint):
             return ('S3 rejected the request signature while %s: the secret key does not match the access key; '
                     'check aws_secret_key' % what)
         if code in ('AccessDenied', '403', 'Forbidden'):
-            return ('access denied by S3 while %s on %s; the credentials need s3:ListBucket, s3:GetObject, '
-                    's3:PutObject and s3:DeleteObject on it' % (what, location.url))
+            return ('access denied by S3 while %s on %s: wrong credentials, or they lack s3:ListBucket, '
+                    's3:GetObject, s3:PutObject and s3:DeleteObject on it' % (what, location.url))
         return 'S3 refused %s on %s: %s (%s)' % (what, location.url, message, code)
     return 'S3 failed while %s: %s' % (what, exc)
 
@@ -299,7 +320,7 @@ class S3Store(object):
 
     # -- writing --------------------------------------------------------------------------------
 
-    def upload(self, source, key, storage_class=None, progress=None):
+    def upload(self, source, key, storage_class=None, progress=None, size=None):
         """Upload a file-like `source` (a file or a pipe) to `key`; return {size, sha256, checksum}.
 
         The checksum is S3's own SHA-256 (of the object, or of the parts' digests for a multipart
@@ -307,7 +328,8 @@ class S3Store(object):
         """
         what = 'uploading %s' % key
         extra = self.settings.upload_args(storage_class)
-        part_size = self.settings.part_size
+        sizes = part_sizes(self.settings.part_size, size)
+        part_size = next(sizes)
         whole = hashlib.sha256()
         first = _read_full(source, part_size)
         if len(first) < part_size:
@@ -317,7 +339,7 @@ class S3Store(object):
                       **extra)
             size, expected = len(first), b64(digest)
         else:
-            size, expected = self._multipart(source, key, first, whole, extra, progress)
+            size, expected = self._multipart(source, key, first, whole, extra, progress, sizes)
         head = self.call('checking the upload of %s' % key, 'head_object', Key=key, ChecksumMode='ENABLED')
         if head.get('ContentLength') != size:
             raise LifeboatError('S3 holds %s bytes for %s but %d were sent; the upload is damaged, run again'
@@ -329,7 +351,7 @@ class S3Store(object):
         return dict(size=size, sha256=whole.hexdigest(), checksum=expected,
                     checked='sha256' if stored is not None else 'size')
 
-    def _multipart(self, source, key, first, whole, extra, progress):
+    def _multipart(self, source, key, first, whole, extra, progress, sizes):
         what = 'uploading %s' % key
         upload_id = self.call(what, 'create_multipart_upload', Key=key, ChecksumAlgorithm='SHA256',
                               **extra)['UploadId']
@@ -339,6 +361,9 @@ class S3Store(object):
             with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
                 block, number = first, 1
                 while block:
+                    if number > MAX_PARTS:
+                        raise LifeboatError('%s needs more than %d parts, S3\'s limit; raise s3_part_size_mb'
+                                            % (key, MAX_PARTS))
                     whole.update(block)
                     digest = hashlib.sha256(block).digest()
                     digests.append(digest)
@@ -350,7 +375,7 @@ class S3Store(object):
                         done.extend(f.result() for f in finished)
                     if progress:
                         progress(size)
-                    block = _read_full(source, self.settings.part_size)
+                    block = _read_full(source, next(sizes))
                     number += 1
                 done.extend(f.result() for f in pending)
             done.sort(key=lambda part: part['PartNumber'])
@@ -383,16 +408,28 @@ class S3Store(object):
         for entry in manifest['files']:
             key = self.set_key(database, backup_id, entry['name'])
             with open(os.path.join(directory, entry['name']), 'rb') as source:
-                sent = self.upload(source, key, progress=progress)
+                sent = self.upload(source, key, progress=progress, size=entry['size'])
             if sent['sha256'] != entry['sha256']:
                 raise LifeboatError('%s changed while it was uploaded (sha256 %s, manifest says %s); the local set '
                                     'is damaged, verify it with lifeboat.db.backup_info'
                                     % (entry['name'], sent['sha256'], entry['sha256']))
             objects.append(dict(name=entry['name'], key=key, size=sent['size'], s3_checksum=sent['checksum'],
                                 checked=sent['checked']))
+        self.confirm_set(database, backup_id, objects)
         self.put_json(self.set_key(database, backup_id, MANIFEST_NAME), manifest)
         return dict(url=self.set_url(database, backup_id), uploaded_at=iso(utc_now()),
                     storage_class=self.settings.storage_class, sse=self.settings.sse, objects=objects)
+
+    def confirm_set(self, database, backup_id, sent):
+        """Before the manifest makes a set a backup: every file sent is there, at its size."""
+        stored = self._sets(database).get(backup_id, {})
+        for entry in sent:
+            item = stored.get(entry['name'])
+            if item is None or item['Size'] != entry['size']:
+                raise LifeboatError('%s of backup %s is %s in %s after its upload; is another host writing the same '
+                                    'prefix? The set was not completed'
+                                    % (entry['name'], backup_id, 'missing' if item is None else 'the wrong size',
+                                       self.url))
 
     def delete(self, backup):
         """Manifest first (the set stops being a backup at once), then everything else."""
@@ -405,22 +442,36 @@ class S3Store(object):
         keys = [item['Key'] for item in self._objects(prefix, 'listing %s' % prefix)]
         for start in range(0, len(keys), 1000):
             batch = [dict(Key=k) for k in keys[start:start + 1000]]
-            self.call('deleting %s' % prefix, 'delete_objects', Delete=dict(Objects=batch, Quiet=True))
+            answer = self.call('deleting %s' % prefix, 'delete_objects', Delete=dict(Objects=batch, Quiet=True))
+            errors = answer.get('Errors') or []
+            if errors:
+                raise LifeboatError('S3 did not delete %d object(s) under %s, e.g. %s: %s'
+                                    % (len(errors), prefix, errors[0].get('Key'), errors[0].get('Message')))
 
-    def remove_leftovers(self, database):
+    def remove_leftovers(self, database, now=None):
         """Sets without a manifest and unfinished multipart uploads of this database: what killed
-        runs left. Call under the lock."""
+        runs left. Call under the lock. The lock is per host, so only a run that started more than
+        a day ago (its backup id is its start time) is swept: a younger one may be another host's
+        run in progress."""
+        horizon = (now or utc_now()) - LEFTOVER_AGE
         removed = []
         for backup_id, objects in sorted(self._sets(database).items()):
-            if MANIFEST_NAME not in objects:
+            if MANIFEST_NAME not in objects and _started(backup_id, horizon) < horizon:
                 self.delete_prefix(self.set_key(database, backup_id, ''))
                 removed.append(backup_id)
         prefix = self.location.key(database, '')
-        uploads = self.call('listing unfinished uploads', 'list_multipart_uploads', Prefix=prefix)
-        for upload in uploads.get('Uploads', []):
-            self.call('aborting an unfinished upload', 'abort_multipart_upload', Key=upload['Key'],
-                      UploadId=upload['UploadId'])
-            removed.append('upload of %s' % upload['Key'][len(prefix):])
+        try:
+            pages = self.client.get_paginator('list_multipart_uploads').paginate(Bucket=self.location.bucket,
+                                                                                  Prefix=prefix)
+            uploads = [u for page in pages for u in page.get('Uploads', [])]
+        except (BotoCoreError, ClientError) as exc:
+            raise LifeboatError(explain(exc, 'listing unfinished uploads', self.location, self.settings.endpoint_url))
+        for upload in uploads:
+            backup_id = upload['Key'][len(prefix):].split('/', 1)[0]
+            if min(_started(backup_id, horizon), upload['Initiated']) < horizon:
+                self.call('aborting an unfinished upload', 'abort_multipart_upload', Key=upload['Key'],
+                          UploadId=upload['UploadId'])
+                removed.append('upload of %s' % upload['Key'][len(prefix):])
         return removed
 
     def retention_plan(self, database, kind, keep_last=None, keep_days=None, incoming=0, now=None):
@@ -494,8 +545,11 @@ class S3Store(object):
         self.ensure_readable(backup)
         with repository.lock(database, lock_timeout, 'a download of %s' % backup.backup_id):
             for cached in repository.backups(database):
+                # Only a copy of this very set (same files, same checksums); verified again before use.
+                if cached.backup_id == backup.backup_id and cached.manifest.get('files') == backup.manifest['files']:
+                    return cached, False
                 if cached.backup_id == backup.backup_id:
-                    return cached, False  # verified again by the restore before use
+                    repository.delete(cached)
             repository.remove_leftovers(database)
             staging = repository.begin(database, backup.backup_id)
             try:
@@ -533,23 +587,36 @@ class S3Store(object):
         """`pg_restore --list` fed from the stored object: it reads the header and table of
         contents and stops, so only the start of the archive is downloaded."""
         body = self.call('reading %s' % key, 'get_object', Key=key)['Body']
-        proc = subprocess.Popen([pg_restore, '--list'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, close_fds=True)
-        try:
-            for block in iter(lambda: body.read(256 * 1024), b''):
-                proc.stdin.write(block)
-        except (IOError, OSError):
-            pass  # pg_restore has read what it needs and exited
-        finally:
-            body.close()
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen([pg_restore, '--list'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=errors, close_fds=True)
             try:
-                proc.stdin.close()
+                for block in iter(lambda: body.read(256 * 1024), b''):
+                    proc.stdin.write(block)
             except (IOError, OSError):
-                pass
-        errors = proc.stderr.read().decode('utf-8', 'replace')
-        proc.stderr.close()
-        if proc.wait() != 0:
-            raise LifeboatError('%s failed: %s' % (what, last_error_line(errors, 'pg_restore --list failed')))
+                pass  # pg_restore has read what it needs and exited
+            except (BotoCoreError, ClientError) as exc:
+                proc.kill()
+                raise LifeboatError(explain(exc, 'reading %s' % key, self.location, self.settings.endpoint_url))
+            finally:
+                body.close()
+                try:
+                    proc.stdin.close()
+                except (IOError, OSError):
+                    pass
+                rc = proc.wait()
+            errors.seek(0)
+            if rc != 0:
+                raise LifeboatError('%s failed: %s' % (what, last_error_line(errors.read().decode('utf-8', 'replace'),
+                                                                            'pg_restore --list failed')))
+
+
+def _started(backup_id, default):
+    """The start time a backup id carries (see repository.new_backup_id), or `default`."""
+    try:
+        return datetime.datetime.strptime(backup_id[:16], '%Y%m%dT%H%M%SZ').replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return default
 
 
 def same_checksum(stored, expected):

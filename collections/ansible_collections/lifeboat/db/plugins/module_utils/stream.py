@@ -64,8 +64,12 @@ class TocTee(object):
     def __init__(self, source, pg_restore):
         self.source = source
         self.errors = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([pg_restore, '--list'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=self.errors, close_fds=True)
+        try:
+            self.proc = subprocess.Popen([pg_restore, '--list'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=self.errors, close_fds=True)
+        except OSError as exc:
+            self.errors.close()
+            raise LifeboatError('pg_restore --list failed to start: %s' % (exc.strerror or exc))
         self.feeding = True
 
     def read(self, size):
@@ -104,8 +108,9 @@ def stream_to_s3(argv, env, store, key, what, progress=None, toc_reader=None):
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=environ, close_fds=True)
         except OSError as exc:
             raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
-        tee = TocTee(proc.stdout, toc_reader) if toc_reader else None
+        tee = None
         try:
+            tee = TocTee(proc.stdout, toc_reader) if toc_reader else None
             sent = store.upload(tee or proc.stdout, key, progress=progress)
         except BaseException:
             proc.kill()

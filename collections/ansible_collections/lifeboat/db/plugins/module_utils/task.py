@@ -5,6 +5,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
@@ -33,13 +34,34 @@ class TaskContext(object):
         if is_s3_url(repository):
             # An S3 repository: the local cache (downloads, the lock, progress) stands in for it.
             self.store = S3Store(repository, S3Settings(module.params))
-            repository = module.params.get('cache_dir') or DEFAULT_CACHE_DIR
+            repository = private_dir(module.params.get('cache_dir') or DEFAULT_CACHE_DIR, module.check_mode)
         self.repository = Repository(repository) if repository else None
 
     def offsite_store(self):
         """The S3 store of `offsite_url`, or None."""
         url = self.params.get('offsite_url')
         return S3Store(url, S3Settings(self.params)) if url else None
+
+
+def private_dir(path, check_mode):
+    """The cache of an s3:// repository holds downloads that get restored: it must be the module
+    user's alone, not a folder someone else made first in a shared place like /var/tmp."""
+    if not os.path.isabs(path):
+        raise LifeboatError('cache_dir must be an absolute path on the target host, got %r' % (path,))
+    try:
+        if not os.path.isdir(path):
+            if check_mode:
+                return path
+            os.makedirs(path, 0o700)
+        facts = os.stat(path)
+    except OSError as exc:
+        raise LifeboatError('cannot create cache_dir %s: %s; choose a folder the module user can write to'
+                            % (path, exc.strerror or exc))
+    if facts.st_uid != os.geteuid() or facts.st_mode & 0o022:
+        raise LifeboatError('cache_dir %s belongs to uid %d or is writable by others; backups downloaded there get '
+                            'restored, so it must be private to the module user: remove it or choose another cache_dir'
+                            % (path, facts.st_uid))
+    return path
 
 
 def run_module(module, work):
