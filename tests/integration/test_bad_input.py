@@ -90,7 +90,7 @@ def test_pg_bin_dir_older_than_the_server(server, ansible):
 
 def test_unknown_option_and_bad_choice(server, ansible):
     result = ansible.module("restore", db="x", repository=str(ansible.repository), mode="obliterate")
-    assert result["failed"] and "value of mode must be one of: new, replace" in result["msg"]
+    assert result["failed"] and "value of mode must be one of: swap, new, replace" in result["msg"]
 
 
 def test_db_is_required_for_dump(server, ansible):

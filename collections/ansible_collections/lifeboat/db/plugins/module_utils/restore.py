@@ -19,16 +19,28 @@ from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRe
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, database_exists, first_line, psycopg, server_major, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import exact_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.checks import compare_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_from_file
+from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
+    drop_previous, lock_target, previous_name, remove_stale_staging, staging_name, swap_in)
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
 
-MODES = ('new', 'replace')
+MODES = ('swap', 'new', 'replace')
 
 
 class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
-                 maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False):
+                 maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False,
+                 grace_seconds=1.0, keep_previous=1):
+        if grace_seconds < 0:
+            raise LifeboatError('grace_seconds must be 0 or more, got %s' % grace_seconds)
+        if keep_previous < 0:
+            raise LifeboatError('keep_previous must be 0 or more, got %d' % keep_previous)
+        self.grace_seconds = grace_seconds
+        self.keep_previous = keep_previous
         if mode not in MODES:
             raise LifeboatError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
         if jobs < 1:
@@ -98,29 +110,10 @@ def restore(ctx, request):
             return dict(changed=True, actions=actions + ['Would %s' % step for step in _plan(request, backup, exists)],
                         **facts)
 
-        owner = _owner(conn, request.target_db) if exists else None
-        safety = None
-        if exists and request.safety_backup:
-            safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore', local=True))
-            facts['safety_backup_id'] = safety['backup_id']
-            timings['safety_backup_seconds'] = safety['duration_seconds']
-            actions.append('Took safety backup %s of database %r' % (safety['backup_id'], request.target_db))
-        step = time.monotonic()
-        try:
-            _recreate(conn, request.target_db, manifest, owner, drop=exists)
-            _pg_restore(ctx, pg_restore, archive, request, manifest)
-        except (LifeboatError, psycopg.Error) as exc:
-            reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
-            raise _after_failure(ctx, conn, request, owner, safety, reason)
-        actions.append('%s database %r' % ('Dropped and recreated' if exists else 'Created', request.target_db))
-        timings['restore_seconds'] = round(time.monotonic() - step, 3)
-        actions.append('Restored backup %s into database %r with %s %s' % (backup.backup_id, request.target_db,
-                                                                          pg_restore.name, pg_restore.version))
-        if request.analyze:
-            step = time.monotonic()
-            _analyze(ctx, request.target_db)
-            timings['analyze_seconds'] = round(time.monotonic() - step, 3)
-            actions.append('Analyzed database %r' % request.target_db)
+        if request.mode == 'swap':
+            _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
+        else:
+            _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
     finally:
         conn.close()
     if downloaded is not None:
@@ -132,6 +125,96 @@ def restore(ctx, request):
                        % (backup.backup_id, ctx.store.url))
     timings['total_seconds'] = round(time.monotonic() - clock, 3)
     return dict(changed=True, timings=timings, actions=actions, **facts)
+
+
+def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings):
+    """`new` and `replace`: restore into the target database itself."""
+    manifest = backup.manifest
+    owner = _owner(conn, request.target_db) if exists else None
+    safety = None
+    if exists and request.safety_backup:
+        safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore', local=True))
+        facts['safety_backup_id'] = safety['backup_id']
+        timings['safety_backup_seconds'] = safety['duration_seconds']
+        actions.append('Took safety backup %s of database %r' % (safety['backup_id'], request.target_db))
+    step = time.monotonic()
+    try:
+        _recreate(conn, request.target_db, manifest, owner, drop=exists)
+        _pg_restore(ctx, pg_restore, archive, request, manifest)
+    except (LifeboatError, psycopg.Error) as exc:
+        reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
+        raise _after_failure(ctx, conn, request, owner, safety, reason)
+    actions.append('%s database %r' % ('Dropped and recreated' if exists else 'Created', request.target_db))
+    timings['restore_seconds'] = round(time.monotonic() - step, 3)
+    actions.append('Restored backup %s into database %r with %s %s' % (backup.backup_id, request.target_db,
+                                                                      pg_restore.name, pg_restore.version))
+    if request.analyze:
+        step = time.monotonic()
+        _analyze(ctx, request.target_db)
+        timings['analyze_seconds'] = round(time.monotonic() - step, 3)
+        actions.append('Analyzed database %r' % request.target_db)
+
+
+def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings):
+    """`swap`: restore and check under a staging name while the live database keeps serving,
+    then swap it in (swap.swap_in). Anything failing before the swap drops staging only."""
+    manifest = backup.manifest
+    lock_target(conn, request.target_db)
+    stale = remove_stale_staging(conn, request.target_db)
+    actions.extend('Dropped staging database %r left by an interrupted restore' % name for name in stale)
+    staging = staging_name(request.target_db)
+    owner = _owner(conn, request.target_db) if exists else None
+    staged = RestoreRequest(request.backup_db, request.backup, staging, 'new', jobs=request.jobs,
+                            no_owner=request.no_owner, no_acl=request.no_acl)
+    step = time.monotonic()
+    try:
+        _recreate(conn, staging, manifest, owner, drop=False)
+        _pg_restore(ctx, pg_restore, archive, staged, manifest)
+        timings['restore_seconds'] = round(time.monotonic() - step, 3)
+        actions.append('Restored backup %s into staging database %r with %s %s'
+                       % (backup.backup_id, staging, pg_restore.name, pg_restore.version))
+        check = _check_counts(ctx, staging, manifest)
+        facts['row_count_check'] = check
+        if check['status'] != 'passed':
+            raise LifeboatError('the restored copy does not match backup %s: %s' % (backup.backup_id, check['summary']))
+        actions.append('Checked staging database %r: %s' % (staging, check['summary']))
+        if request.analyze:
+            step = time.monotonic()
+            _analyze(ctx, staging)
+            timings['analyze_seconds'] = round(time.monotonic() - step, 3)
+            actions.append('Analyzed staging database %r' % staging)
+        if exists:
+            previous = previous_name(request.target_db, utc_now())
+            facts['swap'] = swap_in(conn, request.target_db, staging, previous, request.grace_seconds)
+        else:
+            conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(staging),
+                                                                         sql.Identifier(request.target_db)))
+            facts['swap'] = dict(window_seconds=0.0, previous_db=None, sessions_terminated=0,
+                                 grace_seconds=request.grace_seconds)
+    except (LifeboatError, psycopg.Error) as exc:
+        reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
+        conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(staging)))
+        raise LifeboatError('%s; database %r was not touched and staging database %r was dropped'
+                            % (reason, request.target_db, staging))
+    if exists:
+        actions.append('Swapped database %r in (unavailable for %.3f s, %d session(s) ended); the previous one is '
+                       'kept as %r' % (request.target_db, facts['swap']['window_seconds'],
+                                       facts['swap']['sessions_terminated'], facts['swap']['previous_db']))
+        dropped = drop_previous(conn, request.target_db, request.keep_previous)
+        facts['previous_dropped'] = dropped
+        actions.extend('Dropped previous database %r (keep_previous: %d)' % (name, request.keep_previous)
+                       for name in dropped)
+    else:
+        actions.append('Renamed staging database %r to %r' % (staging, request.target_db))
+
+
+def _check_counts(ctx, dbname, manifest):
+    check_conn = ctx.options.connect(dbname)
+    try:
+        actual = exact_row_counts(check_conn)
+    finally:
+        check_conn.close()
+    return compare_row_counts(manifest['row_counts'], actual)
 
 
 def _refuse_delta(backup):
@@ -152,6 +235,17 @@ def database_exists_now(ctx, request):
 def _plan(request, backup, exists):
     """The changes a restore makes, in order (reported by check mode)."""
     plan = []
+    if request.mode == 'swap':
+        plan.append('restore backup %s into a staging database and check its row counts against the manifest'
+                    % backup.backup_id)
+        if exists:
+            plan.append('swap it in for database %r (new connections refused, sessions ended after %s s), keeping '
+                        'the previous one as %s<time> (keep_previous: %d)'
+                        % (request.target_db, request.grace_seconds, request.target_db + '_prev_',
+                           request.keep_previous))
+        else:
+            plan.append('rename it to %r' % request.target_db)
+        return plan
     if exists:
         if request.safety_backup:
             plan.append('take a safety backup (kind pre-restore) of database %r' % request.target_db)

@@ -16,6 +16,15 @@ description:
     reads the archive's table of contents with C(pg_restore --list), and picks a C(pg_restore) at
     least as new as both the server and the C(pg_dump) that wrote the backup. A damaged backup is
     refused and the target is not touched.
+  - O(mode=swap), the default, never touches the live database until its replacement is proven
+    - the backup is restored into a staging database while the live one keeps serving, its row
+    counts are checked against the manifest, and then, in one short step, new connections to the
+    live database are refused, remaining sessions get O(grace_seconds) and are ended, the live
+    database is renamed to C(<db>_prev_<time>) and staging takes its name, with the owner, grants,
+    C(ALTER DATABASE ... SET) settings, connection limit and comment carried over, all in one
+    transaction. A failure before or during that step drops staging and leaves the live database
+    as it was. O(keep_previous) bounds the previous databases kept. Staging databases left by a
+    killed run are dropped by the next one.
   - O(mode=new) restores into a database that must not exist yet; if the restore fails, the new
     database is dropped again.
   - O(mode=replace) takes a safety backup of the existing database (kind C(pre-restore)), drops it
@@ -58,8 +67,16 @@ options:
   mode:
     description: How to treat the target database (see the description).
     type: str
-    default: new
-    choices: [new, replace]
+    default: swap
+    choices: [swap, new, replace]
+  grace_seconds:
+    description: With O(mode=swap), how long sessions on the live database may finish on their own before they are ended.
+    type: float
+    default: 1.0
+  keep_previous:
+    description: With O(mode=swap), how many C(<db>_prev_<time>) databases to keep (0 drops the previous one at once).
+    type: int
+    default: 1
   jobs:
     description: Parallel pg_restore jobs.
     type: int
@@ -144,6 +161,21 @@ mode:
   description: Mode used.
   returned: always
   type: str
+swap:
+  description:
+    - With O(mode=swap), the swap step - C(window_seconds) (how long the live database refused
+      connections), C(previous_db), C(sessions_terminated), C(grace_seconds).
+  returned: mode is swap and not check mode
+  type: dict
+row_count_check:
+  description: With O(mode=swap), the staging database's row counts against the manifest (status, summary, tables).
+  returned: mode is swap and not check mode
+  type: dict
+previous_dropped:
+  description: Previous databases dropped because of O(keep_previous).
+  returned: mode is swap and the live database existed
+  type: list
+  elements: str
 safety_backup_id:
   description: Id of the pre-restore safety backup taken by O(mode=replace).
   returned: when a safety backup was taken
@@ -192,7 +224,9 @@ def argument_spec():
         repository=dict(type='path', required=True),
         backup=dict(type='str', default='latest'),
         backup_db=dict(type='str'),
-        mode=dict(type='str', default='new', choices=list(MODES)),
+        mode=dict(type='str', default='swap', choices=list(MODES)),
+        grace_seconds=dict(type='float', default=1.0),
+        keep_previous=dict(type='int', default=1),
         jobs=dict(type='int', default=1),
         no_owner=dict(type='bool', default=True),
         no_acl=dict(type='bool', default=True),
@@ -211,7 +245,8 @@ def run(ctx):
     request = RestoreRequest(p['backup_db'] or p['db'], p['backup'], p['db'], p['mode'], jobs=p['jobs'],
                              no_owner=p['no_owner'], no_acl=p['no_acl'], maintenance_db=p['maintenance_db'],
                              analyze=p['analyze'], safety_backup=p['safety_backup'],
-                             glacier_restore=p['glacier_restore'])
+                             glacier_restore=p['glacier_restore'], grace_seconds=p['grace_seconds'],
+                             keep_previous=p['keep_previous'])
     return restore(ctx, request)
 
 
