@@ -9,6 +9,8 @@ that does not compress like pgbench's filler), then times, in one run: raw pg_du
 into a new database, and lifeboat.db.restore (mode new). lifeboat's figures include what raw
 tools do not: the exact row counts, sha256, the manifest, fsyncs, verification before restore and
 ANALYZE after, plus ansible-playbook's own start-up. Compare ratios, not absolute times.
+Then it measures how long the live database is unavailable: the runbooks' DROP + CREATE +
+pg_restore next to lifeboat's restore mode=swap (its swap step's window_seconds).
 """
 import argparse
 import json
@@ -55,12 +57,21 @@ def main():
             "lifeboat_connection": {"login_host": facts["host"], "port": facts["port"],
                                     "login_user": facts["user"], "login_password": facts["password"]}}}}}, out)
 
+    record = work / "results.jsonl"
+    env.update(ANSIBLE_CALLBACK_PLUGINS=str(PROJECT / "tests" / "integration" / "callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record))
+    results = {}
+
     def play(name, task):
         path = work / f"{name}.json"
         path.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
                                      "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
                                      "tasks": [task]}]))
-        return timed([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], env)
+        if record.exists():
+            record.unlink()
+        seconds = timed([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], env)
+        results[name] = json.loads(record.read_text().splitlines()[-1])["result"]
+        return seconds
 
     psql = [f"{facts['bin_dir']}/psql", "-q", "-d", "postgres", "-c"]
     for db in ("bench", "bench_raw", "bench_lb"):
@@ -95,12 +106,32 @@ def main():
                                                                 "jobs": args.jobs}}))
     baseline = play("noop", {"ansible.builtin.ping": {}})
 
+    # The live database's unavailability: the runbooks drop it and restore (down from DROP until
+    # pg_restore ends); swap restores beside it and is down only for the swap step.
+    start = time.monotonic()
+    subprocess.run(psql + ["DROP DATABASE bench_raw"], check=True, env=env, capture_output=True)
+    subprocess.run(psql + ["CREATE DATABASE bench_raw"], check=True, env=env, capture_output=True)
+    subprocess.run([pg_restore, f"-j{args.jobs}", "--no-owner", "--no-acl", "-d", "bench_raw", str(raw_file)],
+                   check=True, env=env, capture_output=True)
+    runbook_window = time.monotonic() - start
+    swap_total = play("swap", {"lifeboat.db.restore": {"db": "bench_lb", "backup_db": "bench", "keep_previous": 0,
+                                                       "repository": str(work / "repo"), "mode": "swap",
+                                                       "jobs": args.jobs}})
+    swap = results["swap"]
+
     print(f"\ndatabase size: {size.stdout.splitlines()[2].strip() if len(size.stdout.splitlines()) > 2 else '?'}"
           f", dump file {raw_file.stat().st_size / 1e6:.1f} MB, pg tools {facts['version']}")
     print(f"ansible-playbook start-up (a play with one ping): {baseline:.2f} s\n")
     print(f"{'operation':<10} {'raw tool s':>11} {'lifeboat s':>11} {'lifeboat - startup':>19} {'ratio':>7}")
     for name, (raw, lb) in rows.items():
         print(f"{name:<10} {raw:>11.2f} {lb:>11.2f} {lb - baseline:>19.2f} {(lb - baseline) / raw:>7.2f}")
+    timings = results["restore"]["timings"]
+    print(f"\nlifeboat restore (new) steps: verify {timings.get('verify_seconds', 0):.2f} s, pg_restore "
+          f"{timings.get('restore_seconds', 0):.2f} s ({timings.get('restore_seconds', 0) / rows['restore'][0]:.2f} x raw), "
+          f"ANALYZE {timings.get('analyze_seconds', 0):.2f} s")
+    print(f"live database unavailable: runbook drop + create + pg_restore {runbook_window:.2f} s; "
+          f"lifeboat swap {swap['swap']['window_seconds']:.3f} s (whole swap restore {swap_total:.2f} s, "
+          f"{swap['swap']['sessions_terminated']} session(s) ended)")
     for db in ("bench_raw", "bench_lb"):
         subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db}"], check=True, env=env, capture_output=True)
     pgserver("stop", "--name", "perf")
