@@ -12,14 +12,16 @@ import pytest
 from conftest import BIN, PROJECT, backup_sets
 
 
-def live_processes(comm):
-    """Running `comm` processes that are dumping (--snapshot): not `pg_dump --version` probes,
-    and not zombies of a pg_dump an earlier test killed."""
+def live_processes(comm, db=None):
+    """Running `comm` processes that are dumping (--snapshot), of database `db` if given: not
+    `pg_dump --version` probes, not zombies of a pg_dump an earlier test killed, not another
+    test run's dumps."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and (entry / "comm").read_text().strip() == comm \
                     and b"--snapshot" in (entry / "cmdline").read_bytes() \
+                    and (db is None or f"PGDATABASE={db}".encode() in (entry / "environ").read_bytes().split(b"\0")) \
                     and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
                 found.add(int(entry.name))
         except OSError:
@@ -27,10 +29,10 @@ def live_processes(comm):
     return found
 
 
-def find_new_process(comm, before, timeout=30):
+def find_new_process(comm, before, db, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        new = live_processes(comm) - before
+        new = live_processes(comm, db) - before
         if new:
             return new.pop()
         time.sleep(0.05)
@@ -63,7 +65,7 @@ class BlockedDump:
         self.proc = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", str(ansible.inventory), str(play)],
                                      cwd=PROJECT, env=dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg")),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        self.pg_dump = find_new_process("pg_dump", before)
+        self.pg_dump = find_new_process("pg_dump", before, db)
 
     def release(self):
         self.blocker.rollback()
