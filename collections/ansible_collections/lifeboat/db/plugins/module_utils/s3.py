@@ -21,15 +21,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import MANIFEST_NAME
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
     VERIFICATION_NAME, Backup, iso, plan_retention, utc_now)
-from ansible_collections.lifeboat.db.plugins.module_utils.tools import last_error_line
+from ansible_collections.lifeboat.db.plugins.module_utils.stream import TocTee
 
 try:
     import boto3
@@ -422,7 +420,8 @@ class S3Store(object):
 
     def confirm_set(self, database, backup_id, sent):
         """Before the manifest makes a set a backup: every file sent is there, at its size."""
-        stored = self._sets(database).get(backup_id, {})
+        prefix = self.set_key(database, backup_id, '')
+        stored = dict((item['Key'][len(prefix):], item) for item in self._objects(prefix, 'listing %s' % prefix))
         for entry in sent:
             item = stored.get(entry['name'])
             if item is None or item['Size'] != entry['size']:
@@ -587,28 +586,17 @@ class S3Store(object):
         """`pg_restore --list` fed from the stored object: it reads the header and table of
         contents and stops, so only the start of the archive is downloaded."""
         body = self.call('reading %s' % key, 'get_object', Key=key)['Body']
-        with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen([pg_restore, '--list'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=errors, close_fds=True)
-            try:
-                for block in iter(lambda: body.read(256 * 1024), b''):
-                    proc.stdin.write(block)
-            except (IOError, OSError):
-                pass  # pg_restore has read what it needs and exited
-            except (BotoCoreError, ClientError) as exc:
-                proc.kill()
-                raise LifeboatError(explain(exc, 'reading %s' % key, self.location, self.settings.endpoint_url))
-            finally:
-                body.close()
-                try:
-                    proc.stdin.close()
-                except (IOError, OSError):
-                    pass
-                rc = proc.wait()
-            errors.seek(0)
-            if rc != 0:
-                raise LifeboatError('%s failed: %s' % (what, last_error_line(errors.read().decode('utf-8', 'replace'),
-                                                                            'pg_restore --list failed')))
+        tee = TocTee(body, pg_restore)
+        try:
+            while tee.feeding and tee.read(256 * 1024):
+                pass
+        except (BotoCoreError, ClientError) as exc:
+            raise LifeboatError(explain(exc, 'reading %s' % key, self.location, self.settings.endpoint_url))
+        finally:
+            body.close()
+            error = tee.outcome()
+        if error:
+            raise LifeboatError('%s failed: %s' % (what, error))
 
 
 def _started(backup_id, default):

@@ -10,6 +10,7 @@ checksum costs no second read. Still an argument list, never a shell.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -21,15 +22,35 @@ from ansible_collections.lifeboat.db.plugins.module_utils.tools import last_erro
 CHUNK = 1024 * 1024
 
 
+@contextlib.contextmanager
+def _producer(argv, env, what):
+    """Run argv with its stdout piped to the caller (its stderr kept for the message). If the
+    caller fails, the tool is killed; if the tool fails, its last error line is raised."""
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=dict(os.environ, **env),
+                                    close_fds=True)
+        except OSError as exc:
+            raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+        try:
+            yield proc
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        rc = proc.wait()
+        if rc != 0:
+            errors.seek(0)
+            detail = last_error_line(errors.read().decode('utf-8', 'replace'), 'exit code %d' % rc)
+            raise LifeboatError('%s failed: %s' % (what, detail))
+
+
 def stream_to_file(argv, env, path, what, progress=None):
     """Run argv, write its stdout to `path` (created 0600, must not exist); return the sha256."""
     digest = hashlib.sha256()
-    environ = dict(os.environ, **env)
-    with tempfile.TemporaryFile() as errors:
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=environ, close_fds=True)
-        except OSError as exc:
-            raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+    with _producer(argv, env, what) as proc:
         written = 0
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -43,16 +64,7 @@ def stream_to_file(argv, env, path, what, progress=None):
                 out.flush()
                 os.fsync(out.fileno())
         except (IOError, OSError) as exc:
-            proc.kill()
-            proc.wait()
             raise LifeboatError('%s could not be written to %s: %s' % (what, path, exc.strerror or exc))
-        finally:
-            proc.stdout.close()
-        rc = proc.wait()
-        if rc != 0:
-            errors.seek(0)
-            detail = last_error_line(errors.read().decode('utf-8', 'replace'), 'exit code %d' % rc)
-            raise LifeboatError('%s failed: %s' % (what, detail))
     return digest.hexdigest()
 
 
@@ -101,31 +113,17 @@ class TocTee(object):
 def stream_to_s3(argv, env, store, key, what, progress=None, toc_reader=None):
     """Run argv and upload its stdout to `key` in an S3Store as it is produced (bounded memory);
     returns the upload's {size, sha256, checksum, checked}, and with `toc_reader` (a pg_restore)
-    `toc_error`: None when the archive's table of contents read back."""
-    environ = dict(os.environ, **env)
-    with tempfile.TemporaryFile() as errors:
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=environ, close_fds=True)
-        except OSError as exc:
-            raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
-        tee = None
+    `toc_error`: None when the archive's table of contents read back.
+
+    If the tool fails, S3 holds whatever came out before; the set has no manifest and is swept."""
+    tee = None
+    with _producer(argv, env, what) as proc:
         try:
             tee = TocTee(proc.stdout, toc_reader) if toc_reader else None
             sent = store.upload(tee or proc.stdout, key, progress=progress)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
         finally:
-            proc.stdout.close()
             if tee is not None:
                 toc_error = tee.outcome()
-        rc = proc.wait()
-        if rc != 0:
-            # S3 holds whatever came out before the failure; the set has no manifest and is swept.
-            errors.seek(0)
-            detail = last_error_line(errors.read().decode('utf-8', 'replace'), 'exit code %d' % rc)
-            raise LifeboatError('%s failed: %s' % (what, detail))
     if tee is not None:
         sent['toc_error'] = toc_error
     return sent
