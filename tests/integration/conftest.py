@@ -156,6 +156,15 @@ def sample_db(server, ansible, request):
     server.drop_db(db)
 
 
+def assert_one_line(result, *fragments):
+    """The task failed with a one-line message (no traceback) that holds each fragment."""
+    assert result["failed"], result
+    msg = result["msg"]
+    assert "\n" not in msg and "Traceback" not in msg, msg
+    for fragment in fragments:
+        assert fragment in msg, msg
+
+
 def backup_sets(directory):
     """Names in a repository's database folder that are backup sets (not .lock, .partial-, ...)."""
     return [name for name in os.listdir(directory) if not name.startswith(".")]

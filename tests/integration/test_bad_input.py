@@ -7,13 +7,7 @@ import sys
 
 import pytest
 
-
-def assert_one_line(result, *fragments):
-    assert result["failed"], result
-    msg = result["msg"]
-    assert "\n" not in msg and "Traceback" not in msg, msg
-    for fragment in fragments:
-        assert fragment in msg, msg
+from conftest import assert_one_line
 
 
 def free_port():

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from conftest import backup_sets, leftovers
+from conftest import assert_one_line, backup_sets, leftovers
 
 SCHEMA = """
 CREATE SCHEMA shop;
@@ -83,14 +83,6 @@ def fingerprint(server, db, table):
 
 def fingerprints(server, db):
     return {t: fingerprint(server, db, t) for t in COMPARED}
-
-
-def assert_one_line(result, *fragments):
-    assert result["failed"], result
-    msg = result["msg"]
-    assert "\n" not in msg and "Traceback" not in msg, msg
-    for fragment in fragments:
-        assert fragment in msg, msg
 
 
 def test_full_backup_plus_deltas_rebuilds_the_live_tables(server, ansible, shop):
