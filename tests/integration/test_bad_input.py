@@ -47,7 +47,7 @@ def test_unknown_backup_id(server, ansible, sample_db):
 
 def test_no_backup_at_all(server, ansible, sample_db):
     result = ansible.module("restore", db=sample_db, repository=str(ansible.repository), mode="replace")
-    assert_one_line(result, "no full backup of database", "take one with lifeboat.db.dump")
+    assert_one_line(result, "no whole-database backup of database", "take one with lifeboat.db.dump")
 
 
 def test_relative_repository_path(server, ansible, sample_db):

@@ -95,7 +95,7 @@ def test_resolve_unknown_id_names_it(repo):
     with pytest.raises(LifeboatError) as info:
         repo.resolve('app', '19990101T000000Z-nothere')
     assert '19990101T000000Z-nothere' in info.value.msg
-    with pytest.raises(LifeboatError, match='no full backup'):
+    with pytest.raises(LifeboatError, match='no whole-database backup'):
         repo.resolve('other', 'latest')
 
 

@@ -16,7 +16,8 @@ import os
 import socket
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import data_tables, database_settings, exact_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import (
+    data_tables, database_settings, database_size, exact_row_counts)
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, psycopg, server_major, server_version_string)
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
@@ -124,7 +125,8 @@ def take_backup(ctx, request):
                     host=socket.gethostname(), started_at=iso(started), finished_at=iso(finished),
                     verified_at=verified_at, checksums='streamed' if opts.streamed or sink.streams_only else 'after-write',
                     duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
-                    total_rows=sum(counts.values()), database_settings=settings)
+                    total_rows=sum(counts.values()), database_settings=settings,
+                    database_size=database_size(conn, request.database))
                 final = sink.commit(request.database, manifest)
                 progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
             except BaseException as exc:

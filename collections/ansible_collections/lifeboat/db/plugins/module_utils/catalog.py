@@ -44,3 +44,9 @@ def database_settings(conn, dbname):
     row = conn.execute('SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database '
                        'WHERE datname = %s', (dbname,)).fetchone()
     return dict(encoding=row[0], lc_collate=row[1], lc_ctype=row[2]) if row else {}
+
+
+def database_size(conn, dbname):
+    """Bytes the database takes on disk: what restoring it needs free (recorded in the manifest)."""
+    row = conn.execute('SELECT pg_database_size(oid) FROM pg_database WHERE datname = %s', (dbname,)).fetchone()
+    return row[0] if row else None

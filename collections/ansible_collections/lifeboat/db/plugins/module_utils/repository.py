@@ -112,6 +112,34 @@ def plan_retention(candidates, keep_last=None, keep_days=None, incoming=0, now=N
     return [b for b in candidates if b.backup_id not in keep]
 
 
+# Kinds `latest` never picks unless asked for by name: a pre-restore safety backup holds what a
+# restore replaced, a partition archive holds one partition, and neither is "the database".
+NOT_LATEST_KINDS = ('pre-restore', 'partition-archive', 'files')
+
+
+def whole_database(backup):
+    """A backup of the whole database: not a delta export, not a table or schema selection."""
+    manifest = backup.manifest
+    if manifest.get('format') == 'delta' or backup.kind in NOT_LATEST_KINDS:
+        return False
+    return not any((manifest.get('selection') or {}).values())
+
+
+def latest_restorable(candidates, database, kind, where):
+    """The newest of `candidates` (newest first) that `latest` may mean: of `kind` when one is
+    named, else the newest whole-database backup. A set whose last verification failed is skipped."""
+    usable = [b for b in candidates if (kind is not None or whole_database(b))
+              and (b.verification or {}).get('status') != 'failed']
+    if usable:
+        return usable[0]
+    what = '%s backup' % kind if kind else 'whole-database backup'
+    failed = [b.backup_id for b in candidates if (b.verification or {}).get('status') == 'failed']
+    raise LifeboatError('no %s of database %r in %s%s; take one with lifeboat.db.dump or check the repository, '
+                        'backup_db and kind options' % (what, database, where,
+                                                        ' that passed verification (failed: %s)' % ', '.join(failed)
+                                                        if failed else ''))
+
+
 class Repository(object):
     def __init__(self, root):
         if not root or not os.path.isabs(root):
@@ -195,14 +223,11 @@ class Repository(object):
         found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
         return found
 
-    def resolve(self, database, reference, kind='full'):
-        """A backup by id, or the newest of `kind` for `latest`."""
+    def resolve(self, database, reference, kind=None):
+        """A backup by id, or for `latest` the newest of `kind` (without a kind: the newest
+        whole-database backup, see latest_restorable)."""
         if reference == 'latest':
-            candidates = self.backups(database, kind=kind)
-            if not candidates:
-                raise LifeboatError('no %s backup of database %r in repository %s; take one with lifeboat.db.dump '
-                                    'or check the repository and backup_db options' % (kind, database, self.root))
-            return candidates[0]
+            return latest_restorable(self.backups(database, kind=kind), database, kind, self.root)
         for backup in self.backups(database):
             if backup.backup_id == reference:
                 return backup

@@ -21,7 +21,11 @@ from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import exact_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.checks import compare_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.preflight import (
+    GIB, check_extensions, check_space, local_data_directory, restore_size)
+from ansible_collections.lifeboat.db.plugins.module_utils.progress import size_of
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.sources import download_cache, resolve_source
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
     drop_previous, lock_target, previous_name, remove_stale_staging, staging_name, swap_in)
@@ -34,12 +38,13 @@ MODES = ('swap', 'new', 'replace')
 class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
                  maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False,
-                 grace_seconds=1.0, keep_previous=1):
+                 grace_seconds=1.0, keep_previous=1, kind=None):
         if grace_seconds < 0:
             raise LifeboatError('grace_seconds must be 0 or more, got %s' % grace_seconds)
         if keep_previous < 0:
             raise LifeboatError('keep_previous must be 0 or more, got %d' % keep_previous)
         self.grace_seconds = grace_seconds
+        self.kind = kind
         self.keep_previous = keep_previous
         if mode not in MODES:
             raise LifeboatError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
@@ -62,26 +67,26 @@ def restore(ctx, request):
     timings = {}
     clock = time.monotonic()
     downloaded = None
-    if ctx.store is not None:
-        remote = ctx.store.resolve(request.backup_db, request.backup)
-        _refuse_delta(remote)
+    store, backup = resolve_source(ctx, request.backup, request.backup_db, request.kind)
+    _refuse_delta(backup)
+    if store is not None:
+        cache = download_cache(ctx)
+        size = sum(f['size'] for f in backup.manifest['files'])
         if ctx.check_mode:
-            if remote.archived:
+            if backup.archived:
                 raise LifeboatError('backup %s is in %s; it would have to be restored from there first (check mode '
-                                    'starts nothing)' % (remote.backup_id, remote.storage[remote.archived[0]]))
-            size = sum(f['size'] for f in remote.manifest['files'])
-            return dict(changed=True, backup_id=remote.backup_id, backup_path=remote.path, target_db=request.target_db,
-                        mode=request.mode, expected_row_counts=remote.manifest['row_counts'],
+                                    'starts nothing)' % (backup.backup_id, backup.storage[backup.archived[0]]))
+            return dict(changed=True, backup_id=backup.backup_id, backup_path=backup.path, target_db=request.target_db,
+                        mode=request.mode, expected_row_counts=backup.manifest['row_counts'],
                         actions=['Would download backup %s (%d bytes) from %s into %s, checking every file'
-                                 % (remote.backup_id, size, ctx.store.url, ctx.repository.root)]
-                        + ['Would %s' % step for step in _plan(request, remote, database_exists_now(ctx, request))])
-        ctx.store.ensure_readable(remote, glacier_restore=request.glacier_restore)
-        backup, fresh = ctx.store.fetch(remote, ctx.repository)
+                                 % (backup.backup_id, size, store.url, cache.root)]
+                        + ['Would %s' % step for step in _plan(request, backup, database_exists_now(ctx, request))])
+        store.ensure_readable(backup, glacier_restore=request.glacier_restore)
+        check_space(cache.root, size, 'downloading backup %s' % backup.backup_id)
+        remote = backup
+        backup, fresh = store.fetch(remote, cache)
         downloaded = backup if fresh else None
         timings['download_seconds'] = round(time.monotonic() - clock, 3)
-    else:
-        backup = ctx.repository.resolve(request.backup_db, request.backup)
-        _refuse_delta(backup)
     manifest = backup.manifest
     verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
@@ -105,7 +110,12 @@ def restore(ctx, request):
         facts = dict(backup_id=backup.backup_id, backup_path=backup.path, target_db=request.target_db,
                      mode=request.mode, verified_files=verified, pg_restore=pg_restore.as_dict(),
                      backup_finished_at=manifest.get('finished_at'), expected_row_counts=manifest['row_counts'])
-        actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
+        if manifest.get('external'):
+            actions = ['Backup %s was not written by lifeboat: there is no manifest, so no checksums to check and no '
+                       'row counts to compare; its table of contents reads back' % backup.path]
+        else:
+            actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
+        facts['preflight'] = _preflight(ctx, conn, request, backup, archive, exists, actions)
         if ctx.check_mode:
             return dict(changed=True, actions=actions + ['Would %s' % step for step in _plan(request, backup, exists)],
                         **facts)
@@ -118,11 +128,11 @@ def restore(ctx, request):
         conn.close()
     if downloaded is not None:
         # The download served its purpose; the set stays in S3. Kept when the restore failed.
-        with ctx.repository.lock(request.backup_db, 60, 'removing the download of %s' % backup.backup_id):
-            ctx.repository.delete(downloaded)
-        facts['backup_path'] = ctx.store.set_url(request.backup_db, backup.backup_id)
+        with cache.lock(remote.database, 60, 'removing the download of %s' % backup.backup_id):
+            cache.delete(downloaded)
+        facts['backup_path'] = store.set_url(remote.database, backup.backup_id)
         actions.insert(0, 'Downloaded backup %s from %s, every file checked against its manifest'
-                       % (backup.backup_id, ctx.store.url))
+                       % (backup.backup_id, store.url))
     timings['total_seconds'] = round(time.monotonic() - clock, 3)
     return dict(changed=True, timings=timings, actions=actions, **facts)
 
@@ -175,7 +185,7 @@ def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts
                        % (backup.backup_id, staging, pg_restore.name, pg_restore.version))
         check = _check_counts(ctx, staging, manifest)
         facts['row_count_check'] = check
-        if check['status'] != 'passed':
+        if check['status'] == 'failed':
             raise LifeboatError('the restored copy does not match backup %s: %s' % (backup.backup_id, check['summary']))
         actions.append('Checked staging database %r: %s' % (staging, check['summary']))
         if request.analyze:
@@ -208,7 +218,37 @@ def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts
         actions.append('Renamed staging database %r to %r' % (staging, request.target_db))
 
 
+def _preflight(ctx, conn, request, backup, archive, exists, actions):
+    """Before anything changes: the extensions the backup needs exist on the server, and the
+    server's disk has room for the restored database (when its data directory is on this host)."""
+    label = 'the target server (PostgreSQL %s)' % server_version_string(conn)
+    extensions = check_extensions(conn, backup, archive, label)
+    if extensions:
+        actions.append('Checked that %s has the extension(s) the backup needs: %s' % (label, ', '.join(extensions)))
+    need, basis = restore_size(backup.manifest, size_of(archive))
+    if request.mode == 'replace' and exists:
+        # replace drops the current database before restoring, which frees its space first.
+        current = conn.execute('SELECT pg_database_size(%s)', (request.target_db,)).fetchone()[0]
+        need = max(need - current, 0)
+    facts = dict(extensions=extensions, restore_bytes=need, restore_bytes_basis=basis, data_directory=None,
+                 free_bytes=None, disk_checked=False)
+    data_directory, why_not = local_data_directory(conn)
+    if data_directory is None:
+        facts['disk_note'] = 'free space not checked: %s' % why_not
+        actions.append('Did not check free disk space: %s' % why_not)
+        return facts
+    facts.update(data_directory=data_directory, disk_checked=True,
+                 free_bytes=check_space(data_directory, need, 'restoring backup %s into database %r'
+                                        % (backup.backup_id, request.target_db)))
+    actions.append('Checked free disk space: %.2f GiB free in %s for about %.2f GiB (%s)'
+                   % (facts['free_bytes'] / GIB, data_directory, need / GIB, basis))
+    return facts
+
+
 def _check_counts(ctx, dbname, manifest):
+    if manifest.get('row_counts') is None:
+        return dict(name='row_counts', severity='error', status='skipped', failures=0, tables=[],
+                    summary='no row counts to compare: the backup was not written by lifeboat')
     check_conn = ctx.options.connect(dbname)
     try:
         actual = exact_row_counts(check_conn)

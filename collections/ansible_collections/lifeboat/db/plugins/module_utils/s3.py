@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import MANIFEST_NAME
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
-    VERIFICATION_NAME, Backup, iso, plan_retention, utc_now)
+    VERIFICATION_NAME, Backup, iso, latest_restorable, plan_retention, utc_now)
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import TocTee
 
 try:
@@ -303,12 +303,10 @@ class S3Store(object):
         found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
         return found
 
-    def resolve(self, database, reference, kind='full'):
-        candidates = self.backups(database, kind=kind if reference == 'latest' else None)
+    def resolve(self, database, reference, kind=None):
         if reference == 'latest':
-            if not candidates:
-                raise LifeboatError('no %s backup of database %r in %s' % (kind, database, self.url))
-            return candidates[0]
+            return latest_restorable(self.backups(database, kind=kind), database, kind, self.url)
+        candidates = self.backups(database)
         for backup in candidates:
             if backup.backup_id == reference:
                 return backup

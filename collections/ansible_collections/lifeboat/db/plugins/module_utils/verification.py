@@ -19,7 +19,9 @@ from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 def archive_path(backup):
     """Where the archive of a backup set is (manifests of 0.1 had no `archive` key)."""
-    name = backup.manifest.get('archive') or '%s.dump' % backup.manifest['database']
+    name = backup.manifest.get('archive')
+    if name is None:
+        name = '%s.dump' % backup.manifest['database']
     return os.path.join(backup.path, name)
 
 
@@ -29,14 +31,17 @@ def dump_major(manifest):
 
 def check_backup(ctx, backup):
     """Raise LifeboatError unless every file matches the manifest and the archive reads back.
-    Returns the names of the files checked."""
-    checked = verify_files(backup.path, backup.manifest)
-    if backup.manifest.get('format', 'custom') in ('custom', 'directory'):
-        pg_restore = ctx.finder.find('pg_restore', dump_major(backup.manifest),
+    Returns the names of the files checked; the table of contents is kept as `backup.toc`.
+    An archive lifeboat did not write (sources.external_archive) has no checksums to check."""
+    manifest = backup.manifest
+    checked = [] if manifest.get('external') else verify_files(backup.path, manifest)
+    backup.toc = None
+    if manifest.get('format', 'custom') in ('custom', 'directory'):
+        pg_restore = ctx.finder.find('pg_restore', dump_major(manifest),
                                      'backup %s was written by pg_dump %s' % (backup.backup_id,
-                                                                             backup.manifest['pg_dump_version']))
-        run_tool(ctx.run_command, [pg_restore.path, '--list', archive_path(backup)], None,
-                 'reading the table of contents of backup %s' % backup.backup_id)
+                                                                             manifest['pg_dump_version']))
+        backup.toc = run_tool(ctx.run_command, [pg_restore.path, '--list', archive_path(backup)], None,
+                              'reading the table of contents of backup %s' % backup.backup_id)
     return checked
 
 

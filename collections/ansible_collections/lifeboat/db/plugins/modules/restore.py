@@ -48,7 +48,7 @@ options:
     type: path
     required: true
   cache_dir:
-    description: With an C(s3://) O(repository), the local folder on the target host the set is downloaded into.
+    description: The local folder on the target host a set in S3 is downloaded into (private to the module user).
     type: path
     default: /var/tmp/lifeboat-cache
   glacier_restore:
@@ -58,9 +58,21 @@ options:
     type: bool
     default: false
   backup:
-    description: Backup id to restore, or C(latest) for the newest backup of kind C(full).
+    description:
+      - What to restore. C(latest) is the newest backup of O(kind) in O(repository) or, without O(kind), the newest
+        backup of the whole database (not a delta, a table selection or a C(pre-restore) safety backup); a set whose
+        last verification failed is skipped.
+      - A backup id from O(repository).
+      - An absolute path on the target host - a backup set folder, or an archive lifeboat did not write (a
+        C(pg_dump -Fc) file, a C(-Fd) folder, a plain C(.sql) or C(.sql.gz)). Such an archive has no manifest, so
+        there are no checksums to check and no row counts to compare; its table of contents must read back.
+      - C(s3://bucket/prefix/<database>/<backup_id>) (or C(.../<database>/latest)) - one set in S3, whatever
+        O(repository) is; it is downloaded into O(cache_dir), every file checked against the manifest.
     type: str
     default: latest
+  kind:
+    description: With O(backup=latest), the kind of backup to take the newest of (for example C(daily) or C(monthly)).
+    type: str
   backup_db:
     description: Database whose backups to look in. Defaults to O(db).
     type: str
@@ -185,8 +197,16 @@ verified_files:
   returned: always
   type: list
   elements: str
+preflight:
+  description:
+    - What was checked before anything changed - C(extensions) the backup needs (all available on the server),
+      C(restore_bytes) (about how much the restored database takes, and C(restore_bytes_basis)), and, when the
+      server's data directory is on this host, C(data_directory) and its C(free_bytes) (C(disk_checked)); otherwise
+      C(disk_note) says why the disk was not checked.
+  returned: when the backup could be read
+  type: dict
 expected_row_counts:
-  description: Row counts recorded in the backup's manifest.
+  description: Row counts recorded in the backup's manifest (null for an archive lifeboat did not write).
   returned: always
   type: dict
 pg_restore:
@@ -224,6 +244,7 @@ def argument_spec():
         repository=dict(type='path', required=True),
         backup=dict(type='str', default='latest'),
         backup_db=dict(type='str'),
+        kind=dict(type='str'),
         mode=dict(type='str', default='swap', choices=list(MODES)),
         grace_seconds=dict(type='float', default=1.0),
         keep_previous=dict(type='int', default=1),
@@ -246,7 +267,7 @@ def run(ctx):
                              no_owner=p['no_owner'], no_acl=p['no_acl'], maintenance_db=p['maintenance_db'],
                              analyze=p['analyze'], safety_backup=p['safety_backup'],
                              glacier_restore=p['glacier_restore'], grace_seconds=p['grace_seconds'],
-                             keep_previous=p['keep_previous'])
+                             keep_previous=p['keep_previous'], kind=p['kind'])
     return restore(ctx, request)
 
 
