@@ -39,4 +39,10 @@ class ActionModule(NormalAction):
         return None
 
     def _is_production(self, task_vars):
-        return boolean(self._templar.template(task_vars.get('lifeboat_production', False)), strict=False)
+        mark = self._templar.template(task_vars.get('lifeboat_production'))
+        if mark is None:
+            return False
+        try:
+            return boolean(mark, strict=True)
+        except TypeError:
+            return True  # fail closed: a mark that reads as neither true nor false counts as production
