@@ -113,6 +113,12 @@ options:
     description: Database to connect to for CREATE and DROP DATABASE.
     type: str
     default: postgres
+  confirm:
+    description:
+      - The name of the target database, repeated. Needed when the target host is marked
+        C(lifeboat_production) in the inventory (the action plugin refuses the task without it,
+        except in check mode); a value that is not O(db) is always refused. The module itself ignores it.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -256,6 +262,7 @@ def argument_spec():
         maintenance_db=dict(type='str', default='postgres'),
         cache_dir=dict(type='path', default='/var/tmp/lifeboat-cache'),
         glacier_restore=dict(type='bool', default=False),
+        confirm=dict(type='str'),
     )
     spec.update(s3_argument_spec())
     return spec
