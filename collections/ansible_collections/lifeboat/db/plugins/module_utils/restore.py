@@ -25,16 +25,17 @@ from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
     drop_previous, lock_target, previous_name, remove_stale_staging, staging_name, swap_in)
+from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import display, restore_tables, table_keys
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
 
-MODES = ('swap', 'new', 'replace')
+MODES = ('swap', 'new', 'replace', 'tables')
 
 
 class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
                  maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False,
-                 grace_seconds=1.0, keep_previous=1):
+                 grace_seconds=1.0, keep_previous=1, tables=None):
         if grace_seconds < 0:
             raise LifeboatError('grace_seconds must be 0 or more, got %s' % grace_seconds)
         if keep_previous < 0:
@@ -56,6 +57,8 @@ class RestoreRequest(object):
         self.analyze = analyze
         self.safety_backup = safety_backup
         self.glacier_restore = glacier_restore
+        # mode=tables: (schema, table) pairs (table_restore.py)
+        self.tables = table_keys(mode, tables)
 
 
 def restore(ctx, request):
@@ -106,11 +109,13 @@ def restore(ctx, request):
                      mode=request.mode, verified_files=verified, pg_restore=pg_restore.as_dict(),
                      backup_finished_at=manifest.get('finished_at'), expected_row_counts=manifest['row_counts'])
         actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
-        if ctx.check_mode:
+        if request.mode == 'tables':
+            # mode=tables (table_restore.py) restores into the live database; in check mode it only plans.
+            restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings)
+        elif ctx.check_mode:
             return dict(changed=True, actions=actions + ['Would %s' % step for step in _plan(request, backup, exists)],
                         **facts)
-
-        if request.mode == 'swap':
+        elif request.mode == 'swap':
             _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
         else:
             _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
@@ -235,6 +240,9 @@ def database_exists_now(ctx, request):
 def _plan(request, backup, exists):
     """The changes a restore makes, in order (reported by check mode)."""
     plan = []
+    if request.mode == 'tables':
+        return ['restore table(s) %s of backup %s into database %r'
+                % (', '.join(display(key) for key in request.tables), backup.backup_id, request.target_db)]
     if request.mode == 'swap':
         plan.append('restore backup %s into a staging database and check its row counts against the manifest'
                     % backup.backup_id)
