@@ -93,6 +93,8 @@ def test_existing_table_gets_the_backup_rows_and_keeps_its_dependents(server, an
     server.sql(sample_db, f"UPDATE {S}.orders SET status = 'cancelled' WHERE id <= 100; "
                           f"DELETE FROM {S}.orders WHERE id > 550; "
                           f"INSERT INTO {S}.orders (customer_id, status, ordered_at) VALUES (1, 'new', now())")
+    # A trigger added since (the live definition): it must not fire during the load, and stays.
+    server.sql(sample_db, REFUSE_INSERTS.split("COMMENT")[0])
     items = digest(server, sample_db, f"{S}.order_items")
     oids = server.sql(sample_db, "SELECT oid FROM pg_class WHERE relname IN ('order_totals', 'orders') "
                                  "UNION ALL SELECT oid FROM pg_constraint WHERE conname = 'order_items_order_id_fkey'")
@@ -108,6 +110,8 @@ def test_existing_table_gets_the_backup_rows_and_keeps_its_dependents(server, an
                                  "SELECT oid FROM pg_constraint WHERE conname = 'order_items_order_id_fkey'") == oids
     assert digest(server, sample_db, f"{S}.order_items") == items
     assert server.count(sample_db, f"{S}.order_totals") > 0
+    with pytest.raises(psycopg.errors.RaiseException, match="insert refused"):
+        server.sql(sample_db, f"INSERT INTO {S}.orders (customer_id, status, ordered_at) VALUES (1, 'new', now())")
     safety = json.loads((ansible.repository / sample_db / result["safety_backup_id"] / "manifest.json").read_text())
     assert safety["kind"] == "pre-restore"
     assert safety["row_counts"] == {f"{S}.orders": 551}, "the live rows were saved first"
