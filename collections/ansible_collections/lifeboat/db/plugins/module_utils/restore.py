@@ -29,16 +29,17 @@ from ansible_collections.lifeboat.db.plugins.module_utils.sources import downloa
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
     drop_previous, lock_target, previous_name, remove_stale_staging, staging_name, swap_in)
+from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import display, restore_tables, table_keys
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
 
-MODES = ('swap', 'new', 'replace')
+MODES = ('swap', 'new', 'replace', 'tables')
 
 
 class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
                  maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False,
-                 grace_seconds=1.0, keep_previous=1, kind=None):
+                 grace_seconds=1.0, keep_previous=1, kind=None, tables=None):
         if grace_seconds < 0:
             raise LifeboatError('grace_seconds must be 0 or more, got %s' % grace_seconds)
         if keep_previous < 0:
@@ -61,6 +62,8 @@ class RestoreRequest(object):
         self.analyze = analyze
         self.safety_backup = safety_backup
         self.glacier_restore = glacier_restore
+        # mode=tables: (schema, table) pairs (table_restore.py)
+        self.tables = table_keys(mode, tables)
 
 
 def restore(ctx, request):
@@ -116,11 +119,13 @@ def restore(ctx, request):
         else:
             actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
         facts['preflight'] = _preflight(ctx, conn, request, backup, archive, exists, actions)
-        if ctx.check_mode:
+        if request.mode == 'tables':
+            # mode=tables (table_restore.py) restores into the live database; in check mode it only plans.
+            restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings)
+        elif ctx.check_mode:
             return dict(changed=True, actions=actions + ['Would %s' % step for step in _plan(request, backup, exists)],
                         **facts)
-
-        if request.mode == 'swap':
+        elif request.mode == 'swap':
             _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
         else:
             _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
@@ -225,6 +230,9 @@ def _preflight(ctx, conn, request, backup, archive, exists, actions):
     extensions = check_extensions(conn, backup, archive, label)
     if extensions:
         actions.append('Checked that %s has the extension(s) the backup needs: %s' % (label, ', '.join(extensions)))
+    if request.mode == 'tables':
+        # A few tables of the database: the whole database's size says nothing about them.
+        return dict(extensions=extensions, disk_checked=False, disk_note='not checked for mode=tables')
     need, basis = restore_size(backup.manifest, size_of(archive))
     if request.mode == 'replace' and exists:
         # replace drops the current database before restoring, which frees its space first.
@@ -275,6 +283,9 @@ def database_exists_now(ctx, request):
 def _plan(request, backup, exists):
     """The changes a restore makes, in order (reported by check mode)."""
     plan = []
+    if request.mode == 'tables':
+        return ['restore table(s) %s of backup %s into database %r'
+                % (', '.join(display(key) for key in request.tables), backup.backup_id, request.target_db)]
     if request.mode == 'swap':
         plan.append('restore backup %s into a staging database and check its row counts against the manifest'
                     % backup.backup_id)

@@ -149,25 +149,58 @@ def run_following_stderr(argv, env, what, on_line):
         raise LifeboatError('%s failed: %s' % (what, last_error_line('\n'.join(tail), 'exit code %d' % rc)))
 
 
+def tool_output(argv, env, what):
+    """The stdout of argv as blocks, for stream_into; raises after the last block if the tool failed
+    (so a consumer never gets what follows a truncated output)."""
+    with _producer(argv, env, what) as proc:
+        for block in iter(lambda: proc.stdout.read(CHUNK), b''):
+            yield block
+
+
+def _file_blocks(path, opener):
+    try:
+        with opener(path, 'rb') as source:
+            for block in iter(lambda: source.read(CHUNK), b''):
+                yield block
+    except (IOError, OSError) as exc:
+        raise LifeboatError('cannot read %s: %s' % (path, exc.strerror or exc))
+
+
 def stream_from_file(argv, env, path, what, decompress=None):
     """Run argv feeding `path` (decompressed by `decompress`, a file-like opener) to its stdin."""
+    stream_into(argv, env, _file_blocks(path, decompress or open), what)
+
+
+def stream_into(argv, env, blocks, what):
+    """Run argv feeding it `blocks` (an iterable of bytes, e.g. tool_output) on stdin.
+
+    If producing a block fails, the tool is killed before its input ends: psql never sees the end
+    of a truncated script, so it cannot commit one. If the tool stops reading (psql's
+    ON_ERROR_STOP), the producer is closed and the tool's own error line is raised."""
     environ = dict(os.environ, **env)
-    opener = decompress or open
     with tempfile.TemporaryFile() as output:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT,
                                     env=environ, close_fds=True)
         except OSError as exc:
             raise LifeboatError('%s failed to start: %s' % (what, exc.strerror or exc))
+        source = iter(blocks)
         try:
-            with opener(path, 'rb') as source:
-                for block in iter(lambda: source.read(CHUNK), b''):
+            for block in source:
+                try:
                     proc.stdin.write(block)
-        except (IOError, OSError) as exc:
-            # psql stopped reading (ON_ERROR_STOP): its own message below says why.
-            if proc.poll() is None:
-                proc.kill()
+                except (IOError, OSError):
+                    # It stopped reading (ON_ERROR_STOP): its own message below says why.
+                    if proc.poll() is None:
+                        proc.kill()
+                    break
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         finally:
+            if hasattr(source, 'close'):
+                source.close()
             try:
                 proc.stdin.close()
             except (IOError, OSError):

@@ -30,6 +30,22 @@ description:
   - O(mode=replace) takes a safety backup of the existing database (kind C(pre-restore)), drops it
     C(WITH (FORCE)), recreates it with the same owner, encoding and locale, and restores. If the
     restore fails, the safety backup is restored so the database is as it was.
+  - O(mode=tables) restores only the tables in O(tables) into the live database O(db), from a custom or
+    directory backup. The archive's table of contents (C(pg_restore --list)) is filtered into a
+    C(--use-list) holding everything that belongs to each table, which C(pg_restore --table) alone
+    skips. A table missing from the database (dropped) is recreated with its columns, defaults,
+    owned sequences and their values, rows, constraints, indexes, triggers, policies, comments and
+    grants, and the foreign keys to and from tables that exist. A table that exists keeps its live
+    definition and everything depending on it (views, other tables' foreign keys) - its rows are
+    deleted and the backup's loaded, and its owned sequences are set to the backup's values. A
+    partitioned table brings all its partitions; a partition alone is just itself (a recreated one
+    is attached to its live parent). Everything happens in ONE transaction with triggers disabled
+    (C(session_replication_role = replica), so the login must be a superuser or be granted SET on
+    that parameter); before COMMIT the foreign keys to and from the restored tables are checked for
+    orphans and their row counts against the manifest - any failure rolls everything back and
+    leaves every table as it was. Existing tables are first saved in a safety backup of those tables
+    (kind C(pre-restore)) unless O(safety_backup=false). It holds the same per-database lock as
+    O(mode=swap), so the two never overlap. O(jobs) does not apply.
   - With an C(s3://) O(repository), the set is downloaded into O(cache_dir) first, every file
     checked against the manifest as it arrives, then restored as from a local repository; the
     download is removed after a successful restore. A set in GLACIER or DEEP_ARCHIVE must be
@@ -80,7 +96,14 @@ options:
     description: How to treat the target database (see the description).
     type: str
     default: swap
-    choices: [swap, new, replace]
+    choices: [swap, new, replace, tables]
+  tables:
+    description:
+      - With O(mode=tables) (required there, refused otherwise), the tables to restore, each as
+        C(schema.table) with the exact names (no quoting, no patterns). A partitioned table brings
+        its partitions.
+    type: list
+    elements: str
   grace_seconds:
     description: With O(mode=swap), how long sessions on the live database may finish on their own before they are ended.
     type: float
@@ -102,7 +125,11 @@ options:
     type: bool
     default: true
   safety_backup:
-    description: With O(mode=replace), back up the current database before dropping it. Turning this off means a failed restore cannot be undone.
+    description:
+      - With O(mode=replace), back up the current database before dropping it. Turning this off means a failed
+        restore cannot be undone.
+      - With O(mode=tables), back up the tables whose rows are replaced before the restore (a failed restore rolls
+        back anyway; this keeps their rows for after a successful one).
     type: bool
     default: true
   analyze:
@@ -147,6 +174,16 @@ EXAMPLES = r'''
     repository: /var/backups/lifeboat
     backup: latest
     mode: replace
+
+- name: Bring back a dropped table and reset another one's rows (seed 002's table restore)
+  lifeboat.db.restore:
+    db: consulting_tool
+    repository: /var/backups/lifeboat
+    backup: latest
+    mode: tables
+    tables:
+      - public.policy_violations
+      - public.team_members
 
 - name: Forensic copy of one backup into a new database
   lifeboat.db.restore:
@@ -195,9 +232,20 @@ previous_dropped:
   type: list
   elements: str
 safety_backup_id:
-  description: Id of the pre-restore safety backup taken by O(mode=replace).
-  returned: when a safety backup was taken
+  description:
+    - Id of the pre-restore safety backup taken by O(mode=replace) or O(mode=tables). With O(mode=tables) it
+      is always returned, null when no existing table was changed or O(safety_backup=false).
+  returned: when a safety backup was taken, and always with mode tables
   type: str
+tables:
+  description:
+    - With O(mode=tables), each table restored (or, in check mode, to be restored) - C(name)
+      (schema.table), C(action) (C(recreated) when it was missing, C(replaced) when its rows were
+      replaced) and C(rows) (the backup's row count; a partitioned table counts its partitions').
+  returned: mode is tables
+  type: list
+  elements: dict
+  sample: [{"name": "public.orders", "action": "replaced", "rows": 600}]
 verified_files:
   description: Files checked against the manifest.
   returned: always
@@ -263,6 +311,7 @@ def argument_spec():
         cache_dir=dict(type='path', default='/var/tmp/lifeboat-cache'),
         glacier_restore=dict(type='bool', default=False),
         confirm=dict(type='str'),
+        tables=dict(type='list', elements='str'),
     )
     spec.update(s3_argument_spec())
     return spec
@@ -274,7 +323,8 @@ def run(ctx):
                              no_owner=p['no_owner'], no_acl=p['no_acl'], maintenance_db=p['maintenance_db'],
                              analyze=p['analyze'], safety_backup=p['safety_backup'],
                              glacier_restore=p['glacier_restore'], grace_seconds=p['grace_seconds'],
-                             keep_previous=p['keep_previous'], kind=p['kind'])
+                             keep_previous=p['keep_previous'], kind=p['kind'],
+                             tables=p['tables'])
     return restore(ctx, request)
 
 
