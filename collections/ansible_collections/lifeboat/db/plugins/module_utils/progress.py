@@ -25,8 +25,8 @@ def size_of(path):
 
 
 class Progress(object):
-    def __init__(self, directory, backup_id, tables_total):
-        self.path = os.path.join(directory, PROGRESS_NAME)
+    def __init__(self, directory, backup_id, tables_total, name=PROGRESS_NAME):
+        self.path = os.path.join(directory, name)
         self.state = dict(backup_id=backup_id, pid=os.getpid(), phase='starting', bytes=0, tables_done=0,
                           tables_total=tables_total, current_table=None, started_at=iso(utc_now()))
         self.last_write = 0.0

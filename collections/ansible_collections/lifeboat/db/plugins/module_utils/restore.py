@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import gzip
 import os
+import re
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
@@ -23,23 +24,29 @@ from ansible_collections.lifeboat.db.plugins.module_utils.catalog import exact_r
 from ansible_collections.lifeboat.db.plugins.module_utils.checks import compare_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.preflight import (
     GIB, check_extensions, check_space, local_data_directory, restore_size)
-from ansible_collections.lifeboat.db.plugins.module_utils.progress import size_of
+from ansible_collections.lifeboat.db.plugins.module_utils.post_restore import (
+    apply_grants, missing_roles, normalize_grants, refresh_matviews, repair_sequences)
+from ansible_collections.lifeboat.db.plugins.module_utils.progress import Progress, size_of
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.sources import download_cache, resolve_source
-from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_from_file
+from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
     drop_previous, lock_target, previous_name, remove_stale_staging, staging_name, swap_in)
 from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import display, restore_tables, table_keys
-from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
 
 MODES = ('swap', 'new', 'replace', 'tables')
+RESTORE_PROGRESS_NAME = '.restore-progress.json'
+# `pg_restore --list` lines of table data, and pg_restore --verbose's line as it loads one.
+TOC_TABLE_DATA = re.compile(r'^\d+;\s+\d+\s+\d+\s+TABLE DATA\s', re.M)
+RESTORE_TABLE_LINE = re.compile(r'processing data for table "([^"]+)"')
 
 
 class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
                  maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False,
-                 grace_seconds=1.0, keep_previous=1, kind=None, tables=None):
+                 grace_seconds=1.0, keep_previous=1, kind=None, tables=None, role=None, grants=None,
+                 refresh_matviews=False, repair_sequences=True):
         if grace_seconds < 0:
             raise LifeboatError('grace_seconds must be 0 or more, got %s' % grace_seconds)
         if keep_previous < 0:
@@ -64,13 +71,55 @@ class RestoreRequest(object):
         self.glacier_restore = glacier_restore
         # mode=tables: (schema, table) pairs (table_restore.py)
         self.tables = table_keys(mode, tables)
+        self.role = role
+        self.grants = normalize_grants(grants)
+        self.refresh_matviews = refresh_matviews
+        self.repair_sequences = repair_sequences
+        if mode == 'tables' and (self.grants or refresh_matviews):
+            raise LifeboatError('grants and refresh_matviews apply to a restored database (modes swap, new, replace), '
+                                'not to mode=tables; run them as separate tasks')
+        self.progress = None
 
 
 def restore(ctx, request):
+    """Restore as `request` says; while it runs (not in check mode), its phase is in
+    `<repository>/<backup_db>/.restore-progress.json` for a task polling the async job."""
+    if not ctx.check_mode:
+        request.progress = _progress(ctx, request)
+    try:
+        result = _restore(ctx, request)
+    except BaseException as exc:
+        if request.progress is not None:
+            request.progress.update(force=True, phase='failed', error=getattr(exc, 'msg', None) or str(exc))
+        raise
+    if request.progress is not None:
+        request.progress.update(force=True, phase='done', backup_id=result.get('backup_id'))
+    return result
+
+
+def _progress(ctx, request):
+    directory = ctx.repository.database_dir(request.backup_db)
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+    except OSError:
+        return None  # progress is a courtesy; the restore reports its own errors
+    progress = Progress(directory, None, None, name=RESTORE_PROGRESS_NAME)
+    progress.update(force=True, phase='starting', target_db=request.target_db, mode=request.mode)
+    return progress
+
+
+def _phase(request, phase, **facts):
+    if request.progress is not None:
+        request.progress.update(force=True, phase=phase, **facts)
+
+
+def _restore(ctx, request):
     timings = {}
     clock = time.monotonic()
     downloaded = None
     store, backup = resolve_source(ctx, request.backup, request.backup_db, request.kind)
+    _phase(request, 'verifying', backup_id=backup.backup_id)
     _refuse_delta(backup)
     if store is not None:
         cache = download_cache(ctx)
@@ -87,12 +136,16 @@ def restore(ctx, request):
         store.ensure_readable(backup, glacier_restore=request.glacier_restore)
         check_space(cache.root, size, 'downloading backup %s' % backup.backup_id)
         remote = backup
+        _phase(request, 'downloading', bytes_total=size)
         backup, fresh = store.fetch(remote, cache)
+        _phase(request, 'verifying')
         downloaded = backup if fresh else None
         timings['download_seconds'] = round(time.monotonic() - clock, 3)
     manifest = backup.manifest
     verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
+    if request.progress is not None and backup.toc is not None:
+        request.progress.state['tables_total'] = len(TOC_TABLE_DATA.findall(backup.toc))
     archive = archive_path(backup)
     plain = manifest.get('format') == 'plain'
     if plain and manifest['compression']['method'] not in ('gzip', 'none'):
@@ -145,7 +198,8 @@ def restore(ctx, request):
 def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings):
     """`new` and `replace`: restore into the target database itself."""
     manifest = backup.manifest
-    owner = _owner(conn, request.target_db) if exists else None
+    # A new database belongs to the role restoring it, so that role may create its schemas.
+    owner = _owner(conn, request.target_db) if exists else request.role
     safety = None
     if exists and request.safety_backup:
         safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore', local=True))
@@ -155,7 +209,9 @@ def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, f
     step = time.monotonic()
     try:
         _recreate(conn, request.target_db, manifest, owner, drop=exists)
+        _phase(request, 'restoring')
         _pg_restore(ctx, pg_restore, archive, request, manifest)
+        _finish(ctx, request.target_db, request, facts, actions)
     except (LifeboatError, psycopg.Error) as exc:
         reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
         raise _after_failure(ctx, conn, request, owner, safety, reason)
@@ -165,6 +221,7 @@ def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, f
                                                                       pg_restore.name, pg_restore.version))
     if request.analyze:
         step = time.monotonic()
+        _phase(request, 'analyzing')
         _analyze(ctx, request.target_db)
         timings['analyze_seconds'] = round(time.monotonic() - step, 3)
         actions.append('Analyzed database %r' % request.target_db)
@@ -178,26 +235,32 @@ def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts
     stale = remove_stale_staging(conn, request.target_db)
     actions.extend('Dropped staging database %r left by an interrupted restore' % name for name in stale)
     staging = staging_name(request.target_db)
-    owner = _owner(conn, request.target_db) if exists else None
+    owner = _owner(conn, request.target_db) if exists else request.role
     staged = RestoreRequest(request.backup_db, request.backup, staging, 'new', jobs=request.jobs,
-                            no_owner=request.no_owner, no_acl=request.no_acl)
+                            no_owner=request.no_owner, no_acl=request.no_acl, role=request.role)
+    staged.progress = request.progress
     step = time.monotonic()
     try:
         _recreate(conn, staging, manifest, owner, drop=False)
+        _phase(request, 'restoring', staging_db=staging)
         _pg_restore(ctx, pg_restore, archive, staged, manifest)
         timings['restore_seconds'] = round(time.monotonic() - step, 3)
         actions.append('Restored backup %s into staging database %r with %s %s'
                        % (backup.backup_id, staging, pg_restore.name, pg_restore.version))
+        _phase(request, 'checking')
         check = _check_counts(ctx, staging, manifest)
         facts['row_count_check'] = check
         if check['status'] == 'failed':
             raise LifeboatError('the restored copy does not match backup %s: %s' % (backup.backup_id, check['summary']))
         actions.append('Checked staging database %r: %s' % (staging, check['summary']))
+        _finish(ctx, staging, request, facts, actions)
         if request.analyze:
             step = time.monotonic()
+            _phase(request, 'analyzing')
             _analyze(ctx, staging)
             timings['analyze_seconds'] = round(time.monotonic() - step, 3)
             actions.append('Analyzed staging database %r' % staging)
+        _phase(request, 'swapping')
         if exists:
             previous = previous_name(request.target_db, utc_now())
             facts['swap'] = swap_in(conn, request.target_db, staging, previous, request.grace_seconds)
@@ -227,6 +290,10 @@ def _preflight(ctx, conn, request, backup, archive, exists, actions):
     """Before anything changes: the extensions the backup needs exist on the server, and the
     server's disk has room for the restored database (when its data directory is on this host)."""
     label = 'the target server (PostgreSQL %s)' % server_version_string(conn)
+    roles = missing_roles(conn, request.grants + ([dict(to=request.role)] if request.role else []))
+    if roles:
+        raise LifeboatError('role(s) %s named by role/grants do not exist on %s; create them (or fix the names) and '
+                            'run again; nothing was changed' % (', '.join(roles), label))
     extensions = check_extensions(conn, backup, archive, label)
     if extensions:
         actions.append('Checked that %s has the extension(s) the backup needs: %s' % (label, ', '.join(extensions)))
@@ -334,18 +401,54 @@ def _pg_restore(ctx, tool, archive, request, manifest):
         decompress = gzip.open if manifest['compression']['method'] == 'gzip' else None
         with PassFile(ctx.options, ctx.tmpdir) as passfile:
             env = ctx.options.tool_environment(request.target_db, passfile)
+            if request.role:
+                # psql has no --role: the session starts as the role instead (spaces escaped for PGOPTIONS).
+                env['PGOPTIONS'] = '-c role=%s' % request.role.replace('\\', '\\\\').replace(' ', '\\ ')
             stream_from_file(argv, env, archive, 'psql into database %r' % request.target_db, decompress)
         return
-    argv = [tool.path, '--no-password', '--exit-on-error', '--dbname=%s' % request.target_db,
+    argv = [tool.path, '--no-password', '--exit-on-error', '--verbose', '--dbname=%s' % request.target_db,
             '--jobs=%d' % request.jobs]
     if request.no_owner:
         argv.append('--no-owner')
     if request.no_acl:
         argv.append('--no-acl')
+    if request.role:
+        argv.append('--role=%s' % request.role)
     argv.append(archive)
+    progress = request.progress
+
+    def follow(line):
+        # pg_restore --verbose names each table as it starts loading its rows.
+        if progress is not None and RESTORE_TABLE_LINE.search(line):
+            progress.state['tables_done'] = (progress.state.get('tables_done') or 0) + 1
+            progress.update(current_table=RESTORE_TABLE_LINE.search(line).group(1))
     with PassFile(ctx.options, ctx.tmpdir) as passfile:
         env = ctx.options.tool_environment(request.target_db, passfile)
-        run_tool(ctx.run_command, argv, env, 'pg_restore into database %r' % request.target_db)
+        run_following_stderr(argv, env, 'pg_restore into database %r' % request.target_db, follow)
+
+
+def _finish(ctx, dbname, request, facts, actions):
+    """Grants, materialized views and sequences in the restored database (post_restore.py)."""
+    if not (request.grants or request.refresh_matviews or request.repair_sequences):
+        return
+    _phase(request, 'finishing')
+    conn = ctx.options.connect(dbname)
+    try:
+        if request.grants:
+            facts['grants_applied'] = apply_grants(conn, request.grants)
+            actions.extend('Ran %s in database %r' % (grant, dbname) for grant in facts['grants_applied'])
+        if request.refresh_matviews:
+            facts['matviews_refreshed'] = refresh_matviews(conn)
+            actions.append('Refreshed %d materialized view(s) in database %r%s'
+                           % (len(facts['matviews_refreshed']), dbname,
+                              ': ' + ', '.join(facts['matviews_refreshed']) if facts['matviews_refreshed'] else ''))
+        if request.repair_sequences:
+            facts['sequences_repaired'] = repair_sequences(conn)
+            actions.extend('Moved sequence %s from %s to %s, the largest %s' % (
+                item['sequence'], item['last_value'], item['max_value'], item['column'])
+                for item in facts['sequences_repaired'])
+    finally:
+        conn.close()
 
 
 def _after_failure(ctx, conn, request, owner, safety, reason):

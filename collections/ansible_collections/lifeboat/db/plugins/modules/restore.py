@@ -136,6 +136,31 @@ options:
     description: Run ANALYZE on the restored database so the planner has statistics at once.
     type: bool
     default: true
+  role:
+    description:
+      - Role to restore as (C(pg_restore --role)); objects are created by, and with O(no_owner) owned by, that role.
+        It must exist on the server (checked before anything changes).
+    type: str
+  grants:
+    description:
+      - Privileges to grant in the restored database once it is restored (seed 003 re-runs
+        C(GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO mks_user) by hand after restoring with
+        C(--no-acl)). In O(mode=swap) they are granted in staging, before the swap.
+      - Each item is C(to) (a role, or C(PUBLIC)), C(on) (C(tables), C(sequences), C(functions) or C(schema);
+        default C(tables)), C(privileges) (a list or comma-separated, default C(ALL)) and C(schema) (default C(public)).
+        Roles must exist (checked before anything changes).
+    type: list
+    elements: dict
+  refresh_matviews:
+    description: REFRESH every materialized view of the restored database before it is handed over.
+    type: bool
+    default: false
+  repair_sequences:
+    description:
+      - Move every sequence that feeds a column (serial or identity) and is behind that column's largest value
+        up to it, so the next insert does not fail on a duplicate key. Reported in RV(sequences_repaired).
+    type: bool
+    default: true
   maintenance_db:
     description: Database to connect to for CREATE and DROP DATABASE.
     type: str
@@ -185,6 +210,24 @@ EXAMPLES = r'''
       - public.policy_violations
       - public.team_members
 
+- name: Seed 003's restore, with the grants it re-runs by hand afterwards
+  lifeboat.db.restore:
+    db: mks_db
+    repository: /var/backups/lifeboat
+    backup: latest
+    kind: daily
+    grants:
+      - {to: mks_user, on: tables, privileges: ALL}
+      - {to: mks_user, on: sequences, privileges: ALL}
+    refresh_matviews: true
+
+- name: Restore a dump made by hand (pg_dump -Fc > app.dump) beside the live database and swap it in
+  lifeboat.db.restore:
+    db: app
+    repository: /var/backups/lifeboat
+    backup: /srv/dumps/app.dump
+    confirm: app
+
 - name: Forensic copy of one backup into a new database
   lifeboat.db.restore:
     db: app_forensic_20261122
@@ -231,6 +274,21 @@ previous_dropped:
   returned: mode is swap and the live database existed
   type: list
   elements: str
+grants_applied:
+  description: The GRANT statements run from O(grants).
+  returned: when O(grants) is set and not check mode
+  type: list
+  elements: str
+matviews_refreshed:
+  description: Materialized views refreshed because of O(refresh_matviews).
+  returned: when O(refresh_matviews) is set and not check mode
+  type: list
+  elements: str
+sequences_repaired:
+  description: Sequences moved up to their column's largest value (sequence, column, last_value, max_value).
+  returned: when O(repair_sequences) is set and not check mode
+  type: list
+  elements: dict
 safety_backup_id:
   description:
     - Id of the pre-restore safety backup taken by O(mode=replace) or O(mode=tables). With O(mode=tables) it
@@ -299,6 +357,10 @@ def argument_spec():
         backup=dict(type='str', default='latest'),
         backup_db=dict(type='str'),
         kind=dict(type='str'),
+        role=dict(type='str'),
+        grants=dict(type='list', elements='dict'),
+        refresh_matviews=dict(type='bool', default=False),
+        repair_sequences=dict(type='bool', default=True),
         mode=dict(type='str', default='swap', choices=list(MODES)),
         grace_seconds=dict(type='float', default=1.0),
         keep_previous=dict(type='int', default=1),
@@ -324,7 +386,8 @@ def run(ctx):
                              analyze=p['analyze'], safety_backup=p['safety_backup'],
                              glacier_restore=p['glacier_restore'], grace_seconds=p['grace_seconds'],
                              keep_previous=p['keep_previous'], kind=p['kind'],
-                             tables=p['tables'])
+                             tables=p['tables'], role=p['role'], grants=p['grants'],
+                             refresh_matviews=p['refresh_matviews'], repair_sequences=p['repair_sequences'])
     return restore(ctx, request)
 
 
