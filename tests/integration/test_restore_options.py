@@ -9,9 +9,9 @@ def test_grants_and_role_are_applied_before_the_database_is_handed_over(server, 
     for role in ("lb_app", "lb_restorer"):
         server.sql("postgres", f"DO $$BEGIN CREATE ROLE {role}; EXCEPTION WHEN duplicate_object THEN NULL; END$$")
     ansible.module("dump", db=sample_db, repository=repo)
-    grants = [{"to": "lb_app", "on": "tables", "privileges": "SELECT, INSERT"},
-              {"to": "lb_app", "on": "sequences", "privileges": ["USAGE"]},
-              {"to": "lb_app", "on": "schema", "privileges": "USAGE", "schema": "lifeboat_sample"}]
+    grants = [{"to": "lb_app", "objects": "tables", "privileges": "SELECT, INSERT"},
+              {"to": "lb_app", "objects": "sequences", "privileges": ["USAGE"]},
+              {"to": "lb_app", "objects": "schema", "privileges": "USAGE", "schema": "lifeboat_sample"}]
     result = ansible.module("restore", db=sample_db, repository=repo, keep_previous=0,
                             grants=[dict(g, schema="lifeboat_sample") for g in grants[:2]] + grants[2:])
     assert not result["failed"], result.get("msg")
@@ -39,8 +39,8 @@ def test_grants_and_role_are_applied_before_the_database_is_handed_over(server, 
 def test_bad_grants_are_one_line_errors(server, ansible, sample_db):
     repo = str(ansible.repository)
     ansible.module("dump", db=sample_db, repository=repo)
-    for grants, fragment in (([{"on": "tables"}], "must be a dict with at least `to`"),
-                             ([{"to": "x", "on": "views"}], "on must be one of"),
+    for grants, fragment in (([{"objects": "tables"}], "must be a dict with at least `to`"),
+                             ([{"to": "x", "objects": "views"}], "objects must be one of"),
                              ([{"to": "x", "privileges": "EXECUTE"}], "cannot be granted on tables"),
                              ([{"to": "x", "with": "admin"}], "unknown key(s) with")):
         assert_one_line(ansible.module("restore", db=sample_db, repository=repo, grants=grants), fragment)
@@ -84,3 +84,31 @@ def test_progress_file_follows_the_restore(server, ansible, sample_db):
     assert failed["failed"]
     progress = json.loads((repo / sample_db / ".restore-progress.json").read_text())
     assert progress["phase"] == "failed" and "not found" in progress["error"]
+
+
+def test_custom_checks_gate_the_swap(server, ansible, sample_db):
+    repo = str(ansible.repository)
+    backup = ansible.module("dump", db=sample_db, repository=repo)
+    orders = backup["row_counts"]["lifeboat_sample.orders"]
+    good = [{"name": "no_orphan_items", "sql": "SELECT i.order_id FROM lifeboat_sample.order_items i "
+                                               "LEFT JOIN lifeboat_sample.orders o ON o.id = i.order_id "
+                                               "WHERE o.id IS NULL"},
+            {"name": "orders", "sql": "SELECT count(*) FROM lifeboat_sample.orders", "value": orders},
+            {"name": "statuses", "sql": "SELECT DISTINCT status FROM lifeboat_sample.orders WHERE false", "rows": 0}]
+    result = ansible.module("restore", db=sample_db, repository=repo, keep_previous=0, checks=good)
+    assert not result["failed"], result.get("msg")
+    assert [c["status"] for c in result["custom_checks"]] == ["passed"] * 3
+    server.sql(sample_db, "CREATE TABLE public.live_marker (n int)")  # not in the backup
+    bad = good[:1] + [{"name": "too_many", "sql": "SELECT id FROM lifeboat_sample.orders", "rows": 1}]
+    failed = ansible.module("restore", db=sample_db, repository=repo, keep_previous=0, checks=bad)
+    assert_one_line(failed, "check(s) failed on the restored copy: too_many (expected 1 row(s), found", "was not touched")
+    assert server.sql(sample_db, "SELECT to_regclass('public.live_marker') IS NOT NULL") == [(True,)]
+    assert server.sql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                      (sample_db + "_lbstage_%",)) == []
+    broken = ansible.module("restore", db=sample_db, repository=repo, checks=[{"name": "typo", "sql": "SELEC 1"}])
+    assert_one_line(broken, "check 'typo' could not run", "was not touched")
+    for checks, fragment in (([{"sql": "SELECT 1"}], "must be a dict with name and sql"),
+                             ([{"name": "a", "sql": "SELECT 1", "rows": 1, "value": 1}], "both rows and value"),
+                             ([{"name": "a", "sql": "SELECT 1"}, {"name": "a", "sql": "SELECT 2"}], "two checks")):
+        assert_one_line(ansible.module("restore", db=sample_db, repository=repo, checks=checks), fragment)
+    assert server.sql(sample_db, "SELECT to_regclass('public.live_marker') IS NOT NULL") == [(True,)]

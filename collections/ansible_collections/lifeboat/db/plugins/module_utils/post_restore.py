@@ -17,7 +17,8 @@ __metaclass__ = type
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
-# What `on` may name, and the privileges that make sense there.
+# What `objects` may name, and the privileges that make sense there. (Not `on`: YAML 1.1 reads an
+# unquoted `on:` key as the boolean true.)
 GRANT_TARGETS = {
     'tables': ('ALL TABLES IN SCHEMA', ('ALL', 'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
                                         'TRIGGER', 'MAINTAIN')),
@@ -33,14 +34,14 @@ def normalize_grants(grants):
     for number, grant in enumerate(grants or [], 1):
         if not isinstance(grant, dict) or not grant.get('to'):
             raise LifeboatError('grants item %d must be a dict with at least `to` (a role), e.g. {to: app_user, '
-                                'on: tables, privileges: ALL, schema: public}' % number)
-        unknown = sorted(set(grant) - set(('to', 'on', 'privileges', 'schema')))
+                                'objects: tables, privileges: ALL, schema: public}' % number)
+        unknown = sorted(str(key) for key in set(grant) - set(('to', 'objects', 'privileges', 'schema')))
         if unknown:
-            raise LifeboatError('grants item %d has unknown key(s) %s; use to, on, privileges, schema'
-                                % (number, ', '.join(unknown)))
-        on = grant.get('on', 'tables')
+            raise LifeboatError('grants item %d has unknown key(s) %s; use to, objects, privileges, schema (an '
+                                'unquoted on: key reads as True in YAML)' % (number, ', '.join(unknown)))
+        on = grant.get('objects', 'tables')
         if on not in GRANT_TARGETS:
-            raise LifeboatError('grants item %d: on must be one of %s, got %r'
+            raise LifeboatError('grants item %d: objects must be one of %s, got %r'
                                 % (number, ', '.join(sorted(GRANT_TARGETS)), on))
         privileges = grant.get('privileges', 'ALL')
         if isinstance(privileges, str):
@@ -51,7 +52,7 @@ def normalize_grants(grants):
         if wrong or not privileges:
             raise LifeboatError('grants item %d: privileges %s cannot be granted on %s; use %s'
                                 % (number, ', '.join(wrong) or '(none)', on, ', '.join(allowed)))
-        normalized.append(dict(to=str(grant['to']), on=on, privileges=privileges,
+        normalized.append(dict(to=str(grant['to']), objects=on, privileges=privileges,
                                schema=str(grant.get('schema', 'public'))))
     return normalized
 
@@ -68,7 +69,7 @@ def missing_roles(conn, grants):
 def apply_grants(conn, grants):
     done = []
     for grant in grants:
-        target, dummy = GRANT_TARGETS[grant['on']]
+        target, dummy = GRANT_TARGETS[grant['objects']]
         grantee = sql.SQL('PUBLIC') if grant['to'].upper() == 'PUBLIC' else sql.Identifier(grant['to'])
         conn.execute(sql.SQL('GRANT {} ON {} {} TO {}').format(
             sql.SQL(', ').join(sql.SQL(p) for p in grant['privileges']), sql.SQL(target),

@@ -19,6 +19,7 @@ import time
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, database_exists, first_line, psycopg, server_major, server_version_string, sql)
+from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import FAILED, normalize_checks, run_check
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import exact_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.checks import compare_row_counts
@@ -46,7 +47,7 @@ class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
                  maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False,
                  grace_seconds=1.0, keep_previous=1, kind=None, tables=None, role=None, grants=None,
-                 refresh_matviews=False, repair_sequences=True):
+                 refresh_matviews=False, repair_sequences=True, checks=None):
         if grace_seconds < 0:
             raise LifeboatError('grace_seconds must be 0 or more, got %s' % grace_seconds)
         if keep_previous < 0:
@@ -75,9 +76,10 @@ class RestoreRequest(object):
         self.grants = normalize_grants(grants)
         self.refresh_matviews = refresh_matviews
         self.repair_sequences = repair_sequences
-        if mode == 'tables' and (self.grants or refresh_matviews):
-            raise LifeboatError('grants and refresh_matviews apply to a restored database (modes swap, new, replace), '
-                                'not to mode=tables; run them as separate tasks')
+        self.checks = normalize_checks(checks)
+        if mode == 'tables' and (self.grants or refresh_matviews or self.checks):
+            raise LifeboatError('grants, refresh_matviews and checks apply to a restored database (modes swap, new, '
+                                'replace), not to mode=tables; run them as separate tasks')
         self.progress = None
 
 
@@ -212,6 +214,7 @@ def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, f
         _phase(request, 'restoring')
         _pg_restore(ctx, pg_restore, archive, request, manifest)
         _finish(ctx, request.target_db, request, facts, actions)
+        _run_checks(ctx, request.target_db, request, facts, actions)
     except (LifeboatError, psycopg.Error) as exc:
         reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
         raise _after_failure(ctx, conn, request, owner, safety, reason)
@@ -254,6 +257,7 @@ def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts
             raise LifeboatError('the restored copy does not match backup %s: %s' % (backup.backup_id, check['summary']))
         actions.append('Checked staging database %r: %s' % (staging, check['summary']))
         _finish(ctx, staging, request, facts, actions)
+        _run_checks(ctx, staging, request, facts, actions)
         if request.analyze:
             step = time.monotonic()
             _phase(request, 'analyzing')
@@ -425,6 +429,24 @@ def _pg_restore(ctx, tool, archive, request, manifest):
     with PassFile(ctx.options, ctx.tmpdir) as passfile:
         env = ctx.options.tool_environment(request.target_db, passfile)
         run_following_stderr(argv, env, 'pg_restore into database %r' % request.target_db, follow)
+
+
+def _run_checks(ctx, dbname, request, facts, actions):
+    """The operator's own SQL checks on the restored database; any failure stops the restore."""
+    if not request.checks:
+        return
+    _phase(request, 'checking')
+    conn = ctx.options.connect(dbname)
+    try:
+        results = facts['custom_checks'] = [run_check(conn, check) for check in request.checks]
+    finally:
+        conn.close()
+    failed = [r for r in results if r['status'] == FAILED]
+    if failed:
+        raise LifeboatError('check(s) failed on the restored copy: %s'
+                            % '; '.join('%s (%s)' % (r['name'], r['summary']) for r in failed))
+    actions.append('Ran %d check(s) on database %r: all passed (%s)'
+                   % (len(results), dbname, ', '.join(r['name'] for r in results)))
 
 
 def _finish(ctx, dbname, request, facts, actions):

@@ -146,7 +146,7 @@ options:
       - Privileges to grant in the restored database once it is restored (seed 003 re-runs
         C(GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO mks_user) by hand after restoring with
         C(--no-acl)). In O(mode=swap) they are granted in staging, before the swap.
-      - Each item is C(to) (a role, or C(PUBLIC)), C(on) (C(tables), C(sequences), C(functions) or C(schema);
+      - Each item is C(to) (a role, or C(PUBLIC)), C(objects) (C(tables), C(sequences), C(functions) or C(schema);
         default C(tables)), C(privileges) (a list or comma-separated, default C(ALL)) and C(schema) (default C(public)).
         Roles must exist (checked before anything changes).
     type: list
@@ -161,6 +161,15 @@ options:
         up to it, so the next insert does not fail on a duplicate key. Reported in RV(sequences_repaired).
     type: bool
     default: true
+  checks:
+    description:
+      - The operator's own SQL checks, run read-only on the restored database before it is handed over (in
+        O(mode=swap), on staging, so a failing check leaves the live database untouched; in O(mode=new) the new
+        database is dropped; in O(mode=replace) the safety backup is put back).
+      - Each is C(name) and C(sql), plus what it expects - by default no rows (a query that finds violations),
+        or C(rows) (exactly that many rows), or C(value) (the first column of its single row, compared as text).
+    type: list
+    elements: dict
   maintenance_db:
     description: Database to connect to for CREATE and DROP DATABASE.
     type: str
@@ -217,8 +226,8 @@ EXAMPLES = r'''
     backup: latest
     kind: daily
     grants:
-      - {to: mks_user, on: tables, privileges: ALL}
-      - {to: mks_user, on: sequences, privileges: ALL}
+      - {to: mks_user, objects: tables, privileges: ALL}
+      - {to: mks_user, objects: sequences, privileges: ALL}
     refresh_matviews: true
 
 - name: Restore a dump made by hand (pg_dump -Fc > app.dump) beside the live database and swap it in
@@ -274,6 +283,11 @@ previous_dropped:
   returned: mode is swap and the live database existed
   type: list
   elements: str
+custom_checks:
+  description: Results of O(checks) (name, status, summary, rows, a few sample rows).
+  returned: when O(checks) is set and they ran
+  type: list
+  elements: dict
 grants_applied:
   description: The GRANT statements run from O(grants).
   returned: when O(grants) is set and not check mode
@@ -361,6 +375,7 @@ def argument_spec():
         grants=dict(type='list', elements='dict'),
         refresh_matviews=dict(type='bool', default=False),
         repair_sequences=dict(type='bool', default=True),
+        checks=dict(type='list', elements='dict'),
         mode=dict(type='str', default='swap', choices=list(MODES)),
         grace_seconds=dict(type='float', default=1.0),
         keep_previous=dict(type='int', default=1),
@@ -387,7 +402,8 @@ def run(ctx):
                              glacier_restore=p['glacier_restore'], grace_seconds=p['grace_seconds'],
                              keep_previous=p['keep_previous'], kind=p['kind'],
                              tables=p['tables'], role=p['role'], grants=p['grants'],
-                             refresh_matviews=p['refresh_matviews'], repair_sequences=p['repair_sequences'])
+                             refresh_matviews=p['refresh_matviews'], repair_sequences=p['repair_sequences'],
+                             checks=p['checks'])
     return restore(ctx, request)
 
 
