@@ -9,7 +9,7 @@ import pytest
 
 from conftest import DEBIAN_PG15, PROJECT, Server, assert_one_line, pgserver
 
-PAGILA = PROJECT.parent / "shared" / "datasets" / "pagila" / "pagila-schema.sql"
+PAGILA = PROJECT / "tests" / "fixtures" / "pagila" / "pagila-schema.sql"
 
 
 def tool_env(server):
