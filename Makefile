@@ -45,7 +45,7 @@ molecule: venv
 
 test: venv
 	$(MAKE) lint
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest -n 2 --dist loadfile tests/unit tests/integration
 	$(MAKE) molecule
 
 clean: stop

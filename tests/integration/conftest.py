@@ -64,7 +64,8 @@ def server(request):
     bin_dir = SERVERS[request.param]
     if bin_dir and not (bin_dir / "postgres").exists():
         pytest.skip(f"Debian's PostgreSQL 15 is not installed ({bin_dir})")
-    name = f"test-{request.param}"
+    # One server per kind and per xdist worker: workers never share a server's databases.
+    name = f"test-{request.param}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     pgserver("stop", "--name", name, "--destroy")
     pgserver("start", "--name", name, *(["--bin-dir", str(bin_dir)] if bin_dir else []))
     facts = json.loads((PROJECT / ".lifeboat" / "servers" / name / "server.json").read_text())

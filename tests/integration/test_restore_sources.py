@@ -152,7 +152,7 @@ def test_pagila_needs_vector_and_a_server_without_it_is_refused_before_anything(
     backup = ansible.module("dump", db=db, repository=str(ansible.repository))
     server.drop_db(db)
     assert not backup["failed"], backup.get("msg")
-    name = "test-novector"
+    name = f"test-novector-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     pgserver("stop", "--name", name, "--destroy")
     pgserver("start", "--name", name, "--bin-dir", str(DEBIAN_PG15))
     try:
