@@ -50,11 +50,16 @@ def processes_with(text):
     return found
 
 
-def session_of(pid):
-    try:
-        return os.getsid(pid)
-    except OSError:
-        return None
+def descends_from(pid, ancestor):
+    """Whether `pid` is `ancestor` or one of its descendants (walking the parents in /proc)."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 class BlockedDump:
@@ -118,7 +123,7 @@ def test_a_run_killed_outright_is_cleaned_up_by_the_next(server, ansible, sample
     assert len(partials) == 1
     # The module process dies first, with no chance to clean up; then its pg_dump.
     for pid in processes_with("AnsiballZ_dump.py"):  # the shell wrapper and the module's python
-        if session_of(pid) == blocked.proc.pid:  # of this run only: another test may be dumping
+        if descends_from(pid, blocked.proc.pid):  # of this run only: another test may be dumping
             os.kill(pid, signal.SIGKILL)
     os.kill(blocked.pg_dump, signal.SIGKILL)
     blocked.release()

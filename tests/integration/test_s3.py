@@ -242,14 +242,16 @@ def moto_with_auth():
 
 def test_wrong_credentials(ansible, sample_db, moto_with_auth):
     moto = moto_with_auth
-    good = dict(db=sample_db, repository="s3://authbucket/x", cache_dir=str(ansible.workdir / "c"), **moto.options())
+    # A prefix of this run's own: the module-scoped server outlives one server parameter's run.
+    prefix = f"s3://authbucket/{ansible.workdir.name}"
+    good = dict(db=sample_db, repository=prefix, cache_dir=str(ansible.workdir / "c"), **moto.options())
     assert not ansible.module("dump", **good)["failed"]
     wrong_key = ansible.module("dump", **dict(good, aws_access_key="AKIANOTAREALKEY00000"))
     assert wrong_key["failed"] and "InvalidAccessKeyId" in wrong_key["msg"]
     wrong_secret = ansible.module("dump", **dict(good, aws_secret_key="not-the-secret-at-all"))
     assert wrong_secret["failed"] and "secret key does not match" in wrong_secret["msg"]
     assert "not-the-secret-at-all" not in json.dumps(wrong_secret)
-    listing = ansible.module("backup_info", repository="s3://authbucket/x", **moto.options())
+    listing = ansible.module("backup_info", repository=prefix, **moto.options())
     assert listing["count"] == 1, "the failed runs left no set behind"
     # boto3's own chain: credentials from the environment, none in the task.
     chain = {k: v for k, v in good.items() if k not in ("aws_access_key", "aws_secret_key")}
