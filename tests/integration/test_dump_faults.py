@@ -50,22 +50,20 @@ def processes_with(text):
     return found
 
 
-def descends_from(pid, ancestor):
-    """Whether `pid` is `ancestor` or one of its descendants (walking the parents in /proc)."""
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-    return False
+def carries(pid, mark):
+    """Whether process `pid` has LIFEBOAT_TEST_RUN=`mark` in its environment."""
+    try:
+        return f"LIFEBOAT_TEST_RUN={mark}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
 
 
 class BlockedDump:
     """A dump held up by a lock on one table, running in the background."""
 
     def __init__(self, server, ansible, db):
+        # Inherited by the module's processes: tells them from another test's dump running meanwhile.
+        self.mark = "blocked-%d-%d" % (os.getpid(), time.monotonic_ns())
         self.blocker = server.connect(db)
         self.blocker.autocommit = False
         self.blocker.execute("LOCK TABLE lifeboat_sample.events IN ACCESS EXCLUSIVE MODE")
@@ -75,7 +73,8 @@ class BlockedDump:
             "name": "dump", "lifeboat.db.dump": {**server.connection_options(), "db": db,
                                                  "repository": str(ansible.repository)}}]}]))
         self.proc = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", str(ansible.inventory), str(play)],
-                                     cwd=PROJECT, env=dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg")),
+                                     cwd=PROJECT, env=dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+                                                           LIFEBOAT_TEST_RUN=self.mark),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self.pg_dump = find_new_process("pg_dump", before, db)
 
@@ -123,7 +122,7 @@ def test_a_run_killed_outright_is_cleaned_up_by_the_next(server, ansible, sample
     assert len(partials) == 1
     # The module process dies first, with no chance to clean up; then its pg_dump.
     for pid in processes_with("AnsiballZ_dump.py"):  # the shell wrapper and the module's python
-        if descends_from(pid, blocked.proc.pid):  # of this run only: another test may be dumping
+        if carries(pid, blocked.mark):  # of this run only: another test may be dumping
             os.kill(pid, signal.SIGKILL)
     os.kill(blocked.pg_dump, signal.SIGKILL)
     blocked.release()
