@@ -33,13 +33,13 @@ from ansible_collections.lifeboat.db.plugins.module_utils.sources import downloa
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
     drop_previous, lock_target, previous_name, remove_stale_staging, staging_name, swap_in)
-from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import display, restore_tables, table_keys
+from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import (
+    display, parse_toc, restore_tables, table_keys)
 from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
 
 MODES = ('swap', 'new', 'replace', 'tables')
 RESTORE_PROGRESS_NAME = '.restore-progress.json'
-# `pg_restore --list` lines of table data, and pg_restore --verbose's line as it loads one.
-TOC_TABLE_DATA = re.compile(r'^\d+;\s+\d+\s+\d+\s+TABLE DATA\s', re.M)
+# pg_restore --verbose's line as it starts loading a table's rows.
 RESTORE_TABLE_LINE = re.compile(r'processing data for table "([^"]+)"')
 
 
@@ -147,7 +147,7 @@ def _restore(ctx, request):
     verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
     if request.progress is not None and backup.toc is not None:
-        request.progress.state['tables_total'] = len(TOC_TABLE_DATA.findall(backup.toc))
+        request.progress.state['tables_total'] = len([e for e in parse_toc(backup.toc) if e.desc == 'TABLE DATA'])
     archive = archive_path(backup)
     plain = manifest.get('format') == 'plain'
     if plain and manifest['compression']['method'] not in ('gzip', 'none'):
@@ -423,9 +423,10 @@ def _pg_restore(ctx, tool, archive, request, manifest):
 
     def follow(line):
         # pg_restore --verbose names each table as it starts loading its rows.
-        if progress is not None and RESTORE_TABLE_LINE.search(line):
+        loading = RESTORE_TABLE_LINE.search(line) if progress is not None else None
+        if loading:
             progress.state['tables_done'] = (progress.state.get('tables_done') or 0) + 1
-            progress.update(current_table=RESTORE_TABLE_LINE.search(line).group(1))
+            progress.update(current_table=loading.group(1))
     with PassFile(ctx.options, ctx.tmpdir) as passfile:
         env = ctx.options.tool_environment(request.target_db, passfile)
         run_following_stderr(argv, env, 'pg_restore into database %r' % request.target_db, follow)

@@ -124,10 +124,9 @@ class TocEntry(object):
         return None
 
 
-def read_toc(ctx, pg_restore, archive, backup_id):
-    out = run_tool(ctx.run_command, [pg_restore.path, '--list', archive], None,
-                   'reading the table of contents of backup %s' % backup_id)
-    return [entry for entry in (TocEntry.parse(line) for line in out.splitlines()) if entry is not None]
+def parse_toc(text):
+    """The entries of `pg_restore --list` output that TocEntry understands."""
+    return [entry for entry in (TocEntry.parse(line) for line in text.splitlines()) if entry is not None]
 
 
 class ArchiveObjects(object):
@@ -385,7 +384,8 @@ def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actio
                             'mode=new to restore the whole backup into a new one)' % request.target_db)
     if not ctx.check_mode:
         lock_target(conn, request.target_db)
-    toc = read_toc(ctx, pg_restore, archive, backup.backup_id)
+    # The table of contents check_backup read (and proved readable) before anything changed.
+    toc = parse_toc(backup.toc)
     objects = describe_archive(ctx, pg_restore, archive, toc, backup.backup_id)
     target = ctx.options.connect(request.target_db)
     try:
