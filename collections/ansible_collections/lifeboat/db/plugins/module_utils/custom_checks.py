@@ -3,10 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Checks an operator writes in SQL, the way the runbooks end with hand-written queries.
 
-A check is `{name, sql}` plus what it expects: by default no rows (the query looks for
-violations: orphans, negative stock, ...), or `rows: N` (exactly N rows), or `value: X` (the
-first column of its single row, compared as text). Each runs read-only with a statement timeout,
-and its result carries a few of the rows it returned, so a failure shows what is wrong.
+A check is `{name, sql}` or `{name, file}` plus what it expects: by default no rows (the query
+looks for violations: orphans, negative stock, ...), or `rows: N` (exactly N rows), or
+`value: X` (the last column of its single row, compared as text, so a query may put a label
+first, as seed 002's `SELECT 'teams without leaders' AS check_name, COUNT(*) AS count` does).
+A file may hold several statements (seed 002's integrity-check.sql runs unmodified); each one
+that returns rows is its own check, named after its `check_name` column when it has one. Each
+runs read-only with a statement timeout, and its result carries a few of the rows it returned,
+so a failure shows what is wrong.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -16,24 +20,30 @@ from ansible_collections.lifeboat.db.plugins.module_utils.errors import Lifeboat
 
 PASSED, FAILED = 'passed', 'failed'
 SAMPLE_ROWS = 5
-KEYS = ('name', 'sql', 'rows', 'value')
+KEYS = ('name', 'sql', 'file', 'rows', 'value', 'severity')
+SEVERITIES = ('error', 'warning')
 
 
 def normalize_checks(checks):
-    """Check the option's shape; returns [{name, sql, rows?, value?}] or raises one line."""
+    """Check the option's shape; returns [{name, sql | file, rows?, value?, severity?}] or raises one line."""
     normalized, names = [], set()
     for number, check in enumerate(checks or [], 1):
-        if not isinstance(check, dict) or not check.get('name') or not check.get('sql'):
-            raise LifeboatError('checks item %d must be a dict with name and sql, e.g. {name: no_orphan_orders, '
-                                'sql: "SELECT id FROM orders o WHERE NOT EXISTS (...)"}' % number)
+        if not isinstance(check, dict) or not check.get('name') or not (check.get('sql') or check.get('file')):
+            raise LifeboatError('checks item %d must be a dict with name and sql (or file), e.g. {name: '
+                                'no_orphan_orders, sql: "SELECT id FROM orders o WHERE NOT EXISTS (...)"}' % number)
         unknown = sorted(set(check) - set(KEYS))
         if unknown:
             raise LifeboatError('check %r has unknown key(s) %s; use %s' % (check['name'], ', '.join(unknown),
                                                                            ', '.join(KEYS)))
+        if check.get('sql') and check.get('file'):
+            raise LifeboatError('check %r gives both sql and file; give one' % check['name'])
         if 'rows' in check and 'value' in check:
             raise LifeboatError('check %r gives both rows and value; give one expectation' % check['name'])
         if 'rows' in check and (not isinstance(check['rows'], int) or check['rows'] < 0):
             raise LifeboatError('check %r: rows must be a whole number of rows, got %r' % (check['name'], check['rows']))
+        if check.get('severity', 'error') not in SEVERITIES:
+            raise LifeboatError('check %r: severity must be error or warning, got %r' % (check['name'],
+                                                                                        check['severity']))
         if check['name'] in names:
             raise LifeboatError('two checks are named %r; give each its own name' % check['name'])
         names.add(check['name'])
@@ -47,28 +57,68 @@ def _expectation(check):
     return '%d row(s)' % check.get('rows', 0)
 
 
-def run_check(conn, check, timeout_seconds=60):
-    """Run one check on `conn` (autocommit) in a read-only transaction; returns its result."""
+def check_sql(check):
+    """The SQL text of a check: inline, or read from its file on the target host."""
+    if check.get('sql'):
+        return check['sql']
     try:
-        with conn.transaction():
-            conn.execute('SET TRANSACTION READ ONLY')
-            conn.execute("SELECT set_config('statement_timeout', %s, true)", ('%ds' % timeout_seconds,))
-            cur = conn.execute(check['sql'])
-            columns = [c.name for c in cur.description] if cur.description else []
-            rows = cur.fetchall() if cur.description else []
-    except psycopg.Error as exc:
-        raise LifeboatError('check %r could not run: %s' % (check['name'], first_line(exc)))
-    sample = [dict(zip(columns, [_plain(v) for v in row])) for row in rows[:SAMPLE_ROWS]]
+        with open(check['file'], encoding='utf-8') as handle:
+            return handle.read()
+    except (IOError, OSError) as exc:
+        raise LifeboatError('check %r: cannot read %s: %s; give the path of the SQL file on the target host'
+                            % (check['name'], check['file'], exc.strerror or exc))
+    except UnicodeDecodeError:
+        raise LifeboatError('check %r: %s is not UTF-8 text' % (check['name'], check['file']))
+
+
+def execute(conn, check, limit=SAMPLE_ROWS):
+    """Run a check on `conn`, already inside a read-only transaction; returns one result per
+    statement that returned rows. Database errors are raised as they are."""
+    cur = conn.execute(check_sql(check))
+    found = []
+    while True:
+        if cur.description is not None:
+            found.append(([c.name for c in cur.description], cur.fetchall()))
+        if not cur.nextset():
+            break
+    if not found:
+        raise LifeboatError('check %r: its SQL returns no result; write a query (SELECT ...) whose rows are the '
+                            'violations' % check['name'])
+    results = []
+    for number, (columns, rows) in enumerate(found, 1):
+        name = check['name']
+        if len(found) > 1:
+            label = rows[0][columns.index('check_name')] if rows and 'check_name' in columns else '#%d' % number
+            name = '%s: %s' % (check['name'], label) if not str(label).startswith('#') else '%s %s' % (name, label)
+        results.append(evaluate(check, name, columns, rows, limit))
+    return results
+
+
+def evaluate(check, name, columns, rows, limit=SAMPLE_ROWS):
+    """A check's result from the rows its query returned."""
+    sample = [dict(zip(columns, [plain(v) for v in row])) for row in rows[:limit]]
     if 'value' in check:
-        got = str(rows[0][0]) if len(rows) == 1 and columns else None
+        got = str(rows[0][-1]) if len(rows) == 1 and columns else None
         ok = got == str(check['value'])
         found = 'value %s' % got if got is not None else '%d row(s)' % len(rows)
     else:
         ok = len(rows) == check.get('rows', 0)
         found = '%d row(s)' % len(rows)
-    return dict(name=check['name'], severity='error', status=PASSED if ok else FAILED,
+    return dict(name=name, kind='custom', severity=check.get('severity', 'error'), status=PASSED if ok else FAILED,
                 summary='expected %s, found %s' % (_expectation(check), found), rows=len(rows), sample=sample)
 
 
-def _plain(value):
+def run_check(conn, check, timeout_seconds=60):
+    """Run one check on `conn` (autocommit) in a read-only transaction; returns its results."""
+    try:
+        with conn.transaction():
+            conn.execute('SET TRANSACTION READ ONLY')
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", ('%ds' % timeout_seconds,))
+            return execute(conn, check)
+    except psycopg.Error as exc:
+        raise LifeboatError('check %r could not run: %s' % (check['name'], first_line(exc)))
+
+
+def plain(value):
+    """A value as JSON can carry it (dates, decimals and the like as text)."""
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)

@@ -166,8 +166,9 @@ options:
       - The operator's own SQL checks, run read-only on the restored database before it is handed over (in
         O(mode=swap), on staging, so a failing check leaves the live database untouched; in O(mode=new) the new
         database is dropped; in O(mode=replace) the safety backup is put back).
-      - Each is C(name) and C(sql), plus what it expects - by default no rows (a query that finds violations),
-        or C(rows) (exactly that many rows), or C(value) (the first column of its single row, compared as text).
+      - Each is C(name) and C(sql) (or C(file), a SQL file on the target host), plus what it expects - by default
+        no rows (a query that finds violations), or C(rows) (exactly that many rows), or C(value) (the last column
+        of its single row, compared as text). The same checks as in M(lifeboat.db.integrity).
     type: list
     elements: dict
   maintenance_db:
