@@ -312,7 +312,7 @@ def test_missing_row_against_a_captured_baseline_and_tolerance(server, ansible, 
     data = json.loads(baseline.read_text())
     assert data["kind"] == "baseline" and data["database"] == bc004
     assert data["row_counts"]["public.organization_members"] == 360
-    assert data["sequences"]["public.organization_members_id_seq"] == 360
+    assert data["sequences"]["public.organization_members_id_seq"] == {"last_value": 360, "is_called": True}
 
     # One ended membership goes missing (organization_members is not under min_rows; member_count
     # counts active members only, so the runbook's checks still hold).

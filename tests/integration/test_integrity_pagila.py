@@ -126,3 +126,15 @@ def test_orphan_payment_in_a_partition_with_its_own_foreign_key(server, ansible,
         assert any(row.get("rental_id") == 99999 for row in the_check(result, name)["sample"]), \
             json.dumps(the_check(result, name)["sample"])
     assert the_check(result, fk)["orphans"] == 1
+
+
+def test_a_sequence_fed_through_its_default_alone_is_found_behind(server, ansible, pagila):
+    """pagila's sequences are not OWNED BY their column: only the column's DEFAULT nextval()
+    ties them, and the sequences check follows that tie too."""
+    assert server.sql(pagila, "SELECT pg_get_serial_sequence('public.actor', 'actor_id')") == [(None,)]
+    server.sql(pagila, "SELECT setval('public.actor_actor_id_seq', 3)")
+    result = run(ansible, pagila, fail_on="never")
+    sequences = the_check(result, "sequences")
+    assert sequences["status"] == "failed" and sequences["behind"] == 1
+    assert sequences["sample"][0]["sequence"] == "public.actor_actor_id_seq"
+    assert sequences["sample"][0]["column"] == "public.actor.actor_id"

@@ -88,8 +88,9 @@ def refresh_matviews(conn):
     return ['%s.%s' % (schema, name) for schema, name in names]
 
 
-# Ascending sequences owned by a column (serial: dependency 'a'; identity: 'i'), with their column.
-OWNED_SEQUENCES = """
+# Ascending sequences that feed a column: owned by it (serial: dependency 'a'; identity: 'i'), or
+# named in its DEFAULT nextval(...) without being owned (pagila's, and hand-written schemas).
+FEEDING_SEQUENCES = """
 SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname
   FROM pg_depend d
   JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
@@ -100,7 +101,19 @@ SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname
   JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
    AND sn.nspname NOT IN ('pg_catalog', 'information_schema')
- ORDER BY 1, 2
+UNION
+SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname
+  FROM pg_attrdef ad
+  JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'
+  JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+  JOIN pg_namespace sn ON sn.oid = s.relnamespace
+  JOIN pg_sequence q ON q.seqrelid = s.oid AND q.seqincrement > 0
+  JOIN pg_class t ON t.oid = ad.adrelid AND t.relkind IN ('r', 'p') AND NOT t.relispartition
+  JOIN pg_namespace tn ON tn.oid = t.relnamespace
+  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ad.adnum
+ WHERE sn.nspname NOT IN ('pg_catalog', 'information_schema')
+ ORDER BY 1, 2, 3, 4, 5
 """
 
 
@@ -108,7 +121,7 @@ def behind_sequences(conn):
     """Sequences whose next value is not above the largest value of their column:
     [{sequence, column, last_value, is_called, max_value}]. Reads only (no nextval)."""
     found = []
-    for seq_schema, seq, schema, table, column in conn.execute(OWNED_SEQUENCES).fetchall():
+    for seq_schema, seq, schema, table, column in conn.execute(FEEDING_SEQUENCES).fetchall():
         sequence = sql.SQL('{}.{}').format(sql.Identifier(seq_schema), sql.Identifier(seq))
         last_value, is_called = conn.execute(sql.SQL('SELECT last_value, is_called FROM {}').format(sequence)).fetchone()
         top = conn.execute(sql.SQL('SELECT max({}) FROM {}.{}').format(
