@@ -90,3 +90,36 @@ def test_duplicate_tables_are_compared_once():
                                 tables=['public.orders', 'public.orders'])
     assert result['failures'] == 1
     assert [row['table'] for row in result['tables']] == ['public.orders']
+
+
+def test_tolerance_parses_percent_and_rows_and_refuses_anything_else():
+    from ansible_collections.lifeboat.db.plugins.module_utils.checks import parse_tolerance
+    assert parse_tolerance('5%') == ('percent', 5.0) and parse_tolerance(' 0.5 % ') == ('percent', 0.5)
+    assert parse_tolerance('100') == ('rows', 100) and parse_tolerance(None) is None and parse_tolerance('') is None
+    for bad in ('lots', '-5%', '5%%', '1e3'):
+        with pytest.raises(LifeboatError, match='tolerance must be a percentage'):
+            parse_tolerance(bad)
+
+
+def test_a_count_within_the_tolerance_passes_and_says_so():
+    actual = dict(BASELINE, **{'public.orders': 2900})
+    assert compare_row_counts(BASELINE, actual, tolerance=('percent', 5.0))['status'] == PASSED
+    result = compare_row_counts(BASELINE, actual, tolerance=('rows', 100))
+    assert result['summary'] == '3 of 3 tables match (1 within the tolerance of 100 row(s))'
+    assert by_table(result)['public.orders']['status'] == 'within_tolerance'
+    assert compare_row_counts(BASELINE, actual, tolerance=('rows', 99))['status'] == FAILED
+    # A missing table is never within a tolerance.
+    missing = dict(BASELINE)
+    del missing['public.empty']
+    assert compare_row_counts(BASELINE, missing, tolerance=('percent', 100.0))['status'] == FAILED
+
+
+def test_custom_check_value_is_the_last_column_of_the_single_row():
+    from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import evaluate
+    check = {'name': 'bc004', 'value': 0}
+    passed = evaluate(check, 'bc004: teams without leaders', ['check_name', 'count'], [('teams without leaders', 0)])
+    assert passed['status'] == PASSED and passed['summary'] == 'expected value 0, found value 0'
+    failed = evaluate(check, 'x', ['check_name', 'count'], [('teams without leaders', 2)])
+    assert failed['status'] == FAILED and failed['sample'] == [{'check_name': 'teams without leaders', 'count': 2}]
+    assert evaluate(check, 'x', ['n'], [(0,), (0,)])['summary'] == 'expected value 0, found 2 row(s)'
+    assert evaluate({'name': 'y'}, 'y', ['id'], [])['status'] == PASSED

@@ -16,7 +16,7 @@ __metaclass__ = type
 
 import threading
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import data_tables, table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import DATA_TABLES, data_tables, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import plain
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
@@ -160,29 +160,30 @@ def count_tables(snapshot, timeout, tables=None):
     return counts
 
 
+# Statistics of the tables catalog.data_tables() lists, in one query.
 ESTIMATES = """
-SELECT n.nspname, c.relname, c.reltuples::bigint, c.relpages, pg_relation_size(c.oid)
+SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = ANY(%s::oid[])
-"""
+ WHERE (n.nspname, c.relname) IN (SELECT * FROM (%s) data_tables)
+""" % DATA_TABLES
 
 
 def estimate_tables(conn, tables=None):
     """{'schema.table': rows} from the planner's statistics: reltuples where the table was
     analyzed or vacuumed, 0 for an empty file, else the planner's own estimate (EXPLAIN)."""
-    names = [(s, t) for s, t in data_tables(conn) if tables is None or table_key(s, t) in tables]
-    oids = [conn.execute('SELECT %s::regclass::oid', (sql.SQL('{}.{}').format(
-        sql.Identifier(s), sql.Identifier(t)).as_string(conn),)).fetchone()[0] for s, t in names]
     counts = {}
-    for schema, table, tuples, pages, size in conn.execute(ESTIMATES, (oids,)).fetchall():
+    for schema, table, tuples, size in conn.execute(ESTIMATES).fetchall():
+        key = table_key(schema, table)
+        if tables is not None and key not in tables:
+            continue
         if tuples >= 0:
-            counts[table_key(schema, table)] = int(tuples)
+            counts[key] = int(tuples)
         elif not size:
-            counts[table_key(schema, table)] = 0
+            counts[key] = 0
         else:
-            plan = conn.execute(sql.SQL('EXPLAIN (FORMAT JSON) SELECT 1 FROM {}.{}').format(
-                sql.Identifier(schema), sql.Identifier(table))).fetchone()[0]
-            counts[table_key(schema, table)] = int(plan[0]['Plan']['Plan Rows'])
+            plan = conn.execute(sql.SQL('EXPLAIN (FORMAT JSON) SELECT 1 FROM {}').format(
+                _qualified(schema, table))).fetchone()[0]
+            counts[key] = int(plan[0]['Plan']['Plan Rows'])
     return counts
 
 
