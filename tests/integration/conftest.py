@@ -157,6 +157,26 @@ def sample_db(server, ansible, request):
     server.drop_db(db)
 
 
+def fixture_database(server, db, *files):
+    """A new database `db` holding the SQL files (a schema, then its data), loaded by psycopg."""
+    server.drop_db(db)
+    server.sql("postgres", f'CREATE DATABASE "{db}"')
+    with server.connect(db) as conn:
+        for path in files:
+            conn.execute(Path(path).read_text())
+
+
+def the_check(result, name):
+    """The one check of an integrity result with this name."""
+    matches = [check for check in result["checks"] if check["name"] == name]
+    assert len(matches) == 1, f"{len(matches)} checks named {name!r} in {sorted(c['name'] for c in result['checks'])}"
+    return matches[0]
+
+
+def with_status(result, status):
+    return sorted(check["name"] for check in result["checks"] if check["status"] == status)
+
+
 def assert_one_line(result, *fragments):
     """The task failed with a one-line message (no traceback) that holds each fragment."""
     assert result["failed"], result

@@ -13,7 +13,7 @@ import re
 import psycopg
 import pytest
 
-from conftest import PROJECT, assert_one_line
+from conftest import PROJECT, assert_one_line, fixture_database, the_check, with_status
 
 FIXTURE = PROJECT / "tests" / "fixtures" / "bc004"
 RUNBOOK_SQL = FIXTURE / "integrity-check.sql"
@@ -104,11 +104,7 @@ def db_name(request, suffix=""):
 
 def load_bc004(server, db):
     """A new database `db` holding schema.sql and data.sql."""
-    server.drop_db(db)
-    server.sql("postgres", f'CREATE DATABASE "{db}"')
-    with server.connect(db) as conn:
-        for name in ("schema.sql", "data.sql"):
-            conn.execute((FIXTURE / name).read_text())
+    fixture_database(server, db, FIXTURE / "schema.sql", FIXTURE / "data.sql")
 
 
 @pytest.fixture
@@ -117,16 +113,6 @@ def bc004(server, request):
     load_bc004(server, db)
     yield db
     server.drop_db(db)
-
-
-def the_check(result, name):
-    matches = [check for check in result["checks"] if check["name"] == name]
-    assert len(matches) == 1, f"{len(matches)} checks named {name!r} in {sorted(c['name'] for c in result['checks'])}"
-    return matches[0]
-
-
-def with_status(result, status):
-    return sorted(check["name"] for check in result["checks"] if check["status"] == status)
 
 
 def sample_has(check, **values):

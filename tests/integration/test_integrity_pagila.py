@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from conftest import PROJECT
+from conftest import PROJECT, fixture_database, the_check, with_status
 
 FIXTURE = PROJECT / "tests" / "fixtures" / "pagila"
 
@@ -64,23 +64,9 @@ def pagila(server, request):
         pytest.skip("pagila-schema.sql uses uuidv7() and virtual generated columns (PostgreSQL 18)")
     raw = request.node.name.lower()
     db = "t_%s_%s" % (re.sub(r"[^a-z0-9]+", "_", raw).strip("_")[:40], hashlib.sha1(raw.encode()).hexdigest()[:6])
-    server.drop_db(db)
-    server.sql("postgres", f'CREATE DATABASE "{db}"')
-    with server.connect(db) as conn:
-        for name in ("pagila-schema.sql", "data.sql"):
-            conn.execute((FIXTURE / name).read_text())
+    fixture_database(server, db, FIXTURE / "pagila-schema.sql", FIXTURE / "data.sql")
     yield db
     server.drop_db(db)
-
-
-def the_check(result, name):
-    matches = [check for check in result["checks"] if check["name"] == name]
-    assert len(matches) == 1, f"{len(matches)} checks named {name!r} in {sorted(c['name'] for c in result['checks'])}"
-    return matches[0]
-
-
-def with_status(result, status):
-    return sorted(check["name"] for check in result["checks"] if check["status"] == status)
 
 
 def test_pagila_with_its_data_passes_every_check(server, ansible, pagila):

@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import threading
+import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import DATA_TABLES, data_tables, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
@@ -83,22 +84,24 @@ class Snapshot(object):
 
 
 def run_one(conn, job, timeout):
-    """Run `job(conn)` inside a savepoint with a statement timeout; returns (value, error)."""
+    """Run `job(conn)` inside a savepoint with a statement timeout; returns (value, error, seconds)."""
+    start = time.monotonic()
     try:
         with conn.transaction():
             conn.execute(sql.SQL('SET LOCAL statement_timeout = {}').format(sql.Literal('%ds' % timeout)))
-            return job(conn), None
+            value, error = job(conn), None
     except psycopg.errors.QueryCanceled:
-        return None, 'did not finish within %ds (timeout); raise timeout or run it off-peak' % timeout
+        value, error = None, 'did not finish within %ds (timeout); raise timeout or run it off-peak' % timeout
     except psycopg.Error as exc:
-        return None, 'could not run: %s' % first_line(exc)
+        value, error = None, 'could not run: %s' % first_line(exc)
     except LifeboatError as exc:
-        return None, exc.msg
+        value, error = None, exc.msg
+    return value, error, round(time.monotonic() - start, 3)
 
 
 def run_jobs(snapshot, jobs, timeout):
     """Run callables of a connection on the snapshot's connections, one job at a time per
-    connection; returns [(value, error)] in the order of `jobs`."""
+    connection; returns [(value, error, seconds)] in the order of `jobs`."""
     outcomes = [None] * len(jobs)
     position = [0]
     lock = threading.Lock()
@@ -126,14 +129,14 @@ def run_checks(snapshot, checks, timeout, limit):
     reported with status error and its reason."""
     outcomes = run_jobs(snapshot, [lambda conn, c=c: c.run(conn, limit) for c in checks], timeout)
     results = []
-    for check, (value, error) in zip(checks, outcomes):
+    for check, (value, error, seconds) in zip(checks, outcomes):
         if error is not None:
             # Name the check in the one-line reason, once.
-            results.append(result(check, ERROR, error if check.name in error else 'check %r %s' % (check.name, error)))
-        elif isinstance(value, list):
-            results.extend(value)  # a file of custom checks: one result per statement
-        else:
-            results.append(value)
+            value = result(check, ERROR, error if check.name in error else 'check %r %s' % (check.name, error))
+        # A file of custom checks gives one result per statement, which share its time.
+        for entry in value if isinstance(value, list) else [value]:
+            entry['seconds'] = seconds
+            results.append(entry)
     return results
 
 
@@ -153,7 +156,7 @@ def count_tables(snapshot, timeout, tables=None):
         return lambda conn: conn.execute(query).fetchone()[0]
     outcomes = run_jobs(snapshot, [counter(s, t) for s, t in names], timeout)
     counts = {}
-    for (schema, table), (value, error) in zip(names, outcomes):
+    for (schema, table), (value, error, dummy) in zip(names, outcomes):
         if error is not None:
             raise LifeboatError('counting the rows of %s.%s %s' % (schema, table, error))
         counts[table_key(schema, table)] = value
@@ -346,16 +349,22 @@ SELECT n.nspname AS schema, ci.relname AS index, ct.relname AS table, pg_get_ind
 """ % USER_SCHEMAS
 
 
-def invalid_indexes_check():
+def listing_check(name, query, clean, problem, label, count_key, severity='error'):
+    """A check whose query lists findings from the catalog: it passes when there are none.
+    `problem` is a template for the count and the first few findings' labels."""
     def run(conn, limit):
-        cur = conn.execute(INVALID_INDEXES)
+        cur = conn.execute(query)
         rows = [dict(zip([c.name for c in cur.description], row)) for row in cur.fetchall()]
-        summary = 'every index is valid' if not rows else \
-            '%d invalid index(es), queries cannot use them and unique ones do not enforce uniqueness: %s; ' \
-            'REINDEX them or drop and recreate' % (len(rows), ', '.join('%s.%s' % (r['schema'], r['index'])
-                                                                       for r in rows[:5]))
-        return dict(status=FAILED if rows else PASSED, summary=summary, sample=rows[:limit], invalid=len(rows))
-    return wrap(Check('invalid_indexes', 'invalid_indexes', run))
+        summary = clean if not rows else problem % (len(rows), ', '.join(label(r) for r in rows[:5]))
+        return {'status': FAILED if rows else PASSED, 'summary': summary, 'sample': rows[:limit], count_key: len(rows)}
+    return wrap(Check(name, name, run, severity=severity))
+
+
+def invalid_indexes_check():
+    return listing_check(
+        'invalid_indexes', INVALID_INDEXES, 'every index is valid',
+        '%d invalid index(es), queries cannot use them and unique ones do not enforce uniqueness: %s; '
+        'REINDEX them or drop and recreate', lambda r: '%s.%s' % (r['schema'], r['index']), 'invalid')
 
 
 NOT_VALID = """
@@ -368,15 +377,11 @@ SELECT n.nspname AS schema, c.relname AS table, con.conname AS constraint, pg_ge
 
 
 def not_valid_check():
-    def run(conn, limit):
-        cur = conn.execute(NOT_VALID)
-        rows = [dict(zip([c.name for c in cur.description], row)) for row in cur.fetchall()]
-        summary = 'every constraint is validated' if not rows else \
-            '%d NOT VALID constraint(s), existing rows were never checked against them: %s; ALTER TABLE ... ' \
-            'VALIDATE CONSTRAINT once the rows are clean' % (
-                len(rows), ', '.join('%s.%s.%s' % (r['schema'], r['table'], r['constraint']) for r in rows[:5]))
-        return dict(status=FAILED if rows else PASSED, summary=summary, sample=rows[:limit], not_valid=len(rows))
-    return wrap(Check('not_valid_constraints', 'not_valid_constraints', run, severity='warning'))
+    return listing_check(
+        'not_valid_constraints', NOT_VALID, 'every constraint is validated',
+        '%d NOT VALID constraint(s), existing rows were never checked against them: %s; ALTER TABLE ... '
+        'VALIDATE CONSTRAINT once the rows are clean', lambda r: '%s.%s.%s' % (r['schema'], r['table'], r['constraint']),
+        'not_valid', severity='warning')
 
 
 BTREE_INDEXES = """

@@ -231,8 +231,8 @@ RETURN = r'''
 checks:
   description:
     - One entry per check - C(name), C(kind), C(severity) (error or warning), C(status) (passed, failed, skipped,
-      or error when it could not run), C(summary) (one line) and C(sample) (a few offending rows), plus details
-      of its kind (C(tables) for row_counts, C(orphans) for foreign keys and relationships, C(diff) for schema).
+      or error when it could not run), C(summary) (one line), C(sample) (a few offending rows) and C(seconds) (how
+      long it ran; for row_counts, the counting), plus details of its kind (C(tables) for row_counts, C(orphans) for foreign keys and relationships, C(diff) for schema).
   returned: when action is check or compare
   type: list
   elements: dict
@@ -245,7 +245,7 @@ checks:
       orphans: 2
       sample: [{"id": 9001, "team_id": 777}]
 passed:
-  description: Whether no check of severity error failed or could not run.
+  description: Whether every check ran and none of severity error failed.
   returned: when action is check or compare
   type: bool
 failed_checks:
@@ -279,6 +279,9 @@ timing:
   returned: always
   type: dict
 '''
+
+import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -460,9 +463,11 @@ def row_count_check(ctx, snapshot, reference, source, tolerance):
     check = Check('row_counts', 'row_counts', None)
     try:
         check_database(reference, source, p)
+        start = time.monotonic()
         counts = take_counts(ctx, snapshot, set(p['tables']) if p['tables'] else None)
         entry = compare_row_counts(reference['row_counts'], counts, p['tables'], tolerance)
         entry['summary'] = '%s (%s counts against %s)' % (entry['summary'], p['count'], source)
+        entry['seconds'] = round(time.monotonic() - start, 3)
         return entry, counts
     except LifeboatError as exc:
         return result(check, ERROR, 'row_counts: %s' % exc.msg), None
@@ -505,10 +510,12 @@ def check(ctx):
     finally:
         snapshot.close()
     summary, tally = summarize(p['db'], results)
+    # A check that could not run proves nothing, whatever its severity.
     blocking = [r for r in results if r['status'] == ERROR or (r['status'] == FAILED and (
         r['severity'] == 'error' or p['fail_on'] == 'warning'))]
     outcome = dict(changed=False, checks=results, counts=tally, summary=summary,
-                   passed=not [r for r in results if r['status'] in (FAILED, ERROR) and r['severity'] == 'error'],
+                   passed=not [r for r in results if r['status'] == ERROR or (
+                       r['status'] == FAILED and r['severity'] == 'error')],
                    failed_checks=[r['name'] for r in results if r['status'] in (FAILED, ERROR)],
                    actions=['Ran %d check(s) on database %r in one snapshot on %d connection(s)%s'
                             % (len(results), p['db'], p['parallel'],
@@ -522,6 +529,8 @@ def check(ctx):
 
 
 def run(ctx):
+    if ctx.params['baseline'] and ctx.params['baseline'] != 'latest':
+        ctx.params['baseline'] = os.path.expanduser(ctx.params['baseline'])
     return capture(ctx) if ctx.params['action'] == 'capture' else check(ctx)
 
 
