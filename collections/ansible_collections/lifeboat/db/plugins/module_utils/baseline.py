@@ -16,6 +16,7 @@ import os
 from ansible_collections.lifeboat.db.plugins.module_utils.checks import PASSED, FAILED
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import read_manifest, write_json_atomic
+from ansible_collections.lifeboat.db.plugins.module_utils.post_restore import next_value
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_now
 
 BASELINES_DIR = '.baselines'
@@ -109,4 +110,4 @@ def compare_sequences(expected, actual, limit):
 
 
 def _next(state):
-    return state['last_value'] + 1 if state['is_called'] else state['last_value']
+    return next_value(state['last_value'], state['is_called'])

@@ -7,23 +7,35 @@ __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import sql
 
+# The schemas that hold a database's own objects (a condition on pg_namespace n).
+USER_SCHEMAS = """n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"""
+
 # Tables that hold rows: ordinary tables and leaf partitions (a partitioned parent would count
 # its partitions' rows twice). Tables owned by extensions are recreated by CREATE EXTENSION.
-DATA_TABLES = """
-SELECT n.nspname, c.relname
+_DATA_TABLES = """
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'r'
-   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+   AND %s
    AND NOT EXISTS (SELECT 1 FROM pg_depend d
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
  ORDER BY 1, 2
-"""
+""" % USER_SCHEMAS
+DATA_TABLES = 'SELECT n.nspname, c.relname' + _DATA_TABLES
+# What the planner knows of their size: pages and rows as of the last ANALYZE or VACUUM
+# (reltuples -1: never), and the file's size now.
+TABLE_STATISTICS = 'SELECT n.nspname, c.relname, c.relpages, c.reltuples::bigint, pg_relation_size(c.oid)' + \
+    _DATA_TABLES
 
 
 def data_tables(conn):
     return [tuple(row) for row in conn.execute(DATA_TABLES).fetchall()]
+
+
+def table_statistics(conn):
+    """[(schema, table, relpages, reltuples, bytes)] of the data tables."""
+    return [tuple(row) for row in conn.execute(TABLE_STATISTICS).fetchall()]
 
 
 def table_key(schema, table):

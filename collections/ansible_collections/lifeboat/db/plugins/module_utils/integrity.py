@@ -17,16 +17,14 @@ __metaclass__ = type
 import threading
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import DATA_TABLES, data_tables, table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import USER_SCHEMAS, table_key, table_statistics
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import plain
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.post_restore import behind_sequences
+from ansible_collections.lifeboat.db.plugins.module_utils.post_restore import behind_sequences, next_value
 
 PASSED, FAILED, SKIPPED, ERROR = 'passed', 'failed', 'skipped', 'error'
 BUILTINS = ('foreign_keys', 'sequences', 'invalid_indexes', 'not_valid_constraints', 'amcheck')
-USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' " \
-               "AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
 
 
 class Check(object):
@@ -145,14 +143,12 @@ def run_checks(snapshot, checks, timeout, limit):
 def count_tables(snapshot, timeout, tables=None):
     """Exact {'schema.table': rows} by count(*), the biggest tables first so that parallel
     connections finish together; all counts are taken in the snapshot."""
-    names = [(s, t) for s, t in data_tables(snapshot.first) if tables is None or table_key(s, t) in tables]
-    sizes = dict(((s, t), pages) for s, t, pages in snapshot.first.execute(
-        "SELECT n.nspname, c.relname, c.relpages FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind = 'r'").fetchall())
-    names.sort(key=lambda name: -sizes.get(name, 0))
+    sized = [(pages, s, t) for s, t, pages, dummy, dummy in table_statistics(snapshot.first)
+             if tables is None or table_key(s, t) in tables]
+    names = [(s, t) for pages, s, t in sorted(sized, key=lambda item: -item[0])]
 
     def counter(schema, table):
-        query = sql.SQL('SELECT count(*) FROM {}.{}').format(sql.Identifier(schema), sql.Identifier(table))
+        query = sql.SQL('SELECT count(*) FROM {}').format(_qualified(schema, table))
         return lambda conn: conn.execute(query).fetchone()[0]
     outcomes = run_jobs(snapshot, [counter(s, t) for s, t in names], timeout)
     counts = {}
@@ -163,19 +159,11 @@ def count_tables(snapshot, timeout, tables=None):
     return counts
 
 
-# Statistics of the tables catalog.data_tables() lists, in one query.
-ESTIMATES = """
-SELECT n.nspname, c.relname, c.reltuples::bigint, pg_relation_size(c.oid)
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE (n.nspname, c.relname) IN (SELECT * FROM (%s) data_tables)
-""" % DATA_TABLES
-
-
 def estimate_tables(conn, tables=None):
     """{'schema.table': rows} from the planner's statistics: reltuples where the table was
     analyzed or vacuumed, 0 for an empty file, else the planner's own estimate (EXPLAIN)."""
     counts = {}
-    for schema, table, tuples, size in conn.execute(ESTIMATES).fetchall():
+    for schema, table, dummy, tuples, size in table_statistics(conn):
         key = table_key(schema, table)
         if tables is not None and key not in tables:
             continue
@@ -330,7 +318,6 @@ def sequences_check():
         behind = behind_sequences(conn)
         for item in behind:
             item.pop('regclass', None)
-            item['next_value'] = item['last_value'] + 1 if item['is_called'] else item['last_value']
         summary = 'no sequence is behind its column' if not behind else \
             '%d sequence(s) behind their column, the next insert reuses a value: %s' % (
                 len(behind), ', '.join('%s (next %s, %s max %s)' % (b['sequence'], b['next_value'], b['column'],
@@ -488,8 +475,8 @@ def read_sequence(conn, name):
     schema, seq, increment, maximum, minimum = row
     last_value, is_called = conn.execute(sql.SQL('SELECT last_value, is_called FROM {}').format(
         _qualified(schema, seq))).fetchone()
-    next_value = last_value + increment if is_called else last_value
-    return dict(sequence='%s.%s' % (schema, seq), last_value=last_value, is_called=is_called, next_value=next_value,
+    return dict(sequence='%s.%s' % (schema, seq), last_value=last_value, is_called=is_called,
+                next_value=next_value(last_value, is_called, increment),
                 increment=increment, max_value=maximum, min_value=minimum)
 
 
@@ -508,7 +495,7 @@ def sequence_state_checks(sequences):
                     state['next_value'], state['min_value'], state['max_value']))
             if item.get('next_at_least') is not None and state['next_value'] < int(item['next_at_least']):
                 problems.append('next value %d is below %s' % (state['next_value'], item['next_at_least']))
-            behind = [b for b in behind_sequences(conn) if b['sequence'] == state['sequence']]
+            behind = behind_sequences(conn, only=state['sequence'])
             if behind:
                 problems.append('behind %s (max %s)' % (behind[0]['column'], behind[0]['max_value']))
             summary = '; '.join(problems) if problems else 'next value %d (last_value %d, is_called %s)' % (

@@ -117,21 +117,29 @@ SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname
 """
 
 
-def behind_sequences(conn):
+def next_value(last_value, is_called, increment=1):
+    """The value nextval would return, from a sequence's last_value and is_called."""
+    return last_value + increment if is_called else last_value
+
+
+def behind_sequences(conn, only=None):
     """Sequences whose next value is not above the largest value of their column:
-    [{sequence, column, last_value, is_called, max_value}]. Reads only (no nextval)."""
+    [{sequence, column, last_value, is_called, next_value, max_value}]. Reads only (no nextval).
+    `only` ('schema.sequence') looks at that sequence's columns alone."""
     found = []
     for seq_schema, seq, schema, table, column in conn.execute(FEEDING_SEQUENCES).fetchall():
+        if only is not None and '%s.%s' % (seq_schema, seq) != only:
+            continue
         sequence = sql.SQL('{}.{}').format(sql.Identifier(seq_schema), sql.Identifier(seq))
         last_value, is_called = conn.execute(sql.SQL('SELECT last_value, is_called FROM {}').format(sequence)).fetchone()
         top = conn.execute(sql.SQL('SELECT max({}) FROM {}.{}').format(
             sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table))).fetchone()[0]
         if top is None:
             continue
-        next_value = last_value + 1 if is_called else last_value
-        if next_value <= top:
+        upcoming = next_value(last_value, is_called)
+        if upcoming <= top:
             found.append(dict(sequence='%s.%s' % (seq_schema, seq), column='%s.%s.%s' % (schema, table, column),
-                              last_value=last_value, is_called=is_called, max_value=top,
+                              last_value=last_value, is_called=is_called, next_value=upcoming, max_value=top,
                               regclass=sequence.as_string(conn)))
     return found
 

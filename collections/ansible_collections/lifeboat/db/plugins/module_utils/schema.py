@@ -16,6 +16,7 @@ __metaclass__ = type
 import hashlib
 import json
 
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import USER_SCHEMAS
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import psycopg
 
 # The catalog functions render names and literals by the session's settings: a table outside the
@@ -23,9 +24,6 @@ from ansible_collections.lifeboat.db.plugins.module_utils.connection import psyc
 # zone. Fixed settings make two servers (and two sessions) describe the same schema alike.
 RENDERING = (('search_path', ''), ('TimeZone', 'UTC'), ('DateStyle', 'ISO, YMD'),
              ('IntervalStyle', 'postgres'), ('extra_float_digits', '3'))
-
-USER_SCHEMA = """n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"""
 
 
 def _not_from_extension(catalog, alias):
@@ -36,14 +34,14 @@ def _not_from_extension(catalog, alias):
 def _relations(kinds):
     """FROM and WHERE of the relations of the given kinds in user schemas, not made by extensions."""
     return """FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN (%s) AND %s AND %s""" % (kinds, USER_SCHEMA, _not_from_extension('pg_class', 'c'))
+ WHERE c.relkind IN (%s) AND %s AND %s""" % (kinds, USER_SCHEMAS, _not_from_extension('pg_class', 'c'))
 
 
 TABLES = _relations("'r', 'p'")
 
 QUERIES = dict(
     schemas="SELECT n.nspname FROM pg_namespace n WHERE %s AND %s ORDER BY 1"
-            % (USER_SCHEMA, _not_from_extension('pg_namespace', 'n')),
+            % (USER_SCHEMAS, _not_from_extension('pg_namespace', 'n')),
     extensions="SELECT extname FROM pg_extension ORDER BY 1",
     tables="""SELECT n.nspname || '.' || c.relname, c.relkind,
        (SELECT pn.nspname || '.' || p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
@@ -97,7 +95,7 @@ QUERIES = dict(
        md5(coalesce(p.prosrc, '') || coalesce(pg_get_function_sqlbody(p.oid), ''))
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
  WHERE %s AND %s
- ORDER BY 1""" % (USER_SCHEMA, _not_from_extension('pg_proc', 'p')),
+ ORDER BY 1""" % (USER_SCHEMAS, _not_from_extension('pg_proc', 'p')),
 )
 
 TABLE_KINDS = {'r': 'table', 'p': 'partitioned table'}
