@@ -51,6 +51,8 @@ def test_baseline_of_another_database_is_refused(server, ansible, sample_db, tmp
     ansible.module("integrity", db="postgres", action="capture", baseline=str(baseline))
     result = ansible.module("integrity", db=sample_db, baseline=str(baseline))
     assert result["failed"] and "describes database 'postgres'" in result["msg"]
+    # Nothing of the other database's baseline is compared: not its sequences, not its schema.
+    assert not [c for c in result["checks"] if c["kind"] in ("baseline_sequences", "schema")]
 
 
 def test_sample_data_is_idempotent_and_deterministic(server, ansible, sample_db):

@@ -458,19 +458,23 @@ def other_schema(ctx):
         conn.close()
 
 
-def row_count_check(ctx, snapshot, reference, source, tolerance):
+def row_count_check(ctx, snapshot, reference, source, problem, tolerance):
+    """The row_counts result and the counts; (None, None) without a reference. `problem` says
+    why the reference given cannot be used: the check is then reported as one that could not run."""
     p = ctx.params
-    check = Check('row_counts', 'row_counts', None)
-    try:
-        check_database(reference, source, p)
-        start = time.monotonic()
-        counts = take_counts(ctx, snapshot, set(p['tables']) if p['tables'] else None)
-        entry = compare_row_counts(reference['row_counts'], counts, p['tables'], tolerance)
-        entry['summary'] = '%s (%s counts against %s)' % (entry['summary'], p['count'], source)
-        entry['seconds'] = round(time.monotonic() - start, 3)
-        return entry, counts
-    except LifeboatError as exc:
-        return result(check, ERROR, 'row_counts: %s' % exc.msg), None
+    if reference is None and problem is None:
+        return None, None
+    if problem is None:
+        try:
+            start = time.monotonic()
+            counts = take_counts(ctx, snapshot, set(p['tables']) if p['tables'] else None)
+            entry = compare_row_counts(reference['row_counts'], counts, p['tables'], tolerance)
+            entry['summary'] = '%s (%s counts against %s)' % (entry['summary'], p['count'], source)
+            entry['seconds'] = round(time.monotonic() - start, 3)
+            return entry, counts
+        except LifeboatError as exc:
+            problem = exc.msg
+    return result(Check('row_counts', 'row_counts', None), ERROR, 'row_counts: %s' % problem), None
 
 
 def summarize(db, results):
@@ -493,19 +497,18 @@ def check(ctx):
     reference, source, reference_error = None, None, None
     try:
         reference, source = load_reference(p, ctx.repository)
+        if reference is not None:
+            check_database(reference, source, p)
     except LifeboatError as exc:
-        reference_error = exc.msg
+        # Nothing of a reference that cannot be used is compared: not its counts, sequences or schema.
+        reference, reference_error = None, exc.msg
     if p['action'] == 'compare' and reference is None and reference_error is None:
         raise LifeboatError('action=compare needs baseline (a baseline or manifest file) or repository (and backup)')
     snapshot = open_snapshot(ctx)
     try:
         planned = plan(ctx, snapshot, reference)
-        results, counts = [], None
-        if reference_error:
-            results.append(result(Check('row_counts', 'row_counts', None), ERROR, 'row_counts: %s' % reference_error))
-        elif reference is not None:
-            entry, counts = row_count_check(ctx, snapshot, reference, source, tolerance)
-            results.append(entry)
+        entry, counts = row_count_check(ctx, snapshot, reference, source, reference_error, tolerance)
+        results = [entry] if entry else []
         results.extend(run_checks(snapshot, planned, p['timeout'], p['sample_rows']))
     finally:
         snapshot.close()
