@@ -13,21 +13,10 @@ Then it measures how long the live database is unavailable: the runbooks' DROP +
 pg_restore next to lifeboat's restore mode=swap (its swap step's window_seconds).
 """
 import argparse
-import json
-import os
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def pgserver(*args):
-    subprocess.run([sys.executable, str(PROJECT / "scripts" / "pgserver.py"), *args], check=True,
-                   capture_output=True)
+from harness import PROJECT, Bench
 
 
 def timed(argv, env=None):
@@ -43,34 +32,12 @@ def main():
     parser.add_argument("--random-gb", type=float, default=0)
     args = parser.parse_args()
 
-    pgserver("start", "--name", "perf")
-    facts = json.loads((PROJECT / ".lifeboat/servers/perf/server.json").read_text())
-    work = Path(tempfile.mkdtemp(prefix="lifeboat-perf-"))
-    env = dict(os.environ, PGHOST=facts["host"], PGPORT=str(facts["port"]), PGUSER=facts["user"],
-               PGPASSWORD=facts["password"], ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-               PATH=f"{BIN}:{os.environ['PATH']}")
-    inventory = work / "inventory.json"
-    fd = os.open(inventory, os.O_WRONLY | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump({"all": {"hosts": {"perf": {
-            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-            "lifeboat_connection": {"login_host": facts["host"], "port": facts["port"],
-                                    "login_user": facts["user"], "login_password": facts["password"]}}}}}, out)
-
-    record = work / "results.jsonl"
-    env.update(ANSIBLE_CALLBACK_PLUGINS=str(PROJECT / "tests" / "integration" / "callback_plugins"),
-               ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record))
+    bench = Bench("perf")
+    facts, env, work = bench.facts, bench.env, bench.work
     results = {}
 
     def play(name, task):
-        path = work / f"{name}.json"
-        path.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
-                                     "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
-                                     "tasks": [task]}]))
-        if record.exists():
-            record.unlink()
-        seconds = timed([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], env)
-        results[name] = json.loads(record.read_text().splitlines()[-1])["result"]
+        results[name], seconds = bench.play(task)
         return seconds
 
     psql = [f"{facts['bin_dir']}/psql", "-q", "-d", "postgres", "-c"]
@@ -139,7 +106,7 @@ def main():
           f"{swap['swap']['sessions_terminated']} session(s) ended)")
     for db in ("bench_raw", "bench_lb"):
         subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db}"], check=True, env=env, capture_output=True)
-    pgserver("stop", "--name", "perf")
+    bench.stop()
 
 
 if __name__ == "__main__":

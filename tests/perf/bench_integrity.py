@@ -15,24 +15,14 @@ seconds (its `timing`: connecting, reading the baseline, comparing), and the who
 ansible-playbook run beside them, start-up included; "vs psql" divides the module's own seconds. Timings on a shared machine are noisy: compare ratios.
 """
 import argparse
-import json
-import os
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from harness import Bench
+
 NAME = "perf-integrity"
 BUILTINS = ["foreign_keys", "sequences", "invalid_indexes", "not_valid_constraints", "amcheck"]
-
-
-def pgserver(*args):
-    subprocess.run([sys.executable, str(PROJECT / "scripts" / "pgserver.py"), *args], check=True,
-                   capture_output=True)
 
 
 def main():
@@ -43,36 +33,12 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the server and its database afterwards")
     args = parser.parse_args()
 
-    pgserver("start", "--name", NAME)
-    facts = json.loads((PROJECT / ".lifeboat/servers" / NAME / "server.json").read_text())
-    work = Path(tempfile.mkdtemp(prefix="lifeboat-perf-"))
-    env = dict(os.environ, PGHOST=facts["host"], PGPORT=str(facts["port"]), PGUSER=facts["user"],
-               PGPASSWORD=facts["password"], ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-               PATH=f"{BIN}:{os.environ['PATH']}")
-    inventory = work / "inventory.json"
-    fd = os.open(inventory, os.O_WRONLY | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump({"all": {"hosts": {"perf": {
-            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-            "lifeboat_connection": {"login_host": facts["host"], "port": facts["port"],
-                                    "login_user": facts["user"], "login_password": facts["password"]}}}}}, out)
-    record = work / "results.jsonl"
-    env.update(ANSIBLE_CALLBACK_PLUGINS=str(PROJECT / "tests" / "integration" / "callback_plugins"),
-               ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record))
-    psql = [f"{facts['bin_dir']}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    bench = Bench(NAME)
+    env, work = bench.env, bench.work
+    psql = [bench.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
 
     def play(task):
-        path = work / "play.json"
-        path.write_text(json.dumps([{"hosts": "all", "gather_facts": False,
-                                     "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
-                                     "tasks": [task]}]))
-        if record.exists():
-            record.unlink()
-        start = time.monotonic()
-        subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], check=True,
-                       capture_output=True, env=env, cwd=PROJECT)
-        total = time.monotonic() - start
-        result = json.loads(record.read_text().splitlines()[-1])["result"]
+        result, total = bench.play(task)
         assert not result.get("failed"), result.get("msg")
         return result, total
 
@@ -130,7 +96,7 @@ def main():
 
     exact_counts = captured["row_counts"]
     worst = max(abs(estimate["row_counts"][t] - n) / max(n, 1) for t, n in exact_counts.items())
-    print(f"\ndatabase {size}, {len(tables)} tables, {sum(exact_counts.values())} rows, pg {facts['version']};"
+    print(f"\ndatabase {size}, {len(tables)} tables, {sum(exact_counts.values())} rows, pg {bench.facts['version']};"
           f" ansible-playbook start-up (one ping) {startup:.2f} s\n")
     print(f"{'run':<52} {'counting s':>10} {'module s':>9} {'playbook s':>11} {'vs psql':>8}")
     print(f"{'psql: count(*) of every table, one after another':<52} {raw:>10.2f} {'':>9} {'':>11} {1:>8.2f}")
@@ -147,7 +113,7 @@ def main():
     print(f"\nestimate vs exact: largest difference {worst * 100:.2f}% of a table's rows")
     print(f"every built-in check: {everything['summary']}")
     if not args.keep:
-        pgserver("stop", "--name", NAME, "--destroy")
+        bench.stop(destroy=True)
 
 
 if __name__ == "__main__":
