@@ -3,6 +3,7 @@
 The project is tests/fixtures/opendolphin (seed 000's databases, synthetic). Apply runs in one
 transaction, so every failure test also shows that nothing of the run is left behind.
 """
+import json
 import os
 import stat
 
@@ -183,6 +184,7 @@ def test_export_schema_leaves_out_history_and_applies_elsewhere(server, ansible,
     dest = tmp_path / "legacy_schema_dump.sql"
     result = ansible.module("seed", db=db, action="export_schema", dest=str(dest))
     assert result["changed"] and stat.S_IMODE(os.stat(dest).st_mode) == 0o600, result
+    assert server.password not in json.dumps(result)
     text = dest.read_text()
     assert "CREATE TABLE public.d_users" in text and "lifeboat_seed_history" not in text
     assert not ansible.module("seed", db=db, action="export_schema", dest=str(dest))["changed"]

@@ -246,3 +246,18 @@ def test_history_written_by_flyway_validates_here(server, ansible, db):
     assert not valid["failed"] and valid["problems"] == [], valid.get("msg")
     again = migrate(ansible, db)
     assert again["applied"] == [] and not again["changed"], again.get("msg")
+
+
+@embedded_only
+def test_waits_for_flyways_lock_and_gives_up_in_one_line(server, ansible, db, tmp_path):
+    """Flyway holds pg_advisory_lock(<"Flyway" + hash of the table>) while it migrates; so do we."""
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    (folder / "V1__a.sql").write_text("CREATE TABLE a (id int);\n")
+    lock = 77431708279161 + 2125624436  # Flyway's number for "public"."flyway_schema_history"
+    with server.connect(db) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (lock,))
+        result = migrate(ansible, db, folder, lock_timeout=1)
+        assert_one_line(result, "holds the migration lock %d" % lock)
+    assert server.sql(db, "SELECT to_regclass('a')")[0][0] is None
+    assert migrate(ansible, db, folder)["applied"][0]["script"] == "V1__a.sql"
