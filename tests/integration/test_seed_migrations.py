@@ -261,3 +261,20 @@ def test_waits_for_flyways_lock_and_gives_up_in_one_line(server, ansible, db, tm
         assert_one_line(result, "holds the migration lock %d" % lock)
     assert server.sql(db, "SELECT to_regclass('a')")[0][0] is None
     assert migrate(ansible, db, folder)["applied"][0]["script"] == "V1__a.sql"
+
+
+@embedded_only
+def test_baseline_alone_is_a_change_and_is_recorded_once(server, ansible, db, tmp_path):
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    (folder / "V1__already_there.sql").write_text("CREATE TABLE a (id int);\n")
+    server.sql(db, "CREATE TABLE a (id int)")
+    args = dict(db=db, action="migrate", migrations=[str(folder)], baseline_on_migrate=True, baseline_version="1")
+    first = ansible.module("seed", **args)
+    assert first["changed"] and first["applied"] == [] and first["current_version"] == "1", first.get("msg")
+    assert {m["script"]: m["state"] for m in first["migrations"]} == {"<< Flyway Baseline >>": "baseline"}
+    second = ansible.module("seed", **args)
+    assert not second["changed"], second
+    assert_one_line(ansible.module("seed", db=db, action="baseline", baseline_version="2", migrations=[str(folder)]),
+                    "already holds 1 row")
+    assert not ansible.module("seed", db=db, action="baseline", baseline_version="1")["changed"]

@@ -215,7 +215,8 @@ def migrate(ctx, conn, schema, result):
                 raise LifeboatError('schema %s has objects but no %s; run action=baseline first, or set '
                                     'baseline_on_migrate: true (with baseline_version) to record that the schema '
                                     'is at that version' % (schema, history.table))
-            _baseline(ctx, conn, history, params['baseline_version'], params['baseline_description'], result)
+            result['changed'] = _baseline(ctx, conn, history, params['baseline_version'],
+                                          params['baseline_description'], result)
             if ctx.check_mode:
                 # What migrate would see once the baseline row is there.
                 history.rows = [dict(installed_rank=1, version=params['baseline_version'],

@@ -317,6 +317,7 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_if=[('action', 'migrate', ['migrations']), ('action', 'validate', ['migrations']),
+                     ('action', 'info', ['migrations']),
                      ('action', 'repair', ['migrations']), ('action', 'smoke', ['smoke_sql']),
                      ('action', 'export_schema', ['dest'])],
         required_by=dict(reset_schema=['confirm_reset']),
