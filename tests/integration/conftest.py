@@ -157,6 +157,16 @@ def sample_db(server, ansible, request):
     server.drop_db(db)
 
 
+@pytest.fixture
+def empty_db(server, request):
+    """A new, empty database named after the test, dropped after it."""
+    name = "e_" + request.node.name.split("[")[0][-40:].lower()
+    server.drop_db(name)
+    server.sql("postgres", f'CREATE DATABASE "{name}"')
+    yield name
+    server.drop_db(name)
+
+
 def fixture_database(server, db, *files):
     """A new database `db` holding the SQL files (a schema, then its data), loaded by psycopg."""
     server.drop_db(db)

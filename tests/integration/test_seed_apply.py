@@ -21,12 +21,8 @@ embedded_only = pytest.mark.parametrize("server", ["embedded"], indirect=True)
 
 
 @pytest.fixture
-def db(server, request):
-    name = "s_" + request.node.name.split("[")[0][-40:].lower()
-    server.drop_db(name)
-    server.sql("postgres", f'CREATE DATABASE "{name}"')
-    yield name
-    server.drop_db(name)
+def db(empty_db):
+    return empty_db
 
 
 def tables(server, db, schema="public"):
