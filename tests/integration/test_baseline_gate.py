@@ -68,7 +68,7 @@ class Gate:
             baseline_legacy={"db": self.legacy_db, "port": legacy.port}, baseline_modern=modern_settings,
             baseline_schema_file=str(FIXTURE / "legacy_schema.sql"),
             baseline_seed_files=[str(FIXTURE / "local_synthetic_seed.sql")], baseline_migrations=str(MIGRATIONS),
-            baseline_evidence_dir=str(self.evidence))
+            baseline_evidence_dir=str(self.evidence), baseline_work_dir=str(workdir / "work"))
 
     def run(self, label, *args):
         """ansible-playbook playbooks/baseline.yml in a folder of its own, so that runs can overlap."""
@@ -116,10 +116,11 @@ def gates(server, modern, tmp_path_factory):
     empty_before = empty.state()
     first, failing, preview = together(lambda: good.run("first"), lambda: broken.run("broken"),
                                        lambda: empty.run("preview", "--check"))
-    gated = good.state()
-    again, check = together(lambda: good.run("again"), lambda: good.run("check", "--check"))
+    gated, failed = good.state(), broken.state()
+    again, check, recheck = together(lambda: good.run("again"), lambda: good.run("check", "--check"),
+                                     lambda: broken.run("recheck", "--check"))
     yield dict(good=good, broken=broken, empty=empty, first=first, failing=failing, preview=preview,
-               again=again, check=check, gated=gated, empty_before=empty_before)
+               again=again, check=check, recheck=recheck, gated=gated, failed=failed, empty_before=empty_before)
     for gate in (good, broken, empty):
         gate.legacy.drop_db(gate.legacy_db)
         gate.modern.drop_db(gate.modern_db)
@@ -277,3 +278,13 @@ def test_a_failed_gate_is_in_the_readme_and_fails_the_play_naming_it(server, mod
         "README.md", "legacy_schema_dump.sql", "legacy_schema_apply.log", "modern_schema_apply.log",
         "psql_legacy_dt.log", "psql_modern_dt.log", "legacy_seed.log", "modern_seed.log",
         "psql_legacy_d_users_count.log", "psql_modern_d_users_count.log"}
+
+    # Check mode finds the same failure and changes nothing. Legacy's seed added facility_num since its
+    # schema was dumped, so its new dump differs from the one Modernized got, which is left alone.
+    recheck = gates["recheck"]
+    assert recheck.rc != 0 and statuses(recheck) == statuses(play)
+    assert_one_line(recheck.result(VERDICT), "FAILED at gate 3", "2 row(s), at least 3 required")
+    gate0 = next(line for line in recheck.result(REPORT)["msg"] if line.startswith("PASSED  0 "))
+    assert "Legacy: legacy_schema.sql unchanged; Modernized: legacy_schema_dump.sql differs from the dump " \
+           "applied before, left alone" in gate0, gate0
+    assert broken.state() == gates["failed"] and run_dirs(broken) == [run_dir]
