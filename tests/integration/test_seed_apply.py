@@ -163,6 +163,10 @@ def test_sequences_by_value_and_by_column(server, ansible, db):
 @embedded_only
 def test_smoke_insert_is_rolled_back(server, ansible, db, tmp_path):
     server.sql(db, "CREATE TABLE audit (id bigserial PRIMARY KEY, action text NOT NULL)")
+    preview = ansible.module("seed", check=True, db=db, action="smoke",
+                             smoke_sql="INSERT INTO audit (action) VALUES ('gate-smoke') RETURNING id")
+    assert preview["smoke"]["skipped"] and not preview["changed"], preview
+    assert server.sql(db, "SELECT is_called FROM audit_id_seq")[0][0] is False, "check mode advanced the sequence"
     result = ansible.module("seed", db=db, action="smoke",
                             smoke_sql="INSERT INTO audit (action) VALUES ('gate-smoke') RETURNING id, action")
     assert not result["changed"] and not result["failed"], result
@@ -184,6 +188,13 @@ def test_export_schema_leaves_out_history_and_applies_elsewhere(server, ansible,
     text = dest.read_text()
     assert "CREATE TABLE public.d_users" in text and "lifeboat_seed_history" not in text
     assert not ansible.module("seed", db=db, action="export_schema", dest=str(dest))["changed"]
+    # Each pg_dump 17.6+ dump carries a new random \restrict key: applied once, a fresh dump of the same
+    # schema is the same file to the seed history.
+    assert "\\restrict " in text or server.major < 17
+    other_key = tmp_path / "again" / dest.name
+    other_key.parent.mkdir()
+    other_key.write_text("\\restrict AnotherKey\n" + "".join(
+        line for line in text.splitlines(True) if not line.startswith(("\\restrict", "\\unrestrict"))))
     assert [p for p in os.listdir(tmp_path) if p.startswith(".legacy")] == []
 
     other = db + "_copy"
@@ -198,5 +209,7 @@ def test_export_schema_leaves_out_history_and_applies_elsewhere(server, ansible,
         assert not parity["failed"], parity.get("msg")
         assert [c for c in parity["checks"] if c["name"] == "schema_parity"][0]["diff"] == []
         assert server.count(other, "d_users") == 3
+        again = ansible.module("seed", db=other, schema_files=[str(other_key)], seed_files=[SEED])
+        assert not again["changed"] and [f["status"] for f in again["files"]] == ["unchanged", "unchanged"], again
     finally:
         server.drop_db(other)

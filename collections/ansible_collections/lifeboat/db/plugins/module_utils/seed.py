@@ -23,6 +23,9 @@ from ansible_collections.lifeboat.db.plugins.module_utils import sql_script
 SEED_TABLE = 'lifeboat_seed_history'
 SYSTEM_SCHEMAS = ('pg_catalog', 'information_schema', 'pg_toast')
 DEFAULT_ACL_OBJECTS = dict(r='TABLES', S='SEQUENCES', f='FUNCTIONS', T='TYPES')
+# pg_dump 17.6+ writes a random key on these lines of every dump; a new dump of the same schema
+# must not count as a changed file.
+RESTRICT_LINES = ('\\restrict', '\\unrestrict')
 
 
 class ScriptFile(object):
@@ -31,7 +34,8 @@ class ScriptFile(object):
     def __init__(self, kind, path):
         self.kind, self.path, self.name = kind, path, os.path.basename(path)
         self.text = sql_script.read_script(path)
-        self.checksum = hashlib.sha256(self.text.encode('utf-8')).hexdigest()
+        self.checksum = hashlib.sha256(''.join(
+            line for line in self.text.splitlines(True) if not line.startswith(RESTRICT_LINES)).encode('utf-8')).hexdigest()
         self.statements = [s for s in sql_script.parse(self.text, self.name) if s.control != 'begin'
                            and s.control != 'commit']
         for statement in self.statements:

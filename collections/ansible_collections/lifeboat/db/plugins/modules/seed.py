@@ -227,7 +227,7 @@ pending:
   type: list
   elements: str
 applied:
-  description: Migrations applied by this run, with C(version), C(script), C(checksum), C(transactional),
+  description: Migrations applied by this run, with C(version), C(description), C(script), C(checksum), C(transactional),
     C(statements) and C(execution_time) (ms).
   returned: with O(action=migrate)
   type: list
@@ -253,7 +253,8 @@ repaired:
   returned: with O(action=repair)
   type: dict
 smoke:
-  description: C(statement), C(rowcount), up to 5 returned C(rows) and C(rolled_back) (always true).
+  description: C(statement), C(rowcount), up to 5 returned C(rows) and C(rolled_back) (always true); in check mode
+    only C(statement) and C(skipped) (the statement is not run - even rolled back it would advance sequences).
   returned: with O(action=smoke)
   type: dict
 dest:
