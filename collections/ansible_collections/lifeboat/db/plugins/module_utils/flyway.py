@@ -434,13 +434,13 @@ class Runner(object):
         try:
             if transactional:
                 with self.conn.transaction():
-                    self._execute(statements, migration.script)
+                    sql_script.run_all(self.conn, statements, migration.script)
                     if record:
                         self._record(migration, kind, started, True)
             else:
                 # Autocommit, statement by statement: PostgreSQL allows nothing else for these. A
                 # failure half-way is recorded as failed, so validate and repair see it, as in Flyway.
-                self._execute(statements, migration.script)
+                sql_script.run_all(self.conn, statements, migration.script)
                 if record:
                     self._record(migration, kind, started, True)
         except LifeboatError as exc:
@@ -454,11 +454,6 @@ class Runner(object):
         return dict(version=migration.version, description=migration.description, script=migration.script,
                     checksum=migration.checksum, transactional=transactional, statements=len(statements),
                     execution_time=int((time.monotonic() - started) * 1000))
-
-    def _execute(self, statements, script):
-        with self.conn.cursor() as cursor:
-            for statement in statements:
-                sql_script.execute(cursor, statement, script)
 
     def _record(self, migration, kind, started, success):
         self.history.add(self.conn, migration.version, migration.description, kind, migration.script,
@@ -475,11 +470,10 @@ class Runner(object):
                                 % (migration.script, self.history.table, first_line(exc)))
 
     def restore_session(self):
-        """Undo a script's session settings (pg_dump output empties search_path) before the next one."""
+        """Before the next script: no transaction left open, the session as it was."""
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.conn.rollback()
-        self.conn.execute('RESET ROLE')
-        self.conn.execute("SELECT set_config('search_path', %s, false)", (self.search_path,))
+        sql_script.reset_session(self.conn, self.search_path)
 
     def callbacks(self, callbacks, event):
         ran = []

@@ -169,12 +169,8 @@ def plan_files(files, applied, reapply_changed, reset):
 def run_file(conn, script, search_path):
     """Apply one file inside the caller's transaction; its session settings do not outlive it."""
     started = time.monotonic()
-    with conn.cursor() as cursor:
-        for statement in script.statements:
-            sql_script.execute(cursor, statement, script.name)
-    # pg_dump output empties search_path (set_config(..., false)); the next file must not inherit that.
-    conn.execute('RESET ROLE')
-    conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
+    sql_script.run_all(conn, script.statements, script.name)
+    sql_script.reset_session(conn, search_path)
     return (time.monotonic() - started) * 1000
 
 

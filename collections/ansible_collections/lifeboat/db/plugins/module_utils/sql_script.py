@@ -123,6 +123,22 @@ def execute(cursor, statement, source):
                             % (source, line, first_line(exc), statement.summary(120))) from exc
 
 
+def run_all(conn, statements, source):
+    """Run a script's statements in order on one cursor, in whatever transaction state the caller set."""
+    with conn.cursor() as cursor:
+        for statement in statements:
+            execute(cursor, statement, source)
+
+
+def reset_session(conn, search_path):
+    """Undo what a script did to the session (pg_dump output empties search_path with
+    set_config(..., false); a script may SET ROLE), so the next script starts as the first did."""
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        conn.rollback()
+    conn.execute('RESET ROLE')
+    conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
+
+
 def _classify(code):
     """(transactional, control, is COPY FROM STDIN) of a statement's comment-free text."""
     normal = ' '.join(code.split()).upper()
