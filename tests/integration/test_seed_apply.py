@@ -149,15 +149,17 @@ def test_bad_inputs_change_nothing(server, ansible, db, tmp_path):
 def test_sequences_by_value_and_by_column(server, ansible, db):
     ansible.module("seed", db=db, schema_files=[SCHEMA], seed_files=[SEED])
     top = server.sql(db, "SELECT max(id) FROM d_facility")[0][0]
-    server.sql(db, "CREATE SEQUENCE fac_seq")
-    specs = [{"name": "fac_seq", "column": "d_facility.id"}, {"name": "public.facility_num", "value": 500}]
+    server.sql(db, "CREATE SEQUENCE fac_seq; CREATE SEQUENCE by_ten INCREMENT 10")
+    specs = [{"name": "fac_seq", "column": "d_facility.id"}, {"name": "public.facility_num", "value": 500},
+             {"name": "by_ten", "value": 500}]
     preview = ansible.module("seed", check=True, db=db, sequences=specs)
     assert preview["changed"] and server.sql(db, "SELECT is_called FROM fac_seq")[0][0] is False
     result = ansible.module("seed", db=db, sequences=specs)
     assert result["changed"], result
-    assert [s["next_value"] for s in result["sequences"]] == [top + 1, 501]
+    assert [s["next_value"] for s in result["sequences"]] == [top + 1, 501, 510]
     assert not ansible.module("seed", db=db, sequences=specs)["changed"]
-    assert server.sql(db, "SELECT nextval('fac_seq'), nextval('facility_num')")[0] == (top + 1, 501)
+    assert server.sql(db, "SELECT nextval('fac_seq'), nextval('facility_num'), nextval('by_ten')")[0] == \
+        (top + 1, 501, 510)
 
 
 @embedded_only

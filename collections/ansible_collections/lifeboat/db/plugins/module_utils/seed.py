@@ -18,6 +18,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.post_restore import next_value
 from ansible_collections.lifeboat.db.plugins.module_utils import sql_script
 
 SEED_TABLE = 'lifeboat_seed_history'
@@ -183,18 +184,19 @@ def sequence_plan(conn, spec):
         raise LifeboatError('sequence %s does not exist (or is not a sequence); check its name (schema.name) or '
                             'create it in a schema or seed file' % name)
     regclass = found[0]
-    last_value, is_called, start = conn.execute(
-        sql.SQL('SELECT s.last_value, s.is_called, q.seqstart FROM {} s, pg_sequence q WHERE q.seqrelid = %s::regclass')
+    last_value, is_called, start, increment = conn.execute(
+        sql.SQL('SELECT s.last_value, s.is_called, q.seqstart, q.seqincrement FROM {} s, pg_sequence q '
+                'WHERE q.seqrelid = %s::regclass')
         .format(sql.SQL(regclass)), (regclass,)).fetchone()
     if spec.get('value') is not None:
         wanted, called = int(spec['value']), True
     else:
         table, column = _column(spec['column'])
         top = conn.execute(sql.SQL('SELECT max({}) FROM {}').format(sql.Identifier(column), table)).fetchone()[0]
-        # max(column) used: the next value is max + 1; an empty table starts the sequence afresh.
+        # max(column) used: the next value follows it; an empty table starts the sequence afresh.
         wanted, called = (int(top), True) if top is not None else (start, False)
     return dict(name=regclass, last_value=last_value, is_called=is_called, value=wanted, is_called_after=called,
-                next_value=wanted + 1 if called else wanted, changed=(last_value, is_called) != (wanted, called))
+                next_value=next_value(wanted, called, increment), changed=(last_value, is_called) != (wanted, called))
 
 
 def _column(text):
