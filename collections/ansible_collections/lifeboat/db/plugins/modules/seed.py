@@ -79,9 +79,9 @@ options:
   sequences:
     description:
       - Sequences to set at the end of O(action=apply) or O(action=migrate).
-      - "Each item is C({name, value}) (as C(setval(name, value)) - the next value is C(value + 1)) or
+      - "Each item is C({name, value}) (as C(setval(name, value)) - the next value is C(value) plus the increment) or
         C({name, column}) with C(column) as C(table.column) or C(schema.table.column) - the next value is
-        C(max(column) + 1), or the sequence's start when the table is empty."
+        C(max(column)) plus the increment, or the sequence's start when the table is empty."
       - Changed only when the sequence is not already there.
     type: list
     elements: dict
