@@ -1,0 +1,226 @@
+"""Filters of the lifeboat_schedule role: job validation, cron expressions and systemd timers.
+
+PRIVATE to the role lifeboat_schedule. Cron expressions are checked by the rules every cron
+accepts (Debian's Vixie cron, cronie), and converted to systemd's OnCalendar= where the two mean
+the same thing; anything else is refused with a message asking for an explicit on_calendar.
+"""
+import re
+
+# (field name, lowest, highest, names)
+FIELDS = (
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day of month", 1, 31, None),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # systemd's names, Monday = 1
+ELEMENT = re.compile(r"^(?:(?P<all>\*)|(?P<low>\d+)(?:-(?P<high>\d+))?)(?:/(?P<step>\d+))?$")
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+PLAIN_WORD = re.compile(r"^[A-Za-z0-9_@+=:,./-]+$")
+USER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$")
+
+
+class CronError(ValueError):
+    """A cron expression that is not valid, or has no OnCalendar= equivalent."""
+
+
+def _field(text, name, low, high, names):
+    """One field as a list of (kind, values) elements: ('all', step) or ('values', sorted list)."""
+    if names and text.lower() in names:
+        return [("values", [names.index(text.lower()) + low])]
+    elements = []
+    for part in text.split(","):
+        match = ELEMENT.match(part)
+        if not match:
+            hint = " (names only alone, not in ranges or lists)" if re.search(r"[A-Za-z]", part) else ""
+            raise CronError(f"{name} {part!r} is not a number, range, step or *{hint}")
+        step = int(match["step"]) if match["step"] else None
+        if step == 0:
+            raise CronError(f"{name} {part!r} has a step of 0")
+        if match["all"]:
+            elements.append(("all", step))
+            continue
+        first = int(match["low"])
+        last = int(match["high"]) if match["high"] else first
+        if step and not match["high"]:
+            raise CronError(f"{name} {part!r}: a step needs * or a range (e.g. {low}-{high}/{step})")
+        for value in (first, last):
+            if not low <= value <= high:
+                raise CronError(f"{name} {value} is outside {low}-{high}")
+        if first > last:
+            raise CronError(f"{name} range {part!r} runs backwards")
+        elements.append(("values", list(range(first, last + 1, step or 1))))
+    return elements
+
+
+def parse_cron(expression):
+    """The five fields of a cron expression, each parsed; CronError when it is not valid."""
+    if not isinstance(expression, str):
+        raise CronError(f"schedule must be a string, not {type(expression).__name__}")
+    fields = expression.split()
+    if len(fields) != 5:
+        raise CronError(f"schedule {expression!r} has {len(fields)} fields; cron needs 5: minute hour day-of-month month day-of-week")
+    return [_field(text, *spec) for text, spec in zip(fields, FIELDS)]
+
+
+def _restricted(elements):
+    return elements != [("all", None)]
+
+
+def _calendar_field(elements, low, width=2):
+    """A time or date field in OnCalendar= syntax: *, start/step, a..b, or a comma list."""
+    parts = []
+    for kind, value in elements:
+        if kind == "all":
+            parts.append("*" if value is None else f"{low:0{width}d}/{value}")
+        elif len(value) > 1 and value == list(range(value[0], value[-1] + 1)):
+            parts.append(f"{value[0]:0{width}d}..{value[-1]:0{width}d}")
+        else:
+            parts.extend(f"{v:0{width}d}" for v in value)
+    return ",".join(parts)
+
+
+def _calendar_weekdays(elements):
+    """The day-of-week field as systemd weekdays (Mon..Fri, Sat,Sun); '' when every day."""
+    days = set()
+    for kind, value in elements:
+        values = range(0, 7, value or 1) if kind == "all" else value
+        days.update(7 if v == 0 else v for v in values)  # cron: 0 and 7 are Sunday
+    if len(days) == 7:
+        return ""
+    runs, ordered = [], sorted(days)
+    for day in ordered:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    parts = []
+    for run in runs:
+        names = [WEEKDAYS[d - 1] for d in run]
+        parts.append(f"{names[0]}..{names[-1]}" if len(run) > 2 else ",".join(names))
+    return ",".join(parts)
+
+
+def on_calendar(expression):
+    """The systemd OnCalendar= expression that fires when the cron expression does."""
+    minute, hour, dom, month, dow = parse_cron(expression)
+    if _restricted(dom) and _restricted(dow):
+        raise CronError(f"schedule {expression!r} restricts both day of month and day of week, which cron "
+                        "combines with OR and systemd with AND")
+    date = f"*-{_calendar_field(month, 1)}-{_calendar_field(dom, 1)}"
+    time = f"{_calendar_field(hour, 0)}:{_calendar_field(minute, 0)}:00"
+    weekdays = _calendar_weekdays(dow)
+    return f"{weekdays} {date} {time}" if weekdays else f"{date} {time}"
+
+
+def systemd_quote(word):
+    """One argument of a systemd Exec*= line, double-quoted unless plain; specifiers and variables kept literal."""
+    word = str(word)
+    if PLAIN_WORD.match(word):
+        return word
+    word = word.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + word.replace("%", "%%").replace("$", "$$") + '"'
+
+
+def _has_control(text):
+    return any(ch in text for ch in "\n\r\0")
+
+
+def _job_problems(job, backend):
+    name = job.get("name")
+    label = f"job {name}" if isinstance(name, str) and name else "a job"
+    problems = []
+    if not isinstance(name, str) or not JOB_NAME.match(name):
+        problems.append(f"{label}: name must be letters, digits, - and _ (it names files and units), not {name!r}")
+    command = job.get("command")
+    if not isinstance(command, list) or not command:
+        problems.append(f"{label}: command must be a non-empty list of arguments (argv)")
+    elif any(not isinstance(arg, (str, int, float)) or _has_control(str(arg)) for arg in command):
+        problems.append(f"{label}: every command argument must be a string without newlines")
+    schedule, calendar = job.get("schedule"), job.get("on_calendar")
+    if backend == "systemd" and calendar:
+        if not isinstance(calendar, str) or _has_control(calendar):
+            problems.append(f"{label}: on_calendar must be a one-line string")
+    elif schedule is None:
+        wanted = "a schedule (cron: m h dom mon dow) or an on_calendar" if backend == "systemd" else "a schedule (m h dom mon dow)"
+        problems.append(f"{label}: needs {wanted}")
+    else:
+        try:
+            if backend == "systemd":
+                on_calendar(schedule)
+            else:
+                parse_cron(schedule)
+        except CronError as exc:
+            hint = "; give the job an explicit on_calendar" if backend == "systemd" else ""
+            problems.append(f"{label}: {exc}{hint}")
+    description = job.get("description")
+    if description is not None and (not isinstance(description, str) or _has_control(description)):
+        problems.append(f"{label}: description must be one line of text")
+    user = job.get("user", "root")
+    if not isinstance(user, str) or not USER_NAME.match(user):
+        problems.append(f"{label}: user {user!r} is not a user name")
+    for key in ("log", "lock", "chdir"):
+        path = job.get(key)
+        if path is not None and (not isinstance(path, str) or not path.startswith("/") or _has_control(path)):
+            problems.append(f"{label}: {key} must be an absolute path, not {path!r}")
+    timeout = job.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0):
+        problems.append(f"{label}: timeout must be a positive number of seconds, not {timeout!r}")
+    return problems
+
+
+def job_problems(jobs, backend):
+    """Every problem of a job list, one line each; [] when the list can be installed."""
+    if not isinstance(jobs, list):
+        return ["lifeboat_schedule_jobs must be a list of jobs"]
+    problems, seen = [], set()
+    for job in jobs:
+        if not isinstance(job, dict):
+            problems.append(f"every job must be a mapping, not {job!r}")
+            continue
+        problems.extend(_job_problems(job, backend))
+        name = job.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"job name {name} is used twice")
+            seen.add(name)
+    return problems
+
+
+def _enabled(job):
+    enabled = job.get("enabled", True)
+    return enabled.strip().lower() in ("true", "yes", "1") if isinstance(enabled, str) else bool(enabled)
+
+
+def normalize_jobs(jobs, runner, log_dir, lock_dir, backend):
+    """The enabled jobs with every default filled in and the runner's argv built once."""
+    result = []
+    for job in jobs:
+        if not _enabled(job):
+            continue
+        name = job["name"]
+        log = job.get("log") or f"{log_dir.rstrip('/')}/{name}.log"
+        lock = job.get("lock") or f"{lock_dir.rstrip('/')}/{name}.lock"
+        argv = [runner, name, "--log", log, "--lock", lock]
+        if job.get("timeout"):
+            argv += ["--timeout", str(job["timeout"])]
+        if job.get("chdir"):
+            argv += ["--chdir", job["chdir"]]
+        argv += ["--", *(str(arg) for arg in job["command"])]
+        entry = {"name": name, "description": job.get("description") or "",
+                 "user": job.get("user", "root"), "log": log, "lock": lock, "argv": argv,
+                 "schedule": " ".join(job["schedule"].split()) if job.get("schedule") else None}
+        if backend == "systemd":
+            entry["on_calendar"] = job.get("on_calendar") or on_calendar(job["schedule"])
+        result.append(entry)
+    return result
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "lifeboat_systemd_quote": systemd_quote,
+            "lifeboat_schedule_problems": job_problems,
+            "lifeboat_schedule_normalize": normalize_jobs,
+        }
