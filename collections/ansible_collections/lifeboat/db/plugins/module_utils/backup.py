@@ -35,7 +35,7 @@ GLOBALS_NAME = 'globals.sql'
 
 class BackupRequest(object):
     def __init__(self, database, kind='full', options=None, keep_last=None, keep_days=None, with_globals=False,
-                 lock_timeout=0, offsite=None, local=False):
+                 lock_timeout=0, offsite=None, local=False, annotations=None):
         validate_retention(keep_last, keep_days)
         self.offsite = offsite
         # local: into the local repository (or cache) even when the task's repository is in S3.
@@ -47,6 +47,8 @@ class BackupRequest(object):
         self.keep_days = keep_days
         self.with_globals = with_globals
         self.lock_timeout = lock_timeout
+        # Facts the caller records in the manifest besides the dump's own (e.g. a partition's bounds).
+        self.annotations = annotations or {}
 
 
 def take_backup(ctx, request):
@@ -127,6 +129,7 @@ def take_backup(ctx, request):
                     duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
                     total_rows=sum(counts.values()), database_settings=settings,
                     database_size=database_size(conn, request.database))
+                manifest.update(request.annotations)
                 final = sink.commit(request.database, manifest)
                 progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
             except BaseException as exc:
@@ -341,8 +344,7 @@ def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):
     finally:
         os.umask(old_umask)
     progress.update(force=True, phase='counting rows')
-    counts = dict((key, rows) for key, rows in exact_row_counts(conn).items()
-                  if opts.selects(*key.split('.', 1)))
+    counts = exact_row_counts(conn, opts.selects)
     conn.rollback()
     return counts, settings
 

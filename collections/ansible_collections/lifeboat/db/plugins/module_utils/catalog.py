@@ -42,10 +42,13 @@ def table_key(schema, table):
     return '%s.%s' % (schema, table)
 
 
-def exact_row_counts(conn):
-    """{'schema.table': rows} by count(*), in the connection's current snapshot."""
+def exact_row_counts(conn, selects=None):
+    """{'schema.table': rows} by count(*), in the connection's current snapshot; with `selects`
+    (schema, table -> bool), of the tables it selects only."""
     counts = {}
     for schema, table in data_tables(conn):
+        if selects is not None and not selects(schema, table):
+            continue
         query = sql.SQL('SELECT count(*) FROM {}.{}').format(sql.Identifier(schema), sql.Identifier(table))
         counts[table_key(schema, table)] = conn.execute(query).fetchone()[0]
     return counts
