@@ -1,0 +1,386 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A range-partitioned table as the catalog describes it, and the plan that keeps it: the
+partitions to create ahead (and in gaps), and the partitions retention retires.
+
+Existing partitions are recognised by their bounds, not their names, so partitions made by hand
+(pagila's `payment_p2022_01`, seed 002's `policy_violations_2025`) count as they are. A retired
+partition is marked with a table comment before it is detached (see RetiredMark), so a run that
+stopped half-way - detached but not yet archived or dropped - is finished by the next run.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import json
+import re
+
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import psycopg, server_major, sql
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
+
+try:
+    from zoneinfo import ZoneInfo
+except ImportError:  # Python < 3.9 on the target: only UTC is known
+    ZoneInfo = None
+
+BOUND = re.compile(r"^FOR VALUES FROM \((.+)\) TO \((.+)\)$", re.S)
+MARK_PREFIX = 'lifeboat-retired '
+
+
+def split_name(qualified):
+    """'schema.table' or 'table' (in public) -> (schema, table); double quotes keep case and dots."""
+    parts, current, quoted, i = [], [], False, 0
+    while i < len(qualified):
+        char = qualified[i]
+        if char == '"':
+            if quoted and qualified[i + 1:i + 2] == '"':
+                current.append('"')
+                i += 1
+            else:
+                quoted = not quoted
+        elif char == '.' and not quoted:
+            parts.append(''.join(current))
+            current = []
+        else:
+            current.append(char if quoted else char.lower())
+        i += 1
+    parts.append(''.join(current))
+    if len(parts) == 1:
+        parts.insert(0, 'public')
+    if len(parts) != 2 or not all(parts):
+        raise LifeboatError('%r is not a table name; write it as schema.table' % (qualified,))
+    return tuple(parts)
+
+
+def qualified(schema, name):
+    return sql.SQL('{}.{}').format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def display(schema, name):
+    return '%s.%s' % (schema, name)
+
+
+class Partition(object):
+    def __init__(self, schema, name, bound, is_default=False, detach_pending=False, relkind='r'):
+        self.schema, self.name, self.bound = schema, name, bound
+        self.is_default = is_default
+        self.detach_pending = detach_pending
+        self.relkind = relkind
+        self.lower = self.upper = None  # period values (naive local datetimes or ints); None for MIN/MAXVALUE
+
+    @property
+    def key(self):
+        return display(self.schema, self.name)
+
+
+class RetiredMark(object):
+    """The comment that marks a partition retention retired: set before it is detached, so a
+    detached table is known as ours (and its bounds kept) until it is archived and dropped."""
+
+    def __init__(self, parent, bound, retired_at, comment=None, backup_id=None):
+        self.parent, self.bound, self.retired_at = parent, bound, retired_at
+        self.comment = comment  # the table's own comment, put back if it is attached again
+        self.backup_id = backup_id
+
+    def text(self):
+        return MARK_PREFIX + json.dumps(dict(parent=self.parent, bound=self.bound, retired_at=self.retired_at,
+                                             comment=self.comment, backup_id=self.backup_id), sort_keys=True)
+
+    @classmethod
+    def parse(cls, text):
+        if not text or not text.startswith(MARK_PREFIX):
+            return None
+        try:
+            data = json.loads(text[len(MARK_PREFIX):])
+            return cls(data['parent'], data['bound'], data.get('retired_at'), data.get('comment'),
+                       data.get('backup_id'))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, conn, schema, name):
+        conn.execute(sql.SQL('COMMENT ON TABLE {} IS {}').format(qualified(schema, name), sql.Literal(self.text())))
+
+
+class Detached(object):
+    """A table retention detached from the parent and has not dropped yet."""
+
+    def __init__(self, schema, name, mark):
+        self.schema, self.name, self.mark = schema, name, mark
+
+    @property
+    def key(self):
+        return display(self.schema, self.name)
+
+
+class PartitionedTable(object):
+    """What the catalog says of one range-partitioned table."""
+
+    def __init__(self, conn, table, time_zone):
+        self.schema, self.name = split_name(table)
+        self.key = display(self.schema, self.name)
+        self.time_zone = time_zone
+        self.zone = _zone(time_zone)
+        self.major = server_major(conn)
+        row = conn.execute(
+            "SELECT c.oid, c.relkind, pt.partstrat, pt.partnatts, a.attname, format_type(a.atttypid, NULL), "
+            "       pt.partdefid "
+            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "  LEFT JOIN pg_partitioned_table pt ON pt.partrelid = c.oid "
+            "  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = pt.partattrs[0] "
+            " WHERE n.nspname = %s AND c.relname = %s", (self.schema, self.name)).fetchone()
+        if row is None:
+            raise LifeboatError('table %s not found; name an existing partitioned table as schema.table' % self.key)
+        self.oid, relkind, strategy, columns, self.column, self.key_type, self.default_oid = row
+        if relkind != 'p':
+            raise LifeboatError('%s is not a partitioned table; lifeboat.db.partition keeps the partitions of a table '
+                                'made with PARTITION BY RANGE (column)' % self.key)
+        if strategy != 'r':
+            raise LifeboatError('%s is partitioned BY %s; lifeboat.db.partition keeps RANGE partitions only'
+                                % (self.key, dict(l='LIST', h='HASH').get(strategy, strategy)))
+        if columns != 1 or self.column is None:
+            raise LifeboatError('%s is partitioned on %s; lifeboat.db.partition needs a range on one column'
+                                % (self.key, 'an expression' if columns == 1 else '%d columns' % columns))
+        self.partitions = self._read_partitions(conn)
+        self.default = next((p for p in self.partitions if p.is_default), None)
+
+    def _read_partitions(self, conn):
+        pending = 'i.inhdetachpending' if self.major >= 14 else 'false'
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.oid = %%s, %s, c.relkind "
+            "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "  JOIN pg_namespace n ON n.oid = c.relnamespace "
+            " WHERE i.inhparent = %%s ORDER BY 1, 2" % pending, (self.default_oid, self.oid)).fetchall()
+        return [Partition(*row) for row in rows]
+
+    def read_bounds(self, conn, calendar):
+        """Fill each partition's lower and upper as period values."""
+        ranged = [p for p in self.partitions if not p.is_default]
+        literals = []
+        for part in ranged:
+            match = BOUND.match(part.bound or '')
+            if not match:
+                raise LifeboatError('cannot read the bounds of partition %s (%s)' % (part.key, part.bound))
+            literals.extend(_literal(text) for text in match.groups())
+        values = self.cast(conn, literals)
+        for index, part in enumerate(ranged):
+            part.lower, part.upper = values[2 * index], values[2 * index + 1]
+
+    def cast(self, conn, literals):
+        """Bound literals -> period values, read by PostgreSQL itself as the key's type."""
+        if not literals:
+            return []
+        wanted = [text for text in literals if text is not None]
+        query = sql.SQL('SELECT v::{} FROM unnest(%s::text[]) WITH ORDINALITY AS u(v, i) ORDER BY i').format(
+            sql.SQL(self.key_type))
+        read = iter(self.to_period(row[0]) for row in conn.execute(query, (wanted,)).fetchall())
+        return [next(read) if text is not None else None for text in literals]
+
+    def to_period(self, value):
+        """A key value as the calendar counts it: wall-clock time in the time zone, or an int."""
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(self.zone).replace(tzinfo=None)
+            return value
+        if isinstance(value, datetime.date):
+            return datetime.datetime(value.year, value.month, value.day)
+        return int(value)
+
+    def literal(self, start):
+        """A period start as a literal of the key's type (timestamptz with its offset)."""
+        if not isinstance(start, datetime.datetime):
+            return sql.Literal(int(start))
+        if self.key_type == 'date':
+            return sql.Literal(start.strftime('%Y-%m-%d'))
+        if self.key_type == 'timestamp with time zone':
+            return sql.Literal(start.replace(tzinfo=self.zone).isoformat(' '))
+        return sql.Literal(start.isoformat(' '))
+
+    def detached(self, conn):
+        """Tables retention detached from this table and has not dropped."""
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname, d.description FROM pg_class c "
+            "  JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "  JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 "
+            " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND d.description LIKE %s ORDER BY 1, 2",
+            (MARK_PREFIX + '%',)).fetchall()
+        found = []
+        for schema, name, text in rows:
+            mark = RetiredMark.parse(text)
+            if mark is not None and mark.parent == self.key:
+                found.append(Detached(schema, name, mark))
+        return found
+
+    def current_max(self, conn):
+        query = sql.SQL('SELECT max({}) FROM {}').format(sql.Identifier(self.column), qualified(self.schema, self.name))
+        value = conn.execute(query).fetchone()[0]
+        return None if value is None else self.to_period(value)
+
+
+def _literal(text):
+    text = text.strip()
+    if text in ('MINVALUE', 'MAXVALUE'):
+        return None
+    if text.startswith("'") and text.endswith("'"):
+        return text[1:-1].replace("''", "'")
+    return text
+
+
+def _zone(name):
+    if name.upper() == 'UTC':
+        return datetime.timezone.utc
+    if ZoneInfo is None:
+        raise LifeboatError('time_zone %s needs Python 3.9 or newer on the target host (zoneinfo); use UTC' % name)
+    try:
+        return ZoneInfo(name)
+    except Exception:  # ZoneInfoNotFoundError, ValueError: an unknown or malformed name
+        raise LifeboatError('time_zone %r is not a known time zone; use a name like UTC or Asia/Tokyo' % (name,))
+
+
+def set_time_zone(conn, name):
+    """The session shows timestamptz bounds in the table's time zone, as the plan speaks of them."""
+    try:
+        conn.execute("SELECT set_config('TimeZone', %s, false)", (name,))
+    except psycopg.Error:
+        raise LifeboatError('time_zone %r is not a time zone PostgreSQL knows; use a name like UTC or Asia/Tokyo'
+                            % (name,))
+
+
+class Plan(object):
+    """What one run does to one table: partitions to create, to retire, and retired ones to finish."""
+
+    def __init__(self):
+        self.create = []   # dicts: name, start, from, to, reason (ahead|gap), default_rows
+        self.retire = []   # attached Partitions to detach
+        self.finalize = []  # Partitions whose DETACH CONCURRENTLY was interrupted
+        self.detached = []  # Detached tables left by earlier runs
+
+
+def plan_partitions(conn, table, calendar, namer, premake, now, start=None, retain=None, default_rows='move'):
+    """Check the existing partitions against the calendar and plan the run."""
+    if premake < 0:
+        raise LifeboatError('premake must be 0 or more, got %d' % premake)
+    if retain is not None and retain < 1:
+        raise LifeboatError('retain %d would retire every partition of %s, the current one too; retain must be 1 or '
+                            'more periods' % (retain, table.key))
+    table.read_bounds(conn, calendar)
+    ranged = [p for p in table.partitions if not p.is_default]
+    for part in ranged:
+        if part.lower is None or part.upper is None or not calendar.is_period(part.lower, part.upper):
+            raise LifeboatError('partition %s (%s) is not one %s, so interval %s does not match the partitions of %s; '
+                                'give the interval they were made with'
+                                % (part.key, part.bound, calendar.unit, calendar.interval if calendar.is_time else
+                                   calendar.step, table.key))
+    plan = Plan()
+    cutoff = None
+    if retain is not None:
+        cutoff = calendar.shift(now, -retain)
+        for part in ranged:
+            if part.upper <= cutoff:
+                (plan.finalize if part.detach_pending else plan.retire).append(part)
+        if ranged and len(plan.retire) + len(plan.finalize) == len(ranged):
+            raise LifeboatError('retain %d would retire every partition of %s (the newest ends at %s); raise retain '
+                                'or check the now option' % (retain, table.key,
+                                                             calendar.describe(max(p.upper for p in ranged))))
+    current = calendar.floor(now)
+    last = calendar.shift(current, premake)
+    kept = [p for p in ranged if p not in plan.retire and p not in plan.finalize]
+    existing = set(p.lower for p in kept)
+    if start is not None:
+        first = calendar.floor(start)
+    elif kept:
+        first = min(existing)
+    else:
+        first = current
+    if cutoff is not None:
+        # Never create a partition retention would retire at once.
+        while calendar.after(first) <= cutoff:
+            first = calendar.after(first)
+    newest = max(existing) if existing else None
+    wanted = [s for s in calendar.periods(first, last) if s not in existing]
+    names = namer.names(wanted)
+    taken = set(p.name for p in table.partitions)
+    for period in wanted:
+        name = names[period]
+        if name in taken:
+            raise LifeboatError('partition %s.%s exists but does not cover %s; rename it or choose another '
+                                'name_pattern' % (table.schema, name, calendar.describe(period)))
+        plan.create.append(dict(name=name, schema=table.schema, start=period, period=calendar.describe(period),
+                                lower=period, upper=calendar.after(period),
+                                reason='gap' if newest is not None and period < newest else 'ahead'))
+    _count_default_rows(conn, table, plan, default_rows)
+    plan.detached = table.detached(conn)
+    return plan
+
+
+def _count_default_rows(conn, table, plan, default_rows):
+    """Rows of the default partition that a new partition's range takes, for each new partition."""
+    for item in plan.create:
+        item['default_rows'] = 0
+        if table.default is None:
+            continue
+        query = sql.SQL('SELECT count(*) FROM ONLY {} WHERE {} >= {} AND {} < {}').format(
+            qualified(table.default.schema, table.default.name), sql.Identifier(table.column),
+            table.literal(item['lower']), sql.Identifier(table.column), table.literal(item['upper']))
+        item['default_rows'] = conn.execute(query).fetchone()[0]
+        if item['default_rows'] and default_rows == 'refuse':
+            raise LifeboatError('the default partition %s holds %d rows of %s, so partition %s cannot be created; set '
+                                'default_rows: move to move them into it in one transaction'
+                                % (table.default.key, item['default_rows'], item['period'], item['name']))
+
+
+def create_partition(conn, table, item, extra_indexes):
+    """Create one partition in one transaction, with the rows of the default partition that belong
+    to it moved in (PostgreSQL refuses the partition while the default holds such rows)."""
+    target = qualified(table.schema, item['name'])
+    bounds = sql.SQL('FOR VALUES FROM ({}) TO ({})').format(table.literal(item['lower']), table.literal(item['upper']))
+    column = sql.Identifier(table.column)
+    with conn.transaction():
+        moved = 0
+        if item['default_rows']:
+            default = qualified(table.default.schema, table.default.name)
+            columns = _insertable_columns(conn, table)
+            names = sql.SQL(', ').join(sql.Identifier(c) for c in columns)
+            # CREATE TABLE ... PARTITION OF locks the default partition too; taking it first keeps
+            # writers from adding rows of the new range between the move and the create.
+            conn.execute(sql.SQL('LOCK TABLE {} IN ACCESS EXCLUSIVE MODE').format(default))
+            conn.execute(sql.SQL('CREATE TEMPORARY TABLE lifeboat_moving ON COMMIT DROP AS SELECT {} FROM ONLY {} '
+                                 'WITH NO DATA').format(names, default))
+            moved = conn.execute(sql.SQL(
+                'WITH moved AS (DELETE FROM ONLY {} WHERE {} >= {} AND {} < {} RETURNING {}) '
+                'INSERT INTO lifeboat_moving ({}) SELECT {} FROM moved').format(
+                default, column, table.literal(item['lower']), column, table.literal(item['upper']), names,
+                names, names)).rowcount
+        conn.execute(sql.SQL('CREATE TABLE {} PARTITION OF {} {}').format(
+            target, qualified(table.schema, table.name), bounds))
+        for index in extra_indexes:
+            conn.execute(sql.SQL('CREATE INDEX IF NOT EXISTS {} ON {} {}').format(
+                sql.Identifier(index['name'].format(partition=item['name'])), target, sql.SQL(index['definition'])))
+        if moved:
+            conn.execute(sql.SQL('INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM lifeboat_moving').format(
+                target, names, names))
+            landed = conn.execute(sql.SQL('SELECT count(*) FROM {}').format(target)).fetchone()[0]
+            if landed != moved:
+                raise LifeboatError('moving %d rows from the default partition into %s landed %d; nothing was changed'
+                                    % (moved, item['name'], landed))
+    return moved
+
+
+def _insertable_columns(conn, table):
+    """The parent's columns a row can be copied through (generated columns are computed again)."""
+    generated = "a.attgenerated = ''" if table.major >= 12 else 'true'
+    rows = conn.execute("SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %%s AND a.attnum > 0 "
+                        "AND NOT a.attisdropped AND %s ORDER BY a.attnum" % generated, (table.oid,)).fetchall()
+    return [row[0] for row in rows]
+
+
+def validate_extra_indexes(indexes):
+    for index in indexes:
+        if not index.get('name') or not index.get('definition'):
+            raise LifeboatError('each of partition_indexes needs a name (it may use {partition}) and a definition '
+                                'like "USING GIN (context)", got %r' % (index,))
+        try:
+            index['name'].format(partition='p')
+        except (KeyError, IndexError, ValueError):
+            raise LifeboatError('partition_indexes name %r may use {partition} and nothing else' % index['name'])
