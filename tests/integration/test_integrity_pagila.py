@@ -5,15 +5,11 @@ virtual generated columns): these tests run on the embedded server and skip else
 pagila's payment partitions 2022-01..2022-06 carry their own foreign keys while the partitioned
 parent has none, so payment's references are also declared as relationships.
 """
-import hashlib
 import json
-import re
 
 import pytest
 
-from conftest import PROJECT, fixture_database, the_check, with_status
-
-FIXTURE = PROJECT / "tests" / "fixtures" / "pagila"
+from conftest import the_check, with_status
 
 MIN_ROWS = {"public.payment": 1500, "public.rental": 1500, "public.customer": 300, "public.film": 200,
             "public.film_embedding": 200, "public.inventory": 600}
@@ -54,19 +50,6 @@ def options(**overrides):
 
 def run(ansible, db, **overrides):
     return ansible.module("integrity", db=db, **options(**overrides))
-
-
-@pytest.fixture
-def pagila(server, request):
-    if not server.sql("postgres", "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"):
-        pytest.skip("pagila-schema.sql needs the vector extension, which this server does not have")
-    if server.major < 18:
-        pytest.skip("pagila-schema.sql uses uuidv7() and virtual generated columns (PostgreSQL 18)")
-    raw = request.node.name.lower()
-    db = "t_%s_%s" % (re.sub(r"[^a-z0-9]+", "_", raw).strip("_")[:40], hashlib.sha1(raw.encode()).hexdigest()[:6])
-    fixture_database(server, db, FIXTURE / "pagila-schema.sql", FIXTURE / "data.sql")
-    yield db
-    server.drop_db(db)
 
 
 def test_pagila_with_its_data_passes_every_check(server, ansible, pagila):

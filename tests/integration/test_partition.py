@@ -250,3 +250,46 @@ def test_integer_keys_in_steps_ahead_of_the_highest_key(server, ansible, empty_d
     assert [c["name"] for c in ahead["created"]] == ["public.events_p3000", "public.events_p4000"], ahead
     mismatch = ansible.module("partition", db=empty_db, table="events", interval=500)
     assert_one_line(mismatch, "is not one step of 500")
+
+
+def test_pagila_payment_monthly_ahead_and_old_months_archived_to_glacier(server, ansible, pagila, moto):
+    """pagila's payment: monthly partitions 2022-01..2026-07 made by hand (timestamptz bounds).
+    In 2026-11, four months ahead fills 2026-08..2027-03; four years kept retires 2022-01..2022-10,
+    each archived, copied to S3 in GLACIER, proven and dropped; one comes back from its archive."""
+    payment = "public.payment"
+    total = server.count(pagila, payment)
+    old = dict(server.sql(pagila, "SELECT c.relname, (SELECT count(*) FROM payment p WHERE p.tableoid = c.oid) "
+                                  "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                  "WHERE i.inhparent = 'payment'::regclass AND c.relname < 'payment_p2022_11'"))
+    assert len(old) == 10
+    bucket = moto.bucket("pagila-archive")
+    options = dict(db=pagila, table=payment, interval="monthly", premake=4, now="2026-11-29", retain=48,
+                   retention_action="archive_and_drop", repository=str(ansible.repository),
+                   offsite_url=f"s3://{bucket}/payment", s3_storage_class="GLACIER", **moto.options())
+
+    result = ansible.module("partition", **options)
+    assert not result.get("failed"), result.get("msg")
+    assert [c["name"] for c in result["created"]] == ["public.payment_p2026_%02d" % m for m in (8, 9, 10, 11, 12)] + [
+        "public.payment_p2027_%02d" % m for m in (1, 2, 3)]
+    assert sorted(d["partition"] for d in result["dropped"]) == sorted("public." + name for name in old)
+    for archive in result["archived"]:
+        assert archive["rows"] == old[archive["partition"].split(".")[1]]
+        assert archive["storage_class"] == "GLACIER" and archive["offsite_url"].startswith(f"s3://{bucket}/payment/")
+    keys = moto.keys(bucket, "payment/")
+    dumps = [k for k in keys if k.endswith(".dump")]
+    assert len(dumps) == 10
+    head = moto.client().head_object(Bucket=bucket, Key=dumps[0])
+    assert head.get("StorageClass") == "GLACIER"
+    assert server.count(pagila, payment) == total - sum(old.values())
+    bounds = partitions(server, pagila, "payment")
+    assert "payment_p2022_10" not in bounds and "payment_p2022_11" in bounds and "payment_p2027_03" in bounds
+    # Timestamptz bounds at UTC midnight, like pagila's own.
+    assert "2027-03-01 00:00:00+00" in bounds["payment_p2027_03"], bounds["payment_p2027_03"]
+
+    again = ansible.module("partition", **options)
+    assert not again["changed"], again["actions"]
+
+    restored = ansible.module("partition", db=pagila, table=payment, interval="monthly",
+                              restore_partition="payment_p2022_03", repository=str(ansible.repository))
+    assert restored["rows"] == old["payment_p2022_03"], restored
+    assert server.count(pagila, payment) == total - sum(old.values()) + old["payment_p2022_03"]
