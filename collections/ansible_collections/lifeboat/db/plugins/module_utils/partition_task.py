@@ -154,8 +154,8 @@ def _offsite(ctx):
 def _would(result, plan, retiring, action, table):
     actions = result['actions']
     for item in result['created']:
-        actions.append('Would create partition %s.%s for %s (%s)%s'
-                       % (table.schema, item['name'], item['period'], item['reason'],
+        actions.append('Would create partition %s for %s (%s)%s'
+                       % (item['name'], item['period'], item['reason'],
                           ', moving %d rows in from the default partition' % item['default_rows']
                           if item['default_rows'] else ''))
     result['detached'] = [p.key for p in retiring]
