@@ -1,0 +1,247 @@
+"""roles/lifeboat_schedule through ansible-playbook: cron file, systemd units, the runner's lock and log.
+
+Everything is written under tmp_path (every path of the role is a variable) and no PostgreSQL server
+is needed, so these tests run the role with a small local inventory of their own.
+"""
+import grp
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, PROJECT, PlayResult, assert_one_line
+
+USER = pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(os.getgid()).gr_name
+HOST = "target"
+MARKER = "# Managed by Ansible, role lifeboat_schedule:"
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}"
+
+
+class Target:
+    """A fake root under tmp_path for the role's files, and the playbook runs that write them."""
+
+    def __init__(self, root):
+        self.root = root
+        self.cron_file = root / "etc/cron.d/lifeboat"
+        self.systemd_dir = root / "etc/systemd/system"
+        self.logrotate_file = root / "etc/logrotate.d/lifeboat"
+        self.runner = root / "usr/local/libexec/lifeboat/run-job"
+        self.log_dir, self.lock_dir = root / "var/log/lifeboat", root / "var/lib/lifeboat/locks"
+        for directory in (self.cron_file.parent, self.systemd_dir, self.logrotate_file.parent):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def jobs(self, disabled=()):
+        """Three jobs: arguments a shell, cron or systemd would mangle, a slow one, a failing one."""
+        jobs = [
+            {"name": "backup-daily", "schedule": "0 2 * * *", "description": "daily full backup at 02:00 (seed 002)",
+             "command": ["/bin/echo", "it's 100% done", "$HOME", "a;b"]},
+            {"name": "backup-delta", "schedule": "0 */4 * * *", "timeout": 60,
+             "command": ["/bin/sh", "-c", "echo working; sleep 2; echo done"]},
+            {"name": "fails", "schedule": "15 * * * 1-5", "log": str(self.root / "custom.log"),
+             "command": ["/bin/sh", "-c", "echo broken >&2; exit 3"]},
+        ]
+        return [dict(job, user=USER, enabled=job["name"] not in disabled) for job in jobs]
+
+    def apply(self, jobs=None, check=False, **variables):
+        """Run a play applying the role to this root; jobs default to self.jobs(), None keeps the role's."""
+        work = self.root.parent / "play"
+        work.mkdir(exist_ok=True)
+        host = {"ansible_connection": "local", "ansible_python_interpreter": str(BIN / "python"),
+                "lifeboat_schedule_activate": False, "lifeboat_schedule_owner": USER, "lifeboat_schedule_group": GROUP,
+                "lifeboat_schedule_runner": str(self.runner), "lifeboat_schedule_log_dir": str(self.log_dir),
+                "lifeboat_schedule_lock_dir": str(self.lock_dir), "lifeboat_schedule_cron_file": str(self.cron_file),
+                "lifeboat_schedule_systemd_dir": str(self.systemd_dir),
+                "lifeboat_schedule_logrotate_file": str(self.logrotate_file), **variables}
+        if jobs is not None:
+            host["lifeboat_schedule_jobs"] = jobs
+        (work / "inventory.json").write_text(json.dumps({"all": {"hosts": {HOST: host}}}))
+        play = [{"name": "schedule", "hosts": HOST, "gather_facts": False, "roles": ["lifeboat_schedule"]}]
+        (work / "play.yml").write_text(json.dumps(play))
+        record = work / "results.jsonl"
+        record.unlink(missing_ok=True)
+        env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+                   ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
+                   ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record))
+        argv = [str(BIN / "ansible-playbook"), "-i", str(work / "inventory.json"), str(work / "play.yml")]
+        proc = subprocess.run([*argv, *(["--check", "--diff"] if check else [])], cwd=PROJECT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        return PlayResult(proc, HOST, record)
+
+    def files(self):
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if not p.is_dir())
+
+    def cron_lines(self, text=None):
+        """{job name: its line} of the cron file's job lines."""
+        text = self.cron_file.read_text() if text is None else text
+        return {line.split()[7]: line for line in text.splitlines() if line and not line.startswith(("#", "SHELL"))}
+
+    def unit(self, name):
+        return (self.systemd_dir / name).read_text()
+
+
+def changed_tasks(play):
+    return [name for name, result in play.tasks if result.get("changed")]
+
+
+def cron_command(line):
+    """What cron runs for a line: the five fields, the user, and the command (% unescaped) as sh splits it."""
+    fields = line.split(None, 6)
+    return fields[:5], fields[5], shlex.split(fields[6].replace("\\%", "%"))
+
+
+def run_job(target, name):
+    """Start a job's runner exactly as its cron line says (as this user)."""
+    _, _, argv = cron_command(target.cron_lines()[name])
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def cron_target(tmp_path_factory):
+    target = Target(tmp_path_factory.mktemp("cron") / "root")
+    play = target.apply(target.jobs())
+    assert play.rc == 0, play.stdout[-3000:]
+    return target
+
+
+def test_cron_file_has_every_job_with_its_schedule_user_runner_log_and_lock(cron_target):
+    t = cron_target
+    text = t.cron_file.read_text()
+    assert text.startswith(MARKER)
+    assert {p: oct(p.stat().st_mode & 0o777) for p in (t.cron_file, t.runner, t.log_dir, t.lock_dir)} == {
+        t.cron_file: "0o644", t.runner: "0o755", t.log_dir: "0o750", t.lock_dir: "0o750"}
+    assert "# backup-daily: daily full backup at 02:00 (seed 002)\n" in text
+    lines = t.cron_lines()
+    assert "100\\%" in lines["backup-daily"], "an unescaped % ends a cron command"
+    expected = {
+        "backup-daily": (["0", "2", "*", "*", "*"], [], ["/bin/echo", "it's 100% done", "$HOME", "a;b"]),
+        "backup-delta": (["0", "*/4", "*", "*", "*"], ["--timeout", "60"],
+                         ["/bin/sh", "-c", "echo working; sleep 2; echo done"]),
+        "fails": (["15", "*", "*", "*", "1-5"], [], ["/bin/sh", "-c", "echo broken >&2; exit 3"]),
+    }
+    assert sorted(lines) == sorted(expected)
+    for name, (fields, options, command) in expected.items():
+        log = t.root / "custom.log" if name == "fails" else t.log_dir / f"{name}.log"
+        lock = t.lock_dir / f"{name}.lock"
+        assert cron_command(lines[name]) == (
+            fields, USER, [str(t.runner), name, "--log", str(log), "--lock", str(lock), *options, "--", *command])
+    rotated = t.logrotate_file.read_text()
+    assert f'"{t.log_dir}/backup-daily.log"\n' in rotated and f'"{t.root}/custom.log"\n' in rotated
+
+
+def test_a_second_start_is_skipped_while_the_job_runs(cron_target):
+    log = cron_target.log_dir / "backup-delta.log"
+    first = run_job(cron_target, "backup-delta")
+    deadline = time.monotonic() + 10
+    while not (log.exists() and "start: backup-delta" in log.read_text()):  # the lock is taken before the start line
+        assert time.monotonic() < deadline and first.poll() is None, "the first run did not start"
+        time.sleep(0.05)
+    second = run_job(cron_target, "backup-delta")
+    assert second.wait(timeout=10) == 75
+    assert first.wait(timeout=10) == 0
+    assert [p.stdout.read() + p.stderr.read() for p in (first, second)] == ["", ""], "everything goes to the log"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 5, lines
+    start, output, end = lines[0], [line for line in lines if not re.match(STAMP, line)], lines[-1]
+    (skip,) = [line for line in lines if "skipped" in line]
+    assert re.fullmatch(rf"{STAMP} start: backup-delta \(pid {first.pid}\): /bin/sh -c .*", start), start
+    assert re.fullmatch(rf"{STAMP} skipped: backup-delta still running since {STAMP} \(pid {first.pid}\)", skip), skip
+    assert output == ["working", "done"]
+    assert re.fullmatch(rf"{STAMP} end: backup-delta exit 0 after [23] s", end), end
+    assert oct(log.stat().st_mode & 0o777) == "0o640"
+
+
+def test_a_failing_command_exit_status_is_logged_and_returned(cron_target):
+    assert run_job(cron_target, "fails").wait(timeout=10) == 3
+    lines = (cron_target.root / "custom.log").read_text().splitlines()
+    assert lines[1:] == ["broken", lines[2]] and re.fullmatch(rf"{STAMP} end: fails exit 3 after 0 s", lines[2]), lines
+    assert run_job(cron_target, "backup-daily").wait(timeout=10) == 0
+    assert (cron_target.log_dir / "backup-daily.log").read_text().splitlines()[1] == "it's 100% done $HOME a;b"
+
+
+def test_second_run_changes_nothing_and_a_disabled_job_loses_its_line(cron_target):
+    again = cron_target.apply(cron_target.jobs())
+    assert again.rc == 0 and changed_tasks(again) == [], changed_tasks(again)
+    disabled = cron_target.apply(cron_target.jobs(disabled=["backup-daily"]))
+    assert disabled.rc == 0, disabled.stdout[-3000:]
+    assert sorted(cron_target.cron_lines()) == ["backup-delta", "fails"]
+    assert (cron_target.log_dir / "backup-daily.log").exists(), "a disabled job's log is kept"
+
+
+def test_check_mode_writes_nothing_and_shows_seed_002s_schedule(tmp_path):
+    """The role's own jobs, in check mode with --diff: the would-be cron file, and no file written."""
+    target = Target(tmp_path / "root")
+    play = target.apply(check=True, lifeboat_schedule_project_dir="/opt/lifeboat", inventory_hostname_short="x",
+                        lifeboat_backup_kinds={"daily": {}, "delta": {}, "monthly": {}})
+    assert play.rc == 0, play.stdout[-3000:]
+    assert target.files() == [] and not target.runner.parent.exists()
+    (diff,) = play.result(f"lifeboat_schedule : Write every job's line in {target.cron_file}")["diff"]
+    lines = target.cron_lines(diff["after"])
+    schedules = {name: " ".join(cron_command(line)[0]) for name, line in lines.items()}
+    assert schedules == {"backup-daily": "0 2 * * *", "backup-delta": "0 */4 * * *", "backup-monthly": "0 3 1 * *",
+                         "partitions": "0 4 1 * *", "partitions-archive": "0 5 15 1 *", "refresh-hourly": "0 * * * *",
+                         "refresh-daily": "0 1 * * *", "purge": "0 3 1 * *"}
+    ansible = ["/opt/lifeboat/.venv/bin/ansible-playbook", "-i", "/opt/lifeboat/inventories/prod", "--limit", HOST]
+    commands = {name: cron_command(line)[2][cron_command(line)[2].index("--") + 1:] for name, line in lines.items()}
+    assert commands["backup-delta"] == [*ansible, "/opt/lifeboat/playbooks/backup.yml", "-e", "lifeboat_backup_kind=delta"]
+    assert commands["purge"] == [*ansible, "/opt/lifeboat/playbooks/maintenance.yml", "-e", "maintenance_task=purge"]
+    assert {cron_command(line)[1] for line in lines.values()} == {"root"}
+
+
+def test_systemd_units_replace_the_cron_file_and_follow_the_job_list(tmp_path):
+    target = Target(tmp_path / "root")
+    target.cron_file.write_text(f"{MARKER} an earlier cron schedule\n")
+    hand_written = target.systemd_dir / "lifeboat-mine.service"
+    hand_written.write_text("[Service]\nExecStart=/bin/true\n")
+    jobs = target.jobs()[:2] + [{"name": "weekdays", "on_calendar": "Mon..Fri *-*-* 08:30:00", "command": ["/bin/true"],
+                                 "user": USER}]
+    play = target.apply(jobs, lifeboat_schedule_backend="systemd")
+    assert play.rc == 0, play.stdout[-3000:]
+    assert not target.cron_file.exists(), "the cron schedule would run every job a second time"
+    units = sorted(p.name for p in target.systemd_dir.iterdir())
+    assert units == ["lifeboat-backup-daily.service", "lifeboat-backup-daily.timer", "lifeboat-backup-delta.service",
+                     "lifeboat-backup-delta.timer", "lifeboat-mine.service", "lifeboat-weekdays.service",
+                     "lifeboat-weekdays.timer"]
+    timers = {name: re.search(r"^OnCalendar=(.*)$", target.unit(f"lifeboat-{name}.timer"), re.M)[1]
+              for name in ("backup-daily", "backup-delta", "weekdays")}
+    assert timers == {"backup-daily": "*-*-* 02:00:00", "backup-delta": "*-*-* 00/4:00:00",
+                      "weekdays": "Mon..Fri *-*-* 08:30:00"}
+    service = target.unit("lifeboat-backup-daily.service")
+    log, lock = target.log_dir / "backup-daily.log", target.lock_dir / "backup-daily.lock"
+    assert f"\nExecStart={target.runner} backup-daily --log {log} --lock {lock} -- " \
+           '/bin/echo "it\'s 100%% done" "$$HOME" "a;b"\n' in service
+    assert f"\nUser={USER}\n" in service and "\nType=oneshot\n" in service and "\nSuccessExitStatus=75\n" in service
+    assert "\nPersistent=true\n" in target.unit("lifeboat-backup-daily.timer")
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        units = [str(target.systemd_dir / f"lifeboat-{name}.{kind}") for name in timers for kind in ("service", "timer")]
+        verify = subprocess.run([analyze, "verify", "--man=no", *units], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stderr
+
+    play = target.apply(jobs[1:], lifeboat_schedule_backend="systemd")
+    assert play.rc == 0, play.stdout[-3000:]
+    assert sorted(p.name for p in target.systemd_dir.iterdir()) == [
+        "lifeboat-backup-delta.service", "lifeboat-backup-delta.timer", "lifeboat-mine.service",
+        "lifeboat-weekdays.service", "lifeboat-weekdays.timer"], "only the role's own units are removed"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schedule": "0 2 * *"}, "lifeboat_schedule_jobs: job backup-daily: schedule '0 2 * *' has 4 fields; cron needs 5"),
+    ({"command": None}, "lifeboat_schedule_jobs: job backup-daily: command must be a non-empty list of arguments"),
+    ({"name": "fails"}, "lifeboat_schedule_jobs: job name fails is used twice"),
+])
+def test_bad_jobs_fail_in_one_line_before_anything_is_written(tmp_path, change, message):
+    target = Target(tmp_path / "root")
+    jobs = target.jobs()
+    jobs[0] = {key: value for key, value in {**jobs[0], **change}.items() if value is not None}
+    play = target.apply(jobs)
+    assert play.rc != 0
+    assert_one_line(play.result("lifeboat_schedule : Check the jobs"), message)
+    assert target.files() == [] and not target.runner.parent.exists()
