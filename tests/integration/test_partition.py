@@ -6,6 +6,8 @@ drop, the archived partition restored and attached, interruptions half-way, and 
 """
 import json
 import os
+import threading
+import time
 
 import pytest
 
@@ -293,3 +295,80 @@ def test_pagila_payment_monthly_ahead_and_old_months_archived_to_glacier(server,
                               restore_partition="payment_p2022_03", repository=str(ansible.repository))
     assert restored["rows"] == old["payment_p2022_03"], restored
     assert server.count(pagila, payment) == total - sum(old.values()) + old["payment_p2022_03"]
+
+
+def test_a_move_from_the_default_partition_that_fails_half_way_leaves_the_rows_where_they_were(server, ansible, bc004):
+    server.sql(bc004, "CREATE TABLE policy_violations_default PARTITION OF policy_violations DEFAULT")
+    server.sql(bc004, "INSERT INTO policy_violations (policy_id, rule_id, target_type, target_id, status, context, "
+                      "detected_at) SELECT policy_id, rule_id, target_type, target_id, status, context, "
+                      "detected_at + interval '1 year' FROM policy_violations_2026")
+    in_default = server.count(bc004, "policy_violations_default")
+    # The rows are deleted from the default partition, the partition is created, then its extra
+    # index fails: the whole transaction goes back.
+    result = keep(ansible, bc004, partition_indexes=[{"name": "broken_{partition}", "definition": "(no_such_column)"}])
+    assert_one_line(result, "no_such_column")
+    assert "policy_violations_2027" not in partitions(server, bc004)
+    assert server.count(bc004, "policy_violations_default") == in_default
+
+
+def test_an_interrupted_concurrent_detach_is_finished(server, ansible, bc004):
+    """DETACH ... CONCURRENTLY cancelled while it waits for older snapshots leaves the partition
+    'detach pending'; the next run finalizes it, then archives and drops it."""
+    rows_2024 = server.count(bc004, "policy_violations_2024")
+    reader = server.connect(bc004)
+    reader.autocommit = False
+    reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    reader.execute("SELECT count(*) FROM policy_violations").fetchone()
+    detacher = server.connect(bc004)
+    pid = detacher.info.backend_pid
+    outcome = {}
+
+    def detach():
+        try:
+            detacher.execute("ALTER TABLE policy_violations DETACH PARTITION policy_violations_2024 CONCURRENTLY")
+        except Exception as exc:  # cancelled, as intended
+            outcome["error"] = str(exc)
+    worker = threading.Thread(target=detach)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not server.sql(
+            bc004, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'", (pid,)):
+        time.sleep(0.1)
+    server.sql(bc004, "SELECT pg_cancel_backend(%s)", (pid,))
+    worker.join(20)
+    reader.rollback()
+    reader.close()
+    detacher.close()
+    assert "canceling statement" in outcome.get("error", ""), outcome
+    assert server.sql(bc004, "SELECT inhdetachpending FROM pg_inherits "
+                             "WHERE inhrelid = 'policy_violations_2024'::regclass") == [(True,)]
+
+    result = keep(ansible, bc004, now="2028-02-01", retain=3, retention_action="archive_and_drop",
+                  repository=str(ansible.repository))
+    assert not result.get("failed"), result.get("msg")
+    assert any(a.startswith("Finished detaching partition public.policy_violations_2024") for a in result["actions"])
+    assert result["dropped"][0]["rows"] == rows_2024
+
+
+def test_an_archive_that_cannot_be_attached_again_is_dropped_again_and_kept_in_the_repository(server, ansible, bc004):
+    options = dict(now="2028-02-01", retain=3, retention_action="archive_and_drop", repository=str(ansible.repository))
+    dropped = keep(ansible, bc004, **options)
+    backup_id = dropped["dropped"][0]["backup_id"]
+    # Someone re-created the year by hand: the archive restores, but cannot be attached.
+    server.sql(bc004, "CREATE TABLE policy_violations_2024_new PARTITION OF policy_violations "
+                      "FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
+    refused = ansible.module("partition", db=bc004, table=TABLE, interval="yearly",
+                             restore_partition="policy_violations_2024", repository=str(ansible.repository))
+    assert_one_line(refused, "cannot attach public.policy_violations_2024", "dropped again",
+                    "backup %s is unchanged" % backup_id)
+    assert server.sql(bc004, "SELECT to_regclass('public.policy_violations_2024')") == [(None,)]
+    assert (ansible.repository / bc004 / backup_id / "manifest.json").exists()
+
+
+def test_an_offsite_copy_that_fails_drops_nothing(server, ansible, bc004, moto):
+    rows_2024 = server.count(bc004, "policy_violations_2024")
+    result = keep(ansible, bc004, now="2028-02-01", retain=3, retention_action="archive_and_drop",
+                  repository=str(ansible.repository), offsite_url="s3://no-such-bucket/archive",
+                  s3_storage_class="GLACIER", **moto.options())
+    assert_one_line(result, "offsite copy", "no-such-bucket")
+    assert server.count(bc004, "policy_violations_2024") == rows_2024
