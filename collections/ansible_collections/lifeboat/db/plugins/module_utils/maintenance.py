@@ -134,15 +134,19 @@ class Purge(object):
         self.batch_size = entry['batch_size']
         self.pause = entry['pause']
         self.lock_timeout = lock_timeout_ms(entry['lock_timeout'])
+        self.lock_timeout_text = str(entry['lock_timeout']).strip()
         self.vacuum = entry['vacuum']
         self.name = entry['table']
         if not self.where:
             raise LifeboatError('purge of %s needs where: the condition of the rows to delete, as after WHERE '
-                                "(e.g. status = 'inactive' AND left_at < now() - interval '3 years')" % self.name)
+                                "(e.g. status = 'inactive' AND left_at < now() - interval '3 years'); nothing was done"
+                                % self.name)
         if self.batch_size < 1:
-            raise LifeboatError('purge of %s: batch_size must be 1 or more, got %d' % (self.name, self.batch_size))
+            raise LifeboatError('purge of %s: batch_size must be 1 or more, got %d; nothing was done'
+                                % (self.name, self.batch_size))
         if self.pause < 0:
-            raise LifeboatError('purge of %s: pause must be 0 or more seconds, got %s' % (self.name, self.pause))
+            raise LifeboatError('purge of %s: pause must be 0 or more seconds, got %s; nothing was done'
+                                % (self.name, self.pause))
         self.table = None
         self.leaves = []
 
@@ -165,8 +169,10 @@ class Purge(object):
                        'SELECT count(*), max(ctid)::text FROM deleted').format(
             leaf=leaf.ident, alias=alias, past=past, condition=self.condition, limit=sql.Literal(self.batch_size))
 
-    def count(self):
-        return sql.SQL('SELECT count(*) FROM {} WHERE {}').format(self.table.ident, self.condition)
+    def count(self, leaf):
+        """The rows of `leaf` the batches would delete, read as they read them."""
+        return sql.SQL('SELECT count(*) FROM ONLY {} AS {} WHERE {}').format(
+            leaf.ident, sql.Identifier(self.table.name), self.condition)
 
     def describe(self):
         return '%s where %s' % (self.table.label, self.where)
@@ -182,6 +188,8 @@ class Maintenance(object):
         self.changed = False
         self.actions = []
         self.refreshed, self.analyzed, self.vacuumed, self.purged = [], [], [], []
+        # What plan() found: (view, index, reason) triples, tables, Purges.
+        self.views, self.vacuum_tables, self.analyze_tables, self.purges = [], [], [], []
 
     def facts(self):
         return dict(changed=self.changed, refreshed=self.refreshed, analyzed=self.analyzed, vacuumed=self.vacuumed,
@@ -289,7 +297,8 @@ class Maintenance(object):
                      seconds=None)
         self.purged.append(entry)
         if self.check_mode:
-            entry['rows'] = self.conn.execute(purge.count(), binary=True).fetchone()[0]
+            entry['rows'] = sum(self.conn.execute(purge.count(leaf), binary=True).fetchone()[0]
+                                for leaf in purge.leaves)
             self.actions.append('Would purge %d rows of %s in batches of at most %d'
                                 % (entry['rows'], purge.describe(), purge.batch_size))
             self.changed = self.changed or entry['rows'] > 0
@@ -335,10 +344,11 @@ class Maintenance(object):
                 self.record_time(entry, started)
                 if attempt == LOCK_RETRIES:
                     raise LifeboatError(
-                        'purge of %s stopped: a batch could not get its locks within lock_timeout %dms in %d attempts '
+                        'purge of %s stopped: a batch could not get its locks within lock_timeout %s in %d attempts '
                         '(%s); %d rows were already removed and stay removed; end the session holding the locks '
                         '(pg_stat_activity, pg_locks) or raise lock_timeout, then run the task again'
-                        % (purge.table.label, purge.lock_timeout, LOCK_RETRIES + 1, first_line(exc), entry['rows']))
+                        % (purge.table.label, purge.lock_timeout_text, LOCK_RETRIES + 1, first_line(exc),
+                           entry['rows']))
                 time.sleep(purge.lock_timeout / 1000.0 * (attempt + 1))
                 continue
             except psycopg.Error as exc:
