@@ -44,7 +44,8 @@ def add_old_rows(server, db, members, team_members=0, leaders=0):
     or active since long ago."""
     server.sql(db, """
         INSERT INTO organization_members (unit_id, user_id, status, joined_at, left_at)
-        SELECT 1 + mod(g, 50), 1 + mod(g, 300), 'inactive', now() - interval '6 years', now() - interval '4 years' - g * interval '1 minute'
+        SELECT 1 + mod(g, 50), 1 + mod(g, 300), 'inactive', now() - interval '6 years',
+               now() - interval '4 years' - g * interval '1 minute'
           FROM generate_series(1, %(n)s) g
         UNION ALL
         SELECT 1 + mod(g, 50), 1 + mod(g, 300), 'inactive', now() - interval '6 years', now() - interval '2 years'
@@ -155,14 +156,16 @@ def test_retention_purge_removes_exactly_the_old_rows(server, ansible, bc004):
     entries = purge_entries(batch_size=500, pause=0, vacuum=True) + [
         dict(table="policy_violations", where=violations, batch_size=20, pause=0)]
 
-    check = ansible.module("maintenance", check=True, db=bc004, purge=entries, refresh=VIEWS[:1])
+    check = ansible.module("maintenance", check=True, db=bc004, purge=entries, refresh=VIEWS[1:2], refresh_all=True)
     assert not check["failed"], check.get("msg")
     assert check["changed"] is True
     assert {p["table"]: p["rows"] for p in check["purged"]} == dict(
         {table: matching for table, (matching, _) in before.items()}, **{"public.policy_violations": old_violations})
     assert all(p["batches"] is None and p["seconds"] is None for p in check["purged"])
     assert [v["table"] for v in check["vacuumed"]] == list(RETENTION)
-    assert check["refreshed"][0]["view"] == VIEWS[0] and check["refreshed"][0]["seconds"] is None
+    # refresh_all: the named view first, then every other one, oldest first.
+    assert [(r["view"], r["concurrently"], r["seconds"]) for r in check["refreshed"]] == \
+        [(view, True, None) for view in (VIEWS[1], VIEWS[0], VIEWS[2])]
     assert counts(server, bc004) == before
     assert allocation(server, bc004, 299) == [(1, Decimal("0.60"))]
     assert any(a.startswith("Would purge %d rows of public.organization_members" % before["public.organization_members"][0])
@@ -236,6 +239,7 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, bc004)
         "unknown column": dict(purge=[good, dict(table="team_members", where="gone_at < now()")]),
         "second statement": dict(purge=[dict(good, where="true); DROP TABLE teams; SELECT (true")]),
         "batch_size 0": dict(purge=[good, dict(good, table="team_members", batch_size=0)]),
+        "lock_timeout": dict(purge=[good, dict(good, lock_timeout="soon")]),
     }
     play = ansible.play([{"name": name, "lifeboat.db.maintenance": dict(db=bc004, **args), "ignore_errors": True}
                          for name, args in cases.items()])
@@ -246,7 +250,8 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, bc004)
                     "nothing was done")
     assert_one_line(play.result("unknown column"), "gone_at", "nothing was done")
     assert_one_line(play.result("second statement"), "nothing was done")
-    assert_one_line(play.result("batch_size 0"), "batch_size must be 1 or more")
+    assert_one_line(play.result("batch_size 0"), "batch_size must be 1 or more", "nothing was done")
+    assert_one_line(play.result("lock_timeout"), "lock_timeout must be a time", "'soon'")
     assert counts(server, bc004) == before
     assert server.count(bc004, "teams") == 40
 
