@@ -278,6 +278,9 @@ def plan_partitions(conn, table, calendar, namer, premake, now, start=None, reta
         cutoff = calendar.shift(now, -retain)
         for part in ranged:
             if part.upper <= cutoff:
+                if part.relkind == 'p':
+                    raise LifeboatError('partition %s is itself partitioned; lifeboat.db.partition retires plain '
+                                        'partitions only - archive and drop it by hand, or raise retain' % part.key)
                 (plan.finalize if part.detach_pending else plan.retire).append(part)
         if ranged and len(plan.retire) + len(plan.finalize) == len(ranged):
             raise LifeboatError('retain %d would retire every partition of %s (the newest ends at %s); raise retain '
