@@ -105,6 +105,7 @@ def run_job(target, name):
 
 @pytest.fixture(scope="module")
 def cron_target(tmp_path_factory):
+    """One cron install shared by the tests below; the last of them disables a job."""
     target = Target(tmp_path_factory.mktemp("cron") / "root")
     play = target.apply(target.jobs())
     assert play.rc == 0, play.stdout[-3000:]
@@ -115,8 +116,8 @@ def test_cron_file_has_every_job_with_its_schedule_user_runner_log_and_lock(cron
     t = cron_target
     text = t.cron_file.read_text()
     assert text.startswith(MARKER)
-    assert {p: oct(p.stat().st_mode & 0o777) for p in (t.cron_file, t.runner, t.log_dir, t.lock_dir)} == {
-        t.cron_file: "0o644", t.runner: "0o755", t.log_dir: "0o750", t.lock_dir: "0o750"}
+    paths = (t.cron_file, t.runner, t.runner.parent, t.log_dir, t.lock_dir)
+    assert [oct(p.stat().st_mode & 0o777) for p in paths] == ["0o644", "0o755", "0o755", "0o750", "0o750"]
     assert "# backup-daily: daily full backup at 02:00 (seed 002)\n" in text
     lines = t.cron_lines()
     assert "100\\%" in lines["backup-daily"], "an unescaped % ends a cron command"
@@ -154,14 +155,14 @@ def test_a_second_start_is_skipped_while_the_job_runs(cron_target):
     assert re.fullmatch(rf"{STAMP} start: backup-delta \(pid {first.pid}\): /bin/sh -c .*", start), start
     assert re.fullmatch(rf"{STAMP} skipped: backup-delta still running since {STAMP} \(pid {first.pid}\)", skip), skip
     assert output == ["working", "done"]
-    assert re.fullmatch(rf"{STAMP} end: backup-delta exit 0 after [23] s", end), end
+    assert re.fullmatch(rf"{STAMP} end: backup-delta exit 0 after \d+ s", end), end
     assert oct(log.stat().st_mode & 0o777) == "0o640"
 
 
 def test_a_failing_command_exit_status_is_logged_and_returned(cron_target):
     assert run_job(cron_target, "fails").wait(timeout=10) == 3
     lines = (cron_target.root / "custom.log").read_text().splitlines()
-    assert lines[1:] == ["broken", lines[2]] and re.fullmatch(rf"{STAMP} end: fails exit 3 after 0 s", lines[2]), lines
+    assert lines[1:] == ["broken", lines[2]] and re.fullmatch(rf"{STAMP} end: fails exit 3 after \d+ s", lines[2]), lines
     assert run_job(cron_target, "backup-daily").wait(timeout=10) == 0
     assert (cron_target.log_dir / "backup-daily.log").read_text().splitlines()[1] == "it's 100% done $HOME a;b"
 
