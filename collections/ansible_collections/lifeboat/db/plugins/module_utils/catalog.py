@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import sql
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
 # The schemas that hold a database's own objects (a condition on pg_namespace n).
 USER_SCHEMAS = """n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -36,6 +37,33 @@ def data_tables(conn):
 def table_statistics(conn):
     """[(schema, table, relpages, reltuples, bytes)] of the data tables."""
     return [tuple(row) for row in conn.execute(TABLE_STATISTICS).fetchall()]
+
+
+def split_name(qualified):
+    """'schema.table' or 'table' (in public) -> (schema, table), read as SQL reads a name: unquoted
+    letters fold to lower case, double quotes keep case and dots."""
+    qualified = qualified.strip()
+    parts, current, quoted, i = [], [], False, 0
+    while i < len(qualified):
+        char = qualified[i]
+        if char == '"':
+            if quoted and qualified[i + 1:i + 2] == '"':
+                current.append('"')
+                i += 1
+            else:
+                quoted = not quoted
+        elif char == '.' and not quoted:
+            parts.append(''.join(current))
+            current = []
+        else:
+            current.append(char if quoted else char.lower())
+        i += 1
+    parts.append(''.join(current))
+    if len(parts) == 1:
+        parts.insert(0, 'public')
+    if len(parts) != 2 or not all(parts):
+        raise LifeboatError('%r is not a table name; write it as schema.table' % (qualified,))
+    return tuple(parts)
 
 
 def table_key(schema, table):

@@ -22,7 +22,7 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import USER_SCHEMAS
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import USER_SCHEMAS, split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
@@ -81,12 +81,6 @@ class Relation(object):
     @property
     def ident(self):
         return sql.Identifier(self.schema, self.name)
-
-
-def split_name(name):
-    """('schema', 'name') of `schema.name`; a bare name is in public."""
-    schema, dot, relation = name.strip().partition('.')
-    return (schema, relation) if dot else ('public', schema)
 
 
 def unique(names):

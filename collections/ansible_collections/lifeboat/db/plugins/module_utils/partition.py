@@ -16,6 +16,7 @@ import datetime
 import json
 import re
 
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import psycopg, server_major, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
@@ -27,31 +28,6 @@ except ImportError:  # Python < 3.9 on the target: only UTC is known
 
 BOUND = re.compile(r"^FOR VALUES FROM \((.+)\) TO \((.+)\)$", re.S)
 MARK_PREFIX = 'lifeboat-retired '
-
-
-def split_name(qualified):
-    """'schema.table' or 'table' (in public) -> (schema, table); double quotes keep case and dots."""
-    parts, current, quoted, i = [], [], False, 0
-    while i < len(qualified):
-        char = qualified[i]
-        if char == '"':
-            if quoted and qualified[i + 1:i + 2] == '"':
-                current.append('"')
-                i += 1
-            else:
-                quoted = not quoted
-        elif char == '.' and not quoted:
-            parts.append(''.join(current))
-            current = []
-        else:
-            current.append(char if quoted else char.lower())
-        i += 1
-    parts.append(''.join(current))
-    if len(parts) == 1:
-        parts.insert(0, 'public')
-    if len(parts) != 2 or not all(parts):
-        raise LifeboatError('%r is not a table name; write it as schema.table' % (qualified,))
-    return tuple(parts)
 
 
 def qualified(schema, name):

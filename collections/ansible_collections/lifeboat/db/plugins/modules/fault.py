@@ -88,6 +88,7 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     connection_argument_spec, database_exists, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
@@ -105,11 +106,6 @@ def argument_spec():
         maintenance_db=dict(type='str', default='postgres'),
     )
     return spec
-
-
-def split_table(name):
-    schema, dot, table = name.partition('.')
-    return (schema, table) if dot else ('public', name)
 
 
 def drop_database(ctx):
@@ -130,7 +126,7 @@ def table_fault(ctx):
     p = ctx.params
     if not p['table']:
         raise LifeboatError('fault=%s needs table: the schema.table to break' % p['fault'])
-    schema, table = split_table(p['table'])
+    schema, table = split_name(p['table'])
     target = sql.SQL('{}.{}').format(sql.Identifier(schema), sql.Identifier(table))
     conn = ctx.options.connect(p['db'], autocommit=False)
     try:
