@@ -186,6 +186,10 @@ def test_a_failed_archive_drops_nothing_and_the_next_run_finishes(server, ansibl
     blocked.write_text("a file where the repository should be a folder")
     failed = keep(ansible, bc004, repository=str(blocked / "repo"), **options)
     assert_one_line(failed, "cannot write to repository")
+    # What was done before the failure is reported with it.
+    assert failed["changed"] and failed["detached"] == ["public.policy_violations_2024"], failed
+    assert [c["name"] for c in failed["created"]] == ["public.policy_violations_2027", "public.policy_violations_2028",
+                                                      "public.policy_violations_2029"]
     assert server.count(bc004, "policy_violations_2024") == rows_2024
     assert "policy_violations_2024" not in partitions(server, bc004)
 

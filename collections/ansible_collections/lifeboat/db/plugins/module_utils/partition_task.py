@@ -9,11 +9,12 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import OffsiteRequest
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import sql
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition import (
-    PartitionedTable, RetiredMark, create_partition, display, plan_partitions, qualified, set_time_zone, split_name,
+    PartitionedTable, RetiredMark, create_partition, display, plan_partitions, qualified, set_time_zone,
     validate_extra_indexes)
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.partition_archive import (
     archive, attach, display_ident, drop_archived, find_archive, prove_archive, restore_archive, retire)
 from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
@@ -88,30 +89,43 @@ def _keep(ctx, conn, table):
     plan = plan_partitions(conn, table, calendar, namer, p['premake'], now, start=_start(p, table, calendar),
                            retain=p['retain'], default_rows=p['default_rows'])
     retiring = plan.finalize + plan.retire
-    action = p['retention_action']
     result = dict(table=table.key, column=table.column, key_type=table.key_type, interval=calendar.interval,
-                  now=str(now), created=[_created(calendar, item) for item in plan.create], detached=[], archived=[],
+                  now=str(now), created=[_created(item) for item in plan.create], detached=[], archived=[],
                   dropped=[], actions=[])
     if ctx.check_mode:
-        return _would(result, plan, retiring, action, table)
+        return _would(result, plan, retiring, p['retention_action'], table)
+    wanted, result['created'] = result['created'], []
+    try:
+        _apply(ctx, conn, table, plan, retiring, wanted, result)
+    except (LifeboatError, psycopg.Error) as exc:
+        # What was done before the failure is reported with it: those steps are committed.
+        msg = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
+        facts = dict(getattr(exc, 'facts', {}), **result)
+        facts['changed'] = bool(result['actions'])
+        raise LifeboatError(msg, **facts)
+    result['changed'] = bool(result['actions'])
+    result['partitions'] = _attached(conn, table)
+    return result
+
+
+def _apply(ctx, conn, table, plan, retiring, wanted, result):
     actions = result['actions']
-    for item, created in zip(plan.create, result['created']):
-        created['moved_rows'] = create_partition(conn, table, item, p['partition_indexes'])
-        actions.append('Created partition %s.%s for %s (%s)%s'
-                       % (table.schema, item['name'], item['period'], item['reason'],
+    for item, created in zip(plan.create, wanted):
+        created['moved_rows'] = create_partition(conn, table, item, ctx.params['partition_indexes'])
+        result['created'].append(created)
+        actions.append('Created partition %s for %s (%s)%s'
+                       % (created['name'], item['period'], item['reason'],
                           ', moving %d rows in from the default partition' % created['moved_rows']
                           if created['moved_rows'] else ''))
     detached = list(plan.detached)
     for part in retiring:
         detached.append(retire(conn, table, part, actions))
         result['detached'].append(part.key)
+    action = ctx.params['retention_action']
     if action != 'detach':
         offsite = _offsite(ctx)
         for table_left in detached:
             _archive_and_drop(ctx, conn, table, table_left, action, offsite, result)
-    result['changed'] = bool(actions)
-    result['partitions'] = _attached(conn, table)
-    return result
 
 
 def _archive_and_drop(ctx, conn, table, detached, action, offsite, result):
@@ -175,7 +189,7 @@ def _would(result, plan, retiring, action, table):
     return result
 
 
-def _created(calendar, item):
+def _created(item):
     return dict(name='%s.%s' % (item['schema'], item['name']), period=item['period'], reason=item['reason'],
                 default_rows=item['default_rows'], lower=str(item['lower']), upper=str(item['upper']))
 
