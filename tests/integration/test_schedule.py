@@ -50,7 +50,7 @@ class Target:
         ]
         return [dict(job, user=USER, enabled=job["name"] not in disabled) for job in jobs]
 
-    def apply(self, jobs=None, check=False, **variables):
+    def apply(self, jobs=None, check=False, env=None, **variables):
         """Run a play applying the role to this root; jobs default to self.jobs(), None keeps the role's."""
         work = self.root.parent / "play"
         work.mkdir(exist_ok=True)
@@ -69,7 +69,7 @@ class Target:
         record.unlink(missing_ok=True)
         env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
                    ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
-                   ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record))
+                   ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record), **(env or {}))
         argv = [str(BIN / "ansible-playbook"), "-i", str(work / "inventory.json"), str(work / "play.yml")]
         proc = subprocess.run([*argv, *(["--check", "--diff"] if check else [])], cwd=PROJECT, env=env,
                               capture_output=True, text=True, timeout=120)
@@ -196,24 +196,64 @@ def test_check_mode_writes_nothing_and_shows_seed_002s_schedule(tmp_path):
     assert {cron_command(line)[1] for line in lines.values()} == {"root"}
 
 
+FAKE_SYSTEMCTL = r"""#!{python}
+# systemctl for a host where systemd does not run: units are loaded from the unit directory by
+# daemon-reload only, can be enabled and started only once loaded; every call is recorded.
+import json, os, sys
+from pathlib import Path
+state_file, unit_dir = Path(os.environ["FAKE_SYSTEMD_STATE"]), Path(os.environ["FAKE_SYSTEMD_UNIT_DIR"])
+state = json.loads(state_file.read_text()) if state_file.exists() else {{"loaded": [], "enabled": [], "active": [], "calls": []}}
+verb, *units = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+state["calls"].append(" ".join([verb, *units]))
+unit, status = (units or [None])[0], 0
+if verb == "daemon-reload":
+    state["loaded"] = sorted(path.name for path in unit_dir.iterdir())
+elif verb == "show":
+    load = "loaded" if unit in state["loaded"] else "not-found"
+    print(f"Id={{unit}}\nLoadState={{load}}\nActiveState={{'active' if unit in state['active'] else 'inactive'}}")
+elif verb == "is-enabled":
+    print("enabled" if unit in state["enabled"] else "disabled")
+    status = 0 if unit in state["enabled"] else 1
+elif verb in ("enable", "disable", "start", "stop") and unit in state["loaded"]:
+    key = "enabled" if verb in ("enable", "disable") else "active"
+    state[key] = sorted(set(state[key]) | {{unit}} if verb in ("enable", "start") else set(state[key]) - {{unit}})
+else:
+    print(f"{{verb}} {{unit}}: not loaded or not supported", file=sys.stderr)
+    status = 5
+state_file.write_text(json.dumps(state))
+sys.exit(status)
+"""
+
+
+def fake_systemd(tmp_path, unit_dir):
+    """The environment of a run whose systemctl is FAKE_SYSTEMCTL, and a function reading its state."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL.format(python=BIN / "python"))
+    (bin_dir / "systemctl").chmod(0o755)
+    state = tmp_path / "systemd-state.json"
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_SYSTEMD_STATE": str(state),
+           "FAKE_SYSTEMD_UNIT_DIR": str(unit_dir)}
+    return env, lambda: json.loads(state.read_text())
+
+
 def test_systemd_units_replace_the_cron_file_and_follow_the_job_list(tmp_path):
     target = Target(tmp_path / "root")
+    env, systemd = fake_systemd(tmp_path, target.systemd_dir)
     target.cron_file.write_text(f"{MARKER} an earlier cron schedule\n")
     hand_written = target.systemd_dir / "lifeboat-mine.service"
     hand_written.write_text("[Service]\nExecStart=/bin/true\n")
-    jobs = target.jobs()[:2] + [{"name": "weekdays", "on_calendar": "Mon..Fri *-*-* 08:30:00", "command": ["/bin/true"],
+    jobs = target.jobs()[:1] + [{"name": "weekdays", "on_calendar": "Mon..Fri *-*-* 08:30:00", "command": ["/bin/true"],
                                  "user": USER}]
-    play = target.apply(jobs, lifeboat_schedule_backend="systemd")
+    play = target.apply(jobs, env=env, lifeboat_schedule_backend="systemd", lifeboat_schedule_activate=True)
     assert play.rc == 0, play.stdout[-3000:]
     assert not target.cron_file.exists(), "the cron schedule would run every job a second time"
     units = sorted(p.name for p in target.systemd_dir.iterdir())
-    assert units == ["lifeboat-backup-daily.service", "lifeboat-backup-daily.timer", "lifeboat-backup-delta.service",
-                     "lifeboat-backup-delta.timer", "lifeboat-mine.service", "lifeboat-weekdays.service",
-                     "lifeboat-weekdays.timer"]
+    assert units == ["lifeboat-backup-daily.service", "lifeboat-backup-daily.timer", "lifeboat-mine.service",
+                     "lifeboat-weekdays.service", "lifeboat-weekdays.timer"]
     timers = {name: re.search(r"^OnCalendar=(.*)$", target.unit(f"lifeboat-{name}.timer"), re.M)[1]
-              for name in ("backup-daily", "backup-delta", "weekdays")}
-    assert timers == {"backup-daily": "*-*-* 02:00:00", "backup-delta": "*-*-* 00/4:00:00",
-                      "weekdays": "Mon..Fri *-*-* 08:30:00"}
+              for name in ("backup-daily", "weekdays")}
+    assert timers == {"backup-daily": "*-*-* 02:00:00", "weekdays": "Mon..Fri *-*-* 08:30:00"}
     service = target.unit("lifeboat-backup-daily.service")
     log, lock = target.log_dir / "backup-daily.log", target.lock_dir / "backup-daily.lock"
     assert f"\nExecStart={target.runner} backup-daily --log {log} --lock {lock} -- " \
@@ -226,11 +266,21 @@ def test_systemd_units_replace_the_cron_file_and_follow_the_job_list(tmp_path):
         verify = subprocess.run([analyze, "verify", "--man=no", *units], capture_output=True, text=True)
         assert verify.returncode == 0, verify.stderr
 
-    play = target.apply(jobs[1:], lifeboat_schedule_backend="systemd")
+    timer_units = [f"lifeboat-{name}.timer" for name in timers]
+    state = systemd()
+    assert state["calls"][0] == "daemon-reload", "the timers are started after systemd read their files"
+    assert (state["enabled"], state["active"]) == (timer_units, timer_units)
+
+    play = target.apply(jobs[1:], env=env, lifeboat_schedule_backend="systemd", lifeboat_schedule_activate=True)
     assert play.rc == 0, play.stdout[-3000:]
     assert sorted(p.name for p in target.systemd_dir.iterdir()) == [
-        "lifeboat-backup-delta.service", "lifeboat-backup-delta.timer", "lifeboat-mine.service",
-        "lifeboat-weekdays.service", "lifeboat-weekdays.timer"], "only the role's own units are removed"
+        "lifeboat-mine.service", "lifeboat-weekdays.service", "lifeboat-weekdays.timer"], \
+        "only the role's own units are removed"
+    calls = systemd()["calls"][len(state["calls"]):]
+    assert [c for c in calls if c.split()[0] in ("stop", "disable", "daemon-reload")] == [
+        "disable lifeboat-backup-daily.timer", "stop lifeboat-backup-daily.timer", "daemon-reload"]
+    assert (systemd()["enabled"], systemd()["active"]) == (timer_units[1:], timer_units[1:])
+    assert "lifeboat_schedule : Enable and start each job's timer" not in changed_tasks(play)
 
 
 @pytest.mark.parametrize("change, message", [
