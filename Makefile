@@ -42,6 +42,7 @@ integration: venv
 
 molecule: venv
 	molecule test -s default < /dev/null
+	molecule test -s partition < /dev/null
 
 test: venv
 	$(MAKE) lint
