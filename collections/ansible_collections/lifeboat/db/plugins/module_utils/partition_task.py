@@ -145,6 +145,7 @@ def _archive_and_drop(ctx, conn, table, detached, action, offsite, result):
                      offsite_url=(made.get('offsite') or {}).get('url'),
                      storage_class=(made.get('offsite') or {}).get('storage_class'))
         result['archived'].append(entry)
+        result.setdefault('warnings', []).extend(made.get('warnings', []))
         actions.append('Archived %s (%d rows) as backup %s%s' % (detached.key, entry['rows'], backup.backup_id,
                                                                  ' and copied it to %s (%s)' % (
                                                                      entry['offsite_url'], entry['storage_class'])

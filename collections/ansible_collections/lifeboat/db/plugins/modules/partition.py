@@ -106,9 +106,11 @@ options:
     description: Backup repository on the target host that receives partition archives (kind C(partition-archive)).
     type: path
   lock_timeout:
-    description: Seconds to wait for the repository lock of the database.
+    description:
+      - Seconds to wait for the repository lock of the database, which a backup of it running at the same
+        time holds. A run that gives up leaves the partition detached; the next run archives it.
     type: int
-    default: 0
+    default: 600
   offsite_url:
     description: Copy each partition archive to C(s3://bucket/prefix), in O(s3_storage_class) (seed 002 uses C(GLACIER)).
     type: str
@@ -273,7 +275,7 @@ def argument_spec():
         retain=dict(type='int'),
         retention_action=dict(type='str', default='detach', choices=list(RETENTION_ACTIONS)),
         repository=dict(type='path'),
-        lock_timeout=dict(type='int', default=0),
+        lock_timeout=dict(type='int', default=600),
         offsite_url=dict(type='str'),
         offsite=dict(type='str', default='required', choices=['required', 'optional']),
         restore_partition=dict(type='str'),
