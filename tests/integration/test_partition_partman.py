@@ -7,7 +7,7 @@ import re
 import pytest
 
 # pg_partman 4's own interval keywords, which also choose its names (p2026_11, p2026w48, ...).
-INTERVALS = [(name, name) for name in ("yearly", "quarterly", "monthly", "weekly", "daily")]
+INTERVALS = ("yearly", "quarterly", "monthly", "weekly", "daily")
 
 
 @pytest.fixture
@@ -26,20 +26,24 @@ def kept(server, db, parent):
     return [(name[len(parent):], bound) for name, bound in rows]
 
 
-@pytest.mark.parametrize("interval, partman_interval", INTERVALS, ids=[i[0] for i in INTERVALS])
-def test_the_partitions_we_keep_are_the_ones_pg_partman_keeps(server, ansible, partman_db, interval, partman_interval):
-    for table in ("by_partman", "by_lifeboat"):
-        server.sql(partman_db, f"CREATE TABLE {table} (id bigint, created_at timestamptz NOT NULL) "
-                               "PARTITION BY RANGE (created_at)")
-    # pg_partman 4's create_parent makes premake partitions behind the current one and ahead of it.
-    server.sql(partman_db, "SELECT partman.create_parent(p_parent_table := 'public.by_partman', "
-                           "p_control := 'created_at', p_type := 'native', p_interval := %s, p_premake := 4)",
-                           (partman_interval,))
+def test_the_partitions_we_keep_are_the_ones_pg_partman_keeps(server, ansible, partman_db):
+    tasks = []
+    for interval in INTERVALS:
+        for table in ("%s_partman" % interval, "%s_lifeboat" % interval):
+            server.sql(partman_db, f"CREATE TABLE {table} (id bigint, created_at timestamptz NOT NULL) "
+                                   "PARTITION BY RANGE (created_at)")
+        # pg_partman 4's create_parent makes premake partitions behind the current one and ahead of it.
+        server.sql(partman_db, "SELECT partman.create_parent(p_parent_table := %s, p_control := 'created_at', "
+                               "p_type := 'native', p_interval := %s, p_premake := 4)",
+                   ("public.%s_partman" % interval, interval))
     server.sql(partman_db, "CALL partman.run_maintenance_proc()")
-    theirs = kept(server, partman_db, "by_partman")
-    first = re.match(r"FOR VALUES FROM \('(\d{4}-\d\d-\d\d) 00:00:00\+00'\)", theirs[0][1]).group(1)
-    result = ansible.module("partition", db=partman_db, table="public.by_lifeboat", interval=interval, premake=4,
-                            start=first)
-    assert not result.get("failed"), result.get("msg")
-    ours = kept(server, partman_db, "by_lifeboat")
-    assert len(ours) == 9 and ours == theirs
+    for interval in INTERVALS:
+        theirs = kept(server, partman_db, "%s_partman" % interval)
+        first = re.match(r"FOR VALUES FROM \('(\d{4}-\d\d-\d\d) 00:00:00\+00'\)", theirs[0][1]).group(1)
+        tasks.append({"name": interval, "lifeboat.db.partition": dict(
+            db=partman_db, table="public.%s_lifeboat" % interval, interval=interval, premake=4, start=first)})
+    result = ansible.play(tasks)
+    for interval in INTERVALS:
+        assert not result.result(interval).get("failed"), result.result(interval).get("msg")
+        ours, theirs = kept(server, partman_db, "%s_lifeboat" % interval), kept(server, partman_db, "%s_partman" % interval)
+        assert len(ours) == 9 and ours == theirs, interval
