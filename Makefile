@@ -46,7 +46,7 @@ molecule: venv
 
 test: venv
 	$(MAKE) lint
-	$(BIN)/pytest -n 2 --dist loadfile tests/unit tests/integration
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25 tests/unit tests/integration
 	$(MAKE) molecule
 
 clean: stop

@@ -24,6 +24,11 @@ DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
 SERVERS = {"embedded": None, "pg15": DEBIAN_PG15}
 
 
+# The tests of behaviour that does not depend on the server's version run on the embedded server
+# alone (the suite's time budget); the version-dependent ones run on every server.
+embedded_only = pytest.mark.parametrize("server", ["embedded"], indirect=True)
+
+
 class Server:
     def __init__(self, facts):
         self.facts = facts

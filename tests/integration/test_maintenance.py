@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, assert_one_line, fixture_database
+from conftest import PROJECT, assert_one_line, embedded_only, fixture_database
 
 FIXTURE = PROJECT / "tests" / "fixtures" / "bc004"
 VIEWS = ["public.mv_user_allocation_summary", "public.mv_team_statistics", "public.mv_unit_statistics"]
@@ -201,6 +201,7 @@ def pgbench(server, *args):
     return [str(binary), "-h", "127.0.0.1", "-p", str(server.port), "-U", server.user, *args], env
 
 
+@embedded_only
 def test_purge_while_pgbench_writes(server, ansible, bc004):
     rows, seconds = 50000, 12
     add_old_rows(server, bc004, members=rows)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import PROJECT, assert_one_line, backup_sets, fixture_database
+from conftest import PROJECT, assert_one_line, backup_sets, embedded_only, fixture_database
 
 BC004 = PROJECT / "tests" / "fixtures" / "bc004"
 TABLE = "public.policy_violations"
@@ -76,6 +76,7 @@ def test_premake_fills_the_gap_and_the_year_ahead_with_the_parents_indexes(serve
     assert not again["changed"] and again["created"] == [] and again["actions"] == [], again
 
 
+@embedded_only
 def test_rows_in_the_default_partition_move_into_the_new_partition(server, ansible, bc004):
     server.sql(bc004, "CREATE TABLE policy_violations_default PARTITION OF policy_violations DEFAULT")
     server.sql(bc004, "INSERT INTO policy_violations (policy_id, rule_id, target_type, target_id, status, context, "
@@ -150,6 +151,7 @@ def test_retention_archives_verifies_then_drops_and_the_archive_restores(server,
     assert server.sql(bc004, "SELECT obj_description('policy_violations_2024'::regclass, 'pg_class')") == [(None,)]
 
 
+@embedded_only
 def test_archive_keeps_the_table_and_a_later_drop_uses_that_archive(server, ansible, bc004):
     rows_2024 = server.count(bc004, "policy_violations_2024")
     options = dict(now="2028-02-01", retain=3, repository=str(ansible.repository))
@@ -178,6 +180,7 @@ def test_archive_keeps_the_table_and_a_later_drop_uses_that_archive(server, ansi
     assert len(archived_sets(ansible, bc004)) == 1
 
 
+@embedded_only
 def test_a_failed_archive_drops_nothing_and_the_next_run_finishes(server, ansible, bc004):
     rows_2024 = server.count(bc004, "policy_violations_2024")
     options = dict(now="2028-02-01", retain=3, retention_action="archive_and_drop")
@@ -198,6 +201,7 @@ def test_a_failed_archive_drops_nothing_and_the_next_run_finishes(server, ansibl
     assert finished["detached"] == [] and finished["archived"][0]["rows"] == rows_2024
 
 
+@embedded_only
 def test_a_tampered_archive_is_not_trusted_and_the_table_is_kept(server, ansible, bc004):
     rows_2024 = server.count(bc004, "policy_violations_2024")
     options = dict(now="2028-02-01", retain=3, repository=str(ansible.repository))
@@ -242,6 +246,7 @@ def test_bad_input_is_one_line_and_changes_nothing(server, ansible, bc004):
     assert partitions(server, bc004) == before
 
 
+@embedded_only
 def test_a_list_partitioned_table_is_refused(server, ansible, empty_db):
     server.sql(empty_db, "CREATE TABLE regions (code text, name text) PARTITION BY LIST (code); "
                          "CREATE TABLE regions_eu PARTITION OF regions FOR VALUES IN ('eu')")
@@ -249,6 +254,7 @@ def test_a_list_partitioned_table_is_refused(server, ansible, empty_db):
     assert_one_line(result, "public.regions is partitioned BY LIST", "RANGE partitions only")
 
 
+@embedded_only
 def test_integer_keys_in_steps_ahead_of_the_highest_key(server, ansible, empty_db):
     server.sql(empty_db, "CREATE TABLE events (id bigint NOT NULL, body text) PARTITION BY RANGE (id); "
                          "CREATE TABLE events_p0 PARTITION OF events FOR VALUES FROM (0) TO (1000); "
@@ -305,6 +311,7 @@ def test_pagila_payment_monthly_ahead_and_old_months_archived_to_glacier(server,
     assert server.count(pagila, payment) == total - sum(old.values()) + old["payment_p2022_03"]
 
 
+@embedded_only
 def test_a_move_from_the_default_partition_that_fails_half_way_leaves_the_rows_where_they_were(server, ansible, bc004):
     server.sql(bc004, "CREATE TABLE policy_violations_default PARTITION OF policy_violations DEFAULT")
     server.sql(bc004, "INSERT INTO policy_violations (policy_id, rule_id, target_type, target_id, status, context, "
@@ -358,6 +365,7 @@ def test_an_interrupted_concurrent_detach_is_finished(server, ansible, bc004):
     assert result["dropped"][0]["rows"] == rows_2024
 
 
+@embedded_only
 def test_an_archive_that_cannot_be_attached_again_is_dropped_again_and_kept_in_the_repository(server, ansible, bc004):
     options = dict(now="2028-02-01", retain=3, retention_action="archive_and_drop", repository=str(ansible.repository))
     dropped = keep(ansible, bc004, **options)
@@ -373,6 +381,7 @@ def test_an_archive_that_cannot_be_attached_again_is_dropped_again_and_kept_in_t
     assert (ansible.repository / bc004 / backup_id / "manifest.json").exists()
 
 
+@embedded_only
 def test_an_offsite_copy_that_fails_drops_nothing(server, ansible, bc004, moto):
     rows_2024 = server.count(bc004, "policy_violations_2024")
     result = keep(ansible, bc004, now="2028-02-01", retain=3, retention_action="archive_and_drop",

@@ -1,9 +1,12 @@
 """playbooks/maintenance.yml (role lifeboat_partition) on the BC-004 fixture, part by part as
 roles/lifeboat_schedule runs it: partitions (seed 002's policy_violations, yearly, three years kept,
 archived and dropped), refresh_hourly (two of the runbook's views), purge (its three-year cleanup)."""
-from conftest import PROJECT, fixture_database
-
 import pytest
+
+from conftest import PROJECT, embedded_only, fixture_database
+
+# The role's logic is in the modules, whose own tests run on every server.
+pytestmark = embedded_only
 
 BC004 = PROJECT / "tests" / "fixtures" / "bc004"
 PLAYBOOK = PROJECT / "playbooks" / "maintenance.yml"

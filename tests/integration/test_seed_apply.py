@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from conftest import PROJECT, assert_one_line
+from conftest import PROJECT, assert_one_line, embedded_only
 
 FIXTURE = PROJECT / "tests" / "fixtures" / "opendolphin"
 SCHEMA = str(FIXTURE / "legacy_schema.sql")
@@ -17,7 +17,6 @@ SEED = str(FIXTURE / "local_synthetic_seed.sql")
 
 # Most of these tests run on the embedded server only: what differs between 15 and 18 is covered
 # by the migration tests, and make test has a time budget.
-embedded_only = pytest.mark.parametrize("server", ["embedded"], indirect=True)
 
 
 @pytest.fixture
