@@ -70,7 +70,7 @@ def ours(bench, work):
         "retain": 3, "retention_action": "archive_and_drop", "repository": str(work / "repo")}})
     assert not result.get("failed"), result.get("msg")
     [archived] = result["archived"]
-    return seconds, archived["size"], archived["rows"]
+    return seconds, result["timing"]["seconds"], archived["size"], archived["rows"]
 
 
 def prove_seconds(bench, work, rows):
@@ -94,16 +94,18 @@ def main():
         build(bench, args.rows)
         raw_seconds, raw_size = raw(bench, work)
         build(bench, args.rows)
-        our_seconds, our_size, rows = ours(bench, work)
+        our_seconds, module_seconds, our_size, rows = ours(bench, work)
         proof = prove_seconds(bench, work, rows)
     finally:
         bench.stop(destroy=True)
     print("retiring one partition of %d rows" % rows)
-    print("%-52s %8s %12s" % ("", "seconds", "archive MB"))
-    print("%-52s %8.2f %12.1f" % ("runbook: DETACH, pg_dump -Fc -t, DROP", raw_seconds, raw_size / 1e6))
-    print("%-52s %8.2f %12.1f" % ("lifeboat.db.partition archive_and_drop (ansible-playbook)", our_seconds,
+    print("%-62s %8s %12s" % ("", "seconds", "archive MB"))
+    print("%-62s %8.2f %12.1f" % ("runbook: DETACH, pg_dump -Fc -t, DROP", raw_seconds, raw_size / 1e6))
+    print("%-62s %8.2f %12.1f" % ("lifeboat.db.partition archive_and_drop, the module alone", module_seconds,
                                   our_size / 1e6))
-    print("ratio %.2f; reading the rows back (part of the proof) took %.2f s" % (our_seconds / raw_seconds, proof))
+    print("%-62s %8.2f" % ("the same, the whole ansible-playbook run", our_seconds))
+    print("module / runbook %.2f; reading the rows back (part of the proof) took %.2f s"
+          % (module_seconds / raw_seconds, proof))
 
 
 if __name__ == "__main__":
