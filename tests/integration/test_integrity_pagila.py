@@ -7,8 +7,6 @@ parent has none, so payment's references are also declared as relationships.
 """
 import json
 
-import pytest
-
 from conftest import the_check, with_status
 
 MIN_ROWS = {"public.payment": 1500, "public.rental": 1500, "public.customer": 300, "public.film": 200,

@@ -19,7 +19,6 @@ import re
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import psycopg, server_major, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
 
 try:
     from zoneinfo import ZoneInfo
