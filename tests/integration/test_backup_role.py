@@ -1,5 +1,8 @@
 """playbooks/backup.yml: seed 002's kinds, each with its own retention, through the role."""
-from conftest import PROJECT
+from conftest import PROJECT, embedded_only
+
+# A role composes modules whose own tests run on every server; the role itself runs on one.
+pytestmark = embedded_only
 
 
 def test_daily_and_monthly_backups_keep_their_own_generations(server, ansible, sample_db):

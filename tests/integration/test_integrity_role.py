@@ -4,7 +4,10 @@ lifeboat_integrity_fail_on decide whether the play fails."""
 import json
 import stat
 
-from conftest import PROJECT, assert_one_line
+from conftest import PROJECT, assert_one_line, embedded_only
+
+# A role composes modules whose own tests run on every server; the role itself runs on one.
+pytestmark = embedded_only
 
 INTEGRITY = PROJECT / "playbooks" / "integrity.yml"
 ROLE = "lifeboat_integrity : "

@@ -5,7 +5,10 @@ import json
 
 import pytest
 
-from conftest import PROJECT, assert_one_line
+from conftest import PROJECT, assert_one_line, embedded_only
+
+# A role composes modules whose own tests run on every server; the role itself runs on one.
+pytestmark = embedded_only
 
 RESTORE = PROJECT / "playbooks" / "restore.yml"
 DR = PROJECT / "playbooks" / "dr.yml"
