@@ -389,3 +389,20 @@ def test_an_offsite_copy_that_fails_drops_nothing(server, ansible, bc004, moto):
                   s3_storage_class="GLACIER", **moto.options())
     assert_one_line(result, "offsite copy", "no-such-bucket")
     assert server.count(bc004, "policy_violations_2024") == rows_2024
+
+
+@embedded_only
+def test_a_quoted_mixed_case_name_is_kept_archived_and_dropped(server, ansible, empty_db):
+    server.sql(empty_db, 'CREATE TABLE "Audit Log" (id bigint NOT NULL, body text) PARTITION BY RANGE (id); '
+                         'CREATE TABLE "Audit Log_p0" PARTITION OF "Audit Log" FOR VALUES FROM (0) TO (100); '
+                         'CREATE TABLE "Audit Log_p100" PARTITION OF "Audit Log" FOR VALUES FROM (100) TO (200); '
+                         'CREATE TABLE "Audit Log_p200" PARTITION OF "Audit Log" FOR VALUES FROM (200) TO (300); '
+                         'INSERT INTO "Audit Log" SELECT g, \'x\' FROM generate_series(0, 250) g')
+    # The highest key is 250: one step kept behind it retires 0..99 (it ends at 100 <= 150).
+    result = ansible.module("partition", db=empty_db, table='public."Audit Log"', interval=100, premake=1, retain=1,
+                            retention_action="archive_and_drop", repository=str(ansible.repository))
+    assert not result.get("failed"), result.get("msg")
+    assert [c["name"] for c in result["created"]] == ["public.Audit Log_p300"]
+    assert result["dropped"] == [{"partition": "public.Audit Log_p0", "backup_id": result["archived"][0]["backup_id"],
+                                  "rows": 100}]
+    assert server.count(empty_db, '"Audit Log"') == 151

@@ -33,7 +33,7 @@ COPY_START = re.compile(br'^COPY .* FROM stdin;$')
 def retire(conn, table, part, actions):
     """Mark a partition, then detach it (CONCURRENTLY where PostgreSQL allows it)."""
     comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
-                           (display_ident(part.schema, part.name),)).fetchone()[0]
+                           (quoted_name(part.schema, part.name),)).fetchone()[0]
     previous = RetiredMark.parse(comment)
     mark = previous or RetiredMark(table.key, part.bound, iso(utc_now()), comment)
     if previous is None:
@@ -53,22 +53,20 @@ def retire(conn, table, part, actions):
     return Detached(part.schema, part.name, mark)
 
 
-def display_ident(schema, name):
-    """A regclass literal for schema.name whatever their case."""
+def quoted_name(schema, name):
+    """"schema"."name" as SQL and pg_dump patterns read it, whatever the case or characters."""
     return '"%s"."%s"' % (schema.replace('"', '""'), name.replace('"', '""'))
 
 
 def archive(ctx, table, detached, offsite, lock_timeout):
-    """Dump one detached table into the repository as a partition-archive set, then prove it."""
-    request = BackupRequest(
-        ctx.params['db'], kind=ARCHIVE_KIND, options=DumpOptions(tables=[display_ident(detached.schema,
+    """Dump one detached table into the repository as a partition-archive set (take_backup's result)."""
+    return take_backup(ctx, BackupRequest(
+        ctx.params['db'], kind=ARCHIVE_KIND, options=DumpOptions(tables=[quoted_name(detached.schema,
                                                                                         detached.name)]),
         lock_timeout=lock_timeout, offsite=offsite,
         annotations=dict(partition=dict(parent=table.key, schema=detached.schema, name=detached.name,
                                         column=table.column, key_type=table.key_type,
-                                        bound=detached.mark.bound, retired_at=detached.mark.retired_at)))
-    result = take_backup(ctx, request)
-    return result
+                                        bound=detached.mark.bound, retired_at=detached.mark.retired_at))))
 
 
 def find_archive(ctx, table, schema, name, backup_id=None):

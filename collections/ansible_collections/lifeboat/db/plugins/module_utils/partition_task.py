@@ -16,7 +16,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.partition import (
     validate_extra_indexes)
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.partition_archive import (
-    archive, attach, display_ident, drop_archived, find_archive, prove_archive, restore_archive, retire)
+    archive, attach, quoted_name, drop_archived, find_archive, prove_archive, restore_archive, retire)
 from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
 
 RETENTION_ACTIONS = ('detach', 'archive', 'archive_and_drop')
@@ -223,7 +223,7 @@ def _restore(ctx, conn, table):
         result.update(changed=True, bound=mark.bound, actions=['%s the detached table %s to %s again (%s)'
                                                                 % (verb, key, table.key, mark.bound)])
         return result
-    if conn.execute('SELECT to_regclass(%s)', (display_ident(schema, name),)).fetchone()[0] is not None:
+    if conn.execute('SELECT to_regclass(%s)', (quoted_name(schema, name),)).fetchone()[0] is not None:
         raise LifeboatError('%s exists but is not a partition retention detached from %s; rename or drop it before '
                             'restoring the archive' % (key, table.key))
     if ctx.repository is None:
@@ -247,7 +247,7 @@ def _restore(ctx, conn, table):
             raise LifeboatError('restoring %s from backup %s gave %d rows, the archive holds %d' % (key, backup.backup_id,
                                                                                                   live, rows))
         comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
-                               (display_ident(schema, name),)).fetchone()[0]
+                               (quoted_name(schema, name),)).fetchone()[0]
         mark = RetiredMark.parse(comment)
         attach(conn, table, schema, name, bound, mark.comment if mark else comment)
     except LifeboatError as exc:
