@@ -16,7 +16,7 @@ import datetime
 import json
 import re
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import psycopg, server_major, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
@@ -33,10 +33,6 @@ def qualified(schema, name):
     return sql.SQL('{}.{}').format(sql.Identifier(schema), sql.Identifier(name))
 
 
-def display(schema, name):
-    return '%s.%s' % (schema, name)
-
-
 class Partition(object):
     def __init__(self, schema, name, bound, is_default=False, detach_pending=False, relkind='r'):
         self.schema, self.name, self.bound = schema, name, bound
@@ -47,7 +43,7 @@ class Partition(object):
 
     @property
     def key(self):
-        return display(self.schema, self.name)
+        return table_key(self.schema, self.name)
 
 
 class RetiredMark(object):
@@ -86,7 +82,7 @@ class Detached(object):
 
     @property
     def key(self):
-        return display(self.schema, self.name)
+        return table_key(self.schema, self.name)
 
 
 class PartitionedTable(object):
@@ -94,8 +90,7 @@ class PartitionedTable(object):
 
     def __init__(self, conn, table, time_zone):
         self.schema, self.name = split_name(table)
-        self.key = display(self.schema, self.name)
-        self.time_zone = time_zone
+        self.key = table_key(self.schema, self.name)
         self.zone = _zone(time_zone)
         self.major = server_major(conn)
         row = conn.execute(
@@ -117,10 +112,11 @@ class PartitionedTable(object):
         if columns != 1 or self.column is None:
             raise LifeboatError('%s is partitioned on %s; lifeboat.db.partition needs a range on one column'
                                 % (self.key, 'an expression' if columns == 1 else '%d columns' % columns))
-        self.partitions = self._read_partitions(conn)
+        self.partitions = self.read_partitions(conn)
         self.default = next((p for p in self.partitions if p.is_default), None)
 
-    def _read_partitions(self, conn):
+    def read_partitions(self, conn):
+        """The table's partitions as the catalog has them now."""
         pending = 'i.inhdetachpending' if self.major >= 14 else 'false'
         rows = conn.execute(
             "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.oid = %%s, %s, c.relkind "
@@ -129,7 +125,7 @@ class PartitionedTable(object):
             " WHERE i.inhparent = %%s ORDER BY 1, 2" % pending, (self.default_oid, self.oid)).fetchall()
         return [Partition(*row) for row in rows]
 
-    def read_bounds(self, conn, calendar):
+    def read_bounds(self, conn):
         """Fill each partition's lower and upper as period values."""
         ranged = [p for p in self.partitions if not p.is_default]
         literals = []
@@ -226,7 +222,7 @@ class Plan(object):
     """What one run does to one table: partitions to create, to retire, and retired ones to finish."""
 
     def __init__(self):
-        self.create = []   # dicts: name, start, from, to, reason (ahead|gap), default_rows
+        self.create = []   # dicts: name, schema, period, lower, upper, reason (ahead|gap), default_rows
         self.retire = []   # attached Partitions to detach
         self.finalize = []  # Partitions whose DETACH CONCURRENTLY was interrupted
         self.detached = []  # Detached tables left by earlier runs
@@ -239,7 +235,7 @@ def plan_partitions(conn, table, calendar, namer, premake, now, start=None, reta
     if retain is not None and retain < 1:
         raise LifeboatError('retain %d would retire every partition of %s, the current one too; retain must be 1 or '
                             'more periods' % (retain, table.key))
-    table.read_bounds(conn, calendar)
+    table.read_bounds(conn)
     ranged = [p for p in table.partitions if not p.is_default]
     for part in ranged:
         if part.lower is None or part.upper is None or not calendar.is_period(part.lower, part.upper):
@@ -284,7 +280,7 @@ def plan_partitions(conn, table, calendar, namer, premake, now, start=None, reta
         if name in taken:
             raise LifeboatError('partition %s.%s exists but does not cover %s; rename it or choose another '
                                 'name_pattern' % (table.schema, name, calendar.describe(period)))
-        plan.create.append(dict(name=name, schema=table.schema, start=period, period=calendar.describe(period),
+        plan.create.append(dict(name=name, schema=table.schema, period=calendar.describe(period),
                                 lower=period, upper=calendar.after(period),
                                 reason='gap' if newest is not None and period < newest else 'ahead'))
     _count_default_rows(conn, table, plan, default_rows)

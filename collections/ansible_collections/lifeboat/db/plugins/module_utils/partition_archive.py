@@ -16,11 +16,12 @@ __metaclass__ = type
 import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import PassFile, psycopg, first_line, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition import (
-    BOUND, Detached, RetiredMark, display, qualified)
+    BOUND, Detached, RetiredMark, qualified)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import tool_output
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
@@ -32,8 +33,7 @@ COPY_START = re.compile(br'^COPY .* FROM stdin;$')
 
 def retire(conn, table, part, actions):
     """Mark a partition, then detach it (CONCURRENTLY where PostgreSQL allows it)."""
-    comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
-                           (quoted_name(part.schema, part.name),)).fetchone()[0]
+    comment = table_comment(conn, part.schema, part.name)
     previous = RetiredMark.parse(comment)
     mark = previous or RetiredMark(table.key, part.bound, iso(utc_now()), comment)
     if previous is None:
@@ -56,6 +56,10 @@ def retire(conn, table, part, actions):
 def quoted_name(schema, name):
     """"schema"."name" as SQL and pg_dump patterns read it, whatever the case or characters."""
     return '"%s"."%s"' % (schema.replace('"', '""'), name.replace('"', '""'))
+
+
+def table_comment(conn, schema, name):
+    return conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (quoted_name(schema, name),)).fetchone()[0]
 
 
 def archive(ctx, table, detached, offsite, lock_timeout):
@@ -82,7 +86,7 @@ def prove_archive(ctx, backup, schema, name):
     """Checksums, table of contents, and the rows in the archive itself counted against the
     manifest: the archive holds exactly what was counted in the dump's snapshot. Returns the rows."""
     check_backup(ctx, backup)
-    key = display(schema, name)
+    key = table_key(schema, name)
     expected = backup.manifest.get('row_counts', {}).get(key)
     if expected is None:
         raise LifeboatError('backup %s does not hold table %s; keep the table and check the repository'
@@ -137,7 +141,7 @@ def attach(conn, table, schema, name, bound, comment):
     """Attach a table as a partition again with its recorded bounds, and give back its comment."""
     if not BOUND.match(bound or ''):
         raise LifeboatError('the recorded bounds of %s (%r) are not FOR VALUES FROM (...) TO (...)'
-                            % (display(schema, name), bound))
+                            % (table_key(schema, name), bound))
     target = qualified(schema, name)
     with conn.transaction():
         conn.execute(sql.SQL('ALTER TABLE {} ATTACH PARTITION {} {}').format(
@@ -155,5 +159,5 @@ def restore_archive(ctx, backup, schema, name):
         # The whole archive: it holds this one table with its own indexes, constraints and grants.
         run_tool(ctx.run_command, [pg_restore.path, '--single-transaction', '--exit-on-error', '--no-password',
                                    '--dbname=%s' % db, archive_path(backup)], env,
-                 'pg_restore of %s from backup %s' % (display(schema, name), backup.backup_id))
+                 'pg_restore of %s from backup %s' % (table_key(schema, name), backup.backup_id))
     return pg_restore

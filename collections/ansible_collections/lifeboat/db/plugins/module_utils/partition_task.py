@@ -12,11 +12,12 @@ from ansible_collections.lifeboat.db.plugins.module_utils.backup import OffsiteR
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition import (
-    PartitionedTable, RetiredMark, create_partition, display, plan_partitions, qualified, set_time_zone,
+    PartitionedTable, RetiredMark, create_partition, plan_partitions, qualified, set_time_zone,
     validate_extra_indexes)
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.partition_archive import (
-    archive, attach, quoted_name, drop_archived, find_archive, prove_archive, restore_archive, retire)
+    archive, attach, quoted_name, drop_archived, find_archive, prove_archive, restore_archive, retire,
+    table_comment)
 from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
 
 RETENTION_ACTIONS = ('detach', 'archive', 'archive_and_drop')
@@ -104,7 +105,7 @@ def _keep(ctx, conn, table):
         facts['changed'] = bool(result['actions'])
         raise LifeboatError(msg, **facts)
     result['changed'] = bool(result['actions'])
-    result['partitions'] = _attached(conn, table)
+    result['partitions'] = [part.key for part in table.read_partitions(conn)]
     return result
 
 
@@ -195,13 +196,6 @@ def _created(item):
                 default_rows=item['default_rows'], lower=str(item['lower']), upper=str(item['upper']))
 
 
-def _attached(conn, table):
-    rows = conn.execute("SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = %s ORDER BY 1, 2",
-                        (table.oid,)).fetchall()
-    return [display(*row) for row in rows]
-
-
 def _restore(ctx, conn, table):
     """Attach a retired partition again: the detached table if it is still there, else restored
     from its partition-archive set (proven first; dropped again if it cannot be attached)."""
@@ -209,7 +203,7 @@ def _restore(ctx, conn, table):
     schema, name = split_name(p['restore_partition'])
     if '.' not in p['restore_partition']:
         schema = table.schema  # a bare name is a partition in its parent's schema
-    key = display(schema, name)
+    key = table_key(schema, name)
     result = dict(table=table.key, restored=key, backup_id=None, rows=None, actions=[], changed=False)
     verb = 'Would attach' if ctx.check_mode else 'Attached'
     if any((part.schema, part.name) == (schema, name) for part in table.partitions):
@@ -246,8 +240,7 @@ def _restore(ctx, conn, table):
         if live != rows:
             raise LifeboatError('restoring %s from backup %s gave %d rows, the archive holds %d' % (key, backup.backup_id,
                                                                                                   live, rows))
-        comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
-                               (quoted_name(schema, name),)).fetchone()[0]
+        comment = table_comment(conn, schema, name)
         mark = RetiredMark.parse(comment)
         attach(conn, table, schema, name, bound, mark.comment if mark else comment)
     except LifeboatError as exc:
