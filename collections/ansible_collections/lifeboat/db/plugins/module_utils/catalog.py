@@ -12,17 +12,20 @@ from ansible_collections.lifeboat.db.plugins.module_utils.errors import Lifeboat
 USER_SCHEMAS = """n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"""
 
+# A relation c that no extension owns (CREATE EXTENSION makes those again).
+NOT_EXTENSION_MEMBER = """NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"""
+
 # Tables that hold rows: ordinary tables and leaf partitions (a partitioned parent would count
-# its partitions' rows twice). Tables owned by extensions are recreated by CREATE EXTENSION.
+# its partitions' rows twice), not an extension's.
 _DATA_TABLES = """
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'r'
    AND %s
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+   AND %s
  ORDER BY 1, 2
-""" % USER_SCHEMAS
+""" % (USER_SCHEMAS, NOT_EXTENSION_MEMBER)
 DATA_TABLES = 'SELECT n.nspname, c.relname' + _DATA_TABLES
 # What the planner knows of their size: pages and rows as of the last ANALYZE or VACUUM
 # (reltuples -1: never), and the file's size now.

@@ -22,7 +22,7 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import USER_SCHEMAS, split_name
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import NOT_EXTENSION_MEMBER, USER_SCHEMAS, split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
@@ -43,9 +43,8 @@ RELATION = """SELECT c.oid, n.nspname, c.relname, c.relkind, c.relispopulated
 ALL_MATVIEWS = """SELECT c.oid, n.nspname, c.relname, c.relkind, c.relispopulated
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'm' AND %s
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
- ORDER BY c.oid""" % USER_SCHEMAS
+   AND %s
+ ORDER BY c.oid""" % (USER_SCHEMAS, NOT_EXTENSION_MEMBER)
 
 # The index REFRESH ... CONCURRENTLY can use, by the server's own rule (matview.c,
 # is_usable_unique_index): unique, immediate, valid, btree, no WHERE, every column a plain column.
