@@ -246,8 +246,9 @@ class Repository(object):
         validate_retention(keep_last, keep_days)
         deleted = []
         for old in self.retention_plan(database, kind, keep_last, keep_days):
-            self.delete(old)
-            deleted.append(old.backup_id)
+            # A set a restore is reading is pinned (SetPin): it stays until a later run.
+            if self.delete(old):
+                deleted.append(old.backup_id)
         return deleted
 
     def remove_leftovers(self, database):
@@ -264,11 +265,20 @@ class Repository(object):
     def lock(self, database, timeout, purpose):
         return RepositoryLock(self, database, timeout, purpose)
 
+    def pin(self, backup):
+        """Hold `backup` against deletion while it is read (a restore): retention skips it."""
+        return SetPin(backup.path)
+
     def delete(self, backup):
+        """Delete a set unless a reader has pinned it; returns False (nothing done) when pinned."""
         parent, name = os.path.split(backup.path)
         doomed = os.path.join(parent, DELETING_PREFIX + name)
-        os.rename(backup.path, doomed)
+        with SetPin(backup.path, exclusive=True) as pin:
+            if not pin.held:
+                return False
+            os.rename(backup.path, doomed)
         shutil.rmtree(doomed)
+        return True
 
 
 def _read_json(path, name):
@@ -277,6 +287,42 @@ def _read_json(path, name):
             return json.load(handle)
     except (IOError, OSError, ValueError):
         return None
+
+
+class SetPin(object):
+    """flock(2) on a set's own folder: readers hold it shared for as long as they read the set,
+    a deletion needs it exclusive and gives up at once when it cannot have it. The kernel drops
+    it with its holder, so a killed restore pins nothing. The folder is opened without following
+    a link: a pin never reaches outside the repository."""
+
+    def __init__(self, path, exclusive=False):
+        self.path = path
+        self.exclusive = exclusive
+        self.fd = None
+        self.held = False
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise LifeboatError('cannot open backup set %s: %s' % (self.path, exc.strerror or exc))
+        try:
+            fcntl.flock(self.fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if self.exclusive else fcntl.LOCK_SH | fcntl.LOCK_NB)
+            self.held = True
+        except (IOError, OSError) as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if not self.exclusive:
+                # Only a deletion holds it exclusively, and only for the instant of its rename.
+                fcntl.flock(self.fd, fcntl.LOCK_SH)
+                self.held = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.held = False
 
 
 class RepositoryLock(object):

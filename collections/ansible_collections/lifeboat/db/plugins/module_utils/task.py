@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import stat
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
@@ -49,19 +50,31 @@ def private_dir(path, check_mode):
     if not os.path.isabs(path):
         raise LifeboatError('cache_dir must be an absolute path on the target host, got %r' % (path,))
     try:
-        if not os.path.isdir(path):
+        if not os.path.lexists(path):
             if check_mode:
                 return path
             os.makedirs(path, 0o700)
-        facts = os.stat(path)
+        # lstat: a link planted in a shared place must not lead the cache elsewhere.
+        facts = os.lstat(path)
     except OSError as exc:
         raise LifeboatError('cannot create cache_dir %s: %s; choose a folder the module user can write to'
                             % (path, exc.strerror or exc))
-    if facts.st_uid != os.geteuid() or facts.st_mode & 0o022:
-        raise LifeboatError('cache_dir %s belongs to uid %d or is writable by others; backups downloaded there get '
+    if stat.S_ISLNK(facts.st_mode) or not stat.S_ISDIR(facts.st_mode):
+        raise LifeboatError('cache_dir %s is a symbolic link or not a folder; backups downloaded there get restored, '
+                            'so it must be a real folder private to the module user: remove it or choose another '
+                            'cache_dir' % path)
+    if facts.st_uid != os.geteuid() or facts.st_mode & 0o077:
+        raise LifeboatError('cache_dir %s belongs to uid %d or is open to others (it must be 0700); backups downloaded there get '
                             'restored, so it must be private to the module user: remove it or choose another cache_dir'
                             % (path, facts.st_uid))
     return path
+
+
+def os_error_line(exc):
+    what = exc.strerror or str(exc)
+    where = ' (%s)' % exc.filename if getattr(exc, 'filename', None) else ''
+    return ('system error: %s%s; check free space, permissions and mounts on the target host, then run again'
+            % (what, where))
 
 
 def run_module(module, work):
@@ -79,5 +92,8 @@ def run_module(module, work):
         module.fail_json(msg=scrub(exc.msg, password), timing=timing(), **exc.facts)
     except psycopg.Error as exc:
         module.fail_json(msg=scrub('PostgreSQL error: %s' % first_line(exc), password), timing=timing())
+    except (IOError, OSError) as exc:
+        # A full disk, a busy mount point, a folder that vanished: one line, never a traceback.
+        module.fail_json(msg=scrub(os_error_line(exc), password), timing=timing())
     result['timing'] = timing()
     module.exit_json(**result)
