@@ -50,4 +50,5 @@ test: venv
 	$(MAKE) molecule
 
 clean: stop
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/pgserver.py stop --all --destroy; fi
 	rm -rf .lifeboat

@@ -13,6 +13,7 @@ local inventory and the tests read.
     python scripts/pgserver.py show  [--name local]
 """
 import argparse
+import hashlib
 import json
 import os
 import pwd
@@ -29,6 +30,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SERVERS_DIR = PROJECT_DIR / ".lifeboat" / "servers"
 # PostgreSQL refuses to run as root; when we are root we run it as this unprivileged account.
 RUN_AS_WHEN_ROOT = "lifeboat-pg"
+# ...whose data, socket and log then live here, not in the clone: a clone under /root or in any
+# 0700 folder is out of that account's reach, and opening the user's folders to it is not ours to do.
+ROOT_RUNTIME_DIR = Path("/var/lib/lifeboat-pg")
 SUPERUSER = "postgres"
 
 
@@ -71,26 +75,76 @@ def run_as_user():
     return RUN_AS_WHEN_ROOT
 
 
-def make_traversable(path):
-    """Give 'others' search permission on every parent of path, so the unprivileged server
-    account can reach its data directory and binaries when the clone lives under /root."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+def as_user(user):
+    """subprocess arguments that run a child as `user` with that user's own group and no other:
+    with root's groups kept, a 0700 root folder's group bits would decide what it may reach."""
+    if not user:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def runtime_base(name):
+    """Where server `name` keeps its data: in the clone, or (as root) under ROOT_RUNTIME_DIR, in a
+    folder of this clone's own (two clones on one machine never share a server)."""
+    if os.geteuid() != 0:
+        return SERVERS_DIR / name
+    clone = hashlib.sha256(str(PROJECT_DIR).encode()).hexdigest()[:12]
+    return ROOT_RUNTIME_DIR / clone / name
 
 
 def paths(name):
-    base = SERVERS_DIR / name
-    return {"base": base, "data": base / "data", "log": base / "server.log", "facts": base / "server.json"}
+    base = runtime_base(name)
+    return {"home": SERVERS_DIR / name, "base": base, "data": base / "data", "log": base / "server.log",
+            "facts": SERVERS_DIR / name / "server.json"}
 
 
 def run(argv, user, **kwargs):
     try:
-        return subprocess.run(argv, check=True, capture_output=True, text=True, user=user, **kwargs)
+        return subprocess.run(argv, check=True, capture_output=True, text=True, **as_user(user), **kwargs)
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().splitlines()
         raise LauncherError(f"{Path(argv[0]).name} failed: {detail[-1] if detail else exc}") from None
+    except PermissionError as exc:
+        raise LauncherError(f"{user or 'this user'} may not run {exc.filename}: {exc.strerror}") from None
+
+
+def reachable_bin_dir(bin_dir, user):
+    """`bin_dir`, or when `user` cannot run its programs (the wheel inside a private clone), a
+    copy of its installation under ROOT_RUNTIME_DIR that everyone may read, made once."""
+    if not user:
+        return bin_dir
+    try:
+        subprocess.run([str(bin_dir / "postgres"), "--version"], check=True, capture_output=True, **as_user(user))
+        return bin_dir
+    except PermissionError:
+        pass
+    # The wheel's programs find their libraries relative to themselves ($ORIGIN/../../../<pkg>.libs),
+    # so the package and its .libs sibling are copied side by side.
+    package = bin_dir.parent.parent
+    digest = hashlib.sha256(str(package.resolve()).encode()).hexdigest()[:12]
+    copy = ROOT_RUNTIME_DIR / f"pginstall-{digest}"
+    copied_bin = copy / package.name / bin_dir.relative_to(package)
+    if not (copied_bin / "postgres").exists():
+        tmp = ROOT_RUNTIME_DIR / f".pginstall-{digest}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(mode=0o755)
+        for part in (package, package.parent / (package.name + ".libs")):
+            if part.is_dir():
+                shutil.copytree(part, tmp / part.name, symlinks=True)
+        for root, dirs, files in os.walk(tmp):
+            for entry in dirs + files:
+                path = os.path.join(root, entry)
+                mode = os.lstat(path).st_mode
+                if not stat.S_ISLNK(mode):
+                    os.chmod(path, mode | stat.S_IROTH | (stat.S_IXOTH if mode & stat.S_IXUSR else 0))
+        os.rename(tmp, copy)
+    return copied_bin
+
+
+def prepare_runtime_dir():
+    ROOT_RUNTIME_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    ROOT_RUNTIME_DIR.chmod(0o755)
 
 
 def socket_dir_for(base):
@@ -103,7 +157,11 @@ def socket_dir_for(base):
 
 
 def initdb(bin_dir, p, user, password):
-    p["base"].mkdir(parents=True, exist_ok=True)
+    p["home"].mkdir(parents=True, exist_ok=True)
+    if user:
+        prepare_runtime_dir()
+        p["base"].parent.mkdir(mode=0o755, exist_ok=True)
+    p["base"].mkdir(mode=0o700 if user else 0o777, exist_ok=True)
     p["data"].mkdir(mode=0o700, exist_ok=True)
     sock = socket_dir_for(p["base"])
     sock.mkdir(mode=0o700, exist_ok=True)
@@ -111,8 +169,6 @@ def initdb(bin_dir, p, user, password):
     pwfile.write_text(password + "\n")
     pwfile.chmod(0o600)
     if user:
-        make_traversable(p["base"])
-        make_traversable(bin_dir)
         for path in (p["base"], p["data"], sock, pwfile):
             shutil.chown(path, user=user)
     try:
@@ -133,7 +189,7 @@ def is_running(bin_dir, p, user):
     if not (p["data"] / "PG_VERSION").exists():
         return False
     result = subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(p["data"]), "status"],
-                            capture_output=True, text=True, user=user)
+                            capture_output=True, text=True, **as_user(user))
     return result.returncode == 0
 
 
@@ -144,9 +200,13 @@ def start(name, bin_dir):
     p = paths(name)
     user = run_as_user()
     facts = json.loads(p["facts"].read_text()) if p["facts"].exists() else {}
-    if facts and facts.get("bin_dir") != str(bin_dir):
-        raise LauncherError(f"server {name!r} was created with {facts.get('bin_dir')}; "
-                            f"stop it and remove {p['base']} to switch binaries")
+    asked = str(bin_dir)
+    if facts and facts.get("asked_bin_dir", facts.get("bin_dir")) != asked:
+        raise LauncherError(f"server {name!r} was created with {facts.get('asked_bin_dir', facts.get('bin_dir'))}; "
+                            f"stop it with --destroy to switch binaries")
+    if user:
+        prepare_runtime_dir()
+    bin_dir = reachable_bin_dir(bin_dir, user)
     if is_running(bin_dir, p, user):
         return facts
     version, major = server_version(bin_dir)
@@ -161,9 +221,10 @@ def start(name, bin_dir):
          "-o", f"-p {port}", "start"], user)
     facts = {
         "name": name, "host": "127.0.0.1", "port": port, "user": SUPERUSER, "password": password,
-        "bin_dir": str(bin_dir), "version": version, "major": major, "data_dir": str(p["data"]),
+        "bin_dir": str(bin_dir), "asked_bin_dir": asked, "version": version, "major": major, "data_dir": str(p["data"]),
         "socket_dir": str(socket_dir_for(p["base"])), "log_file": str(p["log"]),
     }
+    p["home"].mkdir(parents=True, exist_ok=True)
     tmp = p["facts"].with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -195,6 +256,8 @@ def stop(name):
     facts = json.loads(p["facts"].read_text())
     bin_dir = Path(facts["bin_dir"])
     user = run_as_user()
+    # The data directory the server was started with (a server started before a layout change too).
+    p["data"] = Path(facts.get("data_dir") or p["data"])
     if not is_running(bin_dir, p, user):
         return False
     run([str(bin_dir / "pg_ctl"), "-D", str(p["data"]), "-m", "fast", "-w", "stop"], user)
@@ -223,6 +286,7 @@ def main(argv=None):
                 print(f"server '{name}': {'stopped' if stop(name) else 'not running'}")
                 if args.destroy:
                     shutil.rmtree(paths(name)["base"], ignore_errors=True)
+                    shutil.rmtree(paths(name)["home"], ignore_errors=True)
         else:
             facts = json.loads(paths(args.name)["facts"].read_text())
             print(json.dumps({k: v for k, v in facts.items() if k != "password"}, indent=2))
