@@ -274,3 +274,42 @@ def test_baseline_alone_is_a_change_and_is_recorded_once(server, ansible, db, tm
     assert_one_line(ansible.module("seed", db=db, action="baseline", baseline_version="2", migrations=[str(folder)]),
                     "already holds 1 row")
     assert not ansible.module("seed", db=db, action="baseline", baseline_version="1")["changed"]
+
+
+@embedded_only
+def test_schema_stays_first_on_the_search_path_for_every_script(server, ansible, db, tmp_path):
+    """schema: app (not the connection's default): every migration, callback, repeatable and seed
+    file starts with app first on the search_path, even after a script changed the search_path,
+    so unqualified objects land in app and later scripts find the earlier ones unqualified."""
+    server.sql(db, "CREATE SCHEMA app")
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    (folder / "beforeEachMigrate.sql").write_text(
+        "CREATE TABLE IF NOT EXISTS cb_log (n serial);\nINSERT INTO cb_log DEFAULT VALUES;\n")
+    (folder / "V1__a.sql").write_text("CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1), (2);\n")
+    (folder / "V2__b.sql").write_text("CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a);\n"
+                                      "INSERT INTO b SELECT id, id FROM a;\n")
+    (folder / "V3__c.sql").write_text("CREATE TABLE c AS SELECT b.id FROM b JOIN a ON a.id = b.a_id;\n"
+                                      "SET search_path TO public;\n")
+    (folder / "R__v.sql").write_text("CREATE OR REPLACE VIEW v AS SELECT count(*) AS n FROM c;\n")
+    (folder / "afterMigrate.sql").write_text("CREATE TABLE IF NOT EXISTS after_done AS SELECT n FROM v;\n")
+    (tmp_path / "s1.sql").write_text("CREATE TABLE s1 (id int);\nINSERT INTO s1 VALUES (1);\n"
+                                     "SELECT pg_catalog.set_config('search_path', '', false);\n")
+    (tmp_path / "s2.sql").write_text("CREATE TABLE s2 AS SELECT * FROM s1;\n")
+    run = ansible.play([
+        {"name": "seed", "lifeboat.db.seed": {"db": db, "schema": "app",
+                                              "seed_files": [str(tmp_path / "s1.sql"), str(tmp_path / "s2.sql")]}},
+        {"name": "migrate", "lifeboat.db.seed": {"db": db, "schema": "app", "action": "migrate",
+                                                 "migrations": [str(folder)], "baseline_on_migrate": True,
+                                                 "baseline_version": "0"}}])
+    seeded, migrated = run.result("seed"), run.result("migrate")
+    assert not seeded["failed"], seeded.get("msg")
+    assert not migrated["failed"], migrated.get("msg")
+    assert [m["script"] for m in migrated["applied"]] == ["V1__a.sql", "V2__b.sql", "V3__c.sql", "R__v.sql"]
+    relations = server.sql(db, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                               "c.relnamespace WHERE c.relkind IN ('r', 'v') AND n.nspname IN ('app', 'public') "
+                               "ORDER BY 1, 2")
+    assert relations == [("app", name) for name in ("a", "after_done", "b", "c", "cb_log", "flyway_schema_history",
+                                                     "lifeboat_seed_history", "s1", "s2", "v")]
+    assert server.count(db, "app.cb_log") == 4
+    assert server.sql(db, "SELECT n FROM app.after_done")[0][0] == 2

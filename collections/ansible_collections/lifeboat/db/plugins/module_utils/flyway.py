@@ -368,13 +368,16 @@ def _name(entry):
 class Runner(object):
     """Runs resolved scripts on one connection and records them in the history table."""
 
-    def __init__(self, conn, history, placeholders, installed_by=None, database=None):
+    def __init__(self, conn, history, placeholders, installed_by=None, database=None, search_path=None):
         self.conn = conn
         self.history = history
         self.placeholders = placeholders
         self.installed_by = installed_by
         self.database = database
-        self.search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+        # What every script starts with (the schema first when one is set, as Flyway does), not
+        # whatever the previous script left behind.
+        self.search_path = search_path if search_path is not None else \
+            conn.execute("SELECT current_setting('search_path')").fetchone()[0]
         self.prepared = {}
 
     def prepare(self, migration):
@@ -430,6 +433,7 @@ class Runner(object):
         """Apply one script; returns its history entry. Raises LifeboatError after recording a failure."""
         statements, transactional = self.prepare(migration)
         kind = 'SQL'
+        self.restore_session()
         started = time.monotonic()
         try:
             if transactional:

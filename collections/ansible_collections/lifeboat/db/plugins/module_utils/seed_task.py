@@ -11,7 +11,7 @@ import tempfile
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import PassFile, server_major, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils import flyway, seed
+from ansible_collections.lifeboat.db.plugins.module_utils import flyway, seed, sql_script
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 
@@ -60,8 +60,8 @@ def apply(ctx, conn, schema, result):
         result['changed'] = bool(reset is not None or todo or any(s.get('changed') for s in result['sequences']))
         return
     with conn.transaction():
-        _search_path_first(conn, schema, params['schema'])
-        search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+        search_path = _search_path(conn, schema, params['schema'])
+        sql_script.reset_session(conn, search_path)
         if reset is not None:
             result['reset'] = seed.reset_schema(conn, reset)
             result['actions'].append('dropped and recreated schema %s' % reset)
@@ -145,19 +145,21 @@ class Migrations(object):
             'version'] if applied else None
         return entries
 
-    def runner(self):
+    def runner(self, schema):
         params = self.params
         placeholders = (params['placeholders'] or {}) if params['placeholder_replacement'] else None
-        return flyway.Runner(self.conn, self.history, placeholders, params['installed_by'], params['db'])
+        return flyway.Runner(self.conn, self.history, placeholders, params['installed_by'], params['db'],
+                             _search_path(self.conn, schema, params['schema']))
 
 
-def _search_path_first(conn, schema, wanted):
-    """Flyway puts defaultSchema first on the search_path while it migrates."""
-    if wanted:
-        current = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
-        quoted = sql.Identifier(schema).as_string(conn)
-        conn.execute("SELECT set_config('search_path', %s, false)", ('%s, %s' % (quoted, current) if current
-                                                                     else quoted,))
+def _search_path(conn, schema, wanted):
+    """The search_path every script starts with. Flyway puts defaultSchema first while it migrates,
+    for every migration, callback and repeatable, whatever the script before did to the session."""
+    current = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+    if not wanted:
+        return current
+    quoted = sql.Identifier(schema).as_string(conn)
+    return '%s, %s' % (quoted, current) if current else quoted
 
 
 def baseline(ctx, conn, schema, result):
@@ -205,7 +207,7 @@ def migrate(ctx, conn, schema, result):
     migrations = Migrations(ctx, conn, schema)
     history = migrations.history
     # Every script is parsed (placeholders too) before anything is written, the baseline included.
-    runner = migrations.runner()
+    runner = migrations.runner(schema)
     for script in migrations.versioned + migrations.repeatables + [
             c for event in flyway.MIGRATE_EVENTS for c in migrations.callbacks[event]]:
         runner.prepare(script)
@@ -245,7 +247,6 @@ def migrate(ctx, conn, schema, result):
         if not history.exists:
             with conn.transaction():
                 history.create(conn)
-        _search_path_first(conn, schema, params['schema'])
         _run_migrations(runner, migrations, todo, result)
         with conn.transaction():
             result['sequences'] = _set_sequences(conn, specs, result['actions'])

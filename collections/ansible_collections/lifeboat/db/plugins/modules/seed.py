@@ -53,7 +53,7 @@ options:
     description:
       - Schema holding C(flyway_schema_history) and C(lifeboat_seed_history) (Flyway's C(defaultSchema)).
       - Default is the connection's current schema (usually C(public)). When given, it is put first on
-        the C(search_path) while files and migrations run, as Flyway does.
+        the C(search_path) for every file, migration, callback and repeatable, as Flyway does.
     type: str
   reset_schema:
     description:
