@@ -1,9 +1,10 @@
 """playbooks/drill.yml end to end: the recovery drill of seed 001 and its evidence."""
 import json
+import stat
 
 import pytest
 
-from conftest import PROJECT
+from conftest import PROJECT, assert_one_line, embedded_only
 
 
 def run_drill(ansible, server, db, evidence, **drill_vars):
@@ -35,6 +36,9 @@ def test_drill_restores_the_baseline_and_writes_evidence(server, ansible, tmp_pa
         assert steps == ["01-load_sample_data.json", "02-capture_baseline.json", "03-backup.json",
                          "04-inject_fault.json", "05-restore.json", "06-verify.json"]
         assert json.loads((run_dir / "steps" / "06-verify.json").read_text())["passed"] is True
+        # Evidence is private like the integrity evidence: folders 0700, files 0600.
+        modes = {str(p.relative_to(evidence)): stat.S_IMODE(p.stat().st_mode) for p in [evidence, *evidence.rglob("*")]}
+        assert modes == {name: 0o700 if (evidence / name).is_dir() else 0o600 for name in modes}, modes
         report = (run_dir / "report.md").read_text()
         assert "PASSED" in report and "RTO (fault to verified)" in report
         assert server.password not in report + json.dumps(summary)
@@ -70,3 +74,29 @@ def test_drill_refuses_a_production_host(server, ansible, tmp_path):
     refused = play.result("lifeboat_drill : Refuse to drill on a production host")
     assert "is marked lifeboat_production" in refused["msg"]
     assert not server.exists("drill_prod")
+
+
+@embedded_only
+def test_fault_module_refuses_a_production_host_itself(server, ansible, empty_db):
+    """The module, not only the drill role: a host marked lifeboat_production gets no fault, in or
+    out of check mode, whatever the fault; a mark that is neither true nor false counts as production."""
+    db = empty_db
+    server.sql(db, "CREATE TABLE precious AS SELECT g AS id FROM generate_series(1, 10) g")
+    ansible.write_inventory(lifeboat_production=True)
+    fault = {"db": db, "table": "public.precious", "confirm": db}
+    cases = {"truncate": ({}, fault), "drop_table": ({}, dict(fault, fault="drop_table")),
+             "drop_database": ({}, {"db": db, "fault": "drop_database", "confirm": db}),
+             "check mode": ({"check_mode": True}, fault),
+             "templated mark": ({"vars": {"lifeboat_production": "{{ 'yes' }}"}}, fault),
+             "unclear mark": ({"vars": {"lifeboat_production": "maybe"}}, fault)}
+    tasks = [{"name": name, "lifeboat.db.fault": args, "ignore_errors": True, **extra}
+             for name, (extra, args) in cases.items()]
+    tasks.append({"name": "not production", "lifeboat.db.fault": dict(fault, table="public.scratch"),
+                  "vars": {"lifeboat_production": False}, "ignore_errors": True})
+    server.sql(db, "CREATE TABLE scratch AS SELECT 1 AS id")
+    play = ansible.play(tasks)
+    for name in cases:
+        assert_one_line(play.result(name), f"{ansible.HOST} is marked lifeboat_production", "Nothing was changed")
+    assert server.count(db, "precious") == 10
+    allowed = play.result("not production")
+    assert not allowed["failed"] and allowed["rows_destroyed"] == 1, allowed

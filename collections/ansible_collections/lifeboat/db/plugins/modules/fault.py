@@ -14,6 +14,9 @@ description:
     C(TRUNCATE) a table, C(DROP TABLE), or C(DROP DATABASE ... WITH (FORCE)).
   - Refuses to run unless O(confirm) repeats the database name, so a stray variable cannot
     aim it at the wrong database.
+  - Refuses any host whose inventory sets C(lifeboat_production) to true (or to something that is
+    neither true nor false), check mode included, before anything is sent to the host (an action
+    plugin checks the host's variables).
   - Take a backup first; this module does not.
 extends_documentation_fragment:
   - lifeboat.db.connection
