@@ -61,6 +61,8 @@ def test_changed_seed_is_reported_and_reapplied_only_when_asked(server, ansible,
     result = ansible.module("seed", db=db, seed_files=[str(seed)])
     assert not result["changed"] and result["files"][0]["status"] == "changed", result
     assert any("changed since it was applied" in a for a in result["actions"])
+    # An Ansible warning too (shown at the end of the run), not only a line in the result.
+    assert [w for w in result.get("warnings", []) if "seed file seed.sql changed since it was applied" in w], result
     assert server.sql(db, "SELECT v FROM kv")[0][0] == 1
     result = ansible.module("seed", db=db, seed_files=[str(seed)], reapply_changed=True)
     assert result["changed"] and result["files"][0]["status"] == "reapplied", result

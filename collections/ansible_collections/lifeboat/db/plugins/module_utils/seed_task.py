@@ -47,8 +47,11 @@ def apply(ctx, conn, schema, result):
                        for f, status in plan]
     for script, status in plan:
         if status == 'changed':
-            result['actions'].append('%s file %s changed since it was applied; left alone (set reapply_changed: '
-                                     'true to apply it again)' % (script.kind, script.name))
+            # A warning as well: the database no longer matches the file, which a result line hides.
+            line = ('%s file %s changed since it was applied; left alone (set reapply_changed: true to apply it '
+                    'again)' % (script.kind, script.name))
+            result['actions'].append(line)
+            result.setdefault('warnings', []).append(line)
     todo = [(f, status) for f, status in plan if status in ('apply', 'reapply')]
     if ctx.check_mode:
         if reset is not None:

@@ -73,7 +73,9 @@ options:
     type: list
     elements: path
   reapply_changed:
-    description: Apply again a schema or seed file whose content changed since it was applied.
+    description:
+      - Apply again a schema or seed file whose content changed since it was applied.
+      - Without it, such a file is left alone with an Ansible warning.
     type: bool
     default: false
   sequences:
