@@ -11,17 +11,36 @@ A file may hold several statements (seed 002's integrity-check.sql runs unmodifi
 that returns rows is its own check, named after its `check_name` column when it has one. Each
 runs read-only with a statement timeout, and its result carries a few of the rows it returned,
 so a failure shows what is wrong.
+
+A check's text is untrusted: `COMMIT; DELETE ...` sent as one simple-protocol string would end
+the read-only transaction and run the DELETE outside it. So the text is split first (the script
+splitter, which knows quotes, dollar quotes and comments), inline `sql` must be one statement,
+no statement may control the transaction or the session, and each statement is sent alone
+through the extended protocol (prepared), where the server itself refuses a second statement.
+Each one gets the timeout again (a check cannot lift it for the next), and everything a check
+did to the session is rolled back after it.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.sql_script import parse
 
 PASSED, FAILED = 'passed', 'failed'
 SAMPLE_ROWS = 5
 KEYS = ('name', 'sql', 'file', 'rows', 'value', 'severity')
 SEVERITIES = ('error', 'warning')
+# First words of statements that end or change the transaction (COMMIT, END, PREPARE TRANSACTION,
+# SET TRANSACTION READ WRITE, ...) or the session (SET statement_timeout, RESET, DISCARD), and
+# COPY: none of them is a check, and some would let the next statement run outside the check's
+# read-only transaction. Reads (SELECT, WITH, VALUES, TABLE, ...) are left to PostgreSQL, whose
+# read-only transaction refuses any write, a function's included.
+_NOT_A_QUERY = frozenset(('BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE',
+                          'PREPARE', 'SET', 'RESET', 'DISCARD', 'COPY'))
+_FIRST_WORD = re.compile(r'[A-Za-z_]+')
 
 
 def normalize_checks(checks):
@@ -44,6 +63,9 @@ def normalize_checks(checks):
         if check.get('severity', 'error') not in SEVERITIES:
             raise LifeboatError('check %r: severity must be error or warning, got %r' % (check['name'],
                                                                                         check['severity']))
+        if check.get('sql'):
+            # Inline SQL is checked before anything runs (a file is read when its check runs).
+            statements(check, check['sql'], inline=True)
         if check['name'] in names:
             raise LifeboatError('two checks are named %r; give each its own name' % check['name'])
         names.add(check['name'])
@@ -71,16 +93,38 @@ def check_sql(check):
         raise LifeboatError('check %r: %s is not UTF-8 text' % (check['name'], check['file']))
 
 
+def statements(check, text, inline):
+    """The statements of a check's text, or one line saying why it may not run."""
+    found = parse(text, 'check %r' % check['name'])
+    if inline and len(found) > 1:
+        raise LifeboatError('check %r: its sql holds %d statements; a check is one statement (put several in a '
+                            'file: each statement is its own check)' % (check['name'], len(found)))
+    for number, statement in enumerate(found, 1):
+        word = _FIRST_WORD.match(statement.text)
+        word = word.group().upper() if word else ''
+        if word in _NOT_A_QUERY or statement.control or statement.copy_data is not None:
+            raise LifeboatError('check %r: statement %d (%s) controls the transaction or the session; only queries '
+                                'may run in a check, nothing of it ran' % (check['name'], number, statement.summary(60)))
+    return found
+
+
 def execute(conn, check, limit=SAMPLE_ROWS):
-    """Run a check on `conn`, already inside a read-only transaction; returns one result per
-    statement that returned rows. Database errors are raised as they are."""
-    cur = conn.execute(check_sql(check))
+    """Run a check on `conn`, already inside a read-only transaction with its statement timeout;
+    returns one result per statement that returned rows. Database errors are raised as they are."""
     found = []
-    while True:
-        if cur.description is not None:
-            found.append(([c.name for c in cur.description], cur.fetchall()))
-        if not cur.nextset():
-            break
+    todo = statements(check, check_sql(check), inline=bool(check.get('sql')))
+    timeout = conn.execute("SELECT current_setting('statement_timeout')").fetchone()[0]
+    # A savepoint rolled back at the end: a set_config(..., false) or a role a check sets dies with it.
+    with conn.transaction(force_rollback=True):
+        for statement in todo:
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
+            # prepare=True: the extended protocol, which refuses a second statement in one text.
+            cur = conn.execute(statement.text, prepare=True)
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
+                raise LifeboatError('check %r ended its read-only transaction; only queries may run in a check'
+                                    % check['name'])
+            if cur.description is not None:
+                found.append(([c.name for c in cur.description], cur.fetchall()))
     if not found:
         raise LifeboatError('check %r: its SQL returns no result; write a query (SELECT ...) whose rows are the '
                             'violations' % check['name'])
@@ -111,7 +155,7 @@ def evaluate(check, name, columns, rows, limit=SAMPLE_ROWS):
 def run_check(conn, check, timeout_seconds=60):
     """Run one check on `conn` (autocommit) in a read-only transaction; returns its results."""
     try:
-        with conn.transaction():
+        with conn.transaction(force_rollback=True):
             conn.execute('SET TRANSACTION READ ONLY')
             conn.execute("SELECT set_config('statement_timeout', %s, true)", ('%ds' % timeout_seconds,))
             return execute(conn, check)
