@@ -5,8 +5,11 @@
 
 A files set is `<repository>/<name>/<backup_id>/` holding `files.tar.gz` (ownership, modes and
 times kept) and a manifest listing every file with its sha256. The archive is hashed as it is
-written. A restore unpacks beside the destination, checks every file against the manifest, and
-only then swaps it in; the previous directory is kept under a dated name.
+written. A restore refuses an archive holding anything but plain directories and regular files
+inside the tree, unpacks it into a fresh private folder beside the destination (relative to
+descriptors, O_EXCL | O_NOFOLLOW, so nothing is written or chowned through a link), checks every
+file against the manifest, and only then swaps it in; the previous directory is kept under a
+dated, unpredictable name.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -15,14 +18,17 @@ import hashlib
 import os
 import shutil
 import socket
+import stat
 import tarfile
+import tempfile
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import FORMAT_VERSION, sha256_of, verify_files
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import FORMAT_VERSION, verify_files
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import iso, new_backup_id, utc_now
 
 ARCHIVE_NAME = 'files.tar.gz'
+CHUNK = 1024 * 1024
 
 
 class HashingWriter(object):
@@ -54,33 +60,80 @@ class HashingReader(object):
 
 
 def walk_tree(source):
-    """(relative path, absolute path) of the directories and regular files below source, sorted;
-    and the other entries (symlinks, sockets, ...), which are not archived."""
-    kept, skipped = [], []
-    for root, dirs, names in os.walk(source):
+    """Yield (relative path, name, descriptor of its directory, lstat or None if gone) for every
+    entry below source, sorted. os.fwalk holds each directory open and never descends through a
+    link, so a directory swapped for a link after it was listed cannot lead the walk elsewhere."""
+    for root, dirs, names, root_fd in os.fwalk(source):
         dirs.sort()
         for name in sorted(dirs) + sorted(names):
-            path = os.path.join(root, name)
-            relative = os.path.relpath(path, source)
-            if os.path.islink(path) or not (os.path.isdir(path) or os.path.isfile(path)):
-                skipped.append(relative)
-            else:
-                kept.append((relative, path))
-    return kept, skipped
+            try:
+                facts = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+            except OSError:
+                facts = None
+            yield os.path.relpath(os.path.join(root, name), source), name, root_fd, facts
+
+
+class _OpenDirectory(object):
+    """What tarfile.gettarinfo needs to describe a directory from its descriptor (fstat)."""
+
+    def __init__(self, fd, name):
+        self.fd, self.name = fd, name
+
+    def fileno(self):
+        return self.fd
+
+
+def _same_entry(fd, listed):
+    """Whether the open descriptor is the entry the walk listed (device, inode and kind)."""
+    facts = os.fstat(fd)
+    return (facts.st_dev, facts.st_ino, stat.S_IFMT(facts.st_mode)) == \
+        (listed.st_dev, listed.st_ino, stat.S_IFMT(listed.st_mode))
+
+
+def _archived_kind(facts):
+    return facts is not None and (stat.S_ISDIR(facts.st_mode) or stat.S_ISREG(facts.st_mode))
 
 
 def archive_tree(source, tar):
     """Add the tree to tar, reading each file once: the sha256 in the manifest is that of the
-    bytes archived, so a file that changes meanwhile cannot make the backup disagree with itself."""
-    kept, skipped = walk_tree(source)
-    tar.add(source, arcname='.', recursive=False)
-    contents = []
-    for relative, path in kept:
-        info = tar.gettarinfo(path, arcname=relative)
-        if info.isdir():
-            tar.addfile(info)
+    bytes archived, so a file that changes meanwhile cannot make the backup disagree with itself.
+
+    Each entry is opened without following a link (O_NOFOLLOW, relative to its directory's
+    descriptor) and must still be the inode the walk listed (fstat): one replaced meanwhile, by a
+    link to /etc/shadow say, is not archived but reported with the links and special files."""
+    top = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        tar.addfile(tar.gettarinfo(arcname='.', fileobj=_OpenDirectory(top, source)))
+    finally:
+        os.close(top)
+    contents, skipped = [], []
+    for relative, name, dir_fd, listed in walk_tree(source):
+        if not _archived_kind(listed):
+            skipped.append(relative)
             continue
-        with open(path, 'rb') as handle:
+        directory = stat.S_ISDIR(listed.st_mode)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if directory else 0)
+        try:
+            fd = os.open(name, flags, dir_fd=dir_fd)
+        except OSError:
+            skipped.append(relative)  # now a link, or gone
+            continue
+        if directory:
+            try:
+                same = _same_entry(fd, listed)
+                info = tar.gettarinfo(arcname=relative, fileobj=_OpenDirectory(fd, name)) if same else None
+            finally:
+                os.close(fd)
+            if info is None:
+                skipped.append(relative)
+            else:
+                tar.addfile(info)
+            continue
+        with os.fdopen(fd, 'rb') as handle:
+            if not _same_entry(fd, listed):
+                skipped.append(relative)
+                continue
+            info = tar.gettarinfo(arcname=relative, fileobj=handle)
             reader = HashingReader(handle)
             tar.addfile(info, reader)
         contents.append(dict(path=relative, size=info.size, mode='%04o' % info.mode, uid=info.uid, gid=info.gid,
@@ -96,8 +149,8 @@ def backup_files(ctx, source, name, keep_last=None):
     backup_id = new_backup_id(started)
     if ctx.check_mode:
         return dict(changed=True, backup_id=backup_id,
-                    actions=['Would archive %s (%d files) into %s' % (source, len([path for dummy, path in walk_tree(source)[0]
-                                                                                   if os.path.isfile(path)]),
+                    actions=['Would archive %s (%d files) into %s' % (source, len([f for dummy, dummy2, dummy3, f in walk_tree(source)
+                                                                                   if f and stat.S_ISREG(f.st_mode)]),
                                                                      os.path.join(ctx.repository.database_dir(name), backup_id))])
     with ctx.repository.lock(name, 0, 'a files backup'):
         ctx.repository.remove_leftovers(name)
@@ -134,44 +187,142 @@ def backup_files(ctx, source, name, keep_last=None):
                 + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted])
 
 
+def _check_members(backup, members):
+    """Refuse, before anything is unpacked, every member that is not a plain directory or regular
+    file inside the tree: links (symbolic or hard), devices, FIFOs, absolute names, '..' parts.
+    lifeboat's own archives never hold anything else (links are not archived, see walk_tree), so
+    a restore needs no rule for a link that stays inside the tree. Model: tarfile's data filter."""
+    listed = dict((entry['path'], entry) for entry in backup.manifest['contents'])
+    names = set()
+    for member in members:
+        name = member.name
+        parts = name.split('/')
+        problem = None
+        if not (member.isdir() or member.isreg()):
+            problem = 'is not a regular file or directory (a link, device or FIFO)'
+        elif name.startswith('/') or '\x00' in name or '..' in parts:
+            problem = 'names a place outside the tree'
+        elif name != '.' and (not name or '' in parts or '.' in parts):
+            problem = 'is not a plain relative name'
+        elif name in names:
+            problem = 'appears twice'
+        elif member.isreg() and name not in listed:
+            problem = 'is not in the manifest'
+        if problem:
+            raise LifeboatError('files backup %s holds an unsafe entry %r that %s; refusing to unpack it, the '
+                                'destination was not touched' % (backup.backup_id, name[:200], problem))
+        names.add(name)
+
+
+def _unpack(backup, tar, members, staging_fd):
+    """Create each member inside the private staging folder, relative to descriptors, with
+    O_EXCL | O_NOFOLLOW: nothing is written, chowned or chmodded through a link. Each file is
+    hashed while it is written and checked against the manifest."""
+    listed = dict((entry['path'], entry) for entry in backup.manifest['contents'])
+    as_root = os.geteuid() == 0
+    done, directories = set(), []
+    for member in members:
+        folder, base = os.path.split(member.name)
+        parent_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=staging_fd) if folder \
+            else os.dup(staging_fd)
+        try:
+            if member.name == '.':
+                directories.append(member)
+                continue
+            if member.isdir():
+                os.mkdir(base, 0o700, dir_fd=parent_fd)
+                directories.append(member)
+                continue
+            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent_fd)
+            with os.fdopen(fd, 'wb') as out:
+                digest = hashlib.sha256()
+                source = tar.extractfile(member)
+                for block in iter(lambda: source.read(CHUNK), b''):
+                    digest.update(block)
+                    out.write(block)
+                _set_attributes(out.fileno(), member, as_root)
+            if digest.hexdigest() != listed[member.name]['sha256']:
+                raise LifeboatError('files backup %s unpacked %s differently from its manifest; the destination '
+                                    'was not touched' % (backup.backup_id, member.name))
+            done.add(member.name)
+        finally:
+            os.close(parent_fd)
+    missing = sorted(set(listed) - done)
+    if missing:
+        raise LifeboatError('files backup %s lacks %s listed in its manifest; the destination was not touched'
+                            % (backup.backup_id, missing[0]))
+    # Deepest first and last of all: a directory made read-only must not stop what goes inside.
+    for member in sorted(directories, key=lambda m: m.name.count('/'), reverse=True):
+        fd = os.open(member.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=staging_fd)
+        try:
+            _set_attributes(fd, member, as_root)
+        finally:
+            os.close(fd)
+
+
+def _set_attributes(fd, member, as_root):
+    """Owner (as root), mode without setuid/setgid, and times of what fd is: never a link."""
+    if as_root:
+        os.fchown(fd, member.uid, member.gid)
+    os.fchmod(fd, member.mode & 0o1777)
+    os.utime(fd, (member.mtime, member.mtime))
+
+
+def _no_link(path, what):
+    if os.path.islink(path):
+        raise LifeboatError('%s %s is a symbolic link; name the real directory (a restore never follows a link)'
+                            % (what, path))
+
+
 def restore_files(ctx, name, reference, dest):
     backup = ctx.repository.resolve(name, reference, kind='files')
     verify_files(backup.path, backup.manifest)
-    dest = dest.rstrip('/') or dest
-    parent = os.path.dirname(dest) or '.'
-    previous = '%s.prev-%s' % (dest, utc_now().strftime('%Y%m%dT%H%M%SZ'))
-    if ctx.check_mode:
-        return dict(changed=True, backup_id=backup.backup_id,
-                    actions=['Verified files backup %s' % backup.backup_id,
-                             'Would unpack %d files into %s' % (backup.manifest['file_count'], dest)]
-                    + (['Would keep the current %s as %s' % (dest, previous)] if os.path.exists(dest) else []))
-    if not os.path.isdir(parent):
-        raise LifeboatError('the parent of dest (%s) does not exist; create it first' % parent)
-    staging = os.path.join(parent, '.%s.lifeboat-restore-%d' % (os.path.basename(dest), os.getpid()))
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        with tarfile.open(os.path.join(backup.path, ARCHIVE_NAME), mode='r:gz') as tar:
-            members = tar.getmembers()
-            for member in members:
-                # Never write outside the staging folder, whatever the archive says.
-                target = os.path.normpath(os.path.join(staging, member.name))
-                if not (target == staging or target.startswith(staging + os.sep)) or member.issym() or member.islnk():
-                    raise LifeboatError('files backup %s holds an unsafe entry %r; refusing to unpack it'
-                                        % (backup.backup_id, member.name))
-            tar.extractall(staging, members=members, numeric_owner=True)
-        for entry in backup.manifest['contents']:
-            path = os.path.join(staging, entry['path'])
-            if not os.path.isfile(path) or sha256_of(path) != entry['sha256']:
-                raise LifeboatError('files backup %s unpacked %s differently from its manifest; the destination '
-                                    'was not touched' % (backup.backup_id, entry['path']))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    dest = os.path.abspath(dest)
+    parent = os.path.dirname(dest)
+    label = '%s.prev-%s-' % (os.path.basename(dest), utc_now().strftime('%Y%m%dT%H%M%SZ'))
+    with tarfile.open(os.path.join(backup.path, ARCHIVE_NAME), mode='r:gz') as tar:
+        members = tar.getmembers()
+        _check_members(backup, members)
+        if ctx.check_mode:
+            return dict(changed=True, backup_id=backup.backup_id,
+                        actions=['Verified files backup %s' % backup.backup_id,
+                                 'Would unpack %d files into %s' % (backup.manifest['file_count'], dest)]
+                        + (['Would keep the current %s as %s<random>' % (dest, os.path.join(parent, label))]
+                           if os.path.lexists(dest) else []))
+        if not os.path.isdir(parent):
+            raise LifeboatError('the parent of dest (%s) does not exist; create it first' % parent)
+        _no_link(parent, 'the parent of dest')
+        _no_link(dest, 'dest')
+        # A fresh private (0700) folder with an unpredictable name: nothing can be planted in it.
+        staging = tempfile.mkdtemp(prefix='.%s.lifeboat-restore-' % os.path.basename(dest), dir=parent)
+        try:
+            staging_fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                _unpack(backup, tar, members, staging_fd)
+            finally:
+                os.close(staging_fd)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     kept = None
-    if os.path.exists(dest):
-        os.rename(dest, previous)
-        kept = previous
-    os.rename(staging, dest)
+    try:
+        if os.path.lexists(dest):
+            # rename() replaces the empty folder made for it, and fails on a link planted there
+            # meanwhile: it never follows one. Its name is unpredictable like the staging folder's.
+            kept = tempfile.mkdtemp(prefix=label, dir=parent)
+            try:
+                os.rename(dest, kept)
+            except OSError:
+                os.rmdir(kept)
+                kept = None
+                raise
+        os.rename(staging, dest)
+    except OSError as exc:
+        if kept and not os.path.lexists(dest):
+            os.rename(kept, dest)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise LifeboatError('could not move the unpacked files to %s: %s; the destination was not changed'
+                            % (dest, exc.strerror or exc))
     return dict(changed=True, backup_id=backup.backup_id, dest=dest, previous=kept,
                 file_count=backup.manifest['file_count'],
                 actions=['Verified files backup %s' % backup.backup_id,

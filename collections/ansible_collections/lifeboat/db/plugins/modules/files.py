@@ -14,11 +14,18 @@ description:
     C(<repository>/<name>/<backup_id>/files.tar.gz) with ownership, modes and times, hashed while
     it is written, and a manifest listing every file with its size, mode, owner and sha256. The set
     appears only when complete, like a database backup; one run per O(name) at a time.
-  - O(action=restore) checks the archive against its manifest, unpacks it beside O(dest), checks
-    every file's sha256, and only then swaps it in. The current O(dest) is kept as
-    C(<dest>.prev-<time>); a failed restore leaves O(dest) untouched.
+  - O(action=restore) checks the archive against its manifest, refuses it whole if any entry is
+    not a plain directory or regular file inside the tree (a symbolic or hard link, a device, a
+    FIFO, an absolute name, a C(..) part, a file the manifest does not list), unpacks it into a
+    fresh private folder with an unpredictable name beside O(dest) without ever following a link,
+    checks every file's sha256, and only then swaps it in. The current O(dest) is kept as
+    C(<dest>.prev-<time>-<random>); a failed restore leaves O(dest) untouched.
+  - O(dest) and its parent must not be symbolic links (name the real directory).
   - Only directories and regular files are archived; symbolic links and special files are reported
-    in RV(not_archived), because a restore refuses to unpack links.
+    in RV(not_archived), because a restore refuses to unpack links. Each file is opened without
+    following a link and must be the file the walk listed (same inode); one replaced meanwhile
+    is reported there too.
+  - Setuid and setgid bits are not restored.
   - Ownership is restored when the module runs as root.
   - Connects to no database; the connection options are accepted for C(module_defaults) but unused.
 extends_documentation_fragment:
@@ -102,7 +109,7 @@ sha256:
   returned: action is backup and not check mode
   type: str
 not_archived:
-  description: Entries below O(path) that were not archived (symbolic links, sockets, devices).
+  description: Entries below O(path) that were not archived (symbolic links, sockets, devices, files replaced while archived).
   returned: action is backup and not check mode
   type: list
   elements: str
