@@ -34,11 +34,12 @@ def qualified(schema, name):
 
 
 class Partition(object):
-    def __init__(self, schema, name, bound, is_default=False, detach_pending=False, relkind='r'):
+    def __init__(self, schema, name, bound, is_default=False, detach_pending=False, relkind='r', oid=None):
         self.schema, self.name, self.bound = schema, name, bound
         self.is_default = is_default
         self.detach_pending = detach_pending
         self.relkind = relkind
+        self.oid = oid
         self.lower = self.upper = None  # period values (naive local datetimes or ints); None for MIN/MAXVALUE
 
     @property
@@ -46,39 +47,167 @@ class Partition(object):
         return table_key(self.schema, self.name)
 
 
+# The key types lifeboat keeps, each with a bound value as it is stored (and an example for messages).
+INT_LIMITS = {'smallint': 2 ** 15, 'integer': 2 ** 31, 'bigint': 2 ** 63}
+_DATE = r'(\d{4})-(\d{2})-(\d{2})'
+_TIME = r'[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?'
+_OFFSET = r'(?:([+-])(\d{2})(?::?(\d{2}))?(?::?(\d{2}))?|Z)'
+TIME_SHAPES = {
+    'date': re.compile(_DATE),
+    'timestamp without time zone': re.compile(_DATE + _TIME),
+    'timestamp with time zone': re.compile(_DATE + _TIME + _OFFSET),
+}
+EXAMPLES = {'date': '2024-01-01', 'timestamp without time zone': '2024-01-01 00:00:00',
+            'timestamp with time zone': '2024-01-01 00:00:00+00', 'smallint': '100', 'integer': '1000',
+            'bigint': '1000'}
+# A bound text is read back from an old mark or manifest only in the shape pg_get_expr gives plain
+# values (DateStyle ISO); its values are then parsed as the key's type, never run as SQL.
+PLAIN_BOUND = re.compile(r"FOR VALUES FROM \(('[0-9 :.+T-]{1,40}'|-?[0-9]{1,20})\) "
+                         r"TO \(('[0-9 :.+T-]{1,40}'|-?[0-9]{1,20})\)")  # fullmatch: no trailing newline
+
+
+def parse_value(key_type, value):
+    """A stored bound value as a value of the key's type, or None unless it is exactly one."""
+    if key_type in INT_LIMITS:
+        if isinstance(value, str) and re.fullmatch(r'-?[0-9]{1,20}', value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        return value if -INT_LIMITS[key_type] <= value < INT_LIMITS[key_type] else None
+    shape = TIME_SHAPES.get(key_type)
+    match = shape.fullmatch(value) if shape is not None and isinstance(value, str) else None
+    if match is None:
+        return None
+    parts = match.groups()
+    try:
+        if key_type == 'date':
+            return datetime.date(*[int(p) for p in parts])
+        zone = None
+        if key_type == 'timestamp with time zone':
+            sign, hours, minutes, seconds = parts[7:]
+            offset = datetime.timedelta(hours=int(hours or 0), minutes=int(minutes or 0), seconds=int(seconds or 0))
+            zone = datetime.timezone(-offset if sign == '-' else offset)
+        return datetime.datetime(*[int(p) for p in parts[:6]], microsecond=int((parts[6] or '0').ljust(6, '0')),
+                                 tzinfo=zone)
+    except ValueError:  # a day, an hour or an offset that does not exist
+        return None
+
+
+def _stored(value):
+    """A bound value as a mark or manifest stores it: an int, or ISO text (with its offset)."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(' ')
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+class Bounds(object):
+    """A retired partition's range as typed values of its key. Marks and manifests are read back
+    through it (a table's owner can write its comment, anyone with the repository its manifests),
+    and it reaches SQL only as literals."""
+
+    def __init__(self, key_type, lower, upper):
+        self.key_type, self.lower, self.upper = key_type, lower, upper
+
+    @classmethod
+    def from_values(cls, key_type, lower, upper):
+        if key_type not in EXAMPLES:
+            raise ValueError('the key type %s is not one lifeboat keeps' % key_type)
+        values = []
+        for which, value in (('lower', lower), ('upper', upper)):
+            parsed = parse_value(key_type, value)
+            if parsed is None:
+                raise ValueError('its %s bound %s is not a %s like %s'
+                                 % (which, json.dumps(value)[:80], key_type, EXAMPLES[key_type]))
+            values.append(parsed)
+        if not values[0] < values[1]:
+            raise ValueError('its lower bound %s is not below its upper bound %s' % tuple(map(_stored, values)))
+        return cls(key_type, *values)
+
+    @classmethod
+    def from_text(cls, key_type, text):
+        match = PLAIN_BOUND.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError('its bounds %s are not FOR VALUES FROM (...) TO (...) of plain values'
+                             % json.dumps(text)[:120])
+        return cls.from_values(key_type, *[group.strip("'") for group in match.groups()])
+
+    @classmethod
+    def from_record(cls, key_type, record):
+        """Bounds a mark or manifest records: typed lower and upper, or (as lifeboat wrote them
+        before) a bound text of plain values."""
+        recorded = record.get('key_type', key_type)
+        if recorded != key_type:
+            raise ValueError('it records a key of type %s but the table is keyed on %s'
+                             % (json.dumps(recorded)[:40], key_type))
+        if 'lower' in record or 'upper' in record:
+            return cls.from_values(key_type, record.get('lower'), record.get('upper'))
+        return cls.from_text(key_type, record.get('bound'))
+
+    def record(self):
+        return dict(key_type=self.key_type, lower=_stored(self.lower), upper=_stored(self.upper), bound=self.text())
+
+    def text(self):
+        def shown(value):
+            return str(value) if isinstance(value, int) else "'%s'" % _stored(value)
+        return 'FOR VALUES FROM (%s) TO (%s)' % (shown(self.lower), shown(self.upper))
+
+    def sql(self):
+        # Plain literals, which PostgreSQL reads as the key's type (as create_partition's bounds).
+        return sql.SQL('FOR VALUES FROM ({}) TO ({})').format(sql.Literal(_stored(self.lower)),
+                                                              sql.Literal(_stored(self.upper)))
+
+
 class RetiredMark(object):
     """The comment that marks a partition retention retired: set before it is detached, so a
-    detached table is known as ours (and its bounds kept) until it is archived and dropped."""
+    detached table is known as ours (and its bounds kept) until it is archived and dropped. It
+    records the table it was written on (schema, name, OID) and the bounds as typed values; read
+    back, it is checked against the table it is found on (PartitionedTable.detached)."""
 
-    def __init__(self, parent, bound, retired_at, comment=None, backup_id=None):
-        self.parent, self.bound, self.retired_at = parent, bound, retired_at
+    def __init__(self, parent, schema, name, oid, bounds, retired_at, comment=None, backup_id=None):
+        self.parent, self.schema, self.name, self.oid = parent, schema, name, oid
+        self.bounds = bounds  # a dict as Bounds.from_record reads it; untrusted until checked
+        self.retired_at = retired_at
         self.comment = comment  # the table's own comment, put back if it is attached again
         self.backup_id = backup_id
 
     def text(self):
-        return MARK_PREFIX + json.dumps(dict(parent=self.parent, bound=self.bound, retired_at=self.retired_at,
-                                             comment=self.comment, backup_id=self.backup_id), sort_keys=True)
+        data = dict(self.bounds, version=2, parent=self.parent, schema=self.schema, name=self.name, oid=self.oid,
+                    retired_at=self.retired_at, comment=self.comment, backup_id=self.backup_id)
+        return MARK_PREFIX + json.dumps(data, sort_keys=True)
 
     @classmethod
     def parse(cls, text):
+        """The mark in a comment, or None. Nothing in it is trusted yet."""
         if not text or not text.startswith(MARK_PREFIX):
             return None
         try:
             data = json.loads(text[len(MARK_PREFIX):])
-            return cls(data['parent'], data['bound'], data.get('retired_at'), data.get('comment'),
-                       data.get('backup_id'))
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             return None
+        if not isinstance(data, dict) or not isinstance(data.get('parent'), str):
+            return None
+
+        def text_or_none(key):
+            return data[key] if isinstance(data.get(key), str) else None
+        oid = data.get('oid')
+        if 'oid' in data or 'version' in data:  # lifeboat's marks before version 2 recorded no table
+            if isinstance(oid, bool) or not isinstance(oid, int):
+                oid = -1  # an identity that is no OID matches no table
+        return cls(data['parent'], data.get('schema'), data.get('name'), oid,
+                   dict((k, data[k]) for k in ('key_type', 'lower', 'upper', 'bound') if k in data),
+                   text_or_none('retired_at'), text_or_none('comment'), text_or_none('backup_id'))
 
     def write(self, conn, schema, name):
         conn.execute(sql.SQL('COMMENT ON TABLE {} IS {}').format(qualified(schema, name), sql.Literal(self.text())))
 
 
 class Detached(object):
-    """A table retention detached from the parent and has not dropped yet."""
+    """A table retention detached from the parent and has not dropped yet, its mark checked."""
 
-    def __init__(self, schema, name, mark):
-        self.schema, self.name, self.mark = schema, name, mark
+    def __init__(self, schema, name, mark, bounds, oid):
+        self.schema, self.name, self.mark, self.bounds, self.oid = schema, name, mark, bounds, oid
 
     @property
     def key(self):
@@ -119,7 +248,7 @@ class PartitionedTable(object):
         """The table's partitions as the catalog has them now."""
         pending = 'i.inhdetachpending' if self.major >= 14 else 'false'
         rows = conn.execute(
-            "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.oid = %%s, %s, c.relkind "
+            "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.oid = %%s, %s, c.relkind, c.oid "
             "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "  JOIN pg_namespace n ON n.oid = c.relnamespace "
             " WHERE i.inhparent = %%s ORDER BY 1, 2" % pending, (self.default_oid, self.oid)).fetchall()
@@ -169,19 +298,47 @@ class PartitionedTable(object):
         return sql.Literal(start.isoformat(' '))
 
     def detached(self, conn):
-        """Tables retention detached from this table and has not dropped."""
+        """Tables retention detached from this table and has not dropped, and (key, why) of the
+        marked tables that are not: any table's owner can write a mark into its comment, so a mark
+        counts only on the very table it was written on (its OID and name), owned by this table's
+        owner or by lifeboat's login (a table owner cannot give a table to a role they are not),
+        with this table's columns and bounds that are values of its key."""
         rows = conn.execute(
-            "SELECT n.nspname, c.relname, d.description FROM pg_class c "
-            "  JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "SELECT n.nspname, c.relname, d.description, c.oid, pg_get_userbyid(c.relowner), "
+            "       pg_get_userbyid(p.relowner), current_user, "
+            "       EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid), "
+            "       (SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attname) "
+            "          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) "
+            "     = (SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attname) "
+            "          FROM pg_attribute a WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped) "
+            "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "  JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 "
-            " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND d.description LIKE %s ORDER BY 1, 2",
-            (MARK_PREFIX + '%',)).fetchall()
-        found = []
-        for schema, name, text in rows:
+            "  JOIN pg_class p ON p.oid = %s "
+            " WHERE c.relkind = 'r' AND NOT c.relispartition AND d.description LIKE %s ORDER BY 1, 2",
+            (self.oid, MARK_PREFIX + '%',)).fetchall()
+        found, refused = [], []
+        for schema, name, text, oid, owner, parent_owner, login, inherits, same_columns in rows:
             mark = RetiredMark.parse(text)
-            if mark is not None and mark.parent == self.key:
-                found.append(Detached(schema, name, mark))
-        return found
+            if mark is None or mark.parent != self.key:
+                continue
+            try:
+                if mark.oid is not None and (mark.oid, mark.schema, mark.name) != (oid, schema, name):
+                    raise ValueError('it is not the table lifeboat marked (the mark was written on %s, OID %s; this '
+                                     'is OID %d): a copy or a look-alike'
+                                     % (json.dumps(table_key(str(mark.schema), str(mark.name)))[:80], mark.oid, oid))
+                if inherits:
+                    raise ValueError('it inherits from or is inherited by another table')
+                if owner not in (parent_owner, login):
+                    raise ValueError("it is owned by %s, not by %s's owner %s or by lifeboat's login %s"
+                                     % (owner, self.key, parent_owner, login))
+                if not same_columns:
+                    raise ValueError('its columns are not those of %s' % self.key)
+                bounds = Bounds.from_record(self.key_type, mark.bounds)
+            except ValueError as exc:
+                refused.append((table_key(schema, name), str(exc)))
+                continue
+            found.append(Detached(schema, name, mark, bounds, oid))
+        return found, refused
 
     def current_max(self, conn):
         query = sql.SQL('SELECT max({}) FROM {}').format(sql.Identifier(self.column), qualified(self.schema, self.name))
@@ -226,6 +383,7 @@ class Plan(object):
         self.retire = []   # attached Partitions to detach
         self.finalize = []  # Partitions whose DETACH CONCURRENTLY was interrupted
         self.detached = []  # Detached tables left by earlier runs
+        self.refused = []  # (key, why) of tables whose retirement mark does not hold: left alone
 
 
 def plan_partitions(conn, table, calendar, namer, premake, now, start=None, retain=None, default_rows='move'):
@@ -284,7 +442,7 @@ def plan_partitions(conn, table, calendar, namer, premake, now, start=None, reta
                                 lower=period, upper=calendar.after(period),
                                 reason='gap' if newest is not None and period < newest else 'ahead'))
     _count_default_rows(conn, table, plan, default_rows)
-    plan.detached = table.detached(conn)
+    plan.detached, plan.refused = table.detached(conn)
     return plan
 
 

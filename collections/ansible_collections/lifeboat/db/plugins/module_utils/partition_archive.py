@@ -13,15 +13,16 @@ and finds exactly the rows the archive was proven to hold.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import table_key
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import PassFile, psycopg, first_line, sql
+from ansible_collections.lifeboat.db.plugins.module_utils.connection import PassFile, first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition import (
-    BOUND, Detached, RetiredMark, qualified)
+    Bounds, Detached, RetiredMark, qualified)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import tool_output
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
@@ -33,11 +34,15 @@ COPY_START = re.compile(br'^COPY .* FROM stdin;$')
 
 def retire(conn, table, part, actions):
     """Mark a partition, then detach it (CONCURRENTLY where PostgreSQL allows it)."""
+    try:
+        bounds = Bounds.from_text(table.key_type, part.bound)
+    except ValueError as exc:
+        raise LifeboatError('cannot retire partition %s: %s; detach it by hand' % (part.key, exc))
     comment = table_comment(conn, part.schema, part.name)
-    previous = RetiredMark.parse(comment)
-    mark = previous or RetiredMark(table.key, part.bound, iso(utc_now()), comment)
-    if previous is None:
-        mark.write(conn, part.schema, part.name)
+    previous = RetiredMark.parse(comment)  # an interrupted run's: the table's own comment is in it
+    mark = RetiredMark(table.key, part.schema, part.name, part.oid, bounds.record(), iso(utc_now()),
+                       previous.comment if previous else comment)
+    mark.write(conn, part.schema, part.name)
     parent, child = qualified(table.schema, table.name), qualified(part.schema, part.name)
     if part.detach_pending:
         conn.execute(sql.SQL('ALTER TABLE {} DETACH PARTITION {} FINALIZE').format(parent, child))
@@ -50,7 +55,7 @@ def retire(conn, table, part, actions):
         conn.execute(sql.SQL('ALTER TABLE {} DETACH PARTITION {}').format(parent, child))
         how = 'Detached'
     actions.append('%s partition %s (%s) from %s' % (how, part.key, part.bound, table.key))
-    return Detached(part.schema, part.name, mark)
+    return Detached(part.schema, part.name, mark, bounds, part.oid)
 
 
 def quoted_name(schema, name):
@@ -68,18 +73,36 @@ def archive(ctx, table, detached, offsite, lock_timeout):
         ctx.params['db'], kind=ARCHIVE_KIND, options=DumpOptions(tables=[quoted_name(detached.schema,
                                                                                         detached.name)]),
         lock_timeout=lock_timeout, offsite=offsite,
-        annotations=dict(partition=dict(parent=table.key, schema=detached.schema, name=detached.name,
-                                        column=table.column, key_type=table.key_type,
-                                        bound=detached.mark.bound, retired_at=detached.mark.retired_at))))
+        annotations=dict(partition=dict(detached.bounds.record(), version=2, parent=table.key, schema=detached.schema,
+                                        name=detached.name, oid=detached.oid, column=table.column,
+                                        retired_at=detached.mark.retired_at))))
 
 
-def find_archive(ctx, table, schema, name, backup_id=None):
-    """The newest partition-archive set of schema.name of this table (or the one named)."""
+def find_archive(ctx, table, schema, name, backup_id=None, oid=None):
+    """The newest partition-archive set of schema.name of this table (or the one named); with
+    `oid`, not one its manifest says was taken of another table."""
+    def partition(backup):
+        recorded = backup.manifest.get('partition')
+        return recorded if isinstance(recorded, dict) else {}
     found = [b for b in ctx.repository.backups(ctx.params['db'], kind=ARCHIVE_KIND)
-             if (b.manifest.get('partition') or {}).get('parent') == table.key
-             and b.manifest['partition'].get('schema') == schema and b.manifest['partition'].get('name') == name
-             and (backup_id is None or b.backup_id == backup_id)]
+             if (partition(b).get('parent'), partition(b).get('schema'), partition(b).get('name')) == (table.key, schema,
+                                                                                                        name)
+             and (backup_id is None or b.backup_id == backup_id)
+             and (oid is None or partition(b).get('oid') in (None, oid))]
     return found[0] if found else None
+
+
+def archived_bounds(table, backup, key):
+    """The bounds a partition-archive's manifest records, read as values of the table's key."""
+    recorded = backup.manifest['partition']
+    try:
+        if recorded.get('column', table.column) != table.column:
+            raise ValueError('it records key column %s but %s is keyed on %s'
+                             % (json.dumps(recorded.get('column'))[:80], table.key, table.column))
+        return Bounds.from_record(table.key_type, recorded)
+    except ValueError as exc:
+        raise LifeboatError('backup %s cannot be restored as partition %s: %s; nothing was restored'
+                            % (backup.backup_id, key, exc))
 
 
 def prove_archive(ctx, backup, schema, name):
@@ -87,8 +110,9 @@ def prove_archive(ctx, backup, schema, name):
     manifest: the archive holds exactly what was counted in the dump's snapshot. Returns the rows."""
     check_backup(ctx, backup)
     key = table_key(schema, name)
-    expected = backup.manifest.get('row_counts', {}).get(key)
-    if expected is None:
+    counts = backup.manifest.get('row_counts')
+    expected = counts.get(key) if isinstance(counts, dict) else None
+    if isinstance(expected, bool) or not isinstance(expected, int):
         raise LifeboatError('backup %s does not hold table %s; keep the table and check the repository'
                             % (backup.backup_id, key))
     counted = count_archived_rows(ctx, backup, schema, name)
@@ -137,15 +161,13 @@ def drop_archived(conn, detached, rows, backup_id):
                                 % (detached.key, first_line(exc), backup_id))
 
 
-def attach(conn, table, schema, name, bound, comment):
-    """Attach a table as a partition again with its recorded bounds, and give back its comment."""
-    if not BOUND.match(bound or ''):
-        raise LifeboatError('the recorded bounds of %s (%r) are not FOR VALUES FROM (...) TO (...)'
-                            % (table_key(schema, name), bound))
+def attach(conn, table, schema, name, bounds, comment):
+    """Attach a table as a partition again with its recorded bounds (checked values, written as
+    literals), and give back its comment."""
     target = qualified(schema, name)
     with conn.transaction():
         conn.execute(sql.SQL('ALTER TABLE {} ATTACH PARTITION {} {}').format(
-            qualified(table.schema, table.name), target, sql.SQL(bound)))
+            qualified(table.schema, table.name), target, bounds.sql()))
         conn.execute(sql.SQL('COMMENT ON TABLE {} IS {}').format(target, sql.Literal(comment)))
 
 
@@ -157,7 +179,10 @@ def restore_archive(ctx, backup, schema, name):
     with PassFile(ctx.options, ctx.tmpdir) as passfile:
         env = ctx.options.tool_environment(db, passfile)
         # The whole archive: it holds this one table with its own indexes, constraints and grants.
+        # pg_restore restores into a database only when given --dbname, and reads a --dbname holding
+        # `=` as connection options (`x host=...` would restore onto another server). An empty one
+        # makes libpq take the name from PGDATABASE (tool_environment), which is only ever a name.
         run_tool(ctx.run_command, [pg_restore.path, '--single-transaction', '--exit-on-error', '--no-password',
-                                   '--dbname=%s' % db, archive_path(backup)], env,
+                                   '--dbname=', archive_path(backup)], env,
                  'pg_restore of %s from backup %s' % (table_key(schema, name), backup.backup_id))
     return pg_restore

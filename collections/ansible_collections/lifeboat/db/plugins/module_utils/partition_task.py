@@ -16,8 +16,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.partition import (
     validate_extra_indexes)
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.partition_archive import (
-    archive, attach, quoted_name, drop_archived, find_archive, prove_archive, restore_archive, retire,
-    table_comment)
+    archive, archived_bounds, attach, quoted_name, drop_archived, find_archive, prove_archive, restore_archive,
+    retire, table_comment)
 from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
 
 RETENTION_ACTIONS = ('detach', 'archive', 'archive_and_drop')
@@ -41,6 +41,9 @@ def _with_table(ctx, work):
     conn = ctx.options.connect(p['db'])
     try:
         set_time_zone(conn, p['time_zone'])
+        # Bounds are read from pg_get_expr's text (partition.Bounds.from_text): ISO dates, whatever
+        # the server's default DateStyle.
+        conn.execute("SELECT set_config('DateStyle', 'ISO, YMD', false)")
         table = PartitionedTable(conn, p['table'], p['time_zone'])
         locked = conn.execute('SELECT pg_try_advisory_lock(hashtextextended(%s, 0))',
                               ('lifeboat.partition ' + table.key,)).fetchone()[0]
@@ -93,6 +96,10 @@ def _keep(ctx, conn, table):
     result = dict(table=table.key, column=table.column, key_type=table.key_type, interval=calendar.interval,
                   now=str(now), created=[_created(item) for item in plan.create], detached=[], archived=[],
                   dropped=[], actions=[])
+    if plan.refused:
+        result['warnings'] = ['%s has a lifeboat-retired mark naming %s that does not hold: %s; it is neither archived '
+                              'nor dropped - if it is not a retired partition, remove its comment'
+                              % (key, table.key, why) for key, why in plan.refused]
     if ctx.check_mode:
         return _would(result, plan, retiring, p['retention_action'], table)
     wanted, result['created'] = result['created'], []
@@ -133,7 +140,7 @@ def _archive_and_drop(ctx, conn, table, detached, action, offsite, result):
     actions = result['actions']
     backup = None
     if detached.mark.backup_id:
-        backup = find_archive(ctx, table, detached.schema, detached.name, detached.mark.backup_id)
+        backup = find_archive(ctx, table, detached.schema, detached.name, detached.mark.backup_id, detached.oid)
         if backup is not None and action == 'archive':
             return  # archived by an earlier run and kept, as asked
     if backup is None:
@@ -209,14 +216,19 @@ def _restore(ctx, conn, table):
     if any((part.schema, part.name) == (schema, name) for part in table.partitions):
         result['actions'].append('%s is already a partition of %s' % (key, table.key))
         return result
-    detached = [d for d in table.detached(conn) if (d.schema, d.name) == (schema, name)]
+    found, refused = table.detached(conn)
+    detached = [d for d in found if (d.schema, d.name) == (schema, name)]
     if detached:
-        mark = detached[0].mark
+        bounds = detached[0].bounds
         if not ctx.check_mode:
-            attach(conn, table, schema, name, mark.bound, mark.comment)
-        result.update(changed=True, bound=mark.bound, actions=['%s the detached table %s to %s again (%s)'
-                                                                % (verb, key, table.key, mark.bound)])
+            attach(conn, table, schema, name, bounds, detached[0].mark.comment)
+        result.update(changed=True, bound=bounds.text(), actions=['%s the detached table %s to %s again (%s)'
+                                                                  % (verb, key, table.key, bounds.text())])
         return result
+    for refused_key, why in refused:
+        if refused_key == key:
+            raise LifeboatError('refusing to attach %s to %s: its lifeboat-retired mark does not hold - %s; nothing '
+                                'was changed' % (key, table.key, why))
     if conn.execute('SELECT to_regclass(%s)', (quoted_name(schema, name),)).fetchone()[0] is not None:
         raise LifeboatError('%s exists but is not a partition retention detached from %s; rename or drop it before '
                             'restoring the archive' % (key, table.key))
@@ -227,7 +239,8 @@ def _restore(ctx, conn, table):
     if backup is None:
         raise LifeboatError('no partition archive of %s%s in %s; list them with lifeboat.db.backup_info'
                             % (key, ' with id %s' % p['backup_id'] if p['backup_id'] else '', ctx.repository.root))
-    bound = backup.manifest['partition']['bound']
+    bounds = archived_bounds(table, backup, key)
+    bound = bounds.text()
     result.update(changed=True, backup_id=backup.backup_id, bound=bound)
     if ctx.check_mode:
         result['actions'].append('Would restore %s from backup %s and attach it to %s (%s)'
@@ -242,7 +255,7 @@ def _restore(ctx, conn, table):
                                                                                                   live, rows))
         comment = table_comment(conn, schema, name)
         mark = RetiredMark.parse(comment)
-        attach(conn, table, schema, name, bound, mark.comment if mark else comment)
+        attach(conn, table, schema, name, bounds, mark.comment if mark else comment)
     except LifeboatError as exc:
         _drop_restored(conn, schema, name)
         raise LifeboatError('%s; the restored copy was dropped again and backup %s is unchanged'

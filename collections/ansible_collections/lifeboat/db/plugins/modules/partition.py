@@ -28,6 +28,10 @@ description:
   - A run that stopped half-way (detached but not archived, archived but not dropped) is finished by the next run.
   - With O(restore_partition), a retired partition is attached again - the detached table if it is still
     there, else restored from its archive (proven first) and attached with its recorded bounds.
+  - Marks and archive manifests are read back as untrusted - a table's owner can write its comment. Bounds
+    are read as values of the key's type and written as literals, never run as SQL; a mark counts only on
+    the table it was written on (same OID and name), owned by the parent's owner or the login, with the
+    parent's columns. Any other marked table is left alone with a warning, and O(restore_partition) refuses it.
   - One run per table at a time (an advisory lock).
 extends_documentation_fragment:
   - lifeboat.db.connection
