@@ -57,3 +57,19 @@ def test_check_mode_verify_writes_no_record(ansible, sample_db):
 def test_missing_repository_is_a_clear_error(ansible):
     result = ansible.module("backup_info", repository=str(ansible.repository / "nope"))
     assert result["failed"] and "does not exist; check the repository path" in result["msg"]
+
+
+def test_a_verification_that_cannot_run_is_unchecked_not_failed(ansible, sample_db, tmp_path):
+    """Issue 15 item 6c: no pg_restore (an empty pg_bin_dir) proves nothing about a set: it stays
+    verified and `latest`, the task warns instead of failing."""
+    taken = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    checked = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db, verify=True,
+                             pg_bin_dir=str(empty))
+    assert not checked["failed"], checked.get("msg")
+    assert checked["verified"][taken["backup_id"]]["status"] == "unchecked"
+    assert checked["backups"][0]["verified"] is True
+    assert any("could not be verified" in w for w in checked["warnings"])
+    listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db, backup="latest")
+    assert listed["backups"][0]["backup_id"] == taken["backup_id"] and listed["backups"][0]["verified"] is True

@@ -1,7 +1,9 @@
 """lifeboat.db.dump against a real server."""
+import datetime
 import hashlib
 import json
 import os
+import shutil
 
 from conftest import backup_sets
 import stat
@@ -84,3 +86,31 @@ def test_pre_restore_backups_are_not_counted_by_full_retention(ansible, sample_d
     second = ansible.module("dump", db=sample_db, repository=str(ansible.repository), keep_last=1)
     assert second["deleted"] == []
     assert sorted(backup_sets(ansible.repository / sample_db)) == sorted([first["backup_id"], second["backup_id"]])
+
+
+def test_retention_never_deletes_the_new_set_for_a_future_one_nor_whole_backups_for_selections(ansible, sample_db):
+    """Issue 15 item 6: a set dated in the future (a clock ran ahead) is reported and kept but never
+    "newest"; table-selection dumps are counted apart from whole-database backups."""
+    repo = ansible.repository
+    first = ansible.module("dump", db=sample_db, repository=str(repo))
+    assert not first["failed"], first.get("msg")
+    # A copy of the first set, dated 30 days ahead, under an id of its own.
+    future_id = first["backup_id"].split("-")[0] + "-fff000"
+    shutil.copytree(repo / sample_db / first["backup_id"], repo / sample_db / future_id)
+    manifest = json.loads((repo / sample_db / future_id / "manifest.json").read_text())
+    ahead = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    manifest.update(backup_id=future_id, started_at=ahead.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    (repo / sample_db / future_id / "manifest.json").write_text(json.dumps(manifest))
+    base = dict(db=sample_db, repository=str(repo), keep_last=1)
+    played = ansible.play([{"name": "whole", "lifeboat.db.dump": base},
+                           {"name": "tables 1", "lifeboat.db.dump": dict(base, tables=["lifeboat_sample.customers"])},
+                           {"name": "tables 2", "lifeboat.db.dump": dict(base, tables=["lifeboat_sample.customers"])}])
+    whole, tables1, tables2 = (played.result(n) for n in ("whole", "tables 1", "tables 2"))
+    assert not any(r["failed"] for r in (whole, tables1, tables2)), [r.get("msg") for r in (whole, tables1, tables2)]
+    kept = sorted(backup_sets(repo / sample_db))
+    # The run that took a set never deletes it; the future set stays and is reported.
+    assert whole["deleted"] == [first["backup_id"]] and whole["dated_ahead"] == [future_id]
+    assert any("dated in the future" in w for w in whole["warnings"])
+    # A selection dump pushes out only the older dump of the same selection, never the whole backup.
+    assert tables1["deleted"] == [] and tables2["deleted"] == [tables1["backup_id"]]
+    assert kept == sorted([future_id, whole["backup_id"], tables2["backup_id"]])

@@ -4,12 +4,13 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN, PROJECT, backup_sets
+from conftest import BIN, PROJECT, assert_one_line, backup_sets
 
 
 def live_processes(comm, db=None):
@@ -159,3 +160,43 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_partial(server, ansible, 
             assert set(names) <= {".lock", ".progress.json"}, listing.read_text()
     finally:
         server.drop_db(db)
+
+
+def test_a_dump_waits_for_a_restore_of_its_database_or_fails_saying_so(server, ansible, sample_db):
+    """Issue 15 item 5: a restore holds pg_advisory_lock(hashtext('lifeboat restore ' || db)) on its
+    maintenance connection (database postgres); a dump of that database waits up to lock_timeout."""
+    repo = ansible.repository
+    holder = server.connect("postgres")
+    try:
+        holder.execute("SELECT pg_advisory_lock(hashtext('lifeboat restore ' || %s))", (sample_db,))
+        refused = ansible.module("dump", db=sample_db, repository=str(repo), lock_timeout=1)
+        assert_one_line(refused, f"database '{sample_db}' is being restored by another run", "lock_timeout")
+        assert not (repo / sample_db).exists() or backup_sets(repo / sample_db) == []
+        # Released 6 s after the dump starts (ansible itself takes a few): the dump waited, then ran.
+        threading.Timer(6, holder.close).start()
+        waited = ansible.module("dump", db=sample_db, repository=str(repo), lock_timeout=60)
+        assert not waited["failed"], waited.get("msg")
+        assert waited["restore_waited_seconds"] > 0
+        assert backup_sets(repo / sample_db) == [waited["backup_id"]]
+    finally:
+        holder.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="a mount point needs root")
+def test_retention_that_cannot_delete_still_reports_the_new_backup(server, ansible, sample_db, tmp_path):
+    """Issue 15 item 10: an old set that cannot be deleted (here a mount point: rename gives EBUSY)
+    leaves the new backup committed, and the result carries its id and what retention could not do."""
+    repo = ansible.repository
+    old = ansible.module("dump", db=sample_db, repository=str(repo))
+    assert not old["failed"], old.get("msg")
+    folder = repo / sample_db / old["backup_id"]
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    wrapper = tmp_path / "busy-set.sh"
+    wrapper.write_text(f'mount -t tmpfs tmpfs "{folder}" || exit 99\ncp -a "{copy}/." "{folder}/"\n"$@"\n')
+    result = ansible.module("dump", db=sample_db, repository=str(repo), keep_last=1,
+                            wrapper=("unshare", "-m", "sh", str(wrapper)))
+    assert not result["failed"], result.get("msg")
+    assert result["backup_id"] in backup_sets(repo / sample_db)
+    assert result["deleted"] == [] and old["backup_id"] in result["retention_errors"][0]
+    assert any("retention could not finish" in w for w in result["warnings"])

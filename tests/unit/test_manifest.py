@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
-    describe_files, read_manifest, sha256_of, verify_files, write_json_atomic)
+    InvalidSet, describe_files, read_manifest, sha256_of, validate_manifest, verify_files, write_json_atomic)
 
 CONTENT = b'PGDMP' + bytes(range(256)) * 40
 
@@ -133,3 +133,65 @@ def test_write_json_atomic_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
         write_json_atomic(str(path), dict(row_counts={'bad': object()}))
     assert os.listdir(str(tmp_path)) == ['manifest.json']
     assert json.loads(path.read_text()) == {'row_counts': {}}
+
+
+def test_write_json_atomic_never_writes_through_a_planted_temporary_name(tmp_path):
+    """The temporary name of old (`<path>.tmp-<pid>`) could be planted as a link to any file."""
+    target = tmp_path / 'elsewhere'
+    path = tmp_path / 'verification.json'
+    os.symlink(target, '%s.tmp-%d' % (path, os.getpid()))
+    write_json_atomic(str(path), dict(status='passed'))
+    assert not target.exists()
+    assert json.loads(path.read_text()) == dict(status='passed')
+
+
+def test_write_json_atomic_replaces_a_link_at_the_path_itself(tmp_path):
+    target = tmp_path / 'elsewhere'
+    path = tmp_path / '.progress.json'
+    os.symlink(target, path)
+    write_json_atomic(str(path), dict(phase='done'))
+    assert not target.exists() and not os.path.islink(path)
+
+
+GOOD = dict(backup_id='20261120T030000Z-abcdef', database='app', kind='full', format='custom', archive='app.dump',
+            started_at='2026-11-20T03:00:00.000000Z', row_counts={'public.t': 1},
+            files=[dict(name='app.dump', size=10, sha256='0' * 64)])
+
+
+@pytest.mark.parametrize('change, reason', [
+    (dict(archive='../x.dump'), 'not a plain name'),
+    (dict(archive='/etc/passwd'), 'not a plain name'),
+    (dict(files=[dict(name='a\0b', size=1, sha256='0' * 64)]), 'NUL'),
+    (dict(files=[dict(name='..\\x', size=1, sha256='0' * 64)]), 'climbs out'),
+    (dict(files=[dict(name='app.dir/../x', size=1, sha256='0' * 64)], format='directory', archive='app.dir'),
+     'not a plain name'),
+    (dict(files=[dict(name='app.dir/..', size=1, sha256='0' * 64)], format='directory', archive='app.dir'),
+     'climbs out'),
+    (dict(files=[dict(name='app.dir/x.sh', size=1, sha256='0' * 64)], format='directory', archive='app.dir'),
+     'not a member of its directory archive'),
+    (dict(files=[dict(name='manifest.json', size=1, sha256='0' * 64)]), 'its own records'),
+    (dict(files=[dict(name='app.dump', size=-1, sha256='0' * 64)]), 'a size of -1'),
+    (dict(files=[dict(name='app.dump', size=True, sha256='0' * 64)]), 'a size of True'),
+    (dict(files=[dict(name='app.dump', size=1, sha256='zz')]), 'no sha256'),
+    (dict(files='app.dump'), 'no list of files'),
+    (dict(backup_id='20261120T030000Z-000000'), 'but it is stored as'),
+    (dict(database='other'), "stored under 'app'"),
+    (dict(started_at='yesterday'), 'not a time'),
+    (dict(pg_dump_version='x'), 'pg_dump_version'),
+    (dict(row_counts={'public.t': '1'}), 'row counts'),
+])
+def test_validate_manifest_refuses_what_lifeboat_never_writes(change, reason):
+    with pytest.raises(InvalidSet, match=reason) as caught:
+        validate_manifest(dict(GOOD, **change), GOOD['backup_id'], 'app', '/repo/app')
+    assert GOOD['backup_id'] in caught.value.msg and '\n' not in caught.value.msg
+
+
+def test_validate_manifest_accepts_what_the_writers_produce():
+    directory = dict(GOOD, format='directory', archive='app.dir', globals='globals.sql',
+                     files=[dict(name=n, size=1, sha256='0' * 64) for n in
+                            ('app.dir/toc.dat', 'app.dir/3456.dat.gz', 'app.dir/blobs_12.toc', 'app.dir/blob_1.dat.zst',
+                             'globals.sql')])
+    for manifest in (GOOD, directory, dict(GOOD, archive='my db;=\u00e9.sql.gz')):
+        assert validate_manifest(manifest, GOOD['backup_id'], 'app', '/repo/app') is manifest
+    with pytest.raises(InvalidSet, match='not an object'):
+        validate_manifest([GOOD], GOOD['backup_id'], 'app', '/repo/app')

@@ -166,14 +166,57 @@ def test_backup_ids_sort_by_time_and_iso_round_trips():
     assert parse_iso(iso(moment)) == moment
 
 
-def test_manifest_without_backup_id_is_a_lifeboat_error(repo):
-    take(repo)
+def test_a_manifest_lifeboat_did_not_write_is_refused_and_not_a_backup(repo):
+    good = take(repo)
     odd = os.path.join(repo.database_dir('app'), '20261120T090000Z-cccccc')
     os.makedirs(odd)
     with open(os.path.join(odd, 'manifest.json'), 'w') as handle:
         json.dump(dict(kind='baseline', row_counts={'public.t': 1}), handle)
-    with pytest.raises(LifeboatError):
-        repo.resolve('app', 'latest')
+    # Newer, but not a backup: latest is the good set, and the odd one is refused by id.
+    assert repo.resolve('app', 'latest').path == good
+    with pytest.raises(LifeboatError, match=r'backup set 20261120T090000Z-cccccc in .* is refused: its manifest says '
+                                            r'backup_id None'):
+        repo.resolve('app', '20261120T090000Z-cccccc')
+    assert [exc.backup_id for exc in repo.refused['app']] == ['20261120T090000Z-cccccc']
+
+
+def ahead_set(repo, minutes, **changes):
+    path = take(repo, minutes=minutes)
+    mark_verified(path)
+    if changes:
+        manifest_path = os.path.join(path, 'manifest.json')
+        with open(manifest_path) as handle:
+            manifest = json.load(handle)
+        manifest.update(changes)
+        with open(manifest_path, 'w') as handle:
+            json.dump(manifest, handle)
+    return os.path.basename(path)
+
+
+def test_a_set_dated_in_the_future_is_never_the_newest_and_the_new_set_is_protected(repo):
+    now = T0 + datetime.timedelta(minutes=60)
+    future = ahead_set(repo, 0, started_at=iso(now + datetime.timedelta(days=30)))
+    old = ahead_set(repo, 10)
+    new = ahead_set(repo, 59)
+    plan = [b.backup_id for b in repo.retention_plan('app', 'full', keep_last=1, now=now, protect=(new,))]
+    # keep_last 1 keeps the newest real set; the future one is kept (and reported), never "newest".
+    assert plan == [old]
+    assert [b.backup_id for b in repo.retention_plan('app', 'full', keep_last=1, now=now, protect=(old,))] == []
+    from ansible_collections.lifeboat.db.plugins.module_utils.repository import dated_ahead
+    assert [b.backup_id for b in dated_ahead(repo.backups('app'), now)] == [future]
+
+
+def test_selection_dumps_never_push_out_whole_database_backups(repo):
+    now = T0 + datetime.timedelta(minutes=60)
+    whole = ahead_set(repo, 0, selection=dict(tables=None, schemas=None))
+    tables = [ahead_set(repo, m, selection=dict(tables=['public.t'], schemas=None)) for m in (10, 20)]
+    other = ahead_set(repo, 30, selection=dict(tables=None, schemas=['audit']))
+    plan = [b.backup_id for b in repo.retention_plan('app', 'full', keep_last=1, now=now)]
+    assert plan == [tables[0]], (whole, other)
+    # In check mode the incoming set counts against its own group only.
+    plan = repo.retention_plan('app', 'full', keep_last=1, now=now, incoming=1,
+                               incoming_group='{"tables": ["public.t"]}')
+    assert sorted(b.backup_id for b in plan) == sorted(tables)
 
 
 def mark_verified(path, status=None):

@@ -25,12 +25,19 @@ from ansible_collections.lifeboat.db.plugins.module_utils.errors import Lifeboat
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
     FORMAT_VERSION, MANIFEST_NAME, describe_files, walk_files, write_json_atomic)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
-    OFFSITE_NAME, iso, new_backup_id, utc_now, validate_retention)
+    OFFSITE_NAME, dated_ahead, iso, new_backup_id, selection_key, utc_now, validate_retention)
 from ansible_collections.lifeboat.db.plugins.module_utils.progress import Progress
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_to_file, stream_to_s3
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 GLOBALS_NAME = 'globals.sql'
+# Restores hold pg_advisory_lock(hashtext('lifeboat restore ' || <target>)) on their maintenance
+# connection (swap.lock_target); advisory locks belong to one database, and this is the one the
+# restore's maintenance_db defaults to.
+RESTORE_LOCK_DB = 'postgres'
+RESTORE_LOCK_SQL = "SELECT pg_try_advisory_lock_shared(hashtext('lifeboat restore ' || %s))"
+# A safety backup is taken by the restore that holds that lock, of the database it is about to replace.
+UNGUARDED_KINDS = ('pre-restore',)
 
 
 class BackupRequest(object):
@@ -49,6 +56,7 @@ class BackupRequest(object):
         self.lock_timeout = lock_timeout
         # Facts the caller records in the manifest besides the dump's own (e.g. a partition's bounds).
         self.annotations = annotations or {}
+        self.restore_waited = 0.0
 
 
 def take_backup(ctx, request):
@@ -81,7 +89,7 @@ def take_backup(ctx, request):
             if sink.streams_only:
                 ctx.store.check_bucket()
             doomed = sink.retention_plan(request.database, request.kind, request.keep_last, request.keep_days,
-                                         incoming=1)
+                                         incoming=1, incoming_group=selection_key(opts.selection()))
             result = dict(changed=True, backup_id=backup_id, backup_path=target, pg_dump=pg_dump.as_dict(),
                           deleted=[b.backup_id for b in doomed],
                           actions=['Would dump database %r (%s format) with %s %s into %s'
@@ -91,71 +99,155 @@ def take_backup(ctx, request):
                 store = request.offsite.store
                 store.check_bucket()
                 remote = store.retention_plan(request.database, request.kind, request.offsite.keep_last,
-                                              request.offsite.keep_days, incoming=1)
+                                              request.offsite.keep_days, incoming=1,
+                                              incoming_group=selection_key(opts.selection()))
                 result['offsite'] = dict(url=store.set_url(request.database, backup_id),
                                          deleted=[b.backup_id for b in remote])
                 result['actions'] += (['Would copy it to %s' % result['offsite']['url']]
                                       + ['Would delete backup %s from %s (retention)' % (b.backup_id, store.url)
                                          for b in remote])
             return result
-        with ctx.repository.lock(request.database, request.lock_timeout, 'a %s backup' % request.kind) as lock:
-            leftovers = sink.remove_leftovers(request.database)
-            sink.begin(request.database, backup_id)
-            if sink.streams_only and opts.format == 'custom':
-                sink.toc_reader = ctx.finder.find('pg_restore', pg_dump.major, 'reading back an archive of pg_dump %d'
-                                                  % pg_dump.major).path
-            progress = Progress(ctx.repository.database_dir(request.database), backup_id, None)
-            try:
-                counts, settings = _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress)
-                if pg_dumpall:
-                    progress.update(force=True, phase='dumping globals')
-                    _dump_globals(ctx, pg_dumpall, sink)
-                progress.update(force=True, phase='verifying')
-                verified_at = _verify_archive(ctx, opts, sink, request.database, pg_dump.major)
-                finished = utc_now()
-                files = sink.files()
-                if request.with_globals:
-                    for entry in files:
-                        entry['secret'] = entry['name'] == GLOBALS_NAME
-                manifest = dict(
-                    format_version=FORMAT_VERSION, backup_id=backup_id, kind=request.kind, database=request.database,
-                    format=opts.format, archive=opts.archive_name(request.database),
-                    compression=dict(method=opts.compress_method, level=opts.compress), jobs=opts.jobs,
-                    selection=opts.selection(), globals=GLOBALS_NAME if request.with_globals else None,
-                    contains_secrets=bool(request.with_globals),
-                    server_version=version, pg_dump_version=pg_dump.version, pg_dump_path=pg_dump.path,
-                    host=socket.gethostname(), started_at=iso(started), finished_at=iso(finished),
-                    verified_at=verified_at, checksums='streamed' if opts.streamed or sink.streams_only else 'after-write',
-                    duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
-                    total_rows=sum(counts.values()), database_settings=settings,
-                    database_size=database_size(conn, request.database))
-                manifest.update(request.annotations)
-                final = sink.commit(request.database, manifest)
-                progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
-            except BaseException as exc:
-                sink.abort()
-                progress.update(force=True, phase='failed', error=getattr(exc, 'msg', None) or str(exc))
-                raise
-            deleted = sink.apply_retention(request.database, request.kind, request.keep_last, request.keep_days)
-            offsite = _copy_offsite(ctx, request, final, manifest, progress) if request.offsite else None
+        guard, warnings = _restore_guard(ctx, request)
+        try:
+            with ctx.repository.lock(request.database, request.lock_timeout, 'a %s backup' % request.kind) as lock:
+                facts = _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backup_id, started,
+                                       clock)
+        finally:
+            if guard is not None:
+                guard.close()
     finally:
         conn.close()
+    return _result(request, facts, pg_dump, lock, warnings)
+
+
+def _restore_guard(ctx, request):
+    """A backup of a database a restore is rebuilding would capture it half-restored (and then
+    verify and become `latest`): wait up to lock_timeout for the restore's advisory lock, shared,
+    on a connection held for the whole dump. Returns (that connection or None, warnings); the
+    seconds waited are kept in request.restore_waited."""
+    if request.kind in UNGUARDED_KINDS:
+        return None, []
+    try:
+        guard = ctx.options.connect(RESTORE_LOCK_DB)
+    except LifeboatError as exc:
+        return None, ['could not check whether a restore of database %r is running (%s); the backup went ahead'
+                      % (request.database, exc.msg)]
+    start = time.monotonic()
+    try:
+        while not guard.execute(RESTORE_LOCK_SQL, (request.database,)).fetchone()[0]:
+            if time.monotonic() - start >= request.lock_timeout:
+                raise LifeboatError('database %r is being restored by another run; a backup now would hold a '
+                                    'half-restored database - wait for the restore to finish or raise lock_timeout '
+                                    '(%ss); no backup was taken' % (request.database, request.lock_timeout))
+            time.sleep(0.5)
+    except BaseException:
+        guard.close()
+        raise
+    request.restore_waited = round(time.monotonic() - start, 3)
+    return guard, []
+
+
+def _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backup_id, started, clock):
+    """The dump itself, under the repository lock; returns what _result reports."""
+    opts = request.options
+    leftovers = sink.remove_leftovers(request.database)
+    sink.begin(request.database, backup_id)
+    if sink.streams_only and opts.format == 'custom':
+        sink.toc_reader = ctx.finder.find('pg_restore', pg_dump.major, 'reading back an archive of pg_dump %d'
+                                          % pg_dump.major).path
+    progress = Progress(ctx.repository.database_dir(request.database), backup_id, None)
+    try:
+        counts, settings = _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress)
+        if pg_dumpall:
+            progress.update(force=True, phase='dumping globals')
+            _dump_globals(ctx, pg_dumpall, sink)
+        progress.update(force=True, phase='verifying')
+        verified_at = _verify_archive(ctx, opts, sink, request.database, pg_dump.major)
+        finished = utc_now()
+        files = sink.files()
+        if request.with_globals:
+            for entry in files:
+                entry['secret'] = entry['name'] == GLOBALS_NAME
+        manifest = dict(
+            format_version=FORMAT_VERSION, backup_id=backup_id, kind=request.kind, database=request.database,
+            format=opts.format, archive=opts.archive_name(request.database),
+            compression=dict(method=opts.compress_method, level=opts.compress), jobs=opts.jobs,
+            selection=opts.selection(), globals=GLOBALS_NAME if request.with_globals else None,
+            contains_secrets=bool(request.with_globals),
+            server_version=version, pg_dump_version=pg_dump.version, pg_dump_path=pg_dump.path,
+            host=socket.gethostname(), started_at=iso(started), finished_at=iso(finished),
+            verified_at=verified_at, checksums='streamed' if opts.streamed or sink.streams_only else 'after-write',
+            duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
+            total_rows=sum(counts.values()), database_settings=settings,
+            database_size=database_size(conn, request.database))
+        manifest.update(request.annotations)
+        final = sink.commit(request.database, manifest)
+        progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
+    except BaseException as exc:
+        sink.abort()
+        progress.update(force=True, phase='failed', error=getattr(exc, 'msg', None) or str(exc))
+        raise
+    # The set is committed: from here on, what goes wrong is reported beside its id.
+    retention = _retention(sink, request, backup_id)
+    offsite = _copy_offsite(ctx, request, final, manifest, progress) if request.offsite else None
+    return dict(backup_id=backup_id, final=final, manifest=manifest, files=files, counts=counts,
+                leftovers=leftovers, retention=retention, offsite=offsite)
+
+
+def _retention(sink, request, backup_id):
+    """Apply retention after a commit, never failing the task: what it could not do is returned
+    (errors), with the sets dated beyond now that it left alone (ahead)."""
+    errors, deleted, ahead = [], [], []
+    if request.keep_last is None and request.keep_days is None:
+        return dict(deleted=deleted, errors=errors, ahead=ahead)
+    try:
+        # The set just taken is protected: a set dated in the future never makes it "old".
+        deleted = sink.apply_retention(request.database, request.kind, request.keep_last, request.keep_days,
+                                       protect=(backup_id,), errors=errors)
+        ahead = [b.backup_id for b in dated_ahead(sink.backups(request.database, request.kind))]
+    except (LifeboatError, IOError, OSError) as exc:
+        errors.append(getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or str(exc))
+    return dict(deleted=deleted, errors=errors, ahead=ahead)
+
+
+def _result(request, facts, pg_dump, lock, warnings):
+    opts = request.options
+    backup_id, final, manifest, files, counts = (facts['backup_id'], facts['final'], facts['manifest'],
+                                                facts['files'], facts['counts'])
+    leftovers, offsite, retention = facts['leftovers'], facts['offsite'], facts['retention']
+    deleted = retention['deleted']
     size = sum(f['size'] for f in files)
     archive = [f for f in files if f['name'] == manifest['archive']]
     result = dict(changed=True, backup_id=backup_id, backup_path=final, manifest=manifest, size=size,
                   sha256=archive[0]['sha256'] if archive else None, duration_seconds=manifest['duration_seconds'],
                   row_counts=counts, deleted=deleted, pg_dump=pg_dump.as_dict(), lock_waited_seconds=lock.waited,
+                  restore_waited_seconds=request.restore_waited,
                   actions=['Removed %s left by an interrupted run' % name for name in leftovers]
                   + ['Dumped database %r (%d rows in %d tables, %s format, %d bytes) with %s %s into %s'
                      % (request.database, manifest['total_rows'], len(counts), opts.format, size, pg_dump.name,
                         pg_dump.version, final)]
                   + ['Deleted backup %s (retention)' % old_id for old_id in deleted])
+    warnings = list(warnings)
+    if retention['errors']:
+        result['retention_errors'] = retention['errors']
+        warnings.append('backup %s is complete at %s, but retention could not finish: %s'
+                        % (backup_id, final, '; '.join(retention['errors'])))
+    if retention['ahead']:
+        result['dated_ahead'] = retention['ahead']
+        warnings.append('backup set(s) %s of database %r are dated in the future (a clock ran ahead?); retention '
+                        'keeps them and never counts them as the newest' % (', '.join(retention['ahead']),
+                                                                            request.database))
     if offsite is not None:
         result['offsite'] = offsite
         result['actions'].extend(offsite.pop('actions'))
         if offsite.get('error'):
-            result['warnings'] = ['backup %s is complete at %s but its offsite copy failed: %s'
-                                  % (backup_id, final, offsite['error'])]
+            warnings.append('backup %s is complete at %s but its offsite copy failed: %s'
+                            % (backup_id, final, offsite['error']))
+        if offsite.get('retention_errors'):
+            warnings.append('backup %s was copied to %s, but retention there could not finish: %s'
+                            % (backup_id, offsite['url'], '; '.join(offsite['retention_errors'])))
+    if warnings:
+        result['warnings'] = warnings
     return result
 
 
@@ -180,8 +272,6 @@ def _copy_offsite(ctx, request, final, manifest, progress):
         record = offsite.store.upload_set(database, backup_id, final, manifest,
                                           progress=lambda sent: progress.update(bytes=sent))
         write_json_atomic(os.path.join(final, OFFSITE_NAME), record)
-        deleted = offsite.store.apply_retention(database, request.kind, offsite.keep_last, offsite.keep_days)
-        _forget_offsite(ctx.repository, database, deleted)
     except (LifeboatError, IOError, OSError) as exc:
         if not isinstance(exc, LifeboatError):
             exc = LifeboatError('cannot read the local set: %s' % (exc.strerror or exc))
@@ -193,6 +283,16 @@ def _copy_offsite(ctx, request, final, manifest, progress):
         return dict(url=None, error=exc.msg, deleted=[],
                     actions=['Offsite copy to %s failed (offsite: optional): %s' % (offsite.store.url, exc.msg)])
     progress.update(force=True, phase='done')
+    # The copy is complete: retention there failing is reported, it does not undo the copy.
+    errors, deleted = [], []
+    try:
+        deleted = offsite.store.apply_retention(database, request.kind, offsite.keep_last, offsite.keep_days,
+                                                protect=(backup_id,), errors=errors)
+        _forget_offsite(ctx.repository, database, deleted)
+    except (LifeboatError, IOError, OSError) as exc:
+        errors.append(getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or str(exc))
+    if errors:
+        record['retention_errors'] = errors
     record.update(deleted=deleted, actions=['Removed %s left in %s by an interrupted run' % (name, offsite.store.url)
                                             for name in swept]
                   + ['Copied backup %s to %s (%s, checked by %s)' % (backup_id, record['url'], record['storage_class'],
@@ -253,8 +353,11 @@ class LocalSink(object):
     def retention_plan(self, *args, **kwargs):
         return self.repository.retention_plan(*args, **kwargs)
 
-    def apply_retention(self, *args):
-        return self.repository.apply_retention(*args)
+    def apply_retention(self, *args, **kwargs):
+        return self.repository.apply_retention(*args, **kwargs)
+
+    def backups(self, database, kind):
+        return self.repository.backups(database, kind=kind)
 
 
 class S3Sink(object):
@@ -315,8 +418,11 @@ class S3Sink(object):
     def retention_plan(self, *args, **kwargs):
         return self.store.retention_plan(*args, **kwargs)
 
-    def apply_retention(self, *args):
-        return self.store.apply_retention(*args)
+    def apply_retention(self, *args, **kwargs):
+        return self.store.apply_retention(*args, **kwargs)
+
+    def backups(self, database, kind):
+        return self.store.backups(database, kind=kind)
 
 
 def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):

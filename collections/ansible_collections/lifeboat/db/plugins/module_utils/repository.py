@@ -18,11 +18,12 @@ import json
 import os
 import shutil
 import socket
+import stat
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
-    MANIFEST_NAME, fsync_dir, read_manifest, walk_files, write_json_atomic)
+    MANIFEST_NAME, InvalidSet, fsync_dir, parse_manifest, walk_files, write_json_atomic)
 
 PARTIAL_PREFIX = '.partial-'
 DELETING_PREFIX = '.deleting-'
@@ -30,6 +31,10 @@ LOCK_NAME = '.lock'
 VERIFICATION_NAME = 'verification.json'
 # Where a set's offsite copy went (written by the dump after the upload is checked).
 OFFSITE_NAME = 'offsite.json'
+# A set dated more than this after now comes from a clock that ran ahead: reported, never "newest".
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+# Verification outcomes that prove nothing either way: the set keeps what it had.
+INCONCLUSIVE = ('unavailable', 'unchecked')
 
 
 def utc_now():
@@ -71,7 +76,7 @@ class Backup(object):
     def verified(self):
         """Checked when written (manifest.verified_at) and not failed a later verification (one
         that could not read a set in GLACIER proves nothing either way)."""
-        if self.verification is not None and self.verification.get('status') != 'unavailable':
+        if self.verification is not None and self.verification.get('status') not in INCONCLUSIVE:
             return self.verification.get('status') == 'passed'
         return bool(self.manifest.get('verified_at'))
 
@@ -86,29 +91,57 @@ class Backup(object):
                     verification=(self.verification or {}).get('status'), locations=list(self.locations))
 
 
-def plan_retention(candidates, keep_last=None, keep_days=None, incoming=0, now=None):
+def dated_ahead(candidates, now=None):
+    """Sets whose manifest says they started after now (beyond CLOCK_SKEW): a clock ran ahead."""
+    horizon = (now or utc_now()) + CLOCK_SKEW
+    return [b for b in candidates if parse_iso(b.manifest['started_at']) > horizon]
+
+
+def selection_key(selection):
+    """Retention counts whole-database backups ('') apart from each table or schema selection: a
+    selection dump never pushes a whole-database backup out (nor one of another selection)."""
+    chosen = dict((k, v) for k, v in (selection or {}).items() if v)
+    return json.dumps(chosen, sort_keys=True) if chosen else ''
+
+
+def selection_group(backup):
+    return selection_key(backup.manifest.get('selection'))
+
+
+def plan_retention(candidates, keep_last=None, keep_days=None, incoming=0, now=None, protect=(),
+                   incoming_group=''):
     """Which of `candidates` (backups of one kind, newest first) retention deletes.
 
-    A backup is kept when it is among the newest `keep_last` (counting `incoming` sets about to
-    be added, for check mode) or younger than `keep_days`; with both unset nothing is deleted.
-    The newest verified backup is always kept, whatever the rules say. Local and S3 repositories
-    share this one rule.
+    Within each group of the kind (whole-database backups, and each table or schema selection) a
+    backup is kept when it is among the newest `keep_last` (counting `incoming` sets about to be
+    added to `incoming_group`, for check mode) or younger than `keep_days`; with both unset
+    nothing is deleted. The newest verified backup of each group is always kept, whatever the
+    rules say. A set dated beyond now (see dated_ahead) is never counted as the newest and never
+    deleted, and a set in `protect` (the one a run just took) is never deleted. Local and S3
+    repositories share this one rule.
     """
     validate_retention(keep_last, keep_days)
     if keep_last is None and keep_days is None:
         return []
     now = now or utc_now()
-    keep = set()
-    if keep_last is not None:
-        keep.update(b.backup_id for b in candidates[:max(keep_last - incoming, 0)])
-    if keep_days is not None:
-        horizon = now - datetime.timedelta(days=keep_days)
-        keep.update(b.backup_id for b in candidates if parse_iso(b.manifest['started_at']) >= horizon)
-    verified = [b for b in candidates if b.verified]
-    if verified and not incoming:
-        keep.add(verified[0].backup_id)
-    elif candidates and not incoming:
-        keep.add(candidates[0].backup_id)
+    ahead = set(b.backup_id for b in dated_ahead(candidates, now))
+    keep = set(protect) | ahead
+    groups = {}
+    for backup in candidates:
+        if backup.backup_id not in ahead:
+            groups.setdefault(selection_group(backup), []).append(backup)
+    for group, members in groups.items():
+        adding = incoming if group == incoming_group else 0
+        if keep_last is not None:
+            keep.update(b.backup_id for b in members[:max(keep_last - adding, 0)])
+        if keep_days is not None:
+            horizon = now - datetime.timedelta(days=keep_days)
+            keep.update(b.backup_id for b in members if parse_iso(b.manifest['started_at']) >= horizon)
+        verified = [b for b in members if b.verified]
+        if verified and not adding:
+            keep.add(verified[0].backup_id)
+        elif members and not adding:
+            keep.add(members[0].backup_id)
     return [b for b in candidates if b.backup_id not in keep]
 
 
@@ -145,11 +178,22 @@ class Repository(object):
         if not root or not os.path.isabs(root):
             raise LifeboatError('repository must be an absolute path on the target host, got %r' % (root,))
         self.root = root
+        # Sets that failed validation, by database, as the last listing found them (InvalidSet).
+        self.refused = {}
 
     def database_dir(self, database):
         if not database or '/' in database or database.startswith('.') or '\0' in database:
             raise LifeboatError('database name %r cannot be used as a repository folder name' % (database,))
-        return os.path.join(self.root, database)
+        path = os.path.join(self.root, database)
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            link = False
+        if link:
+            # Everything lifeboat writes for a database goes below this folder: never through a link.
+            raise LifeboatError('%s is a symbolic link; lifeboat never reads or writes a repository through a link: '
+                                'replace it with a real folder' % path)
+        return path
 
     def begin(self, database, backup_id):
         """Create the staging folder of a new backup set (0700) and return its path."""
@@ -205,15 +249,17 @@ class Repository(object):
                 return []
             raise LifeboatError('cannot read repository %s: %s' % (directory, exc.strerror))
         found = []
+        self.refused[database] = []
         for name in names:
             path = os.path.join(directory, name)
             manifest_path = os.path.join(path, MANIFEST_NAME)
             if name.startswith('.') or not os.path.isfile(manifest_path):
                 continue
-            manifest = read_manifest(manifest_path)
-            if manifest.get('backup_id') != name:
-                raise LifeboatError('%s does not belong to backup %s (its backup_id is %r); move the file out of the '
-                                    'repository' % (manifest_path, name, manifest.get('backup_id')))
+            try:
+                manifest = read_set_manifest(path, name, database, directory)
+            except InvalidSet as exc:
+                self.refused[database].append(exc)
+                continue
             if kind is None or manifest.get('kind', 'full') == kind:
                 backup = Backup(path, manifest, _read_json(path, VERIFICATION_NAME))
                 offsite = _read_json(path, OFFSITE_NAME)
@@ -231,24 +277,34 @@ class Repository(object):
         for backup in self.backups(database):
             if backup.backup_id == reference:
                 return backup
+        refuse(self.refused.get(database), reference)
         known = ', '.join(b.backup_id for b in self.backups(database)[:5]) or 'none'
         raise LifeboatError('backup %r of database %r not found in repository %s (newest: %s); '
                             'use latest or one of the listed ids' % (reference, database, self.root, known))
 
-    def retention_plan(self, database, kind, keep_last=None, keep_days=None, incoming=0, now=None):
+    def retention_plan(self, database, kind, keep_last=None, keep_days=None, incoming=0, now=None, protect=(),
+                       incoming_group=''):
         """Backups of `kind` that retention deletes (see plan_retention)."""
         if keep_last is None and keep_days is None:
             return []
-        return plan_retention(self.backups(database, kind=kind), keep_last, keep_days, incoming, now)
+        return plan_retention(self.backups(database, kind=kind), keep_last, keep_days, incoming, now, protect,
+                              incoming_group)
 
-    def apply_retention(self, database, kind, keep_last=None, keep_days=None):
-        """Delete what retention_plan names; returns the deleted ids. Call while holding the lock."""
+    def apply_retention(self, database, kind, keep_last=None, keep_days=None, protect=(), errors=None):
+        """Delete what retention_plan names; returns the deleted ids. Call while holding the lock.
+        With an `errors` list, a set that cannot be deleted is noted there and the others go on."""
         validate_retention(keep_last, keep_days)
         deleted = []
-        for old in self.retention_plan(database, kind, keep_last, keep_days):
-            # A set a restore is reading is pinned (SetPin): it stays until a later run.
-            if self.delete(old):
-                deleted.append(old.backup_id)
+        for old in self.retention_plan(database, kind, keep_last, keep_days, protect=protect):
+            try:
+                # A set a restore is reading is pinned (SetPin): it stays until a later run.
+                if self.delete(old):
+                    deleted.append(old.backup_id)
+            except (LifeboatError, IOError, OSError) as exc:
+                if errors is None:
+                    raise
+                errors.append('cannot delete backup %s: %s' % (old.backup_id, getattr(exc, 'msg', None)
+                                                                 or getattr(exc, 'strerror', None) or exc))
         return deleted
 
     def remove_leftovers(self, database):
@@ -258,7 +314,11 @@ class Repository(object):
         removed = []
         for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
             if name.startswith(PARTIAL_PREFIX) or name.startswith(DELETING_PREFIX):
-                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+                path = os.path.join(directory, name)
+                if os.path.islink(path):
+                    os.unlink(path)  # planted: remove the link, never what it points to
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
                 removed.append(name)
         return removed
 
@@ -282,11 +342,36 @@ class Repository(object):
 
 
 def _read_json(path, name):
+    """A set's own record (verification, offsite), or None when it is missing or not an object:
+    a record never decides more than a manifest would."""
     try:
-        with open(os.path.join(path, name)) as handle:
-            return json.load(handle)
+        with os.fdopen(os.open(os.path.join(path, name), os.O_RDONLY | os.O_NOFOLLOW)) as handle:
+            data = json.load(handle)
     except (IOError, OSError, ValueError):
         return None
+    return data if isinstance(data, dict) and isinstance(data.get('status', ''), str) else None
+
+
+MAX_MANIFEST = 64 * 1024 * 1024
+
+
+def read_set_manifest(path, backup_id, database, where):
+    """The validated manifest of the set folder `path` (manifest.validate_manifest), or InvalidSet."""
+    try:
+        with os.fdopen(os.open(os.path.join(path, MANIFEST_NAME), os.O_RDONLY | os.O_NOFOLLOW), 'rb') as handle:
+            text = handle.read(MAX_MANIFEST + 1)
+    except (IOError, OSError) as exc:
+        raise InvalidSet(backup_id, where, 'its manifest cannot be read (%s)' % (exc.strerror or exc))
+    if len(text) > MAX_MANIFEST:
+        raise InvalidSet(backup_id, where, 'its manifest is larger than %d bytes' % MAX_MANIFEST)
+    return parse_manifest(text.decode('utf-8', 'replace'), backup_id, database, where)
+
+
+def refuse(refused, reference):
+    """Raise the refusal of the set `reference` when the listing refused it."""
+    for invalid in refused or []:
+        if invalid.backup_id == reference:
+            raise invalid
 
 
 class SetPin(object):
@@ -344,8 +429,11 @@ class RepositoryLock(object):
     def __enter__(self):
         try:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LifeboatError('%s is a symbolic link; lifeboat never writes its lock through a link: remove it'
+                                    % self.path)
             raise LifeboatError('cannot write to repository %s: %s; choose a repository path on a writable '
                                 'filesystem the module user can write to' % (self.repository.root, exc.strerror or exc))
         start = time.monotonic()

@@ -24,9 +24,10 @@ import re
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import MANIFEST_NAME
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
+    MANIFEST_NAME, InvalidSet, member_path, parse_manifest, validate_manifest)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
-    VERIFICATION_NAME, Backup, iso, latest_restorable, plan_retention, utc_now)
+    MAX_MANIFEST, VERIFICATION_NAME, Backup, iso, latest_restorable, plan_retention, refuse, utc_now)
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import TocTee
 
 try:
@@ -86,6 +87,10 @@ def s3_argument_spec():
         s3_part_size_mb=dict(type='int', default=16),
         s3_concurrency=dict(type='int', default=4),
     )
+
+
+class S3Error(LifeboatError):
+    """S3 could not be asked (unreachable, throttled, refused): says nothing about a set's content."""
 
 
 def b64(digest):
@@ -217,6 +222,8 @@ class S3Store(object):
         self.location = S3Location(url)
         self.settings = settings
         self._client = None
+        # Sets that failed validation, by database, as the last listing found them (InvalidSet).
+        self.refused = {}
 
     @property
     def url(self):
@@ -233,7 +240,7 @@ class S3Store(object):
         try:
             return getattr(self.client, method)(Bucket=self.location.bucket, **kwargs)
         except (BotoCoreError, ClientError) as exc:
-            raise LifeboatError(explain(exc, what, self.location, self.settings.endpoint_url))
+            raise S3Error(explain(exc, what, self.location, self.settings.endpoint_url))
 
     def set_key(self, database, backup_id, name=''):
         return self.location.key(database, backup_id, name)
@@ -285,19 +292,54 @@ class S3Store(object):
         except ValueError:
             raise LifeboatError('%s in %s is not valid JSON; the object is damaged' % (key, self.url))
 
+    def read_manifest(self, database, backup_id, objects):
+        """The manifest of a set, validated (manifest.validate_manifest) and its sizes bounded by
+        what S3 lists for each object: InvalidSet otherwise."""
+        where = '%s/%s' % (self.url, database)
+        if objects[MANIFEST_NAME]['Size'] > MAX_MANIFEST:
+            raise InvalidSet(backup_id, where, 'its manifest is larger than %d bytes' % MAX_MANIFEST)
+        key = self.set_key(database, backup_id, MANIFEST_NAME)
+        body = self.call('reading the manifest of %s' % backup_id, 'get_object', Key=key)['Body']
+        try:
+            text = body.read(MAX_MANIFEST + 1)
+        except (BotoCoreError, ClientError) as exc:
+            raise S3Error(explain(exc, 'reading %s' % key, self.location, self.settings.endpoint_url))
+        finally:
+            body.close()
+        manifest = parse_manifest(text.decode('utf-8', 'replace'), backup_id, database, where)
+        for entry in manifest['files']:
+            stored = objects.get(entry['name'])
+            if stored is None:
+                raise InvalidSet(backup_id, where, '%s is not in S3' % entry['name'])
+            if stored['Size'] != entry['size']:
+                raise InvalidSet(backup_id, where, 'S3 holds %d bytes for %s, its manifest says %d'
+                                 % (stored['Size'], entry['name'], entry['size']))
+        return manifest
+
     def backups(self, database, kind=None):
         found = []
+        self.refused[database] = []
         for backup_id, objects in self._sets(database).items():
             if MANIFEST_NAME not in objects:
                 continue
-            manifest = self.get_json(self.set_key(database, backup_id, MANIFEST_NAME),
-                                     'reading the manifest of %s' % backup_id)
+            try:
+                manifest = self.read_manifest(database, backup_id, objects)
+            except InvalidSet as exc:
+                self.refused[database].append(exc)
+                continue
             if kind is not None and manifest.get('kind', 'full') != kind:
                 continue
             verification = None
             if VERIFICATION_NAME in objects:
-                verification = self.get_json(self.set_key(database, backup_id, VERIFICATION_NAME),
-                                             'reading the verification of %s' % backup_id)
+                try:
+                    verification = self.get_json(self.set_key(database, backup_id, VERIFICATION_NAME),
+                                                 'reading the verification of %s' % backup_id)
+                except S3Error:
+                    raise
+                except LifeboatError:
+                    verification = None  # not JSON: a record proves nothing, the manifest decides
+                if not isinstance(verification, dict) or not isinstance(verification.get('status', ''), str):
+                    verification = None
             storage = dict((name, item.get('StorageClass', 'STANDARD')) for name, item in objects.items())
             found.append(S3Backup(self, database, manifest, verification, storage))
         found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
@@ -310,6 +352,7 @@ class S3Store(object):
         for backup in candidates:
             if backup.backup_id == reference:
                 return backup
+        refuse(self.refused.get(database), reference)
         raise LifeboatError('backup %r of database %r not found in %s (newest: %s)'
                             % (reference, database, self.url,
                                ', '.join(b.backup_id for b in candidates[:5]) or 'none'))
@@ -462,7 +505,7 @@ class S3Store(object):
                                                                                   Prefix=prefix)
             uploads = [u for page in pages for u in page.get('Uploads', [])]
         except (BotoCoreError, ClientError) as exc:
-            raise LifeboatError(explain(exc, 'listing unfinished uploads', self.location, self.settings.endpoint_url))
+            raise S3Error(explain(exc, 'listing unfinished uploads', self.location, self.settings.endpoint_url))
         for upload in uploads:
             backup_id = upload['Key'][len(prefix):].split('/', 1)[0]
             if min(_started(backup_id, horizon), upload['Initiated']) < horizon:
@@ -471,13 +514,22 @@ class S3Store(object):
                 removed.append('upload of %s' % upload['Key'][len(prefix):])
         return removed
 
-    def retention_plan(self, database, kind, keep_last=None, keep_days=None, incoming=0, now=None):
-        return plan_retention(self.backups(database, kind=kind), keep_last, keep_days, incoming, now)
+    def retention_plan(self, database, kind, keep_last=None, keep_days=None, incoming=0, now=None, protect=(),
+                       incoming_group=''):
+        return plan_retention(self.backups(database, kind=kind), keep_last, keep_days, incoming, now, protect,
+                              incoming_group)
 
-    def apply_retention(self, database, kind, keep_last=None, keep_days=None):
+    def apply_retention(self, database, kind, keep_last=None, keep_days=None, protect=(), errors=None):
+        """As Repository.apply_retention: with an `errors` list, a failed deletion is noted there."""
         deleted = []
-        for old in self.retention_plan(database, kind, keep_last, keep_days):
-            self.delete(old)
+        for old in self.retention_plan(database, kind, keep_last, keep_days, protect=protect):
+            try:
+                self.delete(old)
+            except LifeboatError as exc:
+                if errors is None:
+                    raise
+                errors.append('cannot delete backup %s from %s: %s' % (old.backup_id, self.url, exc.msg))
+                continue
             deleted.append(old.backup_id)
         return deleted
 
@@ -515,20 +567,44 @@ class S3Store(object):
         key = self.set_key(backup.database, backup.backup_id, name)
         return self.call('reading %s' % key, 'get_object', Key=key)['Body']
 
+    def _entry(self, backup, name):
+        """The manifest's entry for `name` (the manifest was validated when the set was listed)."""
+        for entry in backup.manifest['files']:
+            if entry['name'] == name:
+                return entry
+        raise LifeboatError('backup %s lists no file %r' % (backup.backup_id, name))
+
+    def _blocks(self, backup, name, body):
+        """The object's bytes, never more than the manifest's size (which S3's listing matched)."""
+        limit = self._entry(backup, name)['size']
+        seen = 0
+        for block in iter(lambda: body.read(min(READ_CHUNK, limit - seen + 1)), b''):
+            seen += len(block)
+            if seen > limit:
+                raise LifeboatError('%s of backup %s in %s is larger than the %d bytes its manifest and S3 listed; '
+                                    'it changed while read, use another backup' % (name, backup.backup_id, self.url,
+                                                                                 limit))
+            yield block
+
     def download(self, backup, name, target):
-        """Stream one file of a set into `target` (0600, must not exist); returns its sha256."""
+        """Stream one file of a set into `target` (0600, must not exist, never through a link);
+        returns its sha256."""
         digest = hashlib.sha256()
         body = self.open(backup, name)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            body.close()
+            raise LifeboatError('cannot write %s: %s' % (target, exc.strerror or exc))
         try:
             with os.fdopen(fd, 'wb') as out:
-                for block in iter(lambda: body.read(READ_CHUNK), b''):
+                for block in self._blocks(backup, name, body):
                     out.write(block)
                     digest.update(block)
                 out.flush()
                 os.fsync(out.fileno())
         except (BotoCoreError, ClientError) as exc:
-            raise LifeboatError(explain(exc, 'downloading %s' % name, self.location, self.settings.endpoint_url))
+            raise S3Error(explain(exc, 'downloading %s' % name, self.location, self.settings.endpoint_url))
         except (IOError, OSError) as exc:
             raise LifeboatError('cannot write %s: %s' % (target, exc.strerror or exc))
         finally:
@@ -539,6 +615,8 @@ class S3Store(object):
         """Download a set into a local repository (the cache), every file checked against the
         manifest as it arrives; returns (the local Backup, whether it was downloaded now)."""
         database = backup.database
+        # Checked again here, the one place that writes what a manifest names.
+        validate_manifest(backup.manifest, backup.backup_id, database, '%s/%s' % (self.url, database))
         self.ensure_readable(backup)
         with repository.lock(database, lock_timeout, 'a download of %s' % backup.backup_id):
             for cached in repository.backups(database):
@@ -551,10 +629,10 @@ class S3Store(object):
             staging = repository.begin(database, backup.backup_id)
             try:
                 for entry in backup.manifest['files']:
-                    target = os.path.join(staging, entry['name'])
+                    target = member_path(staging, entry['name'], backup.backup_id)
                     parent = os.path.dirname(target)
-                    if not os.path.isdir(parent):
-                        os.makedirs(parent, 0o700)
+                    if parent != staging and not os.path.lexists(parent):
+                        os.mkdir(parent, 0o700)
                     digest = self.download(backup, entry['name'], target)
                     if digest != entry['sha256']:
                         raise LifeboatError('%s of backup %s downloaded from %s has sha256 %s, the manifest says %s; '
@@ -571,11 +649,11 @@ class S3Store(object):
         digest, size = hashlib.sha256(), 0
         body = self.open(backup, name)
         try:
-            for block in iter(lambda: body.read(READ_CHUNK), b''):
+            for block in self._blocks(backup, name, body):
                 digest.update(block)
                 size += len(block)
         except (BotoCoreError, ClientError) as exc:
-            raise LifeboatError(explain(exc, 'reading %s' % name, self.location, self.settings.endpoint_url))
+            raise S3Error(explain(exc, 'reading %s' % name, self.location, self.settings.endpoint_url))
         finally:
             body.close()
         return digest.hexdigest(), size
@@ -589,7 +667,7 @@ class S3Store(object):
             while tee.feeding and tee.read(256 * 1024):
                 pass
         except (BotoCoreError, ClientError) as exc:
-            raise LifeboatError(explain(exc, 'reading %s' % key, self.location, self.settings.endpoint_url))
+            raise S3Error(explain(exc, 'reading %s' % key, self.location, self.settings.endpoint_url))
         finally:
             body.close()
             error = tee.outcome()

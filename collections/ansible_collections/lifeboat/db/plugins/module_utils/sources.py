@@ -22,9 +22,9 @@ import os
 import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import MANIFEST_NAME, read_manifest
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import MANIFEST_NAME
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
-    VERIFICATION_NAME, Backup, Repository, iso, _read_json)
+    VERIFICATION_NAME, Backup, Repository, iso, read_set_manifest, _read_json)
 from ansible_collections.lifeboat.db.plugins.module_utils.s3 import S3Location, S3Settings, S3Store, is_s3_url
 from ansible_collections.lifeboat.db.plugins.module_utils.task import DEFAULT_CACHE_DIR, private_dir
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
@@ -75,7 +75,10 @@ def local_path(ctx, path):
         raise LifeboatError('backup %s does not exist on the target host; give the path of a backup set folder or '
                             'of a pg_dump archive there' % path)
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST_NAME)):
-        return Backup(path, read_manifest(os.path.join(path, MANIFEST_NAME)), _read_json(path, VERIFICATION_NAME))
+        # A set given by path: its folder must still carry its id (its database folder may not).
+        folder, backup_id = os.path.split(path)
+        return Backup(path, read_set_manifest(path, backup_id, None, folder or '/'),
+                      _read_json(path, VERIFICATION_NAME))
     return external_archive(ctx, path)
 
 

@@ -12,9 +12,15 @@ __metaclass__ = type
 import os
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import verify_files, write_json_atomic
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
+    member_path, validate_manifest, verify_files, write_json_atomic)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import VERIFICATION_NAME, iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.s3 import S3Error
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
+
+
+class Unchecked(LifeboatError):
+    """The check could not run (no pg_restore of the version, S3 unreachable): nothing proven."""
 
 
 def archive_path(backup):
@@ -22,7 +28,17 @@ def archive_path(backup):
     name = backup.manifest.get('archive')
     if name is None:
         name = '%s.dump' % backup.manifest['database']
-    return os.path.join(backup.path, name)
+    if backup.manifest.get('external'):
+        return os.path.join(backup.path, name)
+    return member_path(backup.path, name, backup.backup_id)
+
+
+def _pg_restore(ctx, backup):
+    try:
+        return ctx.finder.find('pg_restore', dump_major(backup.manifest), 'backup %s was written by pg_dump %s'
+                               % (backup.backup_id, backup.manifest['pg_dump_version']))
+    except LifeboatError as exc:
+        raise Unchecked(exc.msg)
 
 
 def dump_major(manifest):
@@ -34,25 +50,35 @@ def check_backup(ctx, backup):
     Returns the names of the files checked; the table of contents is kept as `backup.toc`.
     An archive lifeboat did not write (sources.external_archive) has no checksums to check."""
     manifest = backup.manifest
+    if not manifest.get('external'):
+        # Every reader checks the set before it uses a name from it (listings did; a caller may not have).
+        validate_manifest(manifest, backup.backup_id, None, os.path.dirname(backup.path))
     checked = [] if manifest.get('external') else verify_files(backup.path, manifest)
     backup.toc = None
     if manifest.get('format', 'custom') in ('custom', 'directory'):
-        pg_restore = ctx.finder.find('pg_restore', dump_major(manifest),
-                                     'backup %s was written by pg_dump %s' % (backup.backup_id,
-                                                                             manifest['pg_dump_version']))
+        pg_restore = _pg_restore(ctx, backup)
         backup.toc = run_tool(ctx.run_command, [pg_restore.path, '--list', archive_path(backup)], None,
                               'reading the table of contents of backup %s' % backup.backup_id)
     return checked
 
 
+def _keeps(backup, record):
+    """Whether to write `record`: a check that could not run never overwrites proven damage."""
+    previous = (backup.verification or {}).get('status')
+    return record['status'] != 'unchecked' or previous != 'failed'
+
+
 def verify_and_record(ctx, backup):
-    """Check a set and write verification.json (unless in check mode); returns the record."""
+    """Check a set and write verification.json (unless in check mode); returns the record.
+    `failed` only for proven damage; `unchecked` when the check could not run."""
     try:
         checked = check_backup(ctx, backup)
         record = dict(status='passed', verified_at=iso(utc_now()), files_checked=len(checked), detail=None)
+    except Unchecked as exc:
+        record = dict(status='unchecked', verified_at=iso(utc_now()), files_checked=None, detail=exc.msg)
     except LifeboatError as exc:
         record = dict(status='failed', verified_at=iso(utc_now()), files_checked=None, detail=exc.msg)
-    if not ctx.check_mode:
+    if not ctx.check_mode and _keeps(backup, record):
         write_json_atomic(os.path.join(backup.path, VERIFICATION_NAME), record)
     return record
 
@@ -73,13 +99,18 @@ def verify_remote(ctx, store, backup):
                 raise LifeboatError('%s in %s has %d bytes and sha256 %s, the manifest says %d and %s'
                                     % (entry['name'], backup.path, size, digest, entry['size'], entry['sha256']))
         if backup.manifest.get('format', 'custom') == 'custom':
-            pg_restore = ctx.finder.find('pg_restore', dump_major(backup.manifest), 'backup %s was written by pg_dump %s'
-                                         % (backup.backup_id, backup.manifest['pg_dump_version']))
+            pg_restore = _pg_restore(ctx, backup)
             store.list_archive(store.set_key(backup.database, backup.backup_id, backup.manifest['archive']),
                                pg_restore.path, 'reading the table of contents of backup %s' % backup.backup_id)
         record.update(status='passed', files_checked=len(backup.manifest['files']))
+    except (Unchecked, S3Error) as exc:
+        record.update(status='unchecked', detail=exc.msg)
     except LifeboatError as exc:
         record.update(status='failed', detail=exc.msg)
-    if not ctx.check_mode:
-        store.record_verification(backup, record)
+    if not ctx.check_mode and _keeps(backup, record):
+        try:
+            store.record_verification(backup, record)
+        except S3Error:
+            if record['status'] != 'unchecked':
+                raise  # S3 unreachable a moment ago too: nothing proven, nothing recorded
     return record

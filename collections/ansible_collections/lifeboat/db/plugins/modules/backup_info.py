@@ -16,6 +16,9 @@ description:
     manifest, and C(pg_restore --list) for custom and directory archives) and records the outcome
     in the set's C(verification.json). A set that fails is no longer counted as verified, so
     retention will not rely on it. The task fails when a set fails unless O(fail_on=never).
+    A check that could not run (no C(pg_restore), S3 unreachable) is C(unchecked), not failed.
+  - A set whose manifest is not one lifeboat wrote is listed under C(invalid) with the reason and a warning,
+    never as a backup.
   - With an C(s3://) O(repository), lists the sets in S3 (each with its C(storage_class)); verify
     streams every file from S3 and hashes it (nothing is written locally) and reads a custom
     archive's table of contents from S3; the record goes to the set's C(verification.json) in S3.
@@ -104,8 +107,20 @@ count:
   description: Number of backup sets listed.
   returned: always
   type: int
+invalid:
+  description:
+    - Sets that are not counted as backups because their manifest is not one lifeboat wrote (not a JSON object,
+      a file name outside the set, a backup id or database that does not match where it is, a size S3 does not
+      hold, ...) - C(backup_id), C(database), C(where), C(reason). Each is also a warning.
+  returned: always
+  type: list
+  elements: dict
 verified:
-  description: Outcome of each verification, by backup id (status, verified_at, detail).
+  description:
+    - Outcome of each verification, by backup id (status, verified_at, detail).
+    - C(status) is C(passed), C(failed) (proven damage - a size or checksum mismatch, an unreadable table of
+      contents), C(unavailable) (in GLACIER) or C(unchecked) (the check could not run - no C(pg_restore), S3
+      unreachable or throttled; a warning, and the set keeps the state it had).
   returned: when verify is true
   type: dict
 actions:
@@ -142,19 +157,28 @@ def argument_spec():
     return spec
 
 
-def listed(ctx):
-    """Sets of the repository (local or S3), plus those only in the offsite store."""
+def refused(source, databases):
+    """The sets the listing refused (manifest.InvalidSet), of these databases."""
+    return [exc.summary(db) for db in databases for exc in source.refused.get(db, [])]
+
+
+def listed(ctx, invalid):
+    """Sets of the repository (local or S3), plus those only in the offsite store. Sets that
+    fail validation are not backups: they go to `invalid`, with the reason."""
     p = ctx.params
     source = ctx.store or ctx.repository
     databases = [p['db']] if p['db'] else source.databases()
     found = [b for db in databases for b in source.backups(db, kind=p['kind'])]
+    invalid.extend(refused(source, databases))
     offsite = ctx.offsite_store() if ctx.store is None else None
     if offsite is not None:
         local = dict((b.backup_id, b) for b in found)
         for backup in found:  # S3 itself says where the copies are, not what was recorded
             backup.locations = [where for where in backup.locations if not where.startswith(offsite.url + '/')]
-        for remote in [b for db in ([p['db']] if p['db'] else offsite.databases())
-                       for b in offsite.backups(db, kind=p['kind'])]:
+        remote_databases = [p['db']] if p['db'] else offsite.databases()
+        remote_sets = [b for db in remote_databases for b in offsite.backups(db, kind=p['kind'])]
+        invalid.extend(refused(offsite, remote_databases))
+        for remote in remote_sets:
             if remote.backup_id in local:
                 if remote.path not in local[remote.backup_id].locations:
                     local[remote.backup_id].locations.append(remote.path)
@@ -163,14 +187,19 @@ def listed(ctx):
     return found
 
 
-def selected(ctx):
+def selected(ctx, invalid):
     p = ctx.params
-    found = listed(ctx)
+    found = listed(ctx, invalid)
     found.sort(key=lambda b: (b.manifest.get('started_at', ''), b.backup_id), reverse=True)
     if p['backup'] == 'latest':
         found = found[:1]
     elif p['backup']:
         found = [b for b in found if b.backup_id == p['backup']]
+        for bad in invalid:
+            if not found and bad['backup_id'] == p['backup']:
+                raise LifeboatError('backup set %s in %s is refused: %s; lifeboat did not write it like this, so it '
+                                    'is not counted as a backup - move it out of the repository'
+                                    % (bad['backup_id'], bad['where'], bad['reason']))
         if not found:
             raise LifeboatError('backup %r not found in repository %s' % (p['backup'], where(ctx)))
     return found
@@ -181,9 +210,13 @@ def where(ctx):
 
 
 def run(ctx):
-    backups = selected(ctx)
-    result = dict(changed=False, count=len(backups),
+    invalid = []
+    backups = selected(ctx, invalid)
+    result = dict(changed=False, count=len(backups), invalid=invalid,
                   actions=['Listed %d backup set(s) in %s' % (len(backups), where(ctx))])
+    if invalid:
+        result['warnings'] = ['backup set %s in %s is refused and not counted as a backup: %s'
+                              % (bad['backup_id'], bad['where'], bad['reason']) for bad in invalid]
     failed = []
     if ctx.params['verify']:
         records = {}
@@ -197,9 +230,14 @@ def run(ctx):
         result['changed'] = bool(backups) and not ctx.check_mode
         failed = ['%s (%s)' % (b, r['detail']) for b, r in records.items() if r['status'] == 'failed']
         unavailable = [b for b, r in records.items() if r['status'] == 'unavailable']
-        result['actions'].append('Verified %d backup set(s): %d passed, %d failed, %d unavailable (GLACIER)'
-                                 % (len(records), len(records) - len(failed) - len(unavailable), len(failed),
-                                    len(unavailable)))
+        unchecked = ['%s (%s)' % (b, r['detail']) for b, r in records.items() if r['status'] == 'unchecked']
+        result['actions'].append('Verified %d backup set(s): %d passed, %d failed, %d unavailable (GLACIER), '
+                                 '%d unchecked' % (len(records), len(records) - len(failed) - len(unavailable)
+                                                   - len(unchecked), len(failed), len(unavailable), len(unchecked)))
+        if unchecked:
+            # Verification that could not run proves nothing either way: a warning, never a failure.
+            result.setdefault('warnings', []).extend('backup %s could not be verified: %s' % (b, r['detail'])
+                                                     for b, r in records.items() if r['status'] == 'unchecked')
     result['backups'] = [b.summary() for b in backups]
     if failed and ctx.params['fail_on'] == 'error':
         raise LifeboatError('%d backup set(s) failed verification: %s' % (len(failed), '; '.join(failed)),

@@ -23,7 +23,12 @@ description:
   - One run at a time per database and repository - a second run waits up to O(lock_timeout) and then
     fails naming the holder. What a killed run left behind is removed by the next one.
   - With O(keep_last) and/or O(keep_days), older backups of the same kind are deleted after the new
-    one is complete; the newest verified backup is never deleted.
+    one is complete; the newest verified backup is never deleted, nor the one this run took. Table and
+    schema selections are counted apart from whole-database backups. A set dated in the future is kept,
+    never counted as the newest, and reported. When retention fails after the new set is complete, the
+    task still succeeds with the new O(backup_id) and reports what retention could not do.
+  - Waits up to O(lock_timeout) while a C(lifeboat.db.restore) rebuilds the database (its advisory lock),
+    then fails saying so - a dump never captures a half-restored database.
   - With O(offsite_url), each new set is then copied to S3 (files first, manifest last), the upload
     checked against S3's checksums, and retention applied there too. With O(repository) an
     C(s3://) URL, pg_dump streams straight to S3 and nothing is written locally but the lock and
@@ -121,7 +126,9 @@ options:
     description: Keep backups of O(kind) younger than this many days (may be fractional).
     type: float
   lock_timeout:
-    description: Seconds to wait for another run on the same database and repository to finish.
+    description:
+      - Seconds to wait for another run on the same database and repository to finish, and for a
+        restore of the database to finish.
     type: int
     default: 0
 attributes:
@@ -234,6 +241,20 @@ lock_waited_seconds:
   description: Seconds spent waiting for the repository lock.
   returned: success and not check mode
   type: float
+restore_waited_seconds:
+  description: Seconds spent waiting for a restore of the database to finish.
+  returned: success and not check mode
+  type: float
+retention_errors:
+  description: What retention could not do after the new set was complete (each set it could not delete, or why it could not run).
+  returned: when retention failed
+  type: list
+  elements: str
+dated_ahead:
+  description: Backup sets of this kind dated in the future (a clock ran ahead); retention keeps them and never counts them as the newest.
+  returned: when there are such sets and retention is set
+  type: list
+  elements: str
 actions:
   description: What the task did (or would do), in plain sentences.
   returned: always
