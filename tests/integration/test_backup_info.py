@@ -2,7 +2,7 @@
 import json
 import time
 
-from conftest import backup_sets
+from conftest import backup_sets, embedded_only
 
 
 def test_lists_backups_newest_first_across_databases(server, ansible, sample_db):
@@ -59,6 +59,7 @@ def test_missing_repository_is_a_clear_error(ansible):
     assert result["failed"] and "does not exist; check the repository path" in result["msg"]
 
 
+@embedded_only
 def test_a_verification_that_cannot_run_is_unchecked_not_failed(ansible, sample_db, tmp_path):
     """Issue 15 item 6c: no pg_restore (an empty pg_bin_dir) proves nothing about a set: it stays
     verified and `latest`, the task warns instead of failing."""

@@ -5,7 +5,7 @@ import json
 import os
 import shutil
 
-from conftest import backup_sets
+from conftest import backup_sets, embedded_only
 import stat
 
 
@@ -88,6 +88,7 @@ def test_pre_restore_backups_are_not_counted_by_full_retention(ansible, sample_d
     assert sorted(backup_sets(ansible.repository / sample_db)) == sorted([first["backup_id"], second["backup_id"]])
 
 
+@embedded_only
 def test_retention_never_deletes_the_new_set_for_a_future_one_nor_whole_backups_for_selections(ansible, sample_db):
     """Issue 15 item 6: a set dated in the future (a clock ran ahead) is reported and kept but never
     "newest"; table-selection dumps are counted apart from whole-database backups."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, PROJECT, assert_one_line, backup_sets
+from conftest import BIN, PROJECT, assert_one_line, backup_sets, embedded_only
 
 
 def live_processes(comm, db=None):
@@ -162,6 +162,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_partial(server, ansible, 
         server.drop_db(db)
 
 
+@embedded_only
 def test_a_dump_waits_for_a_restore_of_its_database_or_fails_saying_so(server, ansible, sample_db):
     """Issue 15 item 5: a restore holds pg_advisory_lock(hashtext('lifeboat restore ' || db)) on its
     maintenance connection (database postgres); a dump of that database waits up to lock_timeout."""
@@ -182,6 +183,7 @@ def test_a_dump_waits_for_a_restore_of_its_database_or_fails_saying_so(server, a
         holder.close()
 
 
+@embedded_only
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="a mount point needs root")
 def test_retention_that_cannot_delete_still_reports_the_new_backup(server, ansible, sample_db, tmp_path):
     """Issue 15 item 10: an old set that cannot be deleted (here a mount point: rename gives EBUSY)
