@@ -296,3 +296,60 @@ def test_bad_jobs_fail_in_one_line_before_anything_is_written(tmp_path, change, 
     assert play.rc != 0
     assert_one_line(play.result("lifeboat_schedule : Check the jobs"), message)
     assert target.files() == [] and not target.runner.parent.exists()
+
+
+def test_absent_removes_everything_the_role_installed_and_keeps_logs_unless_asked(tmp_path):
+    """lifeboat_schedule_state: absent takes back the runner, the cron file, the logrotate snippet, the
+    locks and the role's folders; the logs (the record of what the jobs did) go only with remove_logs."""
+    target = Target(tmp_path / "root")
+    assert target.apply(target.jobs()).rc == 0
+    assert run_job(target, "backup-daily").wait(timeout=10) == 0
+    assert run_job(target, "fails").wait(timeout=10) == 3
+    (target.log_dir / "backup-daily.log.1.gz").write_bytes(b"rotated")
+    mine = target.cron_file.parent / "mine"
+    mine.write_text("0 1 * * * root /bin/true\n")
+    kept = target.apply(target.jobs(), lifeboat_schedule_state="absent")
+    assert kept.rc == 0, kept.stdout[-3000:]
+    assert target.files() == ["custom.log", "etc/cron.d/mine", "var/log/lifeboat/backup-daily.log",
+                              "var/log/lifeboat/backup-daily.log.1.gz"]
+    assert not target.runner.parent.exists() and not target.lock_dir.exists()
+    gone = target.apply(target.jobs(), lifeboat_schedule_state="absent", lifeboat_schedule_remove_logs=True)
+    assert gone.rc == 0, gone.stdout[-3000:]
+    assert target.files() == ["etc/cron.d/mine"] and not target.log_dir.exists()
+    again = target.apply(target.jobs(), lifeboat_schedule_state="absent", lifeboat_schedule_remove_logs=True)
+    assert again.rc == 0 and changed_tasks(again) == [], changed_tasks(again)
+
+
+def test_absent_stops_and_removes_the_systemd_units(tmp_path):
+    target = Target(tmp_path / "root")
+    env, systemd = fake_systemd(tmp_path, target.systemd_dir)
+    hand_written = target.systemd_dir / "lifeboat-mine.service"
+    hand_written.write_text("[Service]\nExecStart=/bin/true\n")
+    jobs = target.jobs()[:2]
+    play = target.apply(jobs, env=env, lifeboat_schedule_backend="systemd", lifeboat_schedule_activate=True)
+    assert play.rc == 0, play.stdout[-3000:]
+    before = len(systemd()["calls"])
+    play = target.apply(jobs, env=env, lifeboat_schedule_backend="systemd", lifeboat_schedule_activate=True,
+                        lifeboat_schedule_state="absent")
+    assert play.rc == 0, play.stdout[-3000:]
+    assert target.files() == ["etc/systemd/system/lifeboat-mine.service"]
+    calls = systemd()["calls"][before:]
+    assert [c for c in calls if c.split()[0] in ("stop", "disable", "daemon-reload")] == [
+        "disable lifeboat-backup-daily.timer", "stop lifeboat-backup-daily.timer",
+        "disable lifeboat-backup-delta.timer", "stop lifeboat-backup-delta.timer", "daemon-reload"]
+    assert (systemd()["enabled"], systemd()["active"]) == ([], [])
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="jobs run by another user are installed by root")
+def test_a_job_user_who_could_not_write_its_log_is_refused_before_anything_is_written(tmp_path):
+    """Owner root, group root, log folder 0750: nobody (not in the group) could never open its log,
+    and every run would exit 73. A user that does not exist is refused the same way."""
+    target = Target(tmp_path / "root")
+    jobs = target.jobs()
+    jobs[0]["user"], jobs[1]["user"] = "nobody", "lifeboat-no-such-user"
+    play = target.apply(jobs)
+    assert play.rc != 0
+    refused = play.result("lifeboat_schedule : Check that each job's user can open its log and lock")
+    assert_one_line(refused, f"job backup-daily: user nobody cannot open its log {target.log_dir}/backup-daily.log",
+                    "job backup-delta: user lifeboat-no-such-user does not exist on this host")
+    assert target.files() == [] and not target.runner.parent.exists()

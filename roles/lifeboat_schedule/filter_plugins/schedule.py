@@ -217,10 +217,94 @@ def normalize_jobs(jobs, runner, log_dir, lock_dir, backend):
     return result
 
 
+def _ancestors(path):
+    """Every folder above a file, from / down to its own folder."""
+    parts = path.rstrip("/").split("/")[1:-1]
+    return ["/" + "/".join(parts[:index]) for index in range(len(parts) + 1)]
+
+
+def _checked_jobs(jobs, owner):
+    """The jobs whose user is neither root nor the owner of the role's folders: those that need access."""
+    return [job for job in jobs if job["user"] not in ("root", owner)]
+
+
+def access_paths(jobs, owner):
+    """The folders to look at (stat) before judging whether each job's user reaches its log and lock."""
+    return sorted({folder for job in _checked_jobs(jobs, owner) for key in ("log", "lock")
+                   for folder in _ancestors(job[key])})
+
+
+def access_problems(jobs, owner, group, made_folders, passwd, groups, stats):
+    """One line per job whose user could not open its log or lock (the runner would exit 73 on every run).
+
+    The role makes each such job's log and lock, owned by the job's user, so the user needs only to
+    pass through every folder above them. A folder the role makes (made_folders, and the missing ones
+    above them) will be owner:group 0750: the user must be in the group. Any other folder is judged by
+    its stat (it must exist: the role does not make it). `passwd` and `groups` are getent's facts,
+    `stats` {path: stat result} of access_paths()."""
+    group_entry = groups.get(group)
+    made_folders = [folder.rstrip("/") for folder in made_folders]
+    made = set(made_folders)
+    for folder in made_folders:
+        made.update(path for path in _ancestors(folder + "/x") if not stats.get(path, {}).get("exists"))
+    problems = []
+    for job in _checked_jobs(jobs, owner):
+        user = job["user"]
+        label = f"job {job['name']}: user {user}"
+        if user not in passwd:
+            problems.append(f"{label} does not exist on this host; create it or run the job as another user")
+            continue
+        uid, gid = int(passwd[user][1]), int(passwd[user][2])
+        gids = {gid} | {int(entry[1]) for entry in groups.values()
+                        if user in [m for m in (entry[2] or "").split(",") if m]}
+        for key in ("log", "lock"):
+            for folder in _ancestors(job[key]):
+                stat = stats.get(folder, {})
+                if folder in made:
+                    if group_entry is None or int(group_entry[1]) not in gids:
+                        problems.append(f"{label} cannot open its {key} {job[key]}: {folder} is {owner}:{group} 0750 "
+                                        f"and {user} is not in group {group}; add {user} to {group} or run the job as "
+                                        f"{owner}")
+                        break
+                    continue
+                if not stat.get("exists"):
+                    problems.append(f"{label} cannot open its {key} {job[key]}: folder {folder} does not exist and "
+                                    "the role does not make it; create it or choose another path")
+                    break
+                mode = int(stat["mode"], 8)
+                bit = 0o100 if stat["uid"] == uid else 0o010 if stat["gid"] in gids else 0o001
+                if not (stat.get("isdir") and mode & bit):
+                    problems.append(f"{label} cannot open its {key} {job[key]}: it cannot pass through {folder} "
+                                    f"(mode {stat['mode']}, uid {stat['uid']}, gid {stat['gid']})")
+                    break
+            else:
+                continue
+            break  # one line per job is enough to act on
+    return problems
+
+
+def installed_paths(jobs, log_dir, lock_dir):
+    """{logs, locks}: where each named job of the list keeps its log and lock (disabled ones too), for
+    state absent. The list is not validated then: a job without a usable name has nothing to remove."""
+    logs, locks = set(), set()
+    for job in jobs if isinstance(jobs, list) else []:
+        name = job.get("name") if isinstance(job, dict) else None
+        if not isinstance(name, str) or not JOB_NAME.match(name):
+            continue
+        for key, folder, found in (("log", log_dir, logs), ("lock", lock_dir, locks)):
+            path = job.get(key) or f"{folder.rstrip('/')}/{name}.{key}"
+            if isinstance(path, str) and path.startswith("/") and not _has_control(path):
+                found.add(path)
+    return {"logs": sorted(logs), "locks": sorted(locks)}
+
+
 class FilterModule:
     def filters(self):
         return {
             "lifeboat_systemd_quote": systemd_quote,
             "lifeboat_schedule_problems": job_problems,
             "lifeboat_schedule_normalize": normalize_jobs,
+            "lifeboat_schedule_access_paths": access_paths,
+            "lifeboat_schedule_access_problems": access_problems,
+            "lifeboat_schedule_installed_paths": installed_paths,
         }
