@@ -292,3 +292,58 @@ def test_restore_and_integrity_refuse_a_delta_set(server, ansible, shop):
     assert not server.exists(shop + "_copy")
     compared = ansible.module("integrity", action="compare", db=shop, repository=repo, backup=exported["backup_id"])
     assert_one_line(compared, "is a delta export")
+
+
+@pytest.fixture
+def local_time_db(server, request):
+    """A database whose TimeZone is America/New_York, with `timestamp` (no time zone) change columns."""
+    db = "d_" + request.node.name.split("[")[0][-40:].lower()
+    server.drop_db(db)
+    server.sql("postgres", f'CREATE DATABASE "{db}"')
+    server.sql("postgres", f"ALTER DATABASE \"{db}\" SET timezone = 'America/New_York'")
+    with server.connect(db) as conn:
+        conn.execute("CREATE TABLE public.items (id int PRIMARY KEY, v text, "
+                     "changed timestamp NOT NULL DEFAULT localtimestamp)")
+        conn.execute("CREATE TABLE public.days (id int PRIMARY KEY, v text, changed date NOT NULL DEFAULT current_date)")
+        # Older than the base backup, in the database's own terms.
+        conn.execute("INSERT INTO public.items SELECT i, 'seed', localtimestamp - interval '1 hour' "
+                     "FROM generate_series(1, 30) i")
+        conn.execute("INSERT INTO public.days SELECT i, 'seed', current_date - 2 FROM generate_series(1, 5) i")
+    yield db
+    server.drop_db(db)
+    server.drop_db(db + "_copy")
+
+
+@pytest.mark.parametrize("server", ["embedded"], indirect=True)
+def test_local_timestamps_are_compared_in_the_databases_time_zone(server, ansible, local_time_db):
+    db, copy, repo = local_time_db, local_time_db + "_copy", str(ansible.repository)
+    tables = [{"name": "public.items", "change_column": "changed"}, {"name": "public.days", "change_column": "changed"}]
+    base = ansible.module("dump", db=db, repository=repo)
+    assert not base["failed"], base
+    # 20 changed rows, stamped by the database's DEFAULT in New York time (hours behind UTC).
+    for sql in ("UPDATE public.items SET v = 'changed', changed = DEFAULT WHERE id <= 10",
+                "INSERT INTO public.items (id, v) SELECT i, 'new' FROM generate_series(31, 40) i",
+                "INSERT INTO public.days (id, v) VALUES (6, 'new')"):
+        with server.connect(db) as conn:  # a session in the database's time zone, like the application's
+            conn.execute(sql)
+    d1 = delta(ansible, action="export", db=db, repository=repo, tables=tables, overlap_seconds=0)
+    assert not d1["failed"], d1
+    assert d1["tables"]["public.items"]["rows"] == 20, d1["tables"]["public.items"]
+    assert d1["tables"]["public.days"]["rows"] >= 1, d1["tables"]["public.days"]
+    restored = ansible.module("restore", db=copy, backup_db=db, backup=base["backup_id"], repository=repo, mode="new")
+    assert not restored["failed"], restored
+    applied = delta(ansible, action="apply", db=copy, backup_db=db, repository=repo)
+    assert not applied["failed"] and applied["row_count_differences"] == [], applied
+    query = "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM public.items t"
+    assert server.sql(copy, query) == server.sql(db, query)
+
+    # A delete on the source: no delta can carry it, the apply says so.
+    server.sql(db, "DELETE FROM public.items WHERE id IN (1, 2, 3)")
+    d2 = delta(ansible, action="export", db=db, repository=repo, tables=tables)
+    assert d2["tables"]["public.items"]["table_rows"] == 37, d2["tables"]["public.items"]
+    again = delta(ansible, action="apply", db=copy, backup_db=db, repository=repo)
+    assert not again["failed"], again
+    assert again["row_count_differences"] == [{"table": "public.items", "delta": d2["backup_id"],
+                                               "source_rows": 37, "rows": 40}], again
+    warnings = again.get("warnings", [])
+    assert len(warnings) == 1 and "public.items" in warnings[0] and "deleted" in warnings[0], warnings

@@ -180,6 +180,7 @@ class TablePlan(object):
         self.since = None       # what this export compares with (after the overlap)
         self.since_from = None
         self.inclusive = False
+        self.time_zone = 'UTC'  # the database's, for a timestamp or date column's first watermark
 
     @property
     def name(self):
@@ -256,6 +257,13 @@ def _set_since(conn, plan, spec, chain, base, overlap):
                                 'this table (the value the base backup already holds)'
                                 % (plan.name, base.backup_id, plan.change_column))
         watermark, source = base.manifest['started_at'], 'base %s started_at' % base.backup_id
+        if plan.cast != 'timestamptz':
+            # The base's start is an instant; a timestamp (or date) column holds the wall clock of
+            # the sessions that wrote it, so the instant is read in the database's time zone, not
+            # the pinned UTC: in New York, UTC would put the next hours' changes below it.
+            watermark = conn.execute("SELECT (CAST(%s AS timestamptz) AT TIME ZONE %s)::text",
+                                     (str(watermark), plan.time_zone)).fetchone()[0]
+            source += ' in %s' % plan.time_zone
     cast = sql.SQL(plan.cast)
     try:
         with conn.transaction():
@@ -291,6 +299,9 @@ def _plan_tables(ctx, request):
     """Connect in one REPEATABLE READ, read-only snapshot and check every `tables` entry."""
     conn = ctx.options.connect(request.database)
     try:
+        # The time zone sessions of this database write local timestamps in (its default, or the
+        # role's), read before the session is pinned to UTC.
+        time_zone = conn.execute("SELECT current_setting('TimeZone')").fetchone()[0]
         _pin_session(conn)
         conn.autocommit = False
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -298,6 +309,7 @@ def _plan_tables(ctx, request):
         plans, seen = [], set()
         for spec in request.tables:
             plan = plan_table(conn, spec)
+            plan.time_zone = time_zone
             if plan.name in seen:
                 raise LifeboatError('table %s is listed twice in tables' % plan.name)
             seen.add(plan.name)
@@ -424,10 +436,15 @@ def _export_in_snapshot(conn, plans, staging, level):
             raw.flush()
             os.fsync(raw.fileno())
         streamed[name] = writer.digest.hexdigest()
-        entries[plan.name] = dict(schema=plan.table.schema, table=plan.table.name, change_column=plan.change_column,
+        # The table's size in this snapshot: deletes travel in no delta, but apply can tell that
+        # the rebuilt table has rows the source no longer has.
+        table_rows = conn.execute(sql.SQL('SELECT count(*) FROM {}').format(plan.table.identifier)).fetchone()[0]
+        entries[plan.name] = dict(table_rows=table_rows, schema=plan.table.schema, table=plan.table.name, change_column=plan.change_column,
                                   change_type=plan.change_type, key=plan.key,
                                   columns=plan.columns, since=plan.since, since_from=plan.since_from,
-                                  inclusive=plan.inclusive, until=until, rows=rows, file=name)
+                                  inclusive=plan.inclusive, until=until, rows=rows, file=name,
+                                  **({'time_zone': plan.time_zone} if plan.cast != 'timestamptz'
+                                     and plan.change_type == 'temporal' else {}))
     return entries, streamed
 
 
@@ -596,11 +613,12 @@ def apply_deltas(ctx, request):
         facts = dict(base_backup_id=base.backup_id, deltas=[d.backup_id for d in deltas], target_db=request.database,
                      verified_files=verified, lock_waited_seconds=lock.waited)
         if not deltas:
-            return dict(changed=False, applied={}, sequences=[], actions=actions + [
+            return dict(changed=False, applied={}, sequences=[], row_count_differences=[], actions=actions + [
                 'Base %s has no deltas of kind %s; nothing to apply' % (base.backup_id, request.kind)], **facts)
         conn = ctx.options.connect(request.database, autocommit=False)
         try:
             applied, sequences, steps = _apply_in_transaction(conn, deltas, request.disable_triggers)
+            differences = _row_count_differences(conn, deltas)
             if ctx.check_mode:
                 # Everything ran and is now undone: the counts are what a real run would do.
                 conn.rollback()
@@ -627,7 +645,31 @@ def apply_deltas(ctx, request):
         actions.extend(did for dummy, did in steps)
         actions.extend('Advanced sequence %s of %s.%s to %d' % (s['sequence'], s['table'], s['column'], s['value'])
                        for s in sequences)
-    return dict(changed=changed, applied=applied, sequences=sequences, actions=actions, **facts)
+    result = dict(changed=changed, applied=applied, sequences=sequences, actions=actions,
+                  row_count_differences=differences, **facts)
+    if differences:
+        result['warnings'] = [
+            'table %s has %d row(s) after applying, the source had %d when delta %s was taken: rows deleted on '
+            'the source (deltas carry no deletes) or changed here; restore a newer full backup to match it'
+            % (d['table'], d['rows'], d['source_rows'], d['delta']) for d in differences]
+    return result
+
+
+def _row_count_differences(conn, deltas):
+    """Tables whose row count, after applying, differs from the count the newest delta that
+    carries them recorded in its snapshot (older deltas recorded none: not compared)."""
+    newest = {}
+    for delta in deltas:
+        for name, entry in delta.manifest['delta']['tables'].items():
+            if isinstance(entry.get('table_rows'), int):
+                newest[name] = (delta, entry)
+    differences = []
+    for name, (delta, entry) in sorted(newest.items()):
+        table = table_by_name(conn, name, entry['schema'], entry['table'])
+        rows = conn.execute(sql.SQL('SELECT count(*) FROM {}').format(table.identifier)).fetchone()[0]
+        if rows != entry['table_rows']:
+            differences.append(dict(table=name, delta=delta.backup_id, source_rows=entry['table_rows'], rows=rows))
+    return differences
 
 
 def _disable_triggers(conn, table):

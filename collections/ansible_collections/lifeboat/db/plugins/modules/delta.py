@@ -30,8 +30,12 @@ description:
     applying a chain twice changes nothing. Sequences of serial and identity columns are then
     advanced past the largest value loaded. Any failure rolls everything back.
   - Deletes are not carried. A change column cannot tell that a row is gone, so a row deleted in
-    the source after the base backup stays in a database rebuilt from base plus deltas. The change
-    column must be set on every insert and update, by the application or a trigger.
+    the source after the base backup stays in a database rebuilt from base plus deltas. Each delta
+    records every exported table's row count, and apply warns about each table whose count then
+    differs (RV(row_count_differences)). The change column must be set on every insert and update,
+    by the application or a trigger.
+  - A C(timestamp) (without time zone) or C(date) change column is compared in the database's time
+    zone; the first delta after a full backup reads the backup's start time there, not in UTC.
   - Retention (O(keep_last), O(keep_days)) works as for M(lifeboat.db.dump) on sets of O(kind),
     except that it never deletes a delta of the chain being extended.
   - One run at a time per database and repository, as for M(lifeboat.db.dump).
@@ -255,6 +259,15 @@ sequences:
   type: list
   elements: dict
   sample: [{"sequence": "public.orders_id_seq", "table": "public.orders", "column": "id", "value": 1042}]
+row_count_differences:
+  description:
+    - Tables whose row count after applying differs from the count the newest delta carrying them recorded in the
+      source's snapshot (rows deleted on the source, which deltas cannot carry, or rows changed here). Each is also
+      an Ansible warning.
+  returned: action=apply
+  type: list
+  elements: dict
+  sample: [{"table": "public.orders", "delta": "20261123T071500Z-a1b2c3", "source_rows": 1000, "rows": 1003}]
 lock_waited_seconds:
   description: Seconds spent waiting for the repository lock.
   returned: success and not check mode
