@@ -33,7 +33,7 @@ def test_integrity_checks_cannot_write_or_outlive_their_timeout(server, ansible,
     inline = {
         "commit": f"COMMIT; DELETE FROM {S}.events; SELECT 1",
         "read_write": f"SET TRANSACTION READ WRITE; DELETE FROM {S}.events",
-        "quoted": "SELECT ';' AS a, $x$;$x$ AS b -- ; trailing\n",
+        "quoted": "SELECT ';' AS a, $x$;$x$ AS b, 'p%s%%' AS c -- ; trailing\n",
     }
     tasks = [{"name": name, "ignore_errors": True,
               "lifeboat.db.integrity": {"db": sample_db, "skip": ["foreign_keys", "amcheck"], "timeout": 1,

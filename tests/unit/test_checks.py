@@ -3,6 +3,7 @@
 import pytest
 
 from ansible_collections.lifeboat.db.plugins.module_utils.checks import FAILED, PASSED, compare_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import normalize_checks
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
 BASELINE = {'public.customers': 1000, 'public.orders': 3000, 'public.empty': 0}
@@ -123,3 +124,26 @@ def test_custom_check_value_is_the_last_column_of_the_single_row():
     assert failed['status'] == FAILED and failed['sample'] == [{'check_name': 'teams without leaders', 'count': 2}]
     assert evaluate(check, 'x', ['n'], [(0,), (0,)])['summary'] == 'expected value 0, found 2 row(s)'
     assert evaluate({'name': 'y'}, 'y', ['id'], [])['status'] == PASSED
+
+
+# Custom SQL checks: split like PostgreSQL does before anything runs (the server is in the
+# integration tests, tests/integration/test_custom_checks_readonly.py).
+
+def test_a_check_is_one_statement_whatever_its_quotes_and_comments_hold():
+    for text in ("SELECT ';' AS a, $x$;$x$ AS b, \"c;\" FROM t -- ; comment\n",
+                 "/* ; */ SELECT 'it''s; fine', E'\\';' ;", "WITH x AS (SELECT 1) SELECT * FROM x; ;"):
+        assert normalize_checks([{'name': 'q', 'sql': text}])[0]['sql'] == text
+
+
+def test_several_statements_or_transaction_control_are_refused_in_one_line():
+    cases = {"COMMIT; DELETE FROM t; SELECT 1": "holds 3 statements",
+             "SET TRANSACTION READ WRITE; DELETE FROM t": "holds 2 statements",
+             "SELECT 1; /* ; */ SELECT 2": "holds 2 statements",
+             "COMMIT": "controls the transaction", "end": "controls the transaction",
+             "set statement_timeout = 0": "controls the transaction or the session",
+             "/* lead */ RESET ALL": "controls", "START TRANSACTION READ WRITE": "controls",
+             "PREPARE TRANSACTION 'x'": "controls", "COPY t FROM STDIN;\n1\n\\.\n": "controls"}
+    for text, fragment in cases.items():
+        with pytest.raises(LifeboatError) as raised:
+            normalize_checks([{'name': 'evil', 'sql': text}])
+        assert fragment in raised.value.msg and "\n" not in raised.value.msg, (text, raised.value.msg)
