@@ -142,6 +142,13 @@ def test_planted_marks_run_nothing_attach_nothing_and_drop_nothing(server, ansib
     for name in names:
         assert comment(server, db, "public." + name) == comments[name], name
 
+    # The real detached table with a mark as lifeboat wrote them before bounds were typed: read, attached.
+    server.sql(db, "COMMENT ON TABLE public.pv_2024_real IS " + quote(legacy_mark(
+        "FOR VALUES FROM ('2024-01-01 00:00:00+00') TO ('2025-01-01 00:00:00+00')")))
+    attached = ansible.module("partition", db=db, table=TABLE, interval="yearly", restore_partition="pv_2024_real")
+    assert attached["changed"] and not attached.get("failed"), attached
+    assert "2024-01-01" in partitions(server, db)["pv_2024_real"]
+
 
 @pytest.fixture
 def equals_db(server, mallory):

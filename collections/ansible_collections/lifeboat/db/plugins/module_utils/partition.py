@@ -93,6 +93,13 @@ def parse_value(key_type, value):
         return None
 
 
+def shown(value, limit=80):
+    """Untrusted text for a one-line message: quoted with its escapes, cut at `limit`."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit] + '...'
+    return json.dumps(value)
+
+
 def _stored(value):
     """A bound value as a mark or manifest stores it: an int, or ISO text (with its offset)."""
     if isinstance(value, datetime.datetime):
@@ -119,7 +126,7 @@ class Bounds(object):
             parsed = parse_value(key_type, value)
             if parsed is None:
                 raise ValueError('its %s bound %s is not a %s like %s'
-                                 % (which, json.dumps(value)[:80], key_type, EXAMPLES[key_type]))
+                                 % (which, shown(value), key_type, EXAMPLES[key_type]))
             values.append(parsed)
         if not values[0] < values[1]:
             raise ValueError('its lower bound %s is not below its upper bound %s' % tuple(map(_stored, values)))
@@ -130,7 +137,7 @@ class Bounds(object):
         match = PLAIN_BOUND.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise ValueError('its bounds %s are not FOR VALUES FROM (...) TO (...) of plain values'
-                             % json.dumps(text)[:120])
+                             % shown(text))
         return cls.from_values(key_type, *[group.strip("'") for group in match.groups()])
 
     @classmethod
@@ -140,7 +147,7 @@ class Bounds(object):
         recorded = record.get('key_type', key_type)
         if recorded != key_type:
             raise ValueError('it records a key of type %s but the table is keyed on %s'
-                             % (json.dumps(recorded)[:40], key_type))
+                             % (shown(recorded), key_type))
         if 'lower' in record or 'upper' in record:
             return cls.from_values(key_type, record.get('lower'), record.get('upper'))
         return cls.from_text(key_type, record.get('bound'))
@@ -149,9 +156,9 @@ class Bounds(object):
         return dict(key_type=self.key_type, lower=_stored(self.lower), upper=_stored(self.upper), bound=self.text())
 
     def text(self):
-        def shown(value):
+        def literal(value):
             return str(value) if isinstance(value, int) else "'%s'" % _stored(value)
-        return 'FOR VALUES FROM (%s) TO (%s)' % (shown(self.lower), shown(self.upper))
+        return 'FOR VALUES FROM (%s) TO (%s)' % (literal(self.lower), literal(self.upper))
 
     def sql(self):
         # Plain literals, which PostgreSQL reads as the key's type (as create_partition's bounds).
@@ -325,7 +332,7 @@ class PartitionedTable(object):
                 if mark.oid is not None and (mark.oid, mark.schema, mark.name) != (oid, schema, name):
                     raise ValueError('it is not the table lifeboat marked (the mark was written on %s, OID %s; this '
                                      'is OID %d): a copy or a look-alike'
-                                     % (json.dumps(table_key(str(mark.schema), str(mark.name)))[:80], mark.oid, oid))
+                                     % (shown(table_key(str(mark.schema), str(mark.name))), mark.oid, oid))
                 if inherits:
                     raise ValueError('it inherits from or is inherited by another table')
                 if owner not in (parent_owner, login):

@@ -13,7 +13,6 @@ and finds exactly the rows the archive was proven to hold.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
@@ -22,7 +21,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.connection import Pass
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition import (
-    Bounds, Detached, RetiredMark, qualified)
+    Bounds, Detached, RetiredMark, qualified, shown)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import tool_output
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
@@ -98,7 +97,7 @@ def archived_bounds(table, backup, key):
     try:
         if recorded.get('column', table.column) != table.column:
             raise ValueError('it records key column %s but %s is keyed on %s'
-                             % (json.dumps(recorded.get('column'))[:80], table.key, table.column))
+                             % (shown(recorded.get('column')), table.key, table.column))
         return Bounds.from_record(table.key_type, recorded)
     except ValueError as exc:
         raise LifeboatError('backup %s cannot be restored as partition %s: %s; nothing was restored'
