@@ -268,6 +268,25 @@ def _set_attributes(fd, member, as_root):
     os.utime(fd, (member.mtime, member.mtime))
 
 
+def _open_verified(backup):
+    """The archive, opened once without following a link and hashed from that descriptor: what
+    is unpacked is what matched the manifest, even if the file at that path changes meanwhile."""
+    expected = [f['sha256'] for f in backup.manifest['files'] if f.get('name') == ARCHIVE_NAME]
+    raw = os.fdopen(os.open(os.path.join(backup.path, ARCHIVE_NAME), os.O_RDONLY | os.O_NOFOLLOW), 'rb')
+    try:
+        digest = hashlib.sha256()
+        for block in iter(lambda: raw.read(CHUNK), b''):
+            digest.update(block)
+        if [digest.hexdigest()] != expected:
+            raise LifeboatError('files backup %s is damaged: sha256 of %s does not match its manifest; use another '
+                                'backup' % (backup.backup_id, ARCHIVE_NAME))
+        raw.seek(0)
+    except BaseException:
+        raw.close()
+        raise
+    return raw
+
+
 def _no_link(path, what):
     if os.path.islink(path):
         raise LifeboatError('%s %s is a symbolic link; name the real directory (a restore never follows a link)'
@@ -280,7 +299,7 @@ def restore_files(ctx, name, reference, dest):
     dest = os.path.abspath(dest)
     parent = os.path.dirname(dest)
     label = '%s.prev-%s-' % (os.path.basename(dest), utc_now().strftime('%Y%m%dT%H%M%SZ'))
-    with tarfile.open(os.path.join(backup.path, ARCHIVE_NAME), mode='r:gz') as tar:
+    with _open_verified(backup) as raw, tarfile.open(fileobj=raw, mode='r:gz') as tar:
         members = tar.getmembers()
         _check_members(backup, members)
         if ctx.check_mode:
