@@ -187,12 +187,24 @@ def backup_files(ctx, source, name, keep_last=None):
                 + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted])
 
 
+def _listed(backup):
+    """{path: entry} of the manifest's contents, each with a text path and sha256 (a manifest is
+    untrusted input too)."""
+    contents = backup.manifest.get('contents')
+    if not isinstance(contents, list) or not all(
+            isinstance(e, dict) and isinstance(e.get('path'), str) and isinstance(e.get('sha256'), str)
+            for e in contents):
+        raise LifeboatError('files backup %s has a manifest whose contents are not a list of {path, sha256}; '
+                            'use another backup' % backup.backup_id)
+    return dict((entry['path'], entry) for entry in contents)
+
+
 def _check_members(backup, members):
     """Refuse, before anything is unpacked, every member that is not a plain directory or regular
     file inside the tree: links (symbolic or hard), devices, FIFOs, absolute names, '..' parts.
     lifeboat's own archives never hold anything else (links are not archived, see walk_tree), so
     a restore needs no rule for a link that stays inside the tree. Model: tarfile's data filter."""
-    listed = dict((entry['path'], entry) for entry in backup.manifest['contents'])
+    listed = _listed(backup)
     names = set()
     for member in members:
         name = member.name
@@ -218,7 +230,7 @@ def _unpack(backup, tar, members, staging_fd):
     """Create each member inside the private staging folder, relative to descriptors, with
     O_EXCL | O_NOFOLLOW: nothing is written, chowned or chmodded through a link. Each file is
     hashed while it is written and checked against the manifest."""
-    listed = dict((entry['path'], entry) for entry in backup.manifest['contents'])
+    listed = _listed(backup)
     as_root = os.geteuid() == 0
     done, directories = set(), []
     for member in members:
@@ -302,10 +314,11 @@ def restore_files(ctx, name, reference, dest):
     with _open_verified(backup) as raw, tarfile.open(fileobj=raw, mode='r:gz') as tar:
         members = tar.getmembers()
         _check_members(backup, members)
+        count = len(_listed(backup))
         if ctx.check_mode:
             return dict(changed=True, backup_id=backup.backup_id,
                         actions=['Verified files backup %s' % backup.backup_id,
-                                 'Would unpack %d files into %s' % (backup.manifest['file_count'], dest)]
+                                 'Would unpack %d files into %s' % (count, dest)]
                         + (['Would keep the current %s as %s<random>' % (dest, os.path.join(parent, label))]
                            if os.path.lexists(dest) else []))
         if not os.path.isdir(parent):
@@ -343,7 +356,7 @@ def restore_files(ctx, name, reference, dest):
         raise LifeboatError('could not move the unpacked files to %s: %s; the destination was not changed'
                             % (dest, exc.strerror or exc))
     return dict(changed=True, backup_id=backup.backup_id, dest=dest, previous=kept,
-                file_count=backup.manifest['file_count'],
+                file_count=count,
                 actions=['Verified files backup %s' % backup.backup_id,
-                         'Unpacked %d files into %s' % (backup.manifest['file_count'], dest)]
+                         'Unpacked %d files into %s' % (count, dest)]
                 + (['Kept the previous %s as %s' % (dest, kept)] if kept else []))
