@@ -150,6 +150,19 @@ def test_planted_marks_run_nothing_attach_nothing_and_drop_nothing(server, ansib
     assert "2024-01-01" in partitions(server, db)["pv_2024_real"]
 
 
+@embedded_only
+def test_a_partition_whose_mark_would_not_be_trusted_is_not_retired(server, ansible, hostile_db):
+    """Retention refuses before it marks or detaches a partition owned by another role: once
+    detached, its mark could not be told from one that role planted."""
+    server.sql(hostile_db, f"ALTER TABLE public.policy_violations_2024 OWNER TO {MALLORY}")
+    result = ansible.module("partition", db=hostile_db, table=TABLE, retention_action="archive_and_drop",
+                            repository=str(ansible.repository), **RETAIN)
+    assert_one_line(result, "cannot retire partition public.policy_violations_2024", "owned by %s" % MALLORY,
+                    "OWNER TO")
+    assert "policy_violations_2024" in partitions(server, hostile_db)
+    assert comment(server, hostile_db, "public.policy_violations_2024") is None
+
+
 @pytest.fixture
 def equals_db(server, mallory):
     """A database whose name libpq would read as a connection string, and the one it names."""

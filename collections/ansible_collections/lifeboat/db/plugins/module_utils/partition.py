@@ -34,8 +34,10 @@ def qualified(schema, name):
 
 
 class Partition(object):
-    def __init__(self, schema, name, bound, is_default=False, detach_pending=False, relkind='r', oid=None):
+    def __init__(self, schema, name, bound, is_default=False, detach_pending=False, relkind='r', oid=None,
+                 owner=None):
         self.schema, self.name, self.bound = schema, name, bound
+        self.owner = owner
         self.is_default = is_default
         self.detach_pending = detach_pending
         self.relkind = relkind
@@ -231,14 +233,16 @@ class PartitionedTable(object):
         self.major = server_major(conn)
         row = conn.execute(
             "SELECT c.oid, c.relkind, pt.partstrat, pt.partnatts, a.attname, format_type(a.atttypid, NULL), "
-            "       pt.partdefid "
+            "       pt.partdefid, pg_get_userbyid(c.relowner), current_user "
             "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "  LEFT JOIN pg_partitioned_table pt ON pt.partrelid = c.oid "
             "  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = pt.partattrs[0] "
             " WHERE n.nspname = %s AND c.relname = %s", (self.schema, self.name)).fetchone()
         if row is None:
             raise LifeboatError('table %s not found; name an existing partitioned table as schema.table' % self.key)
-        self.oid, relkind, strategy, columns, self.column, self.key_type, self.default_oid = row
+        self.oid, relkind, strategy, columns, self.column, self.key_type, self.default_oid, owner, login = row
+        # A retired table's mark is trusted only on a table owned by one of these (see detached()).
+        self.trusted_owners = (owner, login)
         if relkind != 'p':
             raise LifeboatError('%s is not a partitioned table; lifeboat.db.partition keeps the partitions of a table '
                                 'made with PARTITION BY RANGE (column)' % self.key)
@@ -255,7 +259,8 @@ class PartitionedTable(object):
         """The table's partitions as the catalog has them now."""
         pending = 'i.inhdetachpending' if self.major >= 14 else 'false'
         rows = conn.execute(
-            "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.oid = %%s, %s, c.relkind, c.oid "
+            "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid), c.oid = %%s, %s, c.relkind, c.oid, "
+            "       pg_get_userbyid(c.relowner) "
             "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "  JOIN pg_namespace n ON n.oid = c.relnamespace "
             " WHERE i.inhparent = %%s ORDER BY 1, 2" % pending, (self.default_oid, self.oid)).fetchall()
@@ -312,7 +317,6 @@ class PartitionedTable(object):
         with this table's columns and bounds that are values of its key."""
         rows = conn.execute(
             "SELECT n.nspname, c.relname, d.description, c.oid, pg_get_userbyid(c.relowner), "
-            "       pg_get_userbyid(p.relowner), current_user, "
             "       EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid), "
             "       (SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attname) "
             "          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) "
@@ -324,7 +328,7 @@ class PartitionedTable(object):
             " WHERE c.relkind = 'r' AND NOT c.relispartition AND d.description LIKE %s ORDER BY 1, 2",
             (self.oid, MARK_PREFIX + '%',)).fetchall()
         found, refused = [], []
-        for schema, name, text, oid, owner, parent_owner, login, inherits, same_columns in rows:
+        for schema, name, text, oid, owner, inherits, same_columns in rows:
             mark = RetiredMark.parse(text)
             if mark is None or mark.parent != self.key:
                 continue
@@ -335,9 +339,8 @@ class PartitionedTable(object):
                                      % (shown(table_key(str(mark.schema), str(mark.name))), mark.oid, oid))
                 if inherits:
                     raise ValueError('it inherits from or is inherited by another table')
-                if owner not in (parent_owner, login):
-                    raise ValueError("it is owned by %s, not by %s's owner %s or by lifeboat's login %s"
-                                     % (owner, self.key, parent_owner, login))
+                if owner not in self.trusted_owners:
+                    raise ValueError(self.untrusted_owner(owner))
                 if not same_columns:
                     raise ValueError('its columns are not those of %s' % self.key)
                 bounds = Bounds.from_record(self.key_type, mark.bounds)
@@ -346,6 +349,10 @@ class PartitionedTable(object):
                 continue
             found.append(Detached(schema, name, mark, bounds, oid))
         return found, refused
+
+    def untrusted_owner(self, owner):
+        return "it is owned by %s, not by %s's owner %s or by lifeboat's login %s" % ((owner, self.key)
+                                                                                      + self.trusted_owners)
 
     def current_max(self, conn):
         query = sql.SQL('SELECT max({}) FROM {}').format(sql.Identifier(self.column), qualified(self.schema, self.name))

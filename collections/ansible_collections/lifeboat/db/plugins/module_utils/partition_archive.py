@@ -34,9 +34,13 @@ COPY_START = re.compile(br'^COPY .* FROM stdin;$')
 def retire(conn, table, part, actions):
     """Mark a partition, then detach it (CONCURRENTLY where PostgreSQL allows it)."""
     try:
+        if part.owner not in table.trusted_owners:
+            # Its mark would not be trusted once it is detached: refuse now, not after the detach.
+            raise ValueError('%s; give it to one of them (ALTER TABLE ... OWNER TO) and run again'
+                             % table.untrusted_owner(part.owner))
         bounds = Bounds.from_text(table.key_type, part.bound)
     except ValueError as exc:
-        raise LifeboatError('cannot retire partition %s: %s; detach it by hand' % (part.key, exc))
+        raise LifeboatError('cannot retire partition %s: %s' % (part.key, exc))
     comment = table_comment(conn, part.schema, part.name)
     previous = RetiredMark.parse(comment)  # an interrupted run's: the table's own comment is in it
     mark = RetiredMark(table.key, part.schema, part.name, part.oid, bounds.record(), iso(utc_now()),
