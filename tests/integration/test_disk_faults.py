@@ -159,3 +159,40 @@ def test_files_backup_into_a_full_repository(ansible, tmp_path, mounts):
     assert backup_sets(after) == [old["backup_id"]]
     assert leftovers(after) == []
     set_intact(after / old["backup_id"])
+
+
+@pytest.fixture
+def bucket(moto, request):
+    name = "lb-disk-" + request.node.name.split("[")[0][-30:].lower().replace("_", "-")
+    client = moto.client()
+    try:
+        for key in moto.keys(name):
+            client.delete_object(Bucket=name, Key=key)
+        client.delete_bucket(Bucket=name)
+    except client.exceptions.NoSuchBucket:
+        pass
+    return moto.bucket(name)
+
+
+@embedded_only
+def test_restore_when_the_download_cache_is_full(ansible, server, sample_db, moto, bucket, tmp_path, mounts):
+    """A cache with room for the progress file and the set's bytes (the free-space check passes)
+    but not for the lock too: the download fails for real, in one line; nothing is restored."""
+    s3 = dict(repository=f"s3://{bucket}", **moto.options())
+    taken = ansible.module("dump", db=sample_db, **s3, cache_dir=str(tmp_path / "dump-cache"))
+    assert not taken["failed"], taken.get("msg")
+    size = sum(f["size"] for f in taken["manifest"]["files"])
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    small = SmallDisk(tmp_path, cache, f"size={-(-size // 4096) * 4096 + 4096},mode=0700")
+    target = sample_db + "_x"
+    server.drop_db(target)
+    result = ansible.module("restore", db=target, backup_db=sample_db, cache_dir=str(cache), **s3,
+                            wrapper=small.wrapper)
+    try:
+        assert_clean_failure(result, "No space left on device")
+        assert not server.exists(target)
+        assert backup_sets(small.after / sample_db) == []
+        assert [n for n in leftovers(small.after / sample_db) if n != ".restore-progress.json"] == []
+    finally:
+        server.drop_db(target)
