@@ -17,7 +17,8 @@ __metaclass__ = type
 import threading
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import USER_SCHEMAS, table_key, table_statistics
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import (
+    USER_SCHEMAS, quoted_key, row_count_keys, split_name, table_statistics)
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import plain
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
@@ -143,8 +144,9 @@ def run_checks(snapshot, checks, timeout, limit):
 def count_tables(snapshot, timeout, tables=None):
     """Exact {'schema.table': rows} by count(*), the biggest tables first so that parallel
     connections finish together; all counts are taken in the snapshot."""
-    sized = [(pages, s, t) for s, t, pages, dummy, dummy in table_statistics(snapshot.first)
-             if tables is None or table_key(s, t) in tables]
+    statistics = table_statistics(snapshot.first)
+    keys = row_count_keys((s, t) for s, t, dummy, dummy, dummy in statistics)
+    sized = [(pages, s, t) for s, t, pages, dummy, dummy in statistics if tables is None or keys[(s, t)] in tables]
     names = [(s, t) for pages, s, t in sorted(sized, key=lambda item: -item[0])]
 
     def counter(schema, table):
@@ -155,7 +157,7 @@ def count_tables(snapshot, timeout, tables=None):
     for (schema, table), (value, error, dummy) in zip(names, outcomes):
         if error is not None:
             raise LifeboatError('counting the rows of %s.%s %s' % (schema, table, error))
-        counts[table_key(schema, table)] = value
+        counts[keys[(schema, table)]] = value
     return counts
 
 
@@ -163,8 +165,10 @@ def estimate_tables(conn, tables=None):
     """{'schema.table': rows} from the planner's statistics: reltuples where the table was
     analyzed or vacuumed, 0 for an empty file, else the planner's own estimate (EXPLAIN)."""
     counts = {}
-    for schema, table, dummy, tuples, size in table_statistics(conn):
-        key = table_key(schema, table)
+    statistics = table_statistics(conn)
+    keys = row_count_keys((s, t) for s, t, dummy, dummy, dummy in statistics)
+    for schema, table, dummy, tuples, size in statistics:
+        key = keys[(schema, table)]
         if tables is not None and key not in tables:
             continue
         if tuples >= 0:
@@ -257,10 +261,18 @@ def _as_list(value):
     return [value] if isinstance(value, str) else list(value or [])
 
 
+def _regclass(name):
+    """The name as to_regclass must get it: read as SQL reads it (a bare name is public's), each
+    part quoted, so that the search path, three-part names and names over 63 bytes (which
+    PostgreSQL would cut to another name) never pick another object - those are refused."""
+    return quoted_key(*split_name(name))
+
+
 def _resolve_table(conn, name, what):
     """(schema, table) of an existing table or partitioned table, or a one-line error."""
     row = conn.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                       "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')", (name,)).fetchone()
+                       "WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                       (_regclass(name),)).fetchone()
     if row is None:
         raise LifeboatError('%s: table %s does not exist; name an existing table as schema.table' % (what, name))
     return row
@@ -283,6 +295,7 @@ def relationship_checks(relationships):
         if unknown:
             raise LifeboatError('relationships item %d has unknown key(s) %s; use name, table, columns, references, '
                                 'referenced_columns' % (number, ', '.join(unknown)))
+        _regclass(item['table']), _regclass(item['references'])  # a bad name is refused before any check runs
         cols = _as_list(item['columns'])
         rcols = _as_list(item.get('referenced_columns') or ['id'] * len(cols))
         if len(cols) != len(rcols):
@@ -419,8 +432,11 @@ def _qualify(name):
 
 
 def required_tables_check(tables):
+    names = [_regclass(t) for t in tables]
+
     def run(conn, limit):
-        missing = [t for t in tables if conn.execute('SELECT to_regclass(%s)', (_qualify(t),)).fetchone()[0] is None]
+        missing = [t for t, name in zip(tables, names)
+                   if conn.execute('SELECT to_regclass(%s)', (name,)).fetchone()[0] is None]
         summary = 'all %d required table(s) exist' % len(tables) if not missing else \
             '%d required table(s) missing: %s' % (len(missing), ', '.join(missing))
         return dict(status=FAILED if missing else PASSED, summary=summary, missing=missing)
@@ -428,13 +444,16 @@ def required_tables_check(tables):
 
 
 def required_columns_check(columns):
+    for table in columns:
+        _regclass(table)
+
     def run(conn, limit):
         missing = []
         for table, wanted in sorted(columns.items()):
-            if conn.execute('SELECT to_regclass(%s)', (_qualify(table),)).fetchone()[0] is None:
+            if conn.execute('SELECT to_regclass(%s)', (_regclass(table),)).fetchone()[0] is None:
                 missing.extend('%s.%s' % (_qualify(table), c) for c in _as_list(wanted))
                 continue
-            schema, name = _resolve_table(conn, _qualify(table), 'required_columns')
+            schema, name = _resolve_table(conn, table, 'required_columns')
             present = _columns(conn, schema, name)
             missing.extend('%s.%s.%s' % (schema, name, c) for c in _as_list(wanted) if c not in present)
         total = sum(len(_as_list(w)) for w in columns.values())
@@ -449,9 +468,10 @@ def min_rows_checks(minimums):
     for table, minimum in sorted((minimums or {}).items()):
         if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 0:
             raise LifeboatError('min_rows for %s must be a whole number of rows, got %r' % (table, minimum))
+        _regclass(table)
 
         def run(conn, limit, table=table, minimum=minimum):
-            schema, name = _resolve_table(conn, _qualify(table), 'min_rows %s' % table)
+            schema, name = _resolve_table(conn, table, 'min_rows %s' % table)
             rows = conn.execute(sql.SQL('SELECT count(*) FROM {}').format(_qualified(schema, name))).fetchone()[0]
             return dict(status=PASSED if rows >= minimum else FAILED, rows=rows, minimum=minimum,
                         summary='%d row(s), at least %d required' % (rows, minimum))
@@ -469,7 +489,7 @@ SELECT n.nspname, c.relname, s.seqincrement, s.seqmax, s.seqmin
 def read_sequence(conn, name):
     """The state of a sequence read from the sequence itself: nextval would consume a value (and
     is not allowed in a read-only transaction), which is why seed 000 had to setval it back."""
-    row = conn.execute(SEQUENCE_STATE, (_qualify(name),)).fetchone()
+    row = conn.execute(SEQUENCE_STATE, (_regclass(name),)).fetchone()
     if row is None:
         raise LifeboatError('sequence %s does not exist; name an existing sequence as schema.name' % name)
     schema, seq, increment, maximum, minimum = row
@@ -486,6 +506,7 @@ def sequence_state_checks(sequences):
         item = dict(name=item) if isinstance(item, str) else item
         if not isinstance(item, dict) or not item.get('name') or set(item) - {'name', 'next_at_least'}:
             raise LifeboatError('sequences item %d must be a name or {name, next_at_least}' % number)
+        _regclass(item['name'])
 
         def run(conn, limit, item=item):
             state = read_sequence(conn, item['name'])

@@ -10,6 +10,7 @@ a pure function of the scale, so two loads of the same scale are identical.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import quoted_key
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import database_exists, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
@@ -56,42 +57,44 @@ CREATE TABLE {s}.events (
 CREATE INDEX ON {s}.events (occurred_at);
 """
 
-# Deterministic pseudo-random values come from hashtext() of the row number.
+# Deterministic pseudo-random values come from hashtext() of the row number. {s} is the schema, the
+# sizes and {<table>_table} are literals: nothing is passed as a parameter, so no '%' in a schema's
+# name is ever read as a placeholder.
 ROWS = """
 INSERT INTO {s}.customers (id, email, full_name, country, credit, created_at)
 SELECT i, 'customer' || i || '@example.com',
-       (ARRAY['Aiko','Ben','Chloé','Dmitri','Eun-ji','Farah','Gustavo','Hana'])[1 + abs(hashtext('f' || i)) %% 8]
-         || ' ' || (ARRAY['Sato','Müller','Okafor','Nguyen','Silva','Kowalski','Tanaka','Haddad'])[1 + abs(hashtext('l' || i)) %% 8],
-       (ARRAY['JP','DE','NG','VN','BR','PL','US','FR'])[1 + abs(hashtext('c' || i)) %% 8],
-       (abs(hashtext('k' || i)) %% 500000) / 100.0,
-       timestamptz '2024-01-01 00:00+00' + (abs(hashtext('t' || i)) %% 63072000) * interval '1 second'
-  FROM generate_series(1, %(customers)s) AS i;
+       (ARRAY['Aiko','Ben','Chloé','Dmitri','Eun-ji','Farah','Gustavo','Hana'])[1 + abs(hashtext('f' || i)) % 8]
+         || ' ' || (ARRAY['Sato','Müller','Okafor','Nguyen','Silva','Kowalski','Tanaka','Haddad'])[1 + abs(hashtext('l' || i)) % 8],
+       (ARRAY['JP','DE','NG','VN','BR','PL','US','FR'])[1 + abs(hashtext('c' || i)) % 8],
+       (abs(hashtext('k' || i)) % 500000) / 100.0,
+       timestamptz '2024-01-01 00:00+00' + (abs(hashtext('t' || i)) % 63072000) * interval '1 second'
+  FROM generate_series(1, {customers}) AS i;
 INSERT INTO {s}.products (id, sku, name, price)
-SELECT i, 'SKU-' || lpad(i::text, 6, '0'), 'Product ' || i, 1 + (abs(hashtext('p' || i)) %% 20000) / 100.0
-  FROM generate_series(1, %(products)s) AS i;
+SELECT i, 'SKU-' || lpad(i::text, 6, '0'), 'Product ' || i, 1 + (abs(hashtext('p' || i)) % 20000) / 100.0
+  FROM generate_series(1, {products}) AS i;
 INSERT INTO {s}.orders (id, customer_id, status, ordered_at)
-SELECT i, 1 + abs(hashtext('oc' || i)) %% %(customers)s,
-       (ARRAY['new','paid','shipped','cancelled'])[1 + abs(hashtext('os' || i)) %% 4],
-       timestamptz '2025-01-01 00:00+00' + (abs(hashtext('ot' || i)) %% 31536000) * interval '1 second'
-  FROM generate_series(1, %(orders)s) AS i;
+SELECT i, 1 + abs(hashtext('oc' || i)) % {customers},
+       (ARRAY['new','paid','shipped','cancelled'])[1 + abs(hashtext('os' || i)) % 4],
+       timestamptz '2025-01-01 00:00+00' + (abs(hashtext('ot' || i)) % 31536000) * interval '1 second'
+  FROM generate_series(1, {orders}) AS i;
 INSERT INTO {s}.order_items (order_id, line_no, product_id, quantity, unit_price)
-SELECT o, l, p.id, 1 + abs(hashtext('q' || o || '-' || l)) %% 5, p.price
-  FROM generate_series(1, %(orders)s) AS o
+SELECT o, l, p.id, 1 + abs(hashtext('q' || o || '-' || l)) % 5, p.price
+  FROM generate_series(1, {orders}) AS o
  CROSS JOIN generate_series(1, 3) AS l
-  JOIN {s}.products p ON p.id = 1 + abs(hashtext('ip' || o || '-' || l)) %% %(products)s;
+  JOIN {s}.products p ON p.id = 1 + abs(hashtext('ip' || o || '-' || l)) % {products};
 UPDATE {s}.orders o SET total = t.total
   FROM (SELECT order_id, sum(quantity * unit_price) AS total FROM {s}.order_items GROUP BY order_id) t
  WHERE t.order_id = o.id;
 INSERT INTO {s}.events (id, customer_id, kind, payload, occurred_at)
-SELECT i, 1 + abs(hashtext('ec' || i)) %% %(customers)s,
-       (ARRAY['login','view','cart','checkout','logout'])[1 + abs(hashtext('ek' || i)) %% 5],
-       jsonb_build_object('session', md5('s' || i), 'page', abs(hashtext('pg' || i)) %% 40),
+SELECT i, 1 + abs(hashtext('ec' || i)) % {customers},
+       (ARRAY['login','view','cart','checkout','logout'])[1 + abs(hashtext('ek' || i)) % 5],
+       jsonb_build_object('session', md5('s' || i), 'page', abs(hashtext('pg' || i)) % 40),
        timestamptz '2025-06-01 00:00+00' + i * interval '17 seconds'
-  FROM generate_series(1, %(events)s) AS i;
-SELECT setval(pg_get_serial_sequence('{s}.customers', 'id'), %(customers)s);
-SELECT setval(pg_get_serial_sequence('{s}.products', 'id'), %(products)s);
-SELECT setval(pg_get_serial_sequence('{s}.orders', 'id'), %(orders)s);
-SELECT setval(pg_get_serial_sequence('{s}.events', 'id'), %(events)s);
+  FROM generate_series(1, {events}) AS i;
+SELECT setval(pg_get_serial_sequence({customers_table}, 'id'), {customers});
+SELECT setval(pg_get_serial_sequence({products_table}, 'id'), {products});
+SELECT setval(pg_get_serial_sequence({orders_table}, 'id'), {orders});
+SELECT setval(pg_get_serial_sequence({events_table}, 'id'), {events});
 """
 
 
@@ -133,9 +136,12 @@ def load(conn, schema, scale):
         conn.execute(sql.SQL('DROP SCHEMA IF EXISTS {} CASCADE').format(ident))
         conn.execute(sql.SQL('CREATE SCHEMA {}').format(ident))
         conn.execute(sql.SQL(TABLES.replace('{s}', '{schema}')).format(schema=ident))
-        statement = sql.SQL(ROWS.replace('{s}', '{schema}')).format(schema=ident)
-        for part in statement.as_string(conn).split(';\n'):
+        values = dict((name, sql.Literal(rows)) for name, rows in sizes(scale).items())
+        values.update(('%s_table' % table, sql.Literal(quoted_key(schema, table)))
+                      for table in ('customers', 'products', 'orders', 'events'))
+        # Split the template, not the rendered text: a schema's name may hold ';' and a new line.
+        for part in ROWS.split(';\n'):
             if part.strip():
-                conn.execute(part, sizes(scale))
+                conn.execute(sql.SQL(part).format(s=ident, **values))
         conn.execute(sql.SQL('COMMENT ON SCHEMA {} IS {}').format(ident, sql.Literal(MARKER + str(scale))))
         conn.execute(sql.SQL('ANALYZE {}.customers').format(ident))

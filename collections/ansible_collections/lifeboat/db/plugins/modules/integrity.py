@@ -288,6 +288,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.db.plugins.module_utils import integrity as checks_lib
 from ansible_collections.lifeboat.db.plugins.module_utils.baseline import (
     capture_path, check_database, compare_sequences, load_reference, previous_baseline, write_baseline)
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.checks import (
     compare_row_counts, describe_tolerance, parse_tolerance)
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
@@ -532,6 +533,9 @@ def check(ctx):
 
 
 def run(ctx):
+    for option in ('db', 'backup_db'):
+        check_name(option, ctx.params[option])
+    check_name('parity_with.db', (ctx.params['parity_with'] or {}).get('db'))
     if ctx.params['baseline'] and ctx.params['baseline'] != 'latest':
         ctx.params['baseline'] = os.path.expanduser(ctx.params['baseline'])
     return capture(ctx) if ctx.params['action'] == 'capture' else check(ctx)

@@ -86,6 +86,7 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.sample_data import (
@@ -107,6 +108,8 @@ def argument_spec():
 
 def run(ctx):
     p = ctx.params
+    for option in ('db', 'schema', 'maintenance_db'):
+        check_name(option, p[option])
     if p['scale'] < 1:
         raise LifeboatError('scale must be at least 1, got %d' % p['scale'])
     counts = dict(('%s.%s' % (p['schema'], table), rows) for table, rows in expected_rows(p['scale']).items())
