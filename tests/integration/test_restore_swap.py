@@ -63,7 +63,9 @@ def test_failed_restore_leaves_the_live_database_serving(server, ansible, sample
 def test_next_run_drops_a_staging_database_left_by_a_killed_run(server, ansible, sample_db):
     repo = str(ansible.repository)
     ansible.module("dump", db=sample_db, repository=repo)
+    # What a killed run leaves: its staging database with the mark it got when created.
     server.sql("postgres", f'CREATE DATABASE "{sample_db}_lbstage_dead01"')
+    server.sql("postgres", f'COMMENT ON DATABASE "{sample_db}_lbstage_dead01" IS \'lifeboat staging of {sample_db}\'')
     result = ansible.module("restore", db=sample_db, repository=repo, keep_previous=0)
     assert not result["failed"], result.get("msg")
     assert any("left by an interrupted restore" in a for a in result["actions"])

@@ -248,5 +248,5 @@ def test_waits_for_no_one_while_a_swap_holds_the_database(server, ansible, sampl
         swap.execute("SELECT pg_advisory_lock(hashtext('lifeboat restore ' || %s))", (sample_db,))
         server.sql(sample_db, f"UPDATE {S}.orders SET status = 'cancelled'")
         result = restore_tables(ansible, sample_db, [f"{S}.orders"])
-    assert_one_line(result, f"another restore of database '{sample_db}' is running")
+    assert_one_line(result, f"a restore or a backup of database '{sample_db}' is running")
     assert server.sql(sample_db, f"SELECT DISTINCT status FROM {S}.orders") == [("cancelled",)]

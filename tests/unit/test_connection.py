@@ -128,3 +128,17 @@ def test_connection_argument_spec():
     # A fresh dict each call: modules update it without affecting each other.
     spec['db']['required'] = True
     assert 'required' not in connection_argument_spec()['db']
+
+
+@pytest.mark.parametrize('name', ["x host=10.1.1.1 port=1", "dbname=postgres", "it's \\ \"q\"; x", "postgresql://h/x",
+                                  "naïve ünïcödé", "x' host='10.1.1.1"])
+def test_a_database_name_reaches_libpq_as_a_name_only(name):
+    """pg_restore's --dbname and psycopg's keywords: libpq parses either once, into exactly this
+    name and no other option (no host, no port from inside the name)."""
+    from ansible_collections.lifeboat.db.plugins.module_utils.connection import dbname_argument
+    argument = dbname_argument(name)
+    assert argument.startswith('--dbname=')
+    assert psycopg.conninfo.conninfo_to_dict(argument[len('--dbname='):]) == {'dbname': name}
+    # What ConnectionOptions.connect hands libpq (psycopg quotes keyword values the same way).
+    conninfo = psycopg.conninfo.make_conninfo('', dbname=name, host='db1.example.com', port=5432)
+    assert psycopg.conninfo.conninfo_to_dict(conninfo) == {'dbname': name, 'host': 'db1.example.com', 'port': '5432'}

@@ -77,6 +77,8 @@ class ConnectionOptions(object):
         if self.password is not None:
             kwargs['password'] = self.password
         try:
+            # psycopg quotes each keyword into one connection string that libpq parses once: a
+            # name like 'x host=10.1.1.1' stays a name (never expanded as a connection string).
             return psycopg.connect(dbname=dbname, autocommit=autocommit, application_name='lifeboat', **kwargs)
         except psycopg.OperationalError as exc:
             raise LifeboatError(self.explain_failure(exc, dbname))
@@ -130,6 +132,12 @@ class PassFile(object):
     def __exit__(self, *exc):
         if self.path and os.path.exists(self.path):
             os.unlink(self.path)
+
+
+def dbname_argument(dbname):
+    """`--dbname=` for a client tool that needs one (pg_restore): the tools read a --dbname holding
+    `=` or a URI as a connection string, so the name goes inside one, quoted, and stays a name."""
+    return "--dbname=dbname='%s'" % dbname.replace('\\', '\\\\').replace("'", "\\'")
 
 
 def first_line(exc):

@@ -18,7 +18,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
-    PassFile, database_exists, first_line, psycopg, server_major, server_version_string, sql)
+    PassFile, database_exists, dbname_argument, first_line, psycopg, server_major, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import FAILED, normalize_checks, run_check
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import exact_row_counts
@@ -32,12 +32,16 @@ from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_
 from ansible_collections.lifeboat.db.plugins.module_utils.sources import download_cache, resolve_source
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
-    drop_previous, lock_target, previous_name, remove_stale_staging, staging_name, swap_in)
+    drop_previous, lock_target, mark, previous_name, probe_name, remove_stale_staging, staging_name, swap_in)
+from ansible_collections.lifeboat.db.plugins.module_utils.task import os_error_line
 from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import (
     display, parse_toc, restore_tables, table_keys)
 from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
 
 MODES = ('swap', 'new', 'replace', 'tables')
+# CREATE DATABASE's SQLSTATEs for a locale this server has not got (wrong_object_type) or an
+# encoding and locale that disagree here (invalid_parameter_value).
+LOCALE_UNAVAILABLE = ('42809', '22023')
 RESTORE_PROGRESS_NAME = '.restore-progress.json'
 # pg_restore --verbose's line as it starts loading a table's rows.
 RESTORE_TABLE_LINE = re.compile(r'processing data for table "([^"]+)"')
@@ -47,7 +51,7 @@ class RestoreRequest(object):
     def __init__(self, backup_db, backup, target_db, mode, jobs=1, no_owner=True, no_acl=True,
                  maintenance_db='postgres', analyze=True, safety_backup=True, glacier_restore=False,
                  grace_seconds=1.0, keep_previous=1, kind=None, tables=None, role=None, grants=None,
-                 refresh_matviews=False, repair_sequences=True, checks=None):
+                 refresh_matviews=False, repair_sequences=True, checks=None, locale_fallback=False):
         if grace_seconds < 0:
             raise LifeboatError('grace_seconds must be 0 or more, got %s' % grace_seconds)
         if keep_previous < 0:
@@ -80,7 +84,11 @@ class RestoreRequest(object):
         if mode == 'tables' and (self.grants or refresh_matviews or self.checks):
             raise LifeboatError('grants, refresh_matviews and checks apply to a restored database (modes swap, new, '
                                 'replace), not to mode=tables; run them as separate tasks')
+        # Create the database with this server's settings when the backup's locale is not here.
+        self.locale_fallback = locale_fallback
         self.progress = None
+        # Said by the task, which succeeded: what went wrong after the restore was committed.
+        self.warnings = []
 
 
 def restore(ctx, request):
@@ -91,11 +99,11 @@ def restore(ctx, request):
     try:
         result = _restore(ctx, request)
     except BaseException as exc:
-        if request.progress is not None:
-            request.progress.update(force=True, phase='failed', error=getattr(exc, 'msg', None) or str(exc))
+        _phase(request, 'failed', error=getattr(exc, 'msg', None) or str(exc))
         raise
-    if request.progress is not None:
-        request.progress.update(force=True, phase='done', backup_id=result.get('backup_id'))
+    _phase(request, 'done', backup_id=result.get('backup_id'))
+    if request.warnings:
+        result['warnings'] = request.warnings
     return result
 
 
@@ -104,27 +112,50 @@ def _progress(ctx, request):
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
-    except OSError:
+        progress = Progress(directory, None, None, name=RESTORE_PROGRESS_NAME)
+        progress.update(force=True, phase='starting', target_db=request.target_db, mode=request.mode)
+    except (IOError, OSError):
         return None  # progress is a courtesy; the restore reports its own errors
-    progress = Progress(directory, None, None, name=RESTORE_PROGRESS_NAME)
-    progress.update(force=True, phase='starting', target_db=request.target_db, mode=request.mode)
     return progress
 
 
 def _phase(request, phase, **facts):
-    if request.progress is not None:
-        request.progress.update(force=True, phase=phase, **facts)
+    _report(request, force=True, phase=phase, **facts)
+
+
+def _report(request, **facts):
+    """Update the progress file; a full disk or a vanished folder ends the reports, not the restore."""
+    if request.progress is None:
+        return
+    try:
+        request.progress.update(**facts)
+    except (IOError, OSError) as exc:
+        request.progress = None
+        request.warnings.append('stopped writing the restore progress file: %s' % (exc.strerror or exc))
 
 
 def _restore(ctx, request):
+    """Under the per-target lock (swap.lock_target, held by the maintenance connection for the
+    whole run): no second restore, and no backup of the target, while this one runs."""
+    conn = ctx.options.connect(request.maintenance_db)
+    try:
+        if not ctx.check_mode:
+            lock_target(conn, request.target_db)
+        return _restore_locked(ctx, conn, request)
+    finally:
+        conn.close()
+
+
+def _restore_locked(ctx, conn, request):
     timings = {}
     clock = time.monotonic()
-    downloaded = None
+    downloaded = cache = None
     store, backup = resolve_source(ctx, request.backup, request.backup_db, request.kind)
     _phase(request, 'verifying', backup_id=backup.backup_id)
     _refuse_delta(backup)
+    repository = ctx.repository
     if store is not None:
-        cache = download_cache(ctx)
+        cache = repository = download_cache(ctx)
         size = sum(f['size'] for f in backup.manifest['files'])
         if ctx.check_mode:
             if backup.archived:
@@ -134,7 +165,8 @@ def _restore(ctx, request):
                         mode=request.mode, expected_row_counts=backup.manifest['row_counts'],
                         actions=['Would download backup %s (%d bytes) from %s into %s, checking every file'
                                  % (backup.backup_id, size, store.url, cache.root)]
-                        + ['Would %s' % step for step in _plan(request, backup, database_exists_now(ctx, request))])
+                        + ['Would %s' % step for step in _plan(request, backup,
+                                                               database_exists(conn, request.target_db))])
         store.ensure_readable(backup, glacier_restore=request.glacier_restore)
         check_space(cache.root, size, 'downloading backup %s' % backup.backup_id)
         remote = backup
@@ -143,65 +175,90 @@ def _restore(ctx, request):
         _phase(request, 'verifying')
         downloaded = backup if fresh else None
         timings['download_seconds'] = round(time.monotonic() - clock, 3)
+    if backup.manifest.get('external'):
+        result = _restore_set(ctx, conn, request, backup, timings, clock)
+    else:
+        # Pinned while it is read: a retention run (keep_last) meanwhile leaves this set alone.
+        with repository.pin(backup):
+            result = _restore_set(ctx, conn, request, backup, timings, clock)
+    if downloaded is not None:
+        # The download served its purpose; the set stays in S3. Kept when the restore failed.
+        # The restore has committed: whatever goes wrong from here is a warning, never a failure.
+        result['backup_path'] = store.set_url(remote.database, backup.backup_id)
+        result['actions'].insert(0, 'Downloaded backup %s from %s, every file checked against its manifest'
+                                 % (backup.backup_id, store.url))
+        _remove_download(cache, remote, downloaded, request, result['actions'])
+    timings['total_seconds'] = round(time.monotonic() - clock, 3)
+    return result
+
+
+def _remove_download(cache, remote, downloaded, request, actions):
+    try:
+        with cache.lock(remote.database, 60, 'removing the download of %s' % downloaded.backup_id):
+            removed = cache.delete(downloaded)
+    except (LifeboatError, IOError, OSError) as exc:
+        request.warnings.append('the restore is done, but lifeboat could not remove its download %s (%s); delete '
+                                'it by hand' % (downloaded.path, getattr(exc, 'msg', None) or exc.strerror or exc))
+        return
+    if removed:
+        actions.append('Removed the download of backup %s from the cache' % downloaded.backup_id)
+    else:
+        actions.append('Kept the download of backup %s in the cache: another restore is reading it'
+                       % downloaded.backup_id)
+
+
+def _restore_set(ctx, conn, request, backup, timings, clock):
+    """Check and restore the local (or downloaded) set `backup`; returns the task's result."""
     manifest = backup.manifest
     verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
-    if request.progress is not None and backup.toc is not None:
-        request.progress.state['tables_total'] = len([e for e in parse_toc(backup.toc) if e.desc == 'TABLE DATA'])
+    if backup.toc is not None:
+        _report(request, tables_total=len([e for e in parse_toc(backup.toc) if e.desc == 'TABLE DATA']))
     archive = archive_path(backup)
     plain = manifest.get('format') == 'plain'
     if plain and manifest['compression']['method'] not in ('gzip', 'none'):
         raise LifeboatError('backup %s is a plain dump compressed with %s, which lifeboat cannot feed to psql; '
                             'decompress it by hand or use custom or directory format backups'
                             % (backup.backup_id, manifest['compression']['method']))
-
-    conn = ctx.options.connect(request.maintenance_db)
-    try:
-        needed = max(server_major(conn), dump_major(manifest))
-        why = 'the server is PostgreSQL %s and the backup was written by pg_dump %s' % (
-            server_version_string(conn), manifest['pg_dump_version'])
-        pg_restore = ctx.finder.find('psql' if plain else 'pg_restore', needed, why)
-        exists = database_exists(conn, request.target_db)
-        if request.mode == 'new' and exists:
-            raise LifeboatError('database %r already exists and mode=new never overwrites; choose another db or use '
-                                'mode=replace' % request.target_db)
-        facts = dict(backup_id=backup.backup_id, backup_path=backup.path, target_db=request.target_db,
-                     mode=request.mode, verified_files=verified, pg_restore=pg_restore.as_dict(),
-                     backup_finished_at=manifest.get('finished_at'), expected_row_counts=manifest['row_counts'])
-        if manifest.get('external'):
-            actions = ['Backup %s was not written by lifeboat: there is no manifest, so no checksums to check and no '
-                       'row counts to compare; its table of contents reads back' % backup.path]
-        else:
-            actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
-        facts['preflight'] = _preflight(ctx, conn, request, backup, archive, exists, actions)
-        if request.mode == 'tables':
-            # mode=tables (table_restore.py) restores into the live database; in check mode it only plans.
-            restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings)
-        elif ctx.check_mode:
-            return dict(changed=True, actions=actions + ['Would %s' % step for step in _plan(request, backup, exists)],
-                        **facts)
-        elif request.mode == 'swap':
-            _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
-        else:
-            _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings)
-    finally:
-        conn.close()
-    if downloaded is not None:
-        # The download served its purpose; the set stays in S3. Kept when the restore failed.
-        with cache.lock(remote.database, 60, 'removing the download of %s' % backup.backup_id):
-            cache.delete(downloaded)
-        facts['backup_path'] = store.set_url(remote.database, backup.backup_id)
-        actions.insert(0, 'Downloaded backup %s from %s, every file checked against its manifest'
-                       % (backup.backup_id, store.url))
-    timings['total_seconds'] = round(time.monotonic() - clock, 3)
+    needed = max(server_major(conn), dump_major(manifest))
+    why = 'the server is PostgreSQL %s and the backup was written by pg_dump %s' % (
+        server_version_string(conn), manifest['pg_dump_version'])
+    pg_restore = ctx.finder.find('psql' if plain else 'pg_restore', needed, why)
+    exists = database_exists(conn, request.target_db)
+    if request.mode == 'new' and exists:
+        raise LifeboatError('database %r already exists and mode=new never overwrites; choose another db or use '
+                            'mode=replace' % request.target_db)
+    facts = dict(backup_id=backup.backup_id, backup_path=backup.path, target_db=request.target_db,
+                 mode=request.mode, verified_files=verified, pg_restore=pg_restore.as_dict(),
+                 backup_finished_at=manifest.get('finished_at'), expected_row_counts=manifest['row_counts'])
+    if manifest.get('external'):
+        actions = ['Backup %s was not written by lifeboat: there is no manifest, so no checksums to check and no '
+                   'row counts to compare; its table of contents reads back' % backup.path]
+    else:
+        actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
+    facts['preflight'] = _preflight(ctx, conn, request, backup, archive, exists, actions)
+    if request.mode == 'tables':
+        # mode=tables (table_restore.py) restores into the live database; in check mode it only plans.
+        restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings)
+        return dict(changed=True, timings=timings, actions=actions, **facts)
+    if ctx.check_mode:
+        return dict(changed=True, actions=actions + ['Would %s' % step for step in _plan(request, backup, exists)],
+                    **facts)
+    owner = _owner(conn, request.target_db) if exists else request.role
+    settings = _creatable_settings(conn, request, backup, owner, actions)
+    if request.mode == 'swap':
+        _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, owner, settings, facts, actions,
+                      timings)
+    else:
+        _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, owner, settings, facts, actions,
+                          timings)
     return dict(changed=True, timings=timings, actions=actions, **facts)
 
 
-def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings):
+def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, owner, settings, facts, actions,
+                      timings):
     """`new` and `replace`: restore into the target database itself."""
     manifest = backup.manifest
-    # A new database belongs to the role restoring it, so that role may create its schemas.
-    owner = _owner(conn, request.target_db) if exists else request.role
     safety = None
     if exists and request.safety_backup:
         safety = take_backup(ctx, BackupRequest(request.target_db, kind='pre-restore', local=True))
@@ -209,42 +266,64 @@ def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, f
         timings['safety_backup_seconds'] = safety['duration_seconds']
         actions.append('Took safety backup %s of database %r' % (safety['backup_id'], request.target_db))
     step = time.monotonic()
+    # What this run did so far: a failure undoes exactly that and nothing else.
+    done = dict(dropped=False, created=False)
     try:
-        _recreate(conn, request.target_db, manifest, owner, drop=exists)
+        if exists:
+            _drop(conn, request.target_db)
+            done['dropped'] = True
+        _create(conn, request.target_db, settings, owner)
+        done['created'] = True
         _phase(request, 'restoring')
         _pg_restore(ctx, pg_restore, archive, request, manifest)
         _finish(ctx, request.target_db, request, facts, actions)
         _run_checks(ctx, request.target_db, request, facts, actions)
-    except (LifeboatError, psycopg.Error) as exc:
-        reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
-        raise _after_failure(ctx, conn, request, owner, safety, reason)
+    except (LifeboatError, psycopg.Error, IOError, OSError) as exc:
+        raise _after_failure(ctx, conn, request, owner, safety, _reason(exc), done)
     actions.append('%s database %r' % ('Dropped and recreated' if exists else 'Created', request.target_db))
     timings['restore_seconds'] = round(time.monotonic() - step, 3)
     actions.append('Restored backup %s into database %r with %s %s' % (backup.backup_id, request.target_db,
                                                                       pg_restore.name, pg_restore.version))
     if request.analyze:
+        # The restore is committed: a failed ANALYZE is a warning, not a failed restore.
         step = time.monotonic()
         _phase(request, 'analyzing')
-        _analyze(ctx, request.target_db)
+        try:
+            _analyze(ctx, request.target_db)
+        except (LifeboatError, psycopg.Error) as exc:
+            request.warnings.append('database %r is restored, but ANALYZE failed (%s); run it by hand'
+                                    % (request.target_db, _reason(exc)))
+            return
         timings['analyze_seconds'] = round(time.monotonic() - step, 3)
         actions.append('Analyzed database %r' % request.target_db)
 
 
-def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts, actions, timings):
+def _reason(exc):
+    if isinstance(exc, LifeboatError):
+        return exc.msg
+    if isinstance(exc, psycopg.Error):
+        return 'PostgreSQL error: %s' % first_line(exc)
+    return os_error_line(exc)
+
+
+def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, owner, settings, facts, actions,
+                  timings):
     """`swap`: restore and check under a staging name while the live database keeps serving,
     then swap it in (swap.swap_in). Anything failing before the swap drops staging only."""
     manifest = backup.manifest
-    lock_target(conn, request.target_db)
     stale = remove_stale_staging(conn, request.target_db)
     actions.extend('Dropped staging database %r left by an interrupted restore' % name for name in stale)
     staging = staging_name(request.target_db)
-    owner = _owner(conn, request.target_db) if exists else request.role
     staged = RestoreRequest(request.backup_db, request.backup, staging, 'new', jobs=request.jobs,
                             no_owner=request.no_owner, no_acl=request.no_acl, role=request.role)
     staged.progress = request.progress
     step = time.monotonic()
+    created = False
     try:
-        _recreate(conn, staging, manifest, owner, drop=False)
+        _create(conn, staging, settings, owner)
+        created = True
+        # The mark is what lets a later run drop it as this target's staging (swap.remove_stale_staging).
+        mark(conn, staging, 'staging', request.target_db)
         _phase(request, 'restoring', staging_db=staging)
         _pg_restore(ctx, pg_restore, archive, staged, manifest)
         timings['restore_seconds'] = round(time.monotonic() - step, 3)
@@ -269,20 +348,34 @@ def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, facts
             previous = previous_name(request.target_db, utc_now())
             facts['swap'] = swap_in(conn, request.target_db, staging, previous, request.grace_seconds)
         else:
-            conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(staging),
-                                                                         sql.Identifier(request.target_db)))
+            with conn.transaction():
+                conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(staging),
+                                                                             sql.Identifier(request.target_db)))
+                conn.execute(sql.SQL('COMMENT ON DATABASE {} IS NULL').format(sql.Identifier(request.target_db)))
             facts['swap'] = dict(window_seconds=0.0, previous_db=None, sessions_terminated=0,
                                  grace_seconds=request.grace_seconds)
-    except (LifeboatError, psycopg.Error) as exc:
-        reason = exc.msg if isinstance(exc, LifeboatError) else 'PostgreSQL error: %s' % first_line(exc)
-        conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(staging)))
+    except (LifeboatError, psycopg.Error, IOError, OSError) as exc:
+        if not created:
+            raise LifeboatError('%s; database %r was not touched' % (_reason(exc), request.target_db))
+        try:
+            _drop(conn, staging)
+        except psycopg.Error as second:
+            raise LifeboatError('%s; database %r was not touched, but dropping staging database %r failed too (%s): '
+                                'drop it by hand' % (_reason(exc), request.target_db, staging, first_line(second)))
         raise LifeboatError('%s; database %r was not touched and staging database %r was dropped'
-                            % (reason, request.target_db, staging))
+                            % (_reason(exc), request.target_db, staging))
     if exists:
         actions.append('Swapped database %r in (unavailable for %.3f s, %d session(s) ended); the previous one is '
                        'kept as %r' % (request.target_db, facts['swap']['window_seconds'],
                                        facts['swap']['sessions_terminated'], facts['swap']['previous_db']))
-        dropped = drop_previous(conn, request.target_db, request.keep_previous)
+        try:
+            dropped = drop_previous(conn, request.target_db, request.keep_previous)
+        except psycopg.Error as exc:
+            # The swap is committed: previous copies left over are a warning.
+            request.warnings.append('database %r is restored, but dropping its previous databases beyond '
+                                    'keep_previous failed (%s); the next restore tries again'
+                                    % (request.target_db, first_line(exc)))
+            dropped = []
         facts['previous_dropped'] = dropped
         actions.extend('Dropped previous database %r (keep_previous: %d)' % (name, request.keep_previous)
                        for name in dropped)
@@ -343,14 +436,6 @@ def _refuse_delta(backup):
                             % (backup.backup_id, (backup.manifest.get('delta') or {}).get('base_backup_id', '?')))
 
 
-def database_exists_now(ctx, request):
-    conn = ctx.options.connect(request.maintenance_db)
-    try:
-        return database_exists(conn, request.target_db)
-    finally:
-        conn.close()
-
-
 def _plan(request, backup, exists):
     """The changes a restore makes, in order (reported by check mode)."""
     plan = []
@@ -382,10 +467,12 @@ def _owner(conn, dbname):
     return conn.execute('SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s', (dbname,)).fetchone()[0]
 
 
-def _recreate(conn, dbname, manifest, owner, drop):
-    if drop:
-        conn.execute(sql.SQL('DROP DATABASE {} WITH (FORCE)').format(sql.Identifier(dbname)))
-    settings = manifest.get('database_settings') or {}
+def _drop(conn, dbname):
+    conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(dbname)))
+
+
+def _create(conn, dbname, settings, owner):
+    """CREATE DATABASE from template0 with `settings` (encoding, lc_collate, lc_ctype)."""
     statement = sql.SQL('CREATE DATABASE {} TEMPLATE template0').format(sql.Identifier(dbname))
     if settings.get('encoding'):
         statement += sql.SQL(' ENCODING {}').format(sql.Literal(settings['encoding']))
@@ -397,11 +484,77 @@ def _recreate(conn, dbname, manifest, owner, drop):
     conn.execute(statement)
 
 
+def _settings_text(settings):
+    return ', '.join('%s %s' % (key, settings[key]) for key in ('encoding', 'lc_collate', 'lc_ctype')
+                     if settings.get(key)) or 'template0\'s'
+
+
+def _probe(conn, target, settings, owner):
+    """Create (and drop at once) a throwaway database exactly as the restore will create its
+    own: None when that works, else the psycopg error. A CREATE DATABASE is the one check that
+    knows what this server accepts (locales installed, encoding and locale agreeing, owner)."""
+    name = probe_name(target)
+    try:
+        _create(conn, name, settings, owner)
+    except psycopg.Error as exc:
+        return exc
+    _drop(conn, name)
+    return None
+
+
+def _seen_here(conn, settings, owner):
+    """A database with these very settings is on this server already (the usual case: a backup
+    of this server), template0 is here to copy, and the owner role exists: the create will work
+    without a probe."""
+    if len(settings) != 3:
+        return False
+    return conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_database WHERE pg_encoding_to_char(encoding) = %s AND datcollate = %s "
+        "AND datctype = %s) AND EXISTS (SELECT FROM pg_database WHERE datname = 'template0') "
+        "AND (%s::text IS NULL OR EXISTS (SELECT FROM pg_roles WHERE rolname = %s))",
+        (settings['encoding'], settings['lc_collate'], settings['lc_ctype'], owner, owner)).fetchone()[0]
+
+
+def _creatable_settings(conn, request, backup, owner, actions):
+    """The settings the restored database is created with, proven on this server before anything
+    changes: the backup's database's, or - when this server cannot create those and the user
+    allows it with locale_fallback - this server's own (template0's)."""
+    recorded = backup.manifest.get('database_settings') or {}
+    settings = dict((key, recorded[key]) for key in ('encoding', 'lc_collate', 'lc_ctype') if recorded.get(key))
+    if _seen_here(conn, settings, owner):
+        return settings
+    error = _probe(conn, request.target_db, settings, owner)
+    if error is None:
+        return settings
+    if not settings or error.sqlstate not in LOCALE_UNAVAILABLE:
+        raise LifeboatError('this server cannot create database %r (%s) as the restore needs to: %s; nothing was '
+                            'changed' % (request.target_db, _settings_text(settings), first_line(error)))
+    here = conn.execute("SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
+                        "WHERE datname = 'template0'").fetchone()
+    own = dict(encoding=here[0], lc_collate=here[1], lc_ctype=here[2])
+    if not request.locale_fallback:
+        raise LifeboatError('backup %s comes from a database with %s, which this server cannot create (%s); install '
+                            'that locale here, or set locale_fallback: true to create database %r with this server\'s '
+                            '%s instead; nothing was changed'
+                            % (backup.backup_id, _settings_text(settings), first_line(error), request.target_db,
+                               _settings_text(own)))
+    second = _probe(conn, request.target_db, {}, owner)
+    if second is not None:
+        raise LifeboatError('this server cannot create database %r: %s; nothing was changed'
+                            % (request.target_db, first_line(second)))
+    actions.append('Backup %s comes from a database with %s, which this server cannot create (%s): database %r is '
+                   'created with this server\'s %s instead (locale_fallback: true)'
+                   % (backup.backup_id, _settings_text(settings), first_line(error),
+                      request.target_db, _settings_text(own)))
+    return {}
+
+
 def _pg_restore(ctx, tool, archive, request, manifest):
     """pg_restore a custom or directory archive, or feed a plain dump to psql."""
     if manifest.get('format') == 'plain':
-        argv = [tool.path, '--no-password', '--quiet', '--no-psqlrc', '--set=ON_ERROR_STOP=1', '--single-transaction',
-                '--dbname=%s' % request.target_db]
+        # No --dbname: psql would parse a name holding '=' as a connection string; PGDATABASE is
+        # only ever a name.
+        argv = [tool.path, '--no-password', '--quiet', '--no-psqlrc', '--set=ON_ERROR_STOP=1', '--single-transaction']
         decompress = gzip.open if manifest['compression']['method'] == 'gzip' else None
         with PassFile(ctx.options, ctx.tmpdir) as passfile:
             env = ctx.options.tool_environment(request.target_db, passfile)
@@ -410,7 +563,9 @@ def _pg_restore(ctx, tool, archive, request, manifest):
                 env['PGOPTIONS'] = '-c role=%s' % request.role.replace('\\', '\\\\').replace(' ', '\\ ')
             stream_from_file(argv, env, archive, 'psql into database %r' % request.target_db, decompress)
         return
-    argv = [tool.path, '--no-password', '--exit-on-error', '--verbose', '--dbname=%s' % request.target_db,
+    # pg_restore only connects with --dbname, which it parses as a connection string: the name goes
+    # in one, quoted (connection.dbname_argument).
+    argv = [tool.path, '--no-password', '--exit-on-error', '--verbose', dbname_argument(request.target_db),
             '--jobs=%d' % request.jobs]
     if request.no_owner:
         argv.append('--no-owner')
@@ -424,9 +579,9 @@ def _pg_restore(ctx, tool, archive, request, manifest):
     def follow(line):
         # pg_restore --verbose names each table as it starts loading its rows.
         loading = RESTORE_TABLE_LINE.search(line) if progress is not None else None
-        if loading:
+        if loading and request.progress is not None:
             progress.state['tables_done'] = (progress.state.get('tables_done') or 0) + 1
-            progress.update(current_table=loading.group(1))
+            _report(request, current_table=loading.group(1))
     with PassFile(ctx.options, ctx.tmpdir) as passfile:
         env = ctx.options.tool_environment(request.target_db, passfile)
         run_following_stderr(argv, env, 'pg_restore into database %r' % request.target_db, follow)
@@ -474,25 +629,44 @@ def _finish(ctx, dbname, request, facts, actions):
         conn.close()
 
 
-def _after_failure(ctx, conn, request, owner, safety, reason):
-    """Undo a failed restore: drop what we created, or put the safety backup back."""
+def _after_failure(ctx, conn, request, owner, safety, reason, done):
+    """Undo what a failed `new` or `replace` did (`done`: dropped the database, created it), and
+    nothing else: a database this run did not create is never dropped. Every step tolerates what
+    already happened, and whatever fails here still ends in one line naming the cause and the
+    safety backup."""
+    target = request.target_db
+    if not done['dropped'] and not done['created']:
+        return LifeboatError('%s; database %r was not touched' % (reason, target))
     if safety is None:
-        conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(request.target_db)))
-        return LifeboatError('%s; the half-restored database %r was dropped' % (reason, request.target_db))
+        try:
+            if done['created']:
+                _drop(conn, target)
+        except psycopg.Error as second:
+            reason = '%s; dropping the half-restored database %r also failed (%s)' % (reason, target, first_line(second))
+        else:
+            reason = '%s; the half-restored database %r was dropped' % (reason, target)
+        if done['dropped']:
+            return LifeboatError('%s; with safety_backup: false there was no safety backup, so what database %r held '
+                                 'before this restore is lost: restore a backup of it (mode=new)' % (reason, target))
+        return LifeboatError(reason)
     try:
-        _recreate(conn, request.target_db, safety['manifest'], owner, drop=True)
-        rollback = RestoreRequest(request.target_db, safety['backup_id'], request.target_db, 'replace',
+        if done['created']:
+            _drop(conn, target)
+        # The safety backup's own settings: those of the database that was here, so they work here.
+        _create(conn, target, safety['manifest'].get('database_settings') or {}, owner)
+        rollback = RestoreRequest(target, safety['backup_id'], target, 'replace',
                                   jobs=request.jobs, no_owner=False, no_acl=False)
         safety_archive = os.path.join(safety['backup_path'], safety['manifest']['archive'])
         tool = ctx.finder.find('pg_restore', dump_major(safety['manifest']),
                                'putting back safety backup %s' % safety['backup_id'])
         _pg_restore(ctx, tool, safety_archive, rollback, safety['manifest'])
-    except LifeboatError as second:
+    except (LifeboatError, psycopg.Error, IOError, OSError) as second:
         return LifeboatError('%s; putting back the previous contents also failed (%s): restore safety backup %s '
-                             'by hand' % (reason, second.msg, safety['backup_id']),
+                             'by hand (mode=replace, backup: %s)' % (reason, _reason(second), safety['backup_id'],
+                                                                     safety['backup_id']),
                              safety_backup_id=safety['backup_id'])
     return LifeboatError('%s; database %r was put back as it was from safety backup %s'
-                         % (reason, request.target_db, safety['backup_id']), safety_backup_id=safety['backup_id'])
+                         % (reason, target, safety['backup_id']), safety_backup_id=safety['backup_id'])
 
 
 def _analyze(ctx, dbname):

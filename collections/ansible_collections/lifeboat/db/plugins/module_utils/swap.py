@@ -9,12 +9,20 @@ under a staging name. Then new connections to it are refused, the remaining sess
 `<db>_prev_<time>` name, staging takes the live name, and what belongs to the database rather
 than to its contents (owner, grants, `ALTER DATABASE ... SET` settings, connection limit, comment)
 is carried over. RENAME is transactional, so a failure in that step leaves the names as they were.
+
+A staging or previous database is marked with a comment naming its live database (`lifeboat
+staging of <db>`, `lifeboat previous of <db>`), and lifeboat drops only databases whose name has
+the derived shape AND whose comment is exactly that mark: never a database someone else named
+alike, never another target's copy. A long name is cut to fit 63 bytes with a hash of the whole
+name, so two names sharing a prefix never derive the same names.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import binascii
+import hashlib
 import os
+import re
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import sql
@@ -22,52 +30,85 @@ from ansible_collections.lifeboat.db.plugins.module_utils.errors import Lifeboat
 
 STAGING_MARK = '_lbstage_'
 PREVIOUS_MARK = '_prev_'
+PROBE_MARK = '_lbprobe_'
 NAMEDATALEN = 63
+# What follows a derived name's stem: the mark and 6 random hex digits, or the mark and a UTC time.
+STAGING_TAIL = len(STAGING_MARK) + 6
+PREVIOUS_TAIL = len(PREVIOUS_MARK) + 14
+PROBE_TAIL = len(PROBE_MARK) + 6
 
 
-def _bounded(base, suffix):
-    """`base + suffix`, with `base` cut so the name fits PostgreSQL's 63 bytes."""
-    room = NAMEDATALEN - len(suffix.encode('utf-8'))
-    encoded = base.encode('utf-8')[:room]
-    return encoded.decode('utf-8', 'ignore') + suffix
+def stem(live, tail):
+    """The start of a name derived from `live` that is followed by `tail` bytes: `live` itself when
+    it fits PostgreSQL's 63 bytes, else its start cut to fit and a hash of the WHOLE name, so two
+    long names sharing a prefix never share a stem."""
+    encoded = live.encode('utf-8')
+    if len(encoded) + tail <= NAMEDATALEN:
+        return live
+    digest = hashlib.sha256(encoded).hexdigest()[:8]
+    return '%s_%s' % (encoded[:NAMEDATALEN - tail - 9].decode('utf-8', 'ignore'), digest)
+
+
+def _random():
+    return binascii.hexlify(os.urandom(3)).decode()
 
 
 def staging_name(live):
-    return _bounded(live, STAGING_MARK + binascii.hexlify(os.urandom(3)).decode())
+    return stem(live, STAGING_TAIL) + STAGING_MARK + _random()
+
+
+def probe_name(live):
+    return stem(live, PROBE_TAIL) + PROBE_MARK + _random()
 
 
 def previous_name(live, moment):
-    return _bounded(live, PREVIOUS_MARK + moment.strftime('%Y%m%d%H%M%S'))
+    return stem(live, PREVIOUS_TAIL) + PREVIOUS_MARK + moment.strftime('%Y%m%d%H%M%S')
+
+
+def marker(role, live):
+    """The comment lifeboat writes on a database it derives from `live` (its staging or previous
+    copy): the proof, compared exactly, that the database is lifeboat's and this target's."""
+    return 'lifeboat %s of %s' % (role, live)
+
+
+def mark(conn, name, role, live):
+    conn.execute(sql.SQL('COMMENT ON DATABASE {} IS {}').format(sql.Identifier(name), sql.Literal(marker(role, live))))
+
+
+def _derived(conn, live, role, mark_, tail_pattern, tail):
+    """Databases named as `role` copies of `live` AND carrying its marker; a name alone proves
+    nothing (someone else's database, or another target's copy cut to the same bytes)."""
+    shape = re.compile(re.escape(stem(live, tail) + mark_) + tail_pattern + r'\Z')
+    rows = conn.execute("SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') = %s",
+                        (marker(role, live),)).fetchall()
+    return [row[0] for row in rows if shape.match(row[0])]
 
 
 def lock_target(conn, live):
-    """One restore per target database at a time (a session advisory lock, released with the
-    connection, so a killed run never leaves it held)."""
+    """One restore per target database at a time, and no backup of it while it is restored (a
+    session advisory lock, which a backup takes shared; released with the connection, so a killed
+    run never leaves it held)."""
     got = conn.execute("SELECT pg_try_advisory_lock(hashtext('lifeboat restore ' || %s))", (live,)).fetchone()[0]
     if not got:
-        raise LifeboatError('another restore of database %r is running; wait for it to finish' % live)
+        raise LifeboatError('a restore or a backup of database %r is running; wait for it to finish and run again; '
+                            'nothing was changed' % live)
 
 
 def remove_stale_staging(conn, live):
-    """Staging databases a killed run left behind (safe: the advisory lock says no run is on it)."""
-    prefix = _bounded(live, STAGING_MARK)
-    names = [row[0] for row in conn.execute(
-        "SELECT datname FROM pg_database WHERE left(datname, %s) = %s AND length(datname) = %s",
-        (len(prefix), prefix, len(prefix) + 6)).fetchall()]
+    """Staging databases of `live` a killed run left behind (safe: the advisory lock says no run
+    is on it)."""
+    names = _derived(conn, live, 'staging', STAGING_MARK, '[0-9a-f]{6}', STAGING_TAIL)
     for name in names:
         conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(name)))
     return names
 
 
 def previous_databases(conn, live):
-    prefix = _bounded(live, PREVIOUS_MARK)
-    rows = conn.execute("SELECT datname FROM pg_database WHERE left(datname, %s) = %s ORDER BY datname DESC",
-                        (len(prefix), prefix)).fetchall()
-    return [row[0] for row in rows]
+    return sorted(_derived(conn, live, 'previous', PREVIOUS_MARK, '[0-9]{14}', PREVIOUS_TAIL), reverse=True)
 
 
 def drop_previous(conn, live, keep):
-    """Drop the oldest `<live>_prev_*` databases beyond `keep`; returns their names."""
+    """Drop the oldest previous databases of `live` beyond `keep`; returns their names."""
     doomed = previous_databases(conn, live)[keep:]
     for name in doomed:
         conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(name)))
@@ -144,6 +185,7 @@ def swap_in(conn, live, staging, previous, grace_seconds):
             conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(staging),
                                                                          sql.Identifier(live)))
             traits.apply(conn, live)
+            mark(conn, previous, 'previous', live)
     except BaseException:
         # Nothing was renamed (the transaction rolled back): let clients in again as before.
         conn.execute(sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS true').format(sql.Identifier(live)))

@@ -34,7 +34,6 @@ from ansible_collections.lifeboat.db.plugins.module_utils.connection import Pass
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_into, tool_output
-from ansible_collections.lifeboat.db.plugins.module_utils.swap import lock_target
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 RECREATED, REPLACED = 'recreated', 'replaced'
@@ -374,7 +373,8 @@ def _unknown_message(unknown, archived, backup_id):
 
 def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings):
     """mode=tables (see the module docstring). `conn` is the maintenance connection: it holds the
-    advisory lock that keeps a swap or another restore of the same database away."""
+    advisory lock (restore._restore) that keeps a swap, another restore or a backup of the same
+    database away."""
     manifest = backup.manifest
     if manifest.get('format') not in ('custom', 'directory'):
         raise LifeboatError('backup %s is a %s dump; mode=tables needs a custom or directory archive (pg_restore '
@@ -382,8 +382,6 @@ def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actio
     if not database_exists(conn, request.target_db):
         raise LifeboatError('database %r does not exist; mode=tables restores into an existing database (use '
                             'mode=new to restore the whole backup into a new one)' % request.target_db)
-    if not ctx.check_mode:
-        lock_target(conn, request.target_db)
     # The table of contents check_backup read (and proved readable) before anything changed.
     toc = parse_toc(backup.toc)
     objects = describe_archive(ctx, pg_restore, archive, toc, backup.backup_id)

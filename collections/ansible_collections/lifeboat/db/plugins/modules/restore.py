@@ -24,12 +24,22 @@ description:
     C(ALTER DATABASE ... SET) settings, connection limit and comment carried over, all in one
     transaction. A failure before or during that step drops staging and leaves the live database
     as it was. O(keep_previous) bounds the previous databases kept. Staging databases left by a
-    killed run are dropped by the next one.
+    killed run are dropped by the next one. Staging and previous databases carry a comment
+    (C(lifeboat staging of <db>), C(lifeboat previous of <db>)); only databases with that exact
+    comment and name shape are ever dropped, and a name too long for its suffix is cut with a hash
+    of the whole name, so two long names sharing a prefix never touch each other's copies.
   - O(mode=new) restores into a database that must not exist yet; if the restore fails, the new
-    database is dropped again.
-  - O(mode=replace) takes a safety backup of the existing database (kind C(pre-restore)), drops it
-    C(WITH (FORCE)), recreates it with the same owner, encoding and locale, and restores. If the
-    restore fails, the safety backup is restored so the database is as it was.
+    database is dropped again (only a database this run created is ever dropped).
+  - O(mode=replace) first proves the database can be re-created here (see O(locale_fallback)), then
+    takes a safety backup of the existing database (kind C(pre-restore)), drops it C(WITH (FORCE)),
+    recreates it with the same owner and the backup's encoding and locale, and restores. If the
+    restore fails, the safety backup is restored so the database is as it was; if even that fails,
+    the one-line error names both causes and the safety backup's id.
+  - Every mode holds a per-database lock (a session advisory lock on the maintenance connection)
+    for the whole run - a second restore of the same database, or a backup of it, is refused or
+    waits - and pins the backup set it reads, so retention (C(keep_last)) running meanwhile keeps
+    it. Names are passed to C(pg_restore) and C(psql) so they are only names (never read as
+    connection strings).
   - O(mode=tables) restores only the tables in O(tables) into the live database O(db), from a custom or
     directory backup. The archive's table of contents (C(pg_restore --list)) is filtered into a
     C(--use-list) holding everything that belongs to each table, which C(pg_restore --table) alone
@@ -127,11 +137,22 @@ options:
   safety_backup:
     description:
       - With O(mode=replace), back up the current database before dropping it. Turning this off means a failed
-        restore cannot be undone.
+        restore cannot be undone - the database is dropped and what it held is lost, which the failure says.
       - With O(mode=tables), back up the tables whose rows are replaced before the restore (a failed restore rolls
         back anyway; this keeps their rows for after a successful one).
     type: bool
     default: true
+  locale_fallback:
+    description:
+      - The restored database (O(mode=swap), V(new), V(replace)) is created with the encoding, C(LC_COLLATE) and
+        C(LC_CTYPE) of the database the backup was taken from; before anything changes, lifeboat proves that
+        this server can create such a database (it creates and drops a throwaway C(<db>_lbprobe_<hex>)).
+      - When it cannot (a backup from a server with a locale this one has not got), the restore is refused and
+        nothing is changed, unless this is V(true) - then the database is created with this server's own
+        settings (those of C(template0)), which the actions say. Text may then sort differently than on the
+        server the backup came from.
+    type: bool
+    default: false
   analyze:
     description: Run ANALYZE on the restored database so the planner has statistics at once.
     type: bool
@@ -384,6 +405,7 @@ def argument_spec():
         no_owner=dict(type='bool', default=True),
         no_acl=dict(type='bool', default=True),
         safety_backup=dict(type='bool', default=True),
+        locale_fallback=dict(type='bool', default=False),
         analyze=dict(type='bool', default=True),
         maintenance_db=dict(type='str', default='postgres'),
         cache_dir=dict(type='path', default='/var/tmp/lifeboat-cache'),
@@ -404,7 +426,7 @@ def run(ctx):
                              keep_previous=p['keep_previous'], kind=p['kind'],
                              tables=p['tables'], role=p['role'], grants=p['grants'],
                              refresh_matviews=p['refresh_matviews'], repair_sequences=p['repair_sequences'],
-                             checks=p['checks'])
+                             checks=p['checks'], locale_fallback=p['locale_fallback'])
     return restore(ctx, request)
 
 
