@@ -189,7 +189,7 @@ def test_cache_dir_must_be_private(ansible, sample_db, moto, bucket):
     shared.chmod(0o777)
     result = ansible.module("restore", db=sample_db + "_x", backup_db=sample_db, repository=f"s3://{bucket}",
                             cache_dir=str(shared), **moto.options())
-    assert result["failed"] and "writable by others" in result["msg"]
+    assert result["failed"] and "open to others" in result["msg"] and "\n" not in result["msg"]
 
 
 # -- faults ------------------------------------------------------------------------------------

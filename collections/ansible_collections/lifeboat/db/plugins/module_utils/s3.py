@@ -240,6 +240,9 @@ class S3Store(object):
         try:
             return getattr(self.client, method)(Bucket=self.location.bucket, **kwargs)
         except (BotoCoreError, ClientError) as exc:
+            if isinstance(exc, ClientError) and exc.response.get('Error', {}).get('Code') == 'NoSuchKey':
+                # A missing object is something S3 proved, not S3 being unreachable.
+                raise LifeboatError(explain(exc, what, self.location, self.settings.endpoint_url))
             raise S3Error(explain(exc, what, self.location, self.settings.endpoint_url))
 
     def set_key(self, database, backup_id, name=''):
