@@ -45,3 +45,35 @@ def test_locations(url, bucket, prefix):
 def test_bad_locations(url):
     with pytest.raises(LifeboatError):
         S3Location(url)
+
+
+class _Set(object):
+    backup_id = '20261120T030000Z-abcdef'
+    manifest = dict(files=[dict(name='app.dump', size=10, sha256='0' * 64)])
+
+
+def _reads(body):
+    from ansible_collections.lifeboat.db.plugins.module_utils.s3 import S3Store
+    store = S3Store.__new__(S3Store)  # _blocks needs no client: it only bounds what a body yields
+    store.location = S3Location('s3://bucket-a/p')
+    return b''.join(store._blocks(_Set(), 'app.dump', body))
+
+
+class _Endless(object):
+    """A body that never ends (an object swapped for a bigger one after the listing)."""
+
+    def __init__(self):
+        self.read_total = 0
+
+    def read(self, size):
+        self.read_total += size
+        return b'x' * size
+
+
+def test_a_download_never_reads_more_than_the_manifest_and_listing_agreed_on():
+    import io
+    assert _reads(io.BytesIO(b'x' * 10)) == b'x' * 10
+    endless = _Endless()
+    with pytest.raises(LifeboatError, match='larger than the 10 bytes'):
+        _reads(endless)
+    assert endless.read_total == 11
