@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -75,10 +74,6 @@ def set_intact(folder):
         data = (folder / entry["name"]).read_bytes()
         assert len(data) == entry["size"] and hashlib.sha256(data).hexdigest() == entry["sha256"], entry["name"]
     return manifest
-
-
-def set_sizes(folder):
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 @embedded_only
@@ -196,3 +191,81 @@ def test_restore_when_the_download_cache_is_full(ansible, server, sample_db, mot
         assert [n for n in leftovers(small.after / sample_db) if n != ".restore-progress.json"] == []
     finally:
         server.drop_db(target)
+
+
+def busy(folder, tmp_path):
+    """Shell that makes `folder` a mount point holding what it held (rename and rmdir: EBUSY)."""
+    copy = tmp_path / ("copy-" + folder.name)
+    shutil.copytree(folder, copy, symlinks=True)
+    return f'mount -t tmpfs -o mode=0700 tmpfs "{folder}" || exit 99\ncp -a "{copy}/." "{folder}/"\n'
+
+
+class Namespace:
+    """Runs ansible-playbook in a private mount namespace after `prepare` (shell)."""
+
+    def __init__(self, tmp_path, prepare):
+        script = tmp_path / "namespace.sh"
+        script.write_text(prepare + '"$@"\n')
+        self.wrapper = ("unshare", "-m", "sh", str(script))
+
+
+@embedded_only
+def test_retention_whose_rmtree_fails_after_the_commit(ansible, sample_db, tmp_path, mounts):
+    """The old set can be renamed away but not removed (a mount point inside it): the new backup
+    is committed and reported with its id; what retention could not do is said beside it."""
+    repo = ansible.repository
+    old = ansible.module("dump", db=sample_db, repository=str(repo), format="directory")
+    assert not old["failed"], old.get("msg")
+    folder = repo / sample_db / old["backup_id"]
+    (inner,) = [p for p in folder.iterdir() if p.is_dir()]
+    space = Namespace(tmp_path, busy(inner, tmp_path))
+    result = ansible.module("dump", db=sample_db, repository=str(repo), keep_last=1, wrapper=space.wrapper)
+    assert not result["failed"], result.get("msg")
+    assert result["backup_id"] in backup_sets(repo / sample_db)
+    assert old["backup_id"] not in backup_sets(repo / sample_db)
+    assert result["retention_errors"] and old["backup_id"] in result["retention_errors"][0], result
+    assert any(result["backup_id"] in w and "retention could not finish" in w for w in result["warnings"])
+
+
+@embedded_only
+def test_a_connection_killed_mid_dump_ends_in_one_line(server, ansible, sample_db):
+    """The module's own connection is terminated (pg_terminate_backend) while pg_dump, which
+    has already taken its snapshot, waits on a lock: the psycopg error that follows ends in
+    one line, and no set is left - pg_dump's archive is not a backup without its row counts."""
+    blocker = server.connect(sample_db)
+    blocker.autocommit = False
+    blocker.execute("LOCK TABLE lifeboat_sample.events IN ACCESS EXCLUSIVE MODE")
+    spared = blocker.info.backend_pid
+    killed = []
+
+    def kill_the_module_connection():
+        try:
+            with server.connect() as watch:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline and not killed:
+                    # pg_dump waits for the lock; every other session of the database but the
+                    # blocker is the module's.
+                    if watch.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
+                                     "AND pid <> %s", (sample_db, spared)).fetchall():
+                        # Chosen first, then terminated one by one: a volatile call in the WHERE
+                        # clause may run before the other conditions.
+                        for (pid,) in watch.execute(
+                                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s "
+                                "AND wait_event_type IS DISTINCT FROM 'Lock' AND backend_type = 'client backend'",
+                                (sample_db, spared)).fetchall():
+                            if watch.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]:
+                                killed.append(pid)
+                    time.sleep(0.1)
+        finally:
+            blocker.close()  # pg_dump goes on, in the snapshot it imported
+
+    killer = threading.Thread(target=kill_the_module_connection)
+    killer.start()
+    try:
+        result = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
+    finally:
+        killer.join()
+    assert killed, "the module's connection was not found"
+    assert_clean_failure(result, "PostgreSQL error")
+    folder = ansible.repository / sample_db
+    assert backup_sets(folder) == [] and leftovers(folder) == []
