@@ -10,6 +10,7 @@ The cases run as one play (ignore_errors on each task) for the test budget; each
 check of what it must have done when it worked, and the effect it has on the snapshot.
 """
 import re
+from pathlib import Path
 
 import pytest
 from psycopg import sql
@@ -47,6 +48,8 @@ DATABASES = {
 }
 assert all(len(name.encode()) <= 63 for name in DATABASES.values())
 assert len(DATABASES["long_a"].encode()) == 63 and len(DATABASES["ja63"].encode()) == 63
+# Names that are paths: the repository keeps a folder per database.
+PATH_NAMES = {"climbing": "../escape", "slash": "a/b", "hidden": ".hidden"}
 DECOY = "lb_decoy"                       # what "dbname=lb_decoy" means to libpq
 NEW_DB = "New \"db\" ';=.日本"              # created by restore mode=new
 SAMPLE_DB = "Sample \"DB\" 'x'=;"         # created by sample_data
@@ -163,8 +166,12 @@ class Expected:
         self.snap.update(in_db(self.before, db))
 
     def copy_db(self, source, target):
+        """target holds what source held before the play (its own database entry stays if it had one)."""
+        for key in [k for k in self.snap if k[0] in ("schema", "relation") and k[1] == target]:
+            del self.snap[key]
         for key, value in in_db(self.before, source).items():
-            self.snap[(key[0], target) + key[2:]] = value
+            if key[0] != "database" or ("database", target) not in self.snap:
+                self.snap[(key[0], target) + key[2:]] = value
 
     def drop(self, *prefix):
         for key in [k for k in self.snap if k[:len(prefix)] == prefix]:
@@ -284,6 +291,22 @@ def build_cases(before, repo, seed_file):
             db=DATABASES["long_b"], schema=LONG_A + "Z", scale=5),
              check=cut, effect=lambda expected: expected.free.add((DATABASES["long_b"], LONG_A))),
     ]
+
+    # Database names that are paths: never a folder outside the repository, or a hidden one in it.
+    outside = Path(repo).parent
+    for label, db in PATH_NAMES.items():
+        def nothing_outside(result, server, db=db):
+            assert sorted(p.name for p in outside.iterdir()) == ["001_made.sql", "inventory.yml", "play.yml", "repo",
+                                                                 "results.jsonl"], list(outside.iterdir())
+            assert not Path(repo, db).exists() and not Path(repo, db).is_symlink(), "%s written" % Path(repo, db)
+        cases += [
+            Case("dump db %s" % label, "dump", dict(db=db, repository=repo), check=nothing_outside),
+            Case("integrity capture into the repository, db %s" % label, "integrity", dict(
+                db=db, action="capture", repository=repo), check=nothing_outside),
+            Case("restore replace db %s from another database's backup" % label, "restore", dict(
+                db=db, backup_db=DATABASES["dquote"], repository=repo, mode="replace", confirm=db),
+                check=nothing_outside, effect=lambda expected, db=db: expected.copy_db(DATABASES["dquote"], db)),
+        ]
 
     # Schema, table, column, sequence and role names, in one database.
     db = DATABASES["dquote"]
@@ -428,7 +451,7 @@ def build_cases(before, repo, seed_file):
 @pytest.fixture(scope="module")
 def hostile(server):
     """The hostile databases, role and decoy, made once."""
-    every = list(DATABASES.values()) + [DECOY, NEW_DB, SAMPLE_DB, DOTS]
+    every = list(DATABASES.values()) + list(PATH_NAMES.values()) + [DECOY, NEW_DB, SAMPLE_DB, DOTS]
     for db in every:
         server.drop_db(db.replace('"', '""'))
     with server.connect() as conn:
@@ -437,6 +460,8 @@ def hostile(server):
         for db in DATABASES.values():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(ROLE)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DECOY)))
+        for db in PATH_NAMES.values():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DOTS)))
     for db in DATABASES.values():
         with server.connect(db) as conn:
@@ -445,6 +470,8 @@ def hostile(server):
     server.sql(DOTS, 'CREATE SCHEMA a; CREATE SCHEMA "a.b"; '
                'CREATE TABLE a."b.c" (i int); CREATE TABLE "a.b".c (i int); '
                'INSERT INTO a."b.c" VALUES (1), (2); INSERT INTO "a.b".c SELECT generate_series(1, 5)')
+    for db in PATH_NAMES.values():
+        server.sql(db, "CREATE TABLE kept (i int); INSERT INTO kept VALUES (1)")
     server.sql(DECOY, "CREATE TABLE decoy_only (i int); INSERT INTO decoy_only SELECT generate_series(1, 11)")
     yield
     for db in every:
