@@ -120,10 +120,12 @@ def test_every_mode_waits_for_no_one_while_the_database_is_locked(server, ansibl
         # What a restore (or, shared, a backup) of this database holds while it runs.
         other.execute("SELECT pg_advisory_lock(hashtext('lifeboat restore ' || %s))", (sample_db,))
         play = ansible.play([task("swap", **base), task("replace", mode="replace", **base),
-                             task("tables", mode="tables", tables=[f"{S}.products"], **base)])
+                             task("tables", mode="tables", tables=[f"{S}.products"], **base),
+                             # Advisory locks belong to one database: the lock is in postgres whatever this is.
+                             task("template1", mode="replace", maintenance_db="template1", **base)])
         other.execute("SELECT pg_advisory_lock(hashtext('lifeboat restore ' || %s))", (sample_db + "_n",))
         new = ansible.play([task("new", mode="new", backup_db=sample_db, **dict(base, db=sample_db + "_n"))])
-    for name, result in [(n, play.result(n)) for n in ("swap", "replace", "tables")] + [("new", new.result("new"))]:
+    for name, result in [(n, play.result(n)) for n in ("swap", "replace", "tables", "template1")] + [("new", new.result("new"))]:
         assert_one_line(result, "a restore or a backup of database", "is running")
     assert database_names(server) == before
     assert late_rows(server, sample_db) == 1

@@ -42,6 +42,8 @@ MODES = ('swap', 'new', 'replace', 'tables')
 # CREATE DATABASE's SQLSTATEs for a locale this server has not got (wrong_object_type) or an
 # encoding and locale that disagree here (invalid_parameter_value).
 LOCALE_UNAVAILABLE = ('42809', '22023')
+# The database whose advisory lock space restores and backups share (backup.RESTORE_LOCK_DB).
+LOCK_DB = 'postgres'
 RESTORE_PROGRESS_NAME = '.restore-progress.json'
 # pg_restore --verbose's line as it starts loading a table's rows.
 RESTORE_TABLE_LINE = re.compile(r'processing data for table "([^"]+)"')
@@ -135,14 +137,19 @@ def _report(request, **facts):
 
 
 def _restore(ctx, request):
-    """Under the per-target lock (swap.lock_target, held by the maintenance connection for the
-    whole run): no second restore, and no backup of the target, while this one runs."""
+    """Under the per-target lock (swap.lock_target, held for the whole run): no second restore,
+    and no backup of the target, while this one runs. Advisory locks belong to one database: the
+    lock is always held in LOCK_DB, where backups look for it, whatever maintenance_db is."""
     conn = ctx.options.connect(request.maintenance_db)
+    holder = None
     try:
         if not ctx.check_mode:
-            lock_target(conn, request.target_db)
+            holder = conn if request.maintenance_db == LOCK_DB else ctx.options.connect(LOCK_DB)
+            lock_target(holder, request.target_db)
         return _restore_locked(ctx, conn, request)
     finally:
+        if holder is not None and holder is not conn:
+            holder.close()
         conn.close()
 
 

@@ -193,7 +193,10 @@ options:
     type: list
     elements: dict
   maintenance_db:
-    description: Database to connect to for CREATE and DROP DATABASE.
+    description:
+      - Database to connect to for CREATE and DROP DATABASE.
+      - The per-database restore lock is held in database C(postgres) whatever this is (backups look for it
+        there), so the login must be able to connect to C(postgres) too (not in check mode).
     type: str
     default: postgres
   confirm:
