@@ -271,3 +271,17 @@ def test_a_connection_killed_mid_dump_ends_in_one_line(server, ansible, sample_d
     assert_clean_failure(result, "PostgreSQL error")
     folder = ansible.repository / sample_db
     assert backup_sets(folder) == [] and leftovers(folder) == []
+
+
+@embedded_only
+def test_baseline_capture_into_a_full_repository(ansible, sample_db, tmp_path, mounts):
+    """integrity capture writes its baseline JSON into the repository: a full disk ends in one
+    line and leaves no baseline (whole or half) behind."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    small = SmallDisk(tmp_path, disk, "size=1m,mode=0700", f'mkdir -p "{disk}/repo"\n' + fill(disk))
+    result = ansible.module("integrity", db=sample_db, action="capture", repository=str(disk / "repo"),
+                            wrapper=small.wrapper)
+    assert_clean_failure(result, "cannot write baseline", "No space left on device")
+    baselines = small.after / "repo" / sample_db / ".baselines"
+    assert not baselines.exists() or os.listdir(baselines) == []
