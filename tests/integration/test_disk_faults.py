@@ -285,3 +285,35 @@ def test_baseline_capture_into_a_full_repository(ansible, sample_db, tmp_path, m
     assert_clean_failure(result, "cannot write baseline", "No space left on device")
     baselines = small.after / "repo" / sample_db / ".baselines"
     assert not baselines.exists() or os.listdir(baselines) == []
+
+
+@embedded_only
+def test_a_connection_killed_mid_check(server, ansible, sample_db):
+    """integrity's connection is terminated while an operator's check runs: the check is not
+    counted as passed, and the task ends in a result or in one line - never a traceback."""
+    killed = []
+
+    def kill_the_check():
+        with server.connect() as watch:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not killed:
+                for (pid,) in watch.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                                            "AND query LIKE %s", (sample_db, "%pg_sleep(30)%")).fetchall():
+                    if watch.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]:
+                        killed.append(pid)
+                time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_the_check)
+    killer.start()
+    try:
+        result = ansible.module("integrity", db=sample_db, timeout=60, fail_on="never",
+                                checks=[{"name": "slow", "sql": "SELECT 1 FROM pg_sleep(30) AS s WHERE random() > 2"},
+                                        {"name": "after", "sql": "SELECT 1 WHERE false"}])
+    finally:
+        killer.join()
+    assert killed, "the check's session was not found"
+    if result["failed"]:
+        assert_clean_failure(result)
+    else:
+        slow = [check for check in result["checks"] if check["name"] == "slow"]
+        assert slow and slow[0]["status"] != "passed", slow
