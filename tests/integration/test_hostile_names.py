@@ -338,6 +338,14 @@ def build_cases(before, repo, seed_file):
             db=db, repository=repo, kind="schema", schemas=[q(SCHEMA)], exclude_tables=[q(SCHEMA, LONG_A)]),
             check=counts_are({"%s.%s" % (SCHEMA, t): n for t, n in (
                 (TABLE, 7), (CHILD, 3), (LONG_B, 6), (PART + "_p202601", 2))})),
+        Case("integrity capture a baseline (schema, sequences, counts) of hostile names", "integrity", dict(
+            db=db, action="capture", repository=repo),
+            check=lambda result, server: result["row_counts"] == data_counts(before, db)
+            or pytest.fail(str(result["row_counts"]))),
+        Case("integrity compare with that baseline", "integrity", dict(
+            db=db, action="compare", repository=repo, baseline="latest"),
+            check=lambda result, server: (result["passed"] and {"schema fingerprint", "baseline sequences"} <= {
+                c["name"] for c in result["checks"]}) or pytest.fail(result["summary"])),
         Case("integrity compare tables [schema.table as the manifest keys it]", "integrity", dict(
             db=db, action="compare", repository=repo, backup="latest", tables=["%s.%s" % (SCHEMA, TABLE)]),
             check=lambda result, server: result["passed"] or pytest.fail(result["summary"])),
