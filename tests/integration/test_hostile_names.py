@@ -43,6 +43,9 @@ DATABASES = {
     "host": "x host=127.0.0.2",
     "dbname": "x dbname=postgres",
     "conninfo": "dbname=lb_decoy",       # as a connection string it names another database
+    "newline": "two\nlines",
+    "shell": "$(touch pwned) `id` |&",
+    "option": "--file=escape.sql",       # an argument that a tool would read as an option
     "long_a": DB_PREFIX + "_a",
     "long_b": DB_PREFIX + "_b",
 }
@@ -64,6 +67,13 @@ DOTS = "dots"                            # schema a with table b.c, schema a.b w
 def q(*parts):
     """A name quoted as SQL reads it: "schema"."table"."""
     return ".".join('"%s"' % part.replace('"', '""') for part in parts)
+
+
+def no_stray_files(result, server):
+    """No file a name made a tool or a shell write (run from the project and from the module's folder)."""
+    project = Path(__file__).resolve().parents[2]
+    for stray in (project / "escape.sql", project / "pwned", Path.home() / "escape.sql", Path.home() / "pwned"):
+        assert not stray.exists(), "%s written" % stray
 
 
 def content_sql(db):
@@ -241,7 +251,11 @@ def build_cases(before, repo, seed_file):
         def dump_check(result, server, db=db):
             assert result["manifest"]["database"] == db, result["manifest"]["database"]
             assert result["row_counts"] == data_counts(before, db), result["row_counts"]
-        cases.append(Case("dump db %s" % label, "dump", dict(db=db, repository=repo), check=dump_check))
+
+        def dump_check_files(result, server, db=db):
+            dump_check(result, server, db)
+            no_stray_files(result, server)
+        cases.append(Case("dump db %s" % label, "dump", dict(db=db, repository=repo), check=dump_check_files))
 
         if label in ("dquote", "conninfo", "ja63"):
             def info_check(result, server, db=db):
@@ -269,7 +283,7 @@ def build_cases(before, repo, seed_file):
                               check=integrity_check))
 
         # A restore must bring back what a fault took (where a name would send a tool elsewhere).
-        if label in ("punct", "host", "dbname", "conninfo", "long_a", "long_b"):
+        if label in ("punct", "host", "dbname", "conninfo", "option", "long_a", "long_b"):
             def truncated(expected, db=db):
                 expected.set_rows(db, SCHEMA, CHILD, 0)
             cases.append(Case("fault truncate %s in db %s" % (C, label), "fault", dict(
@@ -277,7 +291,7 @@ def build_cases(before, repo, seed_file):
         mode = "swap" if label.startswith("long") else "replace"
         cases.append(Case("restore %s db %s" % (mode, label), "restore", dict(
             db=db, repository=repo, mode=mode, keep_previous=0, confirm=db),
-            effect=lambda expected, db=db: expected.reset_db(db)))
+            effect=lambda expected, db=db: expected.reset_db(db), check=no_stray_files))
 
     # Names one byte over PostgreSQL's 63: the server cuts them to long_a's or long_b's name.
     over_a, over_b = DATABASES["long_a"] + "Z", DATABASES["long_b"] + "Z"
