@@ -114,26 +114,17 @@ def _progress(ctx, request):
     try:
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o700)
-        progress = Progress(directory, None, None, name=RESTORE_PROGRESS_NAME)
-        progress.update(force=True, phase='starting', target_db=request.target_db, mode=request.mode)
-    except (IOError, OSError):
+    except OSError:
         return None  # progress is a courtesy; the restore reports its own errors
+    progress = Progress(directory, None, None, name=RESTORE_PROGRESS_NAME)
+    progress.update(force=True, phase='starting', target_db=request.target_db, mode=request.mode)
     return progress
 
 
 def _phase(request, phase, **facts):
-    _report(request, force=True, phase=phase, **facts)
-
-
-def _report(request, **facts):
-    """Update the progress file; a full disk or a vanished folder ends the reports, not the restore."""
-    if request.progress is None:
-        return
-    try:
-        request.progress.update(**facts)
-    except (IOError, OSError) as exc:
-        request.progress = None
-        request.warnings.append('stopped writing the restore progress file: %s' % (exc.strerror or exc))
+    # Progress.update never fails: a full disk ends the reports, not the restore.
+    if request.progress is not None:
+        request.progress.update(force=True, phase=phase, **facts)
 
 
 def _restore(ctx, request):
@@ -219,8 +210,8 @@ def _restore_set(ctx, conn, request, backup, timings, clock):
     manifest = backup.manifest
     verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
-    if backup.toc is not None:
-        _report(request, tables_total=len([e for e in parse_toc(backup.toc) if e.desc == 'TABLE DATA']))
+    if request.progress is not None and backup.toc is not None:
+        request.progress.state['tables_total'] = len([e for e in parse_toc(backup.toc) if e.desc == 'TABLE DATA'])
     archive = archive_path(backup)
     plain = manifest.get('format') == 'plain'
     if plain and manifest['compression']['method'] not in ('gzip', 'none'):
@@ -455,7 +446,7 @@ def _plan(request, backup, exists):
         if exists:
             plan.append('swap it in for database %r (new connections refused, sessions ended after %s s), keeping '
                         'the previous one as %s<time> (keep_previous: %d)'
-                        % (request.target_db, request.grace_seconds, request.target_db + '_prev_',
+                        % (request.target_db, request.grace_seconds, previous_name(request.target_db, utc_now())[:-14],
                            request.keep_previous))
         else:
             plan.append('rename it to %r' % request.target_db)
@@ -463,7 +454,10 @@ def _plan(request, backup, exists):
     if exists:
         if request.safety_backup:
             plan.append('take a safety backup (kind pre-restore) of database %r' % request.target_db)
-        plan.append('drop database %r WITH (FORCE)' % request.target_db)
+            plan.append('drop database %r WITH (FORCE)' % request.target_db)
+        else:
+            plan.append('drop database %r WITH (FORCE), with no safety backup: if the restore fails, what it holds '
+                        'is lost' % request.target_db)
     plan.append('create database %r and restore backup %s into it with pg_restore' % (request.target_db, backup.backup_id))
     if request.analyze:
         plan.append('analyze database %r' % request.target_db)
@@ -586,9 +580,9 @@ def _pg_restore(ctx, tool, archive, request, manifest):
     def follow(line):
         # pg_restore --verbose names each table as it starts loading its rows.
         loading = RESTORE_TABLE_LINE.search(line) if progress is not None else None
-        if loading and request.progress is not None:
+        if loading:
             progress.state['tables_done'] = (progress.state.get('tables_done') or 0) + 1
-            _report(request, current_table=loading.group(1))
+            progress.update(current_table=loading.group(1))
     with PassFile(ctx.options, ctx.tmpdir) as passfile:
         env = ctx.options.tool_environment(request.target_db, passfile)
         run_following_stderr(argv, env, 'pg_restore into database %r' % request.target_db, follow)
