@@ -78,63 +78,49 @@ def set_intact(folder):
     return manifest
 
 
-@embedded_only
-def test_dump_into_a_full_repository(ansible, sample_db, tmp_path, mounts):
-    """The archive cannot be written: one line, no .partial- and no new set, the earlier set intact."""
-    old = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
-    assert not old["failed"], old.get("msg")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    repo = disk / "repo"
-    # The earlier set fits; then 32 KiB stay free - the new archive needs hundreds.
-    small = SmallDisk(tmp_path, disk, "size=8m,mode=0700",
-                      f'cp -a "{ansible.repository}" "{repo}"\n' + fill(disk, 32 * 1024))
-    result = ansible.module("dump", db=sample_db, repository=str(repo), wrapper=small.wrapper)
-    assert_clean_failure(result)
-    assert "No space left on device" in result["msg"] or "could not write" in result["msg"], result["msg"]
-    after = small.after / "repo" / sample_db
-    assert backup_sets(after) == [old["backup_id"]]
+def earlier_set_untouched(small, database, old_id):
+    """On the disk as the run left it: the earlier set alone, whole, and nothing half-written."""
+    after = small.after / "repo" / database
+    assert backup_sets(after) == [old_id]
     assert leftovers(after) == []
-    set_intact(after / old["backup_id"])
+    set_intact(after / old_id)
+    return after / old_id
 
 
 @embedded_only
-def test_dump_whose_manifest_cannot_be_written(ansible, sample_db, tmp_path, mounts):
-    """The archive fits but the manifest's file cannot be created (no inode left: ENOSPC)."""
+def test_a_full_repository_costs_no_earlier_set(ansible, sample_db, tmp_path, mounts):
+    """A repository on a full disk (holding an earlier set): the archive cannot be written, the
+    manifest cannot be created (no inode left: ENOSPC), verify cannot write verification.json.
+    Each ends in one line; no .partial- or new set, the earlier set whole."""
     old = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
     assert not old["failed"], old.get("msg")
     disk = tmp_path / "disk"
     disk.mkdir()
     repo = disk / "repo"
-    # After the copy exactly two inodes stay free: the .partial- folder and the archive. The
-    # progress file's rewrites fail quietly (a courtesy); the manifest's cannot.
+    copy_in = f'cp -a "{ansible.repository}" "{repo}"\n'
+
+    # The earlier set fits; then 16 KiB stay free - the new archive needs about 65.
+    small = SmallDisk(tmp_path, disk, "size=8m,mode=0700", copy_in + fill(disk, 16 * 1024))
+    archive = ansible.module("dump", db=sample_db, repository=str(repo), wrapper=small.wrapper)
+    assert_clean_failure(archive)
+    assert "No space left on device" in archive["msg"] or "could not write" in archive["msg"], archive["msg"]
+    earlier_set_untouched(small, sample_db, old["backup_id"])
+
+    # Exactly two inodes stay free: the .partial- folder and the archive. The progress file's
+    # rewrites fail quietly (a courtesy); the manifest's cannot.
     small = SmallDisk(tmp_path, disk, "size=64m,nr_inodes=1000,mode=0700",
-                      f'cp -a "{ansible.repository}" "{repo}"\n'
-                      f'used=$(df --output=iused "{disk}" | tail -n 1)\n'
+                      copy_in + f'used=$(df --output=iused "{disk}" | tail -n 1)\n'
                       f'mount -o remount,nr_inodes=$((used + 2)) "{disk}" || exit 98\n')
-    result = ansible.module("dump", db=sample_db, repository=str(repo), wrapper=small.wrapper)
-    assert_clean_failure(result, "No space left on device", "manifest.json")
-    after = small.after / "repo" / sample_db
-    assert backup_sets(after) == [old["backup_id"]]
-    assert leftovers(after) == []
-    set_intact(after / old["backup_id"])
+    manifest = ansible.module("dump", db=sample_db, repository=str(repo), wrapper=small.wrapper)
+    assert_clean_failure(manifest, "No space left on device", "manifest.json")
+    earlier_set_untouched(small, sample_db, old["backup_id"])
 
-
-@embedded_only
-def test_verify_when_verification_json_cannot_be_written(ansible, sample_db, tmp_path, mounts):
-    """backup_info verify on a full disk: one line; no verification.json or its temporary file
-    left half-written in the set."""
-    old = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
-    assert not old["failed"], old.get("msg")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    repo = disk / "repo"
-    small = SmallDisk(tmp_path, disk, "size=8m,mode=0700", f'cp -a "{ansible.repository}" "{repo}"\n' + fill(disk))
-    result = ansible.module("backup_info", repository=str(repo), db=sample_db, verify=True, wrapper=small.wrapper)
-    assert_clean_failure(result, "No space left on device")
-    folder = small.after / "repo" / sample_db / old["backup_id"]
+    # Not one byte free: verification.json's data cannot be written.
+    small = SmallDisk(tmp_path, disk, "size=8m,mode=0700", copy_in + fill(disk))
+    verify = ansible.module("backup_info", repository=str(repo), db=sample_db, verify=True, wrapper=small.wrapper)
+    assert_clean_failure(verify, "No space left on device")
+    folder = earlier_set_untouched(small, sample_db, old["backup_id"])
     assert sorted(os.listdir(folder)) == sorted(os.listdir(ansible.repository / sample_db / old["backup_id"]))
-    set_intact(folder)
 
 
 @embedded_only
