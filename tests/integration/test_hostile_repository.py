@@ -98,6 +98,11 @@ def test_hostile_local_sets_are_refused_and_never_latest(server, ansible, sample
                       "lifeboat.db.restore": dict(base, db=target, backup=ids[name], mode="new")})
         tasks.append({"name": f"info {name}", "ignore_errors": True,
                       "lifeboat.db.backup_info": dict(repository=str(repo), db=sample_db, backup=ids[name])})
+    by_path = ("climbing_archive", "absolute_archive", "json_list")
+    for name in by_path:  # a set given by its path is read by sources.local_path: checked the same
+        tasks.append({"name": f"path {name}", "ignore_errors": True,
+                      "lifeboat.db.restore": dict(base, db=target, backup=str(repo / sample_db / ids[name]),
+                                                  mode="new")})
     tasks += [{"name": "list", "ignore_errors": True,
                "lifeboat.db.backup_info": dict(repository=str(repo), db=sample_db)},
               {"name": "verify", "ignore_errors": True,
@@ -110,6 +115,8 @@ def test_hostile_local_sets_are_refused_and_never_latest(server, ansible, sample
         for name in sorted(cases):
             assert_refused(played.result(f"restore {name}"), ids[name])
             assert_refused(played.result(f"info {name}"), ids[name])
+        for name in by_path:
+            assert_refused(played.result(f"path {name}"), ids[name])
         listed = played.result("list")
         assert not listed["failed"], listed.get("msg")
         assert [b["backup_id"] for b in listed["backups"]] == [good["backup_id"]]
