@@ -303,3 +303,38 @@ def test_a_connection_killed_mid_check(server, ansible, sample_db):
     else:
         slow = [check for check in result["checks"] if check["name"] == "slow"]
         assert slow and slow[0]["status"] != "passed", slow
+
+
+@embedded_only
+def test_files_restore_onto_a_mount_point_or_a_full_disk(ansible, tmp_path, mounts):
+    """dest a mount point (its rename gives EBUSY), or dest's filesystem too full to unpack into:
+    one line each, dest as it was, no unpacked folder left beside it."""
+    source = tmp_path / "uploads"
+    source.mkdir()
+    (source / "a.bin").write_bytes(os.urandom(256 * 1024))
+    taken = ansible.module("files", repository=str(ansible.repository), name="uploads", path=str(source))
+    assert not taken["failed"], taken.get("msg")
+    area = tmp_path / "area"
+    dest = area / "uploads"
+    dest.mkdir(parents=True)
+    (dest / "live.txt").write_text("live\n")
+    listing = tmp_path / "listing.txt"
+    look = f'"$@"; rc=$?; (cd "{area}" && find . | sort; cat uploads/live.txt) > "{listing}"; exit $rc\n'
+
+    busy_dest = Namespace(tmp_path, busy(dest, tmp_path))
+    script = tmp_path / "namespace.sh"
+    script.write_text(script.read_text().replace('"$@"\n', look))
+    result = ansible.module("files", action="restore", repository=str(ansible.repository), name="uploads",
+                            dest=str(dest), wrapper=busy_dest.wrapper)
+    assert_clean_failure(result, "Device or resource busy", "the destination was not changed")
+    assert listing.read_text().split() == [".", "./uploads", "./uploads/live.txt", "live"], listing.read_text()
+
+    # 64 KiB free where dest is: the 256 KiB file cannot be unpacked.
+    full = Namespace(tmp_path, f'mount -t tmpfs -o size=1m tmpfs "{area}" || exit 99\n'
+                               f'mkdir "{dest}" && echo live > "{dest}/live.txt"\n' + fill(area, 64 * 1024))
+    script.write_text(script.read_text().replace('"$@"\n', look))
+    result = ansible.module("files", action="restore", repository=str(ansible.repository), name="uploads",
+                            dest=str(dest), wrapper=full.wrapper)
+    assert_clean_failure(result, "No space left on device")
+    assert listing.read_text().split() == [".", "./filler", "./uploads", "./uploads/live.txt", "live"], \
+        listing.read_text()
