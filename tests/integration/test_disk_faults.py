@@ -338,3 +338,24 @@ def test_files_restore_onto_a_mount_point_or_a_full_disk(ansible, tmp_path, moun
     assert_clean_failure(result, "No space left on device")
     assert listing.read_text().split() == [".", "./filler", "./uploads", "./uploads/live.txt", "live"], \
         listing.read_text()
+
+
+@embedded_only
+def test_files_retention_that_cannot_delete_keeps_the_new_id(ansible, tmp_path, mounts):
+    """Files backups share item 10: a committed files set is reported with its id even when
+    retention cannot delete an older one (a mount point: rename gives EBUSY)."""
+    source = tmp_path / "uploads"
+    source.mkdir()
+    (source / "a.txt").write_text("first\n")
+    repo = ansible.repository
+    old = ansible.module("files", repository=str(repo), name="uploads", path=str(source))
+    assert not old["failed"], old.get("msg")
+    (source / "b.txt").write_text("second\n")
+    space = Namespace(tmp_path, busy(repo / "uploads" / old["backup_id"], tmp_path))
+    result = ansible.module("files", repository=str(repo), name="uploads", path=str(source), keep_last=1,
+                            wrapper=space.wrapper)
+    sets = backup_sets(repo / "uploads")
+    assert len(sets) == 2, sets
+    assert not result["failed"], (result.get("msg"), sets)
+    assert result["backup_id"] in sets
+    assert result["retention_errors"] and result["warnings"], result

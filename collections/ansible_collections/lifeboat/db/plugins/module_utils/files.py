@@ -177,14 +177,25 @@ def backup_files(ctx, source, name, keep_last=None):
         except BaseException:
             ctx.repository.abort(staging)
             raise
-        deleted = ctx.repository.apply_retention(name, 'files', keep_last)
+        # The new set is committed: from here on a failure must not lose its id (issue 15, item 10).
+        errors = []
+        try:
+            deleted = ctx.repository.apply_retention(name, 'files', keep_last, protect=(backup_id,), errors=errors)
+        except (LifeboatError, IOError, OSError) as exc:
+            deleted = []
+            errors.append(getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or str(exc))
+    extra = {}
+    if errors:
+        extra = dict(retention_errors=errors,
+                     warnings=['files backup %s is complete at %s, but retention could not finish: %s'
+                               % (backup_id, final, '; '.join(errors))])
     return dict(changed=True, backup_id=backup_id, backup_path=final, file_count=len(contents),
                 total_bytes=manifest['total_bytes'], size=manifest['files'][0]['size'], deleted=deleted,
                 sha256=manifest['files'][0]['sha256'],
                 not_archived=skipped,
                 actions=['Archived %s (%d files, %d bytes) into %s' % (source, len(contents), manifest['total_bytes'], final)]
                 + ['Skipped %s (not a regular file or directory)' % path for path in skipped]
-                + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted])
+                + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted], **extra)
 
 
 def _listed(backup):
