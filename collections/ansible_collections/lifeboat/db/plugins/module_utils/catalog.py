@@ -116,8 +116,9 @@ def exact_row_counts(conn, selects=None):
     """{'schema.table': rows} by count(*), in the connection's current snapshot; with `selects`
     (schema, table -> bool), of the tables it selects only. Keys are row_count_keys'."""
     counts = {}
-    keys = row_count_keys(data_tables(conn))
-    for schema, table in data_tables(conn):
+    tables = data_tables(conn)
+    keys = row_count_keys(tables)
+    for schema, table in tables:
         if selects is not None and not selects(schema, table):
             continue
         query = sql.SQL('SELECT count(*) FROM {}.{}').format(sql.Identifier(schema), sql.Identifier(table))
