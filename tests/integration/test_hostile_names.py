@@ -503,8 +503,10 @@ def hostile(server):
 
 def one_line(result):
     msg = str(result.get("msg", ""))
-    # (ansible records exception '(traceback unavailable)' for every fail_json; a real one differs)
-    return msg and "\n" not in msg and "Traceback" not in msg and "Traceback" not in str(result.get("exception", ""))
+    # ansible records exception '(traceback unavailable)' for every fail_json; an exception that escaped
+    # a module is "Module failed: ..." (ansible-core 2.19) or a traceback.
+    return (msg and "\n" not in msg and "Traceback" not in msg and "Module failed" not in msg
+            and "Traceback" not in str(result.get("exception", "")))
 
 
 @embedded_only
