@@ -359,3 +359,25 @@ def test_files_retention_that_cannot_delete_keeps_the_new_id(ansible, tmp_path, 
     assert not result["failed"], (result.get("msg"), sets)
     assert result["backup_id"] in sets
     assert result["retention_errors"] and result["warnings"], result
+
+
+@embedded_only
+def test_a_busy_leftover_does_not_stop_the_dump(ansible, sample_db, tmp_path, mounts):
+    """A .partial- folder of a killed run that is a mount point cannot be removed: the dump still
+    runs and is committed with its id, and the result does not claim the leftover is gone."""
+    repo = ansible.repository
+    left = repo / sample_db / ".partial-20200101T000000Z-dead00"
+    left.mkdir(parents=True, mode=0o700)
+    (left / "half.dump").write_bytes(b"x" * 1000)
+    after = tmp_path / "after.txt"
+    space = Namespace(tmp_path, busy(left, tmp_path))
+    script = tmp_path / "namespace.sh"
+    script.write_text(script.read_text().replace('"$@"\n', f'"$@"; rc=$?; ls -A "{repo / sample_db}" > "{after}"; exit $rc\n'))
+    result = ansible.module("dump", db=sample_db, repository=str(repo), wrapper=space.wrapper)
+    assert not result["failed"], result.get("msg")
+    assert result["backup_id"] in backup_sets(repo / sample_db)
+    still_there = left.name in after.read_text().split()
+    claimed = any(left.name in action and "Removed" in action for action in result["actions"])
+    assert not (still_there and claimed), (after.read_text(), result["actions"])
+
+

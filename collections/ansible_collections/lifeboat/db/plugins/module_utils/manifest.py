@@ -76,9 +76,11 @@ def write_json_atomic(path, data, mode=0o600):
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = path  # a failed write or fsync names no file; the operator needs to know which
         raise
     fsync_dir(os.path.dirname(path) or '.')
 

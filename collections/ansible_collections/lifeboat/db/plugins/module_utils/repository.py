@@ -319,7 +319,10 @@ class Repository(object):
                     os.unlink(path)  # planted: remove the link, never what it points to
                 else:
                     shutil.rmtree(path, ignore_errors=True)
-                removed.append(name)
+                # A leftover that could not go (a mount point: EBUSY) is not claimed as removed;
+                # the next run under the lock tries again.
+                if not os.path.lexists(path):
+                    removed.append(name)
         return removed
 
     def lock(self, database, timeout, purpose):
