@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import assert_one_line
+from conftest import assert_one_line, embedded_only
 
 
 def free_port():
@@ -99,3 +99,32 @@ def test_missing_psycopg_is_a_clear_error(server, ansible, tmp_path):
     ansible.write_inventory(ansible_python_interpreter=str(bare / "bin" / "python"))
     result = ansible.module("dump", db="postgres", repository=str(ansible.repository))
     assert result["failed"] and "psycopg" in result["msg"]
+
+
+@embedded_only
+def test_long_database_names_and_line_breaks_are_refused_in_one_line(server, ansible, sample_db):
+    """A database name over 63 bytes would be cut by the server to another database's name: refused
+    before anything runs, by every module (db, backup_db). A name holding a line break is shown
+    escaped: the refusal stays one line."""
+    long_name = sample_db + "x" * (64 - len(sample_db))
+    repo = str(ansible.repository)
+    cases = [
+        ("dump", dict(db=long_name, repository=repo)),
+        ("restore", dict(db=long_name, repository=repo, mode="replace")),
+        ("restore", dict(db=sample_db, backup_db=long_name, repository=repo, mode="swap")),
+        ("fault", dict(db=long_name, fault="truncate", table="lifeboat_sample.events", confirm=long_name)),
+        ("delta", dict(action="export", db=long_name, repository=repo, tables=[{"name": "lifeboat_sample.events", "change_column": "created_at"}])),
+        ("integrity", dict(db=long_name)),
+        ("fault", dict(db=sample_db, fault="truncate", table='lifeboat_sample."no\nsuch"', confirm=sample_db)),
+        ("restore", dict(db=sample_db, repository=repo, mode="swap", role="no\nrole")),
+    ]
+    before = server.count(sample_db, "lifeboat_sample.events")
+    result = ansible.play([{"name": "case %d" % i, "lifeboat.db.%s" % module: args, "ignore_errors": True}
+                           for i, (module, args) in enumerate(cases)])
+    assert len(result.tasks) == len(cases), result.stdout[-2000:]
+    for (module, args), (name, outcome) in zip(cases, result.tasks):
+        assert_one_line(outcome)
+        if long_name in args.values():
+            assert "longer than the 63 bytes" in outcome["msg"], (module, outcome["msg"])
+    assert server.count(sample_db, "lifeboat_sample.events") == before
+    assert not os.path.exists(os.path.join(repo, long_name))

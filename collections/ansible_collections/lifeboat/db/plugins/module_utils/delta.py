@@ -22,7 +22,7 @@ import re
 import socket
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     first_line, psycopg, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
@@ -122,6 +122,8 @@ class Table(object):
 
 def find_table(conn, name):
     """The table a user named (resolved like PostgreSQL resolves it), or a clear error."""
+    # Its shape and length first: the server would cut a part over 63 bytes to another table's name.
+    split_name(name)
     try:
         with conn.transaction():
             row = conn.execute(TABLE, (name,)).fetchone()

@@ -11,6 +11,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import Repository, iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.s3 import S3Settings, S3Store, is_s3_url
@@ -70,6 +71,17 @@ def private_dir(path, check_mode):
     return path
 
 
+# Options that name a database: a name over 63 bytes would be cut by the server to another
+# database's name (in a connection as in a statement), so it is refused before anything runs.
+DATABASE_NAME_OPTIONS = ('db', 'backup_db', 'maintenance_db')
+
+
+def one_line(msg, password):
+    """The failure message as one line: a name holding a line break (a database may be called
+    that) is shown escaped, never splitting the message."""
+    return scrub(msg, password).replace('\r', '\\r').replace('\n', '\\n')
+
+
 def os_error_line(exc):
     what = exc.strerror or str(exc)
     where = ' (%s)' % exc.filename if getattr(exc, 'filename', None) else ''
@@ -87,13 +99,15 @@ def run_module(module, work):
         return dict(started_at=iso(started), finished_at=iso(utc_now()), started_epoch=started.timestamp(),
                     finished_epoch=time.time(), seconds=round(time.monotonic() - clock, 3))
     try:
+        for option in DATABASE_NAME_OPTIONS:
+            check_name(option, module.params.get(option))
         result = work(TaskContext(module))
     except LifeboatError as exc:
-        module.fail_json(msg=scrub(exc.msg, password), timing=timing(), **exc.facts)
+        module.fail_json(msg=one_line(exc.msg, password), timing=timing(), **exc.facts)
     except psycopg.Error as exc:
-        module.fail_json(msg=scrub('PostgreSQL error: %s' % first_line(exc), password), timing=timing())
+        module.fail_json(msg=one_line('PostgreSQL error: %s' % first_line(exc), password), timing=timing())
     except (IOError, OSError) as exc:
         # A full disk, a busy mount point, a folder that vanished: one line, never a traceback.
-        module.fail_json(msg=scrub(os_error_line(exc), password), timing=timing())
+        module.fail_json(msg=one_line(os_error_line(exc), password), timing=timing())
     result['timing'] = timing()
     module.exit_json(**result)
