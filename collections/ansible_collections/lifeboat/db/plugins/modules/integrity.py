@@ -81,6 +81,10 @@ options:
         and an optional C(severity) (C(error) or C(warning)).
       - In a file, each statement that returns rows is its own check, named after its C(check_name) column when
         it has one (seed 002's integrity-check.sql runs unmodified with C(value=0)).
+      - Inline C(sql) is one statement. A statement that controls the transaction or the session (C(COMMIT),
+        C(END), C(SET), C(RESET), C(COPY), ...) is refused before any check runs; each statement is sent alone
+        through the extended protocol in a read-only transaction with the check's timeout, and what it did to the
+        session is rolled back.
     type: list
     elements: dict
   baseline:
