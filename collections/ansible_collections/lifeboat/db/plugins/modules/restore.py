@@ -190,6 +190,8 @@ options:
       - Each is C(name) and C(sql) (or C(file), a SQL file on the target host), plus what it expects - by default
         no rows (a query that finds violations), or C(rows) (exactly that many rows), or C(value) (the last column
         of its single row, compared as text). The same checks as in M(lifeboat.db.integrity).
+      - Inline C(sql) is one statement; a statement that controls the transaction or the session (C(COMMIT),
+        C(END), C(SET), C(RESET), C(COPY), ...) is refused before the restore starts.
     type: list
     elements: dict
   maintenance_db:
