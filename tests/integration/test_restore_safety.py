@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -283,3 +284,46 @@ def test_a_download_that_cannot_be_removed_after_the_commit_is_a_warning(server,
         assert server.count(copy, f"{S}.slow") == 100
     finally:
         drop(server, copy)
+
+
+def test_an_icu_database_is_recreated_with_its_icu_locale_or_refused_where_icu_is_missing(server, ansible, sample_db):
+    """The manifest records the locale provider and its ICU locale; a replace re-creates the database
+    with them (Debian's PostgreSQL 15 has ICU), and a server built without ICU (the embedded one)
+    refuses before anything changes unless locale_fallback allows its own settings."""
+    repo = ansible.repository
+    icu_db = sample_db + "_icu"
+    server.drop_db(icu_db)
+    try:
+        server.sql("postgres", f'CREATE DATABASE "{icu_db}" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE \'de-DE\'')
+        has_icu = True
+    except psycopg.errors.FeatureNotSupported:
+        has_icu = False
+    if has_icu:
+        server.sql(icu_db, "CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 7)")
+        try:
+            backup = ansible.module("dump", db=icu_db, repository=str(repo))
+            assert backup["manifest"]["database_settings"]["locale_provider"] == "icu", backup["manifest"]
+            result = ansible.module("restore", db=icu_db, repository=str(repo), mode="replace")
+            assert not result["failed"], result.get("msg")
+            row = server.sql("postgres", "SELECT datlocprovider, daticulocale FROM pg_database WHERE datname = %s",
+                             (icu_db,))
+            assert row == [("i", "de-DE")], row
+            assert server.count(icu_db, "t") == 7
+        finally:
+            server.drop_db(icu_db)
+        return
+    backup = ansible.module("dump", db=sample_db, repository=str(repo))
+    manifest_path = repo / sample_db / backup["backup_id"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["database_settings"].update(locale_provider="icu", locale="de-DE")
+    manifest_path.write_text(json.dumps(manifest))
+    server.sql(sample_db, LATE)
+    base = dict(db=sample_db, repository=str(repo), backup=backup["backup_id"])
+    play = ansible.play([task("replace", mode="replace", **base),
+                         task("fallback", mode="replace", locale_fallback=True, **base)])
+    assert_one_line(play.result("replace"), "icu", "de-DE", "locale_fallback", "nothing was changed")
+    # The refusal took no safety backup: the one set besides the backup is the fallback's.
+    assert len(backup_sets(repo / sample_db)) == 2
+    fallback = play.result("fallback")
+    assert not fallback["failed"], fallback.get("msg")
+    assert late_rows(server, sample_db) == 0

@@ -126,11 +126,24 @@ def exact_row_counts(conn, selects=None):
     return counts
 
 
+# pg_database.datlocprovider's letters, as CREATE DATABASE's LOCALE_PROVIDER names them (PostgreSQL 15+).
+LOCALE_PROVIDERS = {'c': 'libc', 'i': 'icu', 'b': 'builtin'}
+
+
 def database_settings(conn, dbname):
-    """Encoding and locale of a database, recorded so a restore can recreate it alike."""
-    row = conn.execute('SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database '
+    """Encoding and locale of a database, recorded so a restore can recreate it alike: libc's
+    collate and ctype, and on 15+ the locale provider with its ICU or builtin locale (the
+    catalog's columns differ between versions - daticulocale, datlocale - so the row is read
+    whole, as JSON)."""
+    row = conn.execute('SELECT pg_encoding_to_char(encoding), datcollate, datctype, to_jsonb(d) FROM pg_database d '
                        'WHERE datname = %s', (dbname,)).fetchone()
-    return dict(encoding=row[0], lc_collate=row[1], lc_ctype=row[2]) if row else {}
+    if not row:
+        return {}
+    settings = dict(encoding=row[0], lc_collate=row[1], lc_ctype=row[2])
+    provider = LOCALE_PROVIDERS.get(row[3].get('datlocprovider'))
+    if provider and provider != 'libc':
+        settings.update(locale_provider=provider, locale=row[3].get('datlocale') or row[3].get('daticulocale'))
+    return settings
 
 
 def database_size(conn, dbname):

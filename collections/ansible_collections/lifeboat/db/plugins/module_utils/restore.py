@@ -41,7 +41,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.verification import ar
 MODES = ('swap', 'new', 'replace', 'tables')
 # CREATE DATABASE's SQLSTATEs for a locale this server has not got (wrong_object_type) or an
 # encoding and locale that disagree here (invalid_parameter_value).
-LOCALE_UNAVAILABLE = ('42809', '22023')
+LOCALE_UNAVAILABLE = ('42809', '22023', '0A000')
 # The database whose advisory lock space restores and backups share (backup.RESTORE_LOCK_DB).
 LOCK_DB = 'postgres'
 RESTORE_PROGRESS_NAME = '.restore-progress.json'
@@ -473,21 +473,30 @@ def _drop(conn, dbname):
 
 
 def _create(conn, dbname, settings, owner):
-    """CREATE DATABASE from template0 with `settings` (encoding, lc_collate, lc_ctype)."""
+    """CREATE DATABASE from template0 with `settings` (encoding, lc_collate, lc_ctype, and an
+    ICU or builtin locale with its provider)."""
     statement = sql.SQL('CREATE DATABASE {} TEMPLATE template0').format(sql.Identifier(dbname))
     if settings.get('encoding'):
         statement += sql.SQL(' ENCODING {}').format(sql.Literal(settings['encoding']))
     if settings.get('lc_collate') and settings.get('lc_ctype'):
         statement += sql.SQL(' LC_COLLATE {} LC_CTYPE {}').format(sql.Literal(settings['lc_collate']),
                                                                   sql.Literal(settings['lc_ctype']))
+    provider = settings.get('locale_provider')
+    if provider in ('icu', 'builtin') and settings.get('locale'):
+        # The option names are keywords of the statement, chosen from these two, never from the manifest.
+        statement += sql.SQL(' LOCALE_PROVIDER {} {} {}').format(
+            sql.SQL(provider), sql.SQL('ICU_LOCALE' if provider == 'icu' else 'BUILTIN_LOCALE'),
+            sql.Literal(settings['locale']))
     if owner:
         statement += sql.SQL(' OWNER {}').format(sql.Identifier(owner))
     conn.execute(statement)
 
 
+SETTING_KEYS = ('encoding', 'lc_collate', 'lc_ctype', 'locale_provider', 'locale')
+
+
 def _settings_text(settings):
-    return ', '.join('%s %s' % (key, settings[key]) for key in ('encoding', 'lc_collate', 'lc_ctype')
-                     if settings.get(key)) or 'template0\'s'
+    return ', '.join('%s %s' % (key, settings[key]) for key in SETTING_KEYS if settings.get(key)) or 'template0\'s'
 
 
 def _probe(conn, target, settings, owner):
@@ -507,8 +516,8 @@ def _seen_here(conn, settings, owner):
     """A database with these very settings is on this server already (the usual case: a backup
     of this server), template0 is here to copy, and the owner role exists: the create will work
     without a probe."""
-    if len(settings) != 3:
-        return False
+    if sorted(settings) != sorted(('encoding', 'lc_collate', 'lc_ctype')):
+        return False  # an ICU or builtin locale is proven by the probe
     return conn.execute(
         "SELECT EXISTS (SELECT FROM pg_database WHERE pg_encoding_to_char(encoding) = %s AND datcollate = %s "
         "AND datctype = %s) AND EXISTS (SELECT FROM pg_database WHERE datname = 'template0') "
@@ -521,7 +530,7 @@ def _creatable_settings(conn, request, backup, owner, actions):
     changes: the backup's database's, or - when this server cannot create those and the user
     allows it with locale_fallback - this server's own (template0's)."""
     recorded = backup.manifest.get('database_settings') or {}
-    settings = dict((key, recorded[key]) for key in ('encoding', 'lc_collate', 'lc_ctype') if recorded.get(key))
+    settings = dict((key, recorded[key]) for key in SETTING_KEYS if recorded.get(key))
     if _seen_here(conn, settings, owner):
         return settings
     error = _probe(conn, request.target_db, settings, owner)
