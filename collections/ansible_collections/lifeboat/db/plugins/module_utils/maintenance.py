@@ -23,7 +23,7 @@ import re
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import (
-    NOT_EXTENSION_MEMBER, USER_SCHEMAS, check_name, split_name)
+    NOT_EXTENSION_MEMBER, USER_SCHEMAS, split_name)
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
@@ -371,7 +371,7 @@ def run(ctx):
     if not (p['refresh'] or p['refresh_all'] or p['analyze'] or p['vacuum'] or p['purge']):
         raise LifeboatError('nothing to do: give refresh, refresh_all, analyze, vacuum or purge')
     purges = purges_of(p)
-    conn = ctx.options.connect(check_name('db', p['db']))
+    conn = ctx.options.connect(p['db'])
     try:
         work = Maintenance(conn, p, ctx.check_mode)
         work.plan(purges)

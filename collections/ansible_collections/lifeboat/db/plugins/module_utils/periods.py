@@ -15,6 +15,7 @@ import datetime
 import re
 import string
 
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import MAX_NAME_BYTES
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
 TIME_INTERVALS = ('yearly', 'quarterly', 'monthly', 'weekly', 'daily')
@@ -27,8 +28,6 @@ DEFAULT_PATTERNS = dict(yearly='{table}_p{YYYY}', quarterly='{table}_p{YYYY}q{Q}
 PLACEHOLDERS = dict(
     time=('table', 'YYYY', 'MM', 'DD', 'Q', 'IYYY', 'IW'),
     integer=('table', 'start'))
-# PostgreSQL truncates identifiers longer than this (NAMEDATALEN - 1 bytes).
-MAX_NAME_BYTES = 63
 
 
 class Calendar(object):

@@ -25,13 +25,14 @@ import os
 import re
 import time
 
+from ansible_collections.lifeboat.db.plugins.module_utils.catalog import MAX_NAME_BYTES
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import sql
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
 
 STAGING_MARK = '_lbstage_'
 PREVIOUS_MARK = '_prev_'
 PROBE_MARK = '_lbprobe_'
-NAMEDATALEN = 63
+NAMEDATALEN = MAX_NAME_BYTES
 # What follows a derived name's stem: the mark and 6 random hex digits, or the mark and a UTC time.
 STAGING_TAIL = len(STAGING_MARK) + 6
 PREVIOUS_TAIL = len(PREVIOUS_MARK) + 14

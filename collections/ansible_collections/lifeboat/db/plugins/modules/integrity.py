@@ -537,8 +537,7 @@ def check(ctx):
 
 
 def run(ctx):
-    for option in ('db', 'backup_db'):
-        check_name(option, ctx.params[option])
+    # db and backup_db are checked by run_module with every module's.
     check_name('parity_with.db', (ctx.params['parity_with'] or {}).get('db'))
     if ctx.params['baseline'] and ctx.params['baseline'] != 'latest':
         ctx.params['baseline'] = os.path.expanduser(ctx.params['baseline'])

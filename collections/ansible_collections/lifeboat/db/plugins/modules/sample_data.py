@@ -108,8 +108,7 @@ def argument_spec():
 
 def run(ctx):
     p = ctx.params
-    for option in ('db', 'schema', 'maintenance_db'):
-        check_name(option, p[option])
+    check_name('schema', p['schema'])  # db and maintenance_db: run_module checks them for every module
     if p['scale'] < 1:
         raise LifeboatError('scale must be at least 1, got %d' % p['scale'])
     counts = dict(('%s.%s' % (p['schema'], table), rows) for table, rows in expected_rows(p['scale']).items())
