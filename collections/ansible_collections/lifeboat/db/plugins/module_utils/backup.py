@@ -21,7 +21,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.catalog import (
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, psycopg, server_major, server_version_string)
 from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import DumpOptions
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
     FORMAT_VERSION, MANIFEST_NAME, describe_files, walk_files, write_json_atomic)
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
@@ -206,7 +206,7 @@ def _retention(sink, request, backup_id):
                                        protect=(backup_id,), errors=errors)
         ahead = [b.backup_id for b in dated_ahead(sink.backups(request.database, request.kind))]
     except (LifeboatError, IOError, OSError) as exc:
-        errors.append(getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or str(exc))
+        errors.append(error_text(exc))
     return dict(deleted=deleted, errors=errors, ahead=ahead)
 
 
@@ -290,7 +290,7 @@ def _copy_offsite(ctx, request, final, manifest, progress):
                                                 protect=(backup_id,), errors=errors)
         _forget_offsite(ctx.repository, database, deleted)
     except (LifeboatError, IOError, OSError) as exc:
-        errors.append(getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or str(exc))
+        errors.append(error_text(exc))
     if errors:
         record['retention_errors'] = errors
     record.update(deleted=deleted, actions=['Removed %s left in %s by an interrupted run' % (name, offsite.store.url)

@@ -18,3 +18,9 @@ class LifeboatError(Exception):
         self.msg = msg
         # Extra result keys worth returning with the failure (e.g. the safety backup id).
         self.facts = facts
+
+
+def error_text(exc):
+    """The text of an error caught where a task goes on (a retention that could not delete, a
+    clean-up after a commit): a LifeboatError's message, an OSError's reason, else the error."""
+    return getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or str(exc)

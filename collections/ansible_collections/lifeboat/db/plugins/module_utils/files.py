@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import FORMAT_VERSION, verify_files
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import iso, new_backup_id, utc_now
 
@@ -183,7 +183,7 @@ def backup_files(ctx, source, name, keep_last=None):
             deleted = ctx.repository.apply_retention(name, 'files', keep_last, protect=(backup_id,), errors=errors)
         except (LifeboatError, IOError, OSError) as exc:
             deleted = []
-            errors.append(getattr(exc, 'msg', None) or getattr(exc, 'strerror', None) or str(exc))
+            errors.append(error_text(exc))
     extra = {}
     if errors:
         extra = dict(retention_errors=errors,

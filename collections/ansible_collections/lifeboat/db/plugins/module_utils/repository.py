@@ -21,7 +21,7 @@ import socket
 import stat
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
     MANIFEST_NAME, InvalidSet, fsync_dir, parse_manifest, walk_files, write_json_atomic)
 
@@ -303,8 +303,7 @@ class Repository(object):
             except (LifeboatError, IOError, OSError) as exc:
                 if errors is None:
                     raise
-                errors.append('cannot delete backup %s: %s' % (old.backup_id, getattr(exc, 'msg', None)
-                                                                 or getattr(exc, 'strerror', None) or exc))
+                errors.append('cannot delete backup %s: %s' % (old.backup_id, error_text(exc)))
         return deleted
 
     def remove_leftovers(self, database):

@@ -20,7 +20,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRe
 from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
     PassFile, database_exists, dbname_argument, first_line, psycopg, server_major, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import FAILED, normalize_checks, run_check
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.catalog import exact_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.checks import compare_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.preflight import (
@@ -196,7 +196,7 @@ def _remove_download(cache, remote, downloaded, request, actions):
             removed = cache.delete(downloaded)
     except (LifeboatError, IOError, OSError) as exc:
         request.warnings.append('the restore is done, but lifeboat could not remove its download %s (%s); delete '
-                                'it by hand' % (downloaded.path, getattr(exc, 'msg', None) or exc.strerror or exc))
+                                'it by hand' % (downloaded.path, error_text(exc)))
         return
     if removed:
         actions.append('Removed the download of backup %s from the cache' % downloaded.backup_id)
