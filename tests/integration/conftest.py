@@ -286,3 +286,17 @@ def moto():
     yield server
     server.proc.terminate()
     server.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def bucket(moto, request):
+    """An empty bucket named after the test (emptied and made again if a run left it)."""
+    name = "lb-" + request.node.name.split("[")[0][-40:].lower().replace("_", "-")
+    client = moto.client()
+    try:
+        for key in moto.keys(name):
+            client.delete_object(Bucket=name, Key=key)
+        client.delete_bucket(Bucket=name)
+    except client.exceptions.NoSuchBucket:
+        pass
+    return moto.bucket(name)

@@ -144,19 +144,6 @@ def test_files_backup_into_a_full_repository(ansible, tmp_path, mounts):
     set_intact(after / old["backup_id"])
 
 
-@pytest.fixture
-def bucket(moto, request):
-    name = "lb-disk-" + request.node.name.split("[")[0][-30:].lower().replace("_", "-")
-    client = moto.client()
-    try:
-        for key in moto.keys(name):
-            client.delete_object(Bucket=name, Key=key)
-        client.delete_bucket(Bucket=name)
-    except client.exceptions.NoSuchBucket:
-        pass
-    return moto.bucket(name)
-
-
 @embedded_only
 def test_restore_when_the_download_cache_is_full(ansible, server, sample_db, moto, bucket, tmp_path, mounts):
     """A cache with room for the progress file and the set's bytes (the free-space check passes)

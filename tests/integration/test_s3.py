@@ -14,19 +14,6 @@ def listing_args(args):
     return {k: v for k, v in args.items() if k != "cache_dir"}
 
 
-@pytest.fixture
-def bucket(moto, request):
-    name = "lb-" + request.node.name.split("[")[0][-40:].lower().replace("_", "-")
-    client = moto.client()
-    try:
-        for key in moto.keys(name):
-            client.delete_object(Bucket=name, Key=key)
-        client.delete_bucket(Bucket=name)
-    except client.exceptions.NoSuchBucket:
-        pass
-    return moto.bucket(name)
-
-
 def test_offsite_copy_after_dump(ansible, sample_db, moto, bucket):
     result = ansible.module("dump", db=sample_db, repository=str(ansible.repository), kind="daily",
                             offsite_url=f"s3://{bucket}/prod", s3_storage_class="STANDARD_IA", s3_sse="AES256",
