@@ -28,15 +28,12 @@ from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
     OFFSITE_NAME, dated_ahead, iso, new_backup_id, selection_key, utc_now, validate_retention)
 from ansible_collections.lifeboat.db.plugins.module_utils.progress import Progress
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_to_file, stream_to_s3
+from ansible_collections.lifeboat.db.plugins.module_utils.swap import TARGET_LOCK_DB, try_target_lock
 from ansible_collections.lifeboat.db.plugins.module_utils.tools import run_tool
 
 GLOBALS_NAME = 'globals.sql'
-# Restores hold pg_advisory_lock(hashtext('lifeboat restore ' || <target>)) on their maintenance
-# connection (swap.lock_target); advisory locks belong to one database, and this is the one the
-# restore's maintenance_db defaults to.
-RESTORE_LOCK_DB = 'postgres'
-RESTORE_LOCK_SQL = "SELECT pg_try_advisory_lock_shared(hashtext('lifeboat restore ' || %s))"
-# A safety backup is taken by the restore that holds that lock, of the database it is about to replace.
+# A safety backup is taken by the restore that holds the per-target lock (swap.try_target_lock), of the
+# database it is about to replace: it must not wait for that lock.
 UNGUARDED_KINDS = ('pre-restore',)
 
 
@@ -128,13 +125,13 @@ def _restore_guard(ctx, request):
     if request.kind in UNGUARDED_KINDS:
         return None, []
     try:
-        guard = ctx.options.connect(RESTORE_LOCK_DB)
+        guard = ctx.options.connect(TARGET_LOCK_DB)
     except LifeboatError as exc:
         return None, ['could not check whether a restore of database %r is running (%s); the backup went ahead'
                       % (request.database, exc.msg)]
     start = time.monotonic()
     try:
-        while not guard.execute(RESTORE_LOCK_SQL, (request.database,)).fetchone()[0]:
+        while not try_target_lock(guard, request.database, shared=True):
             if time.monotonic() - start >= request.lock_timeout:
                 raise LifeboatError('database %r is being restored by another run; a backup now would hold a '
                                     'half-restored database - wait for the restore to finish or raise lock_timeout '

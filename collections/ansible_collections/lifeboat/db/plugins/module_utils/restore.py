@@ -32,7 +32,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_
 from ansible_collections.lifeboat.db.plugins.module_utils.sources import download_cache, resolve_source
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
-    drop_previous, lock_target, mark, previous_name, probe_name, remove_stale_staging, staging_name, swap_in)
+    TARGET_LOCK_DB, drop_previous, lock_target, mark, previous_name, probe_name, remove_stale_staging, staging_name, swap_in)
 from ansible_collections.lifeboat.db.plugins.module_utils.task import os_error_line
 from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import (
     display, parse_toc, restore_tables, table_keys)
@@ -42,8 +42,6 @@ MODES = ('swap', 'new', 'replace', 'tables')
 # CREATE DATABASE's SQLSTATEs for a locale this server has not got (wrong_object_type) or an
 # encoding and locale that disagree here (invalid_parameter_value).
 LOCALE_UNAVAILABLE = ('42809', '22023', '0A000')
-# The database whose advisory lock space restores and backups share (backup.RESTORE_LOCK_DB).
-LOCK_DB = 'postgres'
 RESTORE_PROGRESS_NAME = '.restore-progress.json'
 # pg_restore --verbose's line as it starts loading a table's rows.
 RESTORE_TABLE_LINE = re.compile(r'processing data for table "([^"]+)"')
@@ -130,12 +128,12 @@ def _phase(request, phase, **facts):
 def _restore(ctx, request):
     """Under the per-target lock (swap.lock_target, held for the whole run): no second restore,
     and no backup of the target, while this one runs. Advisory locks belong to one database: the
-    lock is always held in LOCK_DB, where backups look for it, whatever maintenance_db is."""
+    lock is always held in TARGET_LOCK_DB, where backups look for it, whatever maintenance_db is."""
     conn = ctx.options.connect(request.maintenance_db)
     holder = None
     try:
         if not ctx.check_mode:
-            holder = conn if request.maintenance_db == LOCK_DB else ctx.options.connect(LOCK_DB)
+            holder = conn if request.maintenance_db == TARGET_LOCK_DB else ctx.options.connect(TARGET_LOCK_DB)
             lock_target(holder, request.target_db)
         return _restore_locked(ctx, conn, request)
     finally:

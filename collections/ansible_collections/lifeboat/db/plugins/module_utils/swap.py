@@ -85,12 +85,22 @@ def _derived(conn, live, role, mark_, tail_pattern, tail):
     return [row[0] for row in rows if shape.match(row[0])]
 
 
+# Restores and backups of one database meet at one session advisory lock per target: a restore
+# holds it (lock_target), a backup takes it shared (backup._restore_guard). Advisory locks belong to
+# one database, so both always take it in TARGET_LOCK_DB, whatever database they work in.
+TARGET_LOCK_DB = 'postgres'
+
+
+def try_target_lock(conn, live, shared=False):
+    """Take the per-target lock of database `live` on `conn` if it is free; True when taken."""
+    function = 'pg_try_advisory_lock_shared' if shared else 'pg_try_advisory_lock'
+    return conn.execute("SELECT %s(hashtext('lifeboat restore ' || %%s))" % function, (live,)).fetchone()[0]
+
+
 def lock_target(conn, live):
-    """One restore per target database at a time, and no backup of it while it is restored (a
-    session advisory lock, which a backup takes shared; released with the connection, so a killed
-    run never leaves it held)."""
-    got = conn.execute("SELECT pg_try_advisory_lock(hashtext('lifeboat restore ' || %s))", (live,)).fetchone()[0]
-    if not got:
+    """One restore per target database at a time, and no backup of it while it is restored
+    (released with the connection, so a killed run never leaves it held)."""
+    if not try_target_lock(conn, live):
         raise LifeboatError('a restore or a backup of database %r is running; wait for it to finish and run again; '
                             'nothing was changed' % live)
 
