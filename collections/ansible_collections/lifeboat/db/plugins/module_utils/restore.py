@@ -32,8 +32,9 @@ from ansible_collections.lifeboat.db.plugins.module_utils.repository import utc_
 from ansible_collections.lifeboat.db.plugins.module_utils.sources import download_cache, resolve_source
 from ansible_collections.lifeboat.db.plugins.module_utils.stream import run_following_stderr, stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
-    TARGET_LOCK_DB, drop_previous, lock_target, mark, previous_name, probe_name, remove_stale_staging, staging_name, swap_in)
-from ansible_collections.lifeboat.db.plugins.module_utils.task import os_error_line
+    TARGET_LOCK_DB, drop_previous, lock_target, mark, previous_name, probe_name, remove_stale_staging, staging_name,
+    swap_in)
+from ansible_collections.lifeboat.db.plugins.module_utils.task import failure_line
 from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import (
     display, parse_toc, restore_tables, table_keys)
 from ansible_collections.lifeboat.db.plugins.module_utils.verification import archive_path, check_backup, dump_major
@@ -275,7 +276,7 @@ def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, o
         _finish(ctx, request.target_db, request, facts, actions)
         _run_checks(ctx, request.target_db, request, facts, actions)
     except (LifeboatError, psycopg.Error, IOError, OSError) as exc:
-        raise _after_failure(ctx, conn, request, owner, safety, _reason(exc), done)
+        raise _after_failure(ctx, conn, request, owner, safety, failure_line(exc), done)
     actions.append('%s database %r' % ('Dropped and recreated' if exists else 'Created', request.target_db))
     timings['restore_seconds'] = round(time.monotonic() - step, 3)
     actions.append('Restored backup %s into database %r with %s %s' % (backup.backup_id, request.target_db,
@@ -288,18 +289,10 @@ def _in_place_restore(ctx, conn, request, backup, pg_restore, archive, exists, o
             _analyze(ctx, request.target_db)
         except (LifeboatError, psycopg.Error) as exc:
             request.warnings.append('database %r is restored, but ANALYZE failed (%s); run it by hand'
-                                    % (request.target_db, _reason(exc)))
+                                    % (request.target_db, failure_line(exc)))
             return
         timings['analyze_seconds'] = round(time.monotonic() - step, 3)
         actions.append('Analyzed database %r' % request.target_db)
-
-
-def _reason(exc):
-    if isinstance(exc, LifeboatError):
-        return exc.msg
-    if isinstance(exc, psycopg.Error):
-        return 'PostgreSQL error: %s' % first_line(exc)
-    return os_error_line(exc)
 
 
 def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, owner, settings, facts, actions,
@@ -352,14 +345,14 @@ def _swap_restore(ctx, conn, request, backup, pg_restore, archive, exists, owner
                                  grace_seconds=request.grace_seconds)
     except (LifeboatError, psycopg.Error, IOError, OSError) as exc:
         if not created:
-            raise LifeboatError('%s; database %r was not touched' % (_reason(exc), request.target_db))
+            raise LifeboatError('%s; database %r was not touched' % (failure_line(exc), request.target_db))
         try:
             _drop(conn, staging)
         except psycopg.Error as second:
             raise LifeboatError('%s; database %r was not touched, but dropping staging database %r failed too (%s): '
-                                'drop it by hand' % (_reason(exc), request.target_db, staging, first_line(second)))
+                                'drop it by hand' % (failure_line(exc), request.target_db, staging, first_line(second)))
         raise LifeboatError('%s; database %r was not touched and staging database %r was dropped'
-                            % (_reason(exc), request.target_db, staging))
+                            % (failure_line(exc), request.target_db, staging))
     if exists:
         actions.append('Swapped database %r in (unavailable for %.3f s, %d session(s) ended); the previous one is '
                        'kept as %r' % (request.target_db, facts['swap']['window_seconds'],
@@ -670,7 +663,7 @@ def _after_failure(ctx, conn, request, owner, safety, reason, done):
         _pg_restore(ctx, tool, safety_archive, rollback, safety['manifest'])
     except (LifeboatError, psycopg.Error, IOError, OSError) as second:
         return LifeboatError('%s; putting back the previous contents also failed (%s): restore safety backup %s '
-                             'by hand (mode=replace, backup: %s)' % (reason, _reason(second), safety['backup_id'],
+                             'by hand (mode=replace, backup: %s)' % (reason, failure_line(second), safety['backup_id'],
                                                                      safety['backup_id']),
                              safety_backup_id=safety['backup_id'])
     return LifeboatError('%s; database %r was put back as it was from safety backup %s'

@@ -65,8 +65,9 @@ def private_dir(path, check_mode):
                             'so it must be a real folder private to the module user: remove it or choose another '
                             'cache_dir' % path)
     if facts.st_uid != os.geteuid() or facts.st_mode & 0o077:
-        raise LifeboatError('cache_dir %s belongs to uid %d or is open to others (it must be 0700); backups downloaded there get '
-                            'restored, so it must be private to the module user: remove it or choose another cache_dir'
+        raise LifeboatError('cache_dir %s belongs to uid %d or is open to others (it must be 0700); backups downloaded '
+                            'there get restored, so it must be private to the module user: remove it or choose another '
+                            'cache_dir'
                             % (path, facts.st_uid))
     return path
 
@@ -89,6 +90,16 @@ def os_error_line(exc):
             % (what, where))
 
 
+def failure_line(exc):
+    """What a failure says: a LifeboatError's message, a database error's first line, or a system
+    error with what to check (the error types run_module turns into fail_json)."""
+    if isinstance(exc, LifeboatError):
+        return exc.msg
+    if isinstance(exc, psycopg.Error):
+        return 'PostgreSQL error: %s' % first_line(exc)
+    return os_error_line(exc)
+
+
 def run_module(module, work):
     """Run `work(ctx)` and exit; any LifeboatError or database error becomes one fail_json."""
     require_psycopg(module)
@@ -102,12 +113,9 @@ def run_module(module, work):
         for option in DATABASE_NAME_OPTIONS:
             check_name(option, module.params.get(option))
         result = work(TaskContext(module))
-    except LifeboatError as exc:
-        module.fail_json(msg=one_line(exc.msg, password), timing=timing(), **exc.facts)
-    except psycopg.Error as exc:
-        module.fail_json(msg=one_line('PostgreSQL error: %s' % first_line(exc), password), timing=timing())
-    except (IOError, OSError) as exc:
-        # A full disk, a busy mount point, a folder that vanished: one line, never a traceback.
-        module.fail_json(msg=one_line(os_error_line(exc), password), timing=timing())
+    except (LifeboatError, psycopg.Error, IOError, OSError) as exc:
+        # A full disk, a busy mount point, a folder that vanished too: one line, never a traceback.
+        facts = exc.facts if isinstance(exc, LifeboatError) else {}
+        module.fail_json(msg=one_line(failure_line(exc), password), timing=timing(), **facts)
     result['timing'] = timing()
     module.exit_json(**result)
