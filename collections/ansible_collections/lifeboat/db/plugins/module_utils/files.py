@@ -24,11 +24,10 @@ import tempfile
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError, error_text
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import FORMAT_VERSION, verify_files
+from ansible_collections.lifeboat.db.plugins.module_utils.manifest import CHUNK, FORMAT_VERSION, verify_files
 from ansible_collections.lifeboat.db.plugins.module_utils.repository import iso, new_backup_id, utc_now
 
 ARCHIVE_NAME = 'files.tar.gz'
-CHUNK = 1024 * 1024
 
 
 class HashingWriter(object):
@@ -210,12 +209,11 @@ def _listed(backup):
     return dict((entry['path'], entry) for entry in contents)
 
 
-def _check_members(backup, members):
+def _check_members(backup, listed, members):
     """Refuse, before anything is unpacked, every member that is not a plain directory or regular
     file inside the tree: links (symbolic or hard), devices, FIFOs, absolute names, '..' parts.
     lifeboat's own archives never hold anything else (links are not archived, see walk_tree), so
     a restore needs no rule for a link that stays inside the tree. Model: tarfile's data filter."""
-    listed = _listed(backup)
     names = set()
     for member in members:
         name = member.name
@@ -237,11 +235,10 @@ def _check_members(backup, members):
         names.add(name)
 
 
-def _unpack(backup, tar, members, staging_fd):
+def _unpack(backup, listed, tar, members, staging_fd):
     """Create each member inside the private staging folder, relative to descriptors, with
     O_EXCL | O_NOFOLLOW: nothing is written, chowned or chmodded through a link. Each file is
     hashed while it is written and checked against the manifest."""
-    listed = _listed(backup)
     as_root = os.geteuid() == 0
     done, directories = set(), []
     for member in members:
@@ -324,8 +321,9 @@ def restore_files(ctx, name, reference, dest):
     label = '%s.prev-%s-' % (os.path.basename(dest), utc_now().strftime('%Y%m%dT%H%M%SZ'))
     with _open_verified(backup) as raw, tarfile.open(fileobj=raw, mode='r:gz') as tar:
         members = tar.getmembers()
-        _check_members(backup, members)
-        count = len(_listed(backup))
+        listed = _listed(backup)
+        _check_members(backup, listed, members)
+        count = len(listed)
         if ctx.check_mode:
             return dict(changed=True, backup_id=backup.backup_id,
                         actions=['Verified files backup %s' % backup.backup_id,
@@ -341,7 +339,7 @@ def restore_files(ctx, name, reference, dest):
         try:
             staging_fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
             try:
-                _unpack(backup, tar, members, staging_fd)
+                _unpack(backup, listed, tar, members, staging_fd)
             finally:
                 os.close(staging_fd)
         except BaseException:
