@@ -2,9 +2,9 @@
 """Names as PostgreSQL reads them: schema.table parsing, the 63-byte limit, row-count keys."""
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import (
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import (
     check_name, quoted_key, row_count_keys, split_name)
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
 
 def test_split_name_reads_names_as_sql_does():

@@ -2,9 +2,9 @@
 """Row-count comparison between a baseline (or manifest) and the database."""
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.checks import FAILED, PASSED, compare_row_counts
-from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import normalize_checks
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import FAILED, PASSED, compare_row_counts
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import normalize_checks
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
 BASELINE = {'public.customers': 1000, 'public.orders': 3000, 'public.empty': 0}
 
@@ -94,7 +94,7 @@ def test_duplicate_tables_are_compared_once():
 
 
 def test_tolerance_parses_percent_and_rows_and_refuses_anything_else():
-    from ansible_collections.lifeboat.db.plugins.module_utils.checks import parse_tolerance
+    from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import parse_tolerance
     assert parse_tolerance('5%') == ('percent', 5.0) and parse_tolerance(' 0.5 % ') == ('percent', 0.5)
     assert parse_tolerance('100') == ('rows', 100) and parse_tolerance(None) is None and parse_tolerance('') is None
     for bad in ('lots', '-5%', '5%%', '1e3'):
@@ -116,7 +116,7 @@ def test_a_count_within_the_tolerance_passes_and_says_so():
 
 
 def test_custom_check_value_is_the_last_column_of_the_single_row():
-    from ansible_collections.lifeboat.db.plugins.module_utils.custom_checks import evaluate
+    from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import evaluate
     check = {'name': 'bc004', 'value': 0}
     passed = evaluate(check, 'bc004: teams without leaders', ['check_name', 'count'], [('teams without leaders', 0)])
     assert passed['status'] == PASSED and passed['summary'] == 'expected value 0, found value 0'

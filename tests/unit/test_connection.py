@@ -6,7 +6,7 @@ import stat
 import psycopg
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     ConnectionOptions, PassFile, connection_argument_spec, first_line, scrub)
 
 PASSWORD = 's3cr:et\\pa ss'
@@ -135,7 +135,7 @@ def test_connection_argument_spec():
 def test_a_database_name_reaches_libpq_as_a_name_only(name):
     """pg_restore's --dbname and psycopg's keywords: libpq parses either once, into exactly this
     name and no other option (no host, no port from inside the name)."""
-    from ansible_collections.lifeboat.db.plugins.module_utils.connection import dbname_argument
+    from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import dbname_argument
     argument = dbname_argument(name)
     assert argument.startswith('--dbname=')
     assert psycopg.conninfo.conninfo_to_dict(argument[len('--dbname='):]) == {'dbname': name}

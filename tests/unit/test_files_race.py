@@ -6,7 +6,7 @@ import io
 import os
 import tarfile
 
-from ansible_collections.lifeboat.db.plugins.module_utils import files
+from ansible_collections.lifeboat.db.plugins.module_utils.files import archive as files
 
 
 def test_entries_swapped_after_listing_are_not_followed(tmp_path, monkeypatch):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils import flyway
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.migrate import flyway
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
 JAVA_CHECKSUM = Path(__file__).resolve().parents[1] / 'tools' / 'FlywayChecksum.java'
 FIXTURE_MIGRATIONS = Path(__file__).resolve().parents[1] / 'fixtures' / 'opendolphin' / 'migrations'

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import (
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
     InvalidSet, describe_files, read_manifest, sha256_of, validate_manifest, verify_files, write_json_atomic)
 
 CONTENT = b'PGDMP' + bytes(range(256)) * 40

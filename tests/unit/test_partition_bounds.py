@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.partition import Bounds, RetiredMark, parse_value
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import Bounds, RetiredMark, parse_value
 
 TSTZ, TS, DATE = 'timestamp with time zone', 'timestamp without time zone', 'date'
 UTC = datetime.timezone.utc

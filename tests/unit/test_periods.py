@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.periods import Calendar, Namer
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.periods import Calendar, Namer
 
 D = datetime.datetime
 TS = 'timestamp with time zone'

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.manifest import describe_files
-from ansible_collections.lifeboat.db.plugins.module_utils.repository import (
-    Repository, iso, new_backup_id, parse_iso)
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import describe_files
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository, new_backup_id
+from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, parse_iso
 
 T0 = datetime.datetime(2026, 11, 20, 3, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -202,7 +202,7 @@ def test_a_set_dated_in_the_future_is_never_the_newest_and_the_new_set_is_protec
     # keep_last 1 keeps the newest real set; the future one is kept (and reported), never "newest".
     assert plan == [old]
     assert [b.backup_id for b in repo.retention_plan('app', 'full', keep_last=1, now=now, protect=(old,))] == []
-    from ansible_collections.lifeboat.db.plugins.module_utils.repository import dated_ahead
+    from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import dated_ahead
     assert [b.backup_id for b in dated_ahead(repo.backups('app'), now)] == [future]
 
 

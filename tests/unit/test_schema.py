@@ -3,7 +3,7 @@
 import copy
 import json
 
-from ansible_collections.lifeboat.db.plugins.module_utils.schema import diff, fingerprint
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.schema import diff, fingerprint
 
 USERS_INDEX = 'CREATE INDEX d_users_idx ON public.d_users USING btree (name)'
 ORDERS_FKEY = 'FOREIGN KEY (user_id) REFERENCES public.d_users(id)'

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.sql_script import Statement, parse, read_script
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sql_script import Statement, parse, read_script
 
 PAGILA = Path(__file__).resolve().parents[1] / 'fixtures' / 'pagila'
 

@@ -2,8 +2,8 @@
 """stream_into: what a consumer (psql) sees when its producer (pg_restore) or itself fails."""
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.stream import stream_into, tool_output
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import stream_into, tool_output
 
 
 def test_the_consumer_gets_every_block_in_order(tmp_path):

@@ -3,7 +3,7 @@
 import datetime
 import re
 
-from ansible_collections.lifeboat.db.plugins.module_utils.swap import (
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import (
     NAMEDATALEN, marker, previous_name, probe_name, staging_name, stem)
 
 MOMENT = datetime.datetime(2026, 12, 4, 20, 0, 0)

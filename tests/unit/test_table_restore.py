@@ -2,8 +2,8 @@
 """Reading an archive's table of contents and the SQL pg_dump writes, for restore mode=tables."""
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.table_restore import ArchiveObjects, TocEntry, table_keys
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.tables import ArchiveObjects, TocEntry, table_keys
 
 
 @pytest.mark.parametrize('line, desc, schema, tag', [

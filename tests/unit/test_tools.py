@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils import tools
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.tools import ToolFinder, run_tool
+from ansible_collections.lifeboat.db.plugins.module_utils.pg import tools
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import ToolFinder, run_tool
 
 from .conftest import subprocess_run_command
 

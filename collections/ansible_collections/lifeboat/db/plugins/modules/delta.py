@@ -285,15 +285,10 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.delta import (
-    ACTIONS, ApplyRequest, ExportRequest, apply_deltas, export_delta)
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
-
-# Options that belong to one action only; naming them for the other is a mistake worth a clear error.
-EXPORT_ONLY = ('tables', 'keep_last', 'keep_days')
-APPLY_ONLY = ('deltas', 'backup_db')
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.delta.delta import ACTIONS
+from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.delta.run import run
 
 
 def argument_spec():
@@ -321,21 +316,6 @@ def argument_spec():
         lock_timeout=dict(type='int', default=0),
     )
     return spec
-
-
-def run(ctx):
-    p = ctx.params
-    misplaced = [name for name in (APPLY_ONLY if p['action'] == 'export' else EXPORT_ONLY) if p[name] is not None]
-    if misplaced:
-        raise LifeboatError('%s cannot be used with action=%s' % (', '.join(misplaced), p['action']))
-    if p['action'] == 'export':
-        return export_delta(ctx, ExportRequest(
-            p['db'], p['tables'], base=p['base'], kind=p['kind'], overlap_seconds=p['overlap_seconds'],
-            keep_last=p['keep_last'], keep_days=p['keep_days'], lock_timeout=p['lock_timeout'], compress=p['compress'],
-            base_kind=p['base_kind']))
-    return apply_deltas(ctx, ApplyRequest(p['db'], p['backup_db'], base=p['base'], deltas=p['deltas'], kind=p['kind'],
-                                          lock_timeout=p['lock_timeout'], disable_triggers=p['disable_triggers'],
-                                          base_kind=p['base_kind']))
 
 
 def main():

@@ -268,12 +268,11 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.backup import BackupRequest, OffsiteRequest, take_backup
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.dump_options import FORMATS, METHODS, DumpOptions
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.s3 import s3_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import FORMATS, METHODS
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.backup.run import run
 
 
 def argument_spec():
@@ -303,33 +302,9 @@ def argument_spec():
     return spec
 
 
-def dump(ctx):
-    params = ctx.params
-    if not params['db']:
-        raise LifeboatError('db is required: name the database to back up')
-    options = DumpOptions(format=params['format'], compress=params['compress'],
-                          compress_method=params['compress_method'], jobs=params['jobs'], tables=params['tables'],
-                          exclude_tables=params['exclude_tables'], schemas=params['schemas'],
-                          exclude_schemas=params['exclude_schemas'])
-    offsite = None
-    store = ctx.offsite_store()
-    if store is not None:
-        if ctx.store is not None:
-            raise LifeboatError('offsite_url copies a local backup to S3, but repository is already in S3; '
-                                'use a local repository path, or drop offsite_url')
-        no_rule = params['offsite_keep_last'] is None and params['offsite_keep_days'] is None
-        offsite = OffsiteRequest(store, params['keep_last'] if no_rule else params['offsite_keep_last'],
-                                 params['keep_days'] if no_rule else params['offsite_keep_days'],
-                                 required=params['offsite'] == 'required')
-    request = BackupRequest(params['db'], kind=params['kind'], options=options, keep_last=params['keep_last'],
-                            keep_days=params['keep_days'], with_globals=params['globals'],
-                            lock_timeout=params['lock_timeout'], offsite=offsite)
-    return take_backup(ctx, request)
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module, dump)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -91,11 +91,9 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.catalog import split_name
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import (
-    connection_argument_spec, database_exists, sql)
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.fault.run import run
 
 
 def argument_spec():
@@ -109,56 +107,6 @@ def argument_spec():
         maintenance_db=dict(type='str', default='postgres'),
     )
     return spec
-
-
-def drop_database(ctx):
-    db = ctx.params['db']
-    conn = ctx.options.connect(ctx.params['maintenance_db'])
-    try:
-        if not database_exists(conn, db):
-            raise LifeboatError('database %r does not exist; nothing to break' % db)
-        if not ctx.check_mode:
-            conn.execute(sql.SQL('DROP DATABASE {} WITH (FORCE)').format(sql.Identifier(db)))
-    finally:
-        conn.close()
-    verb = 'Would drop' if ctx.check_mode else 'Dropped'
-    return dict(changed=True, fault='drop_database', target=db, actions=['%s database %r' % (verb, db)])
-
-
-def table_fault(ctx):
-    p = ctx.params
-    if not p['table']:
-        raise LifeboatError('fault=%s needs table: the schema.table to break' % p['fault'])
-    schema, table = split_name(p['table'])
-    target = sql.SQL('{}.{}').format(sql.Identifier(schema), sql.Identifier(table))
-    conn = ctx.options.connect(p['db'], autocommit=False)
-    try:
-        found = conn.execute("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                             "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
-                             (schema, table)).fetchone()
-        if not found:
-            raise LifeboatError('table %s.%s not found in database %r; name it as schema.table' % (schema, table, p['db']))
-        rows = conn.execute(sql.SQL('SELECT count(*) FROM {}').format(target)).fetchone()[0]
-        statement = sql.SQL('TRUNCATE {}' if p['fault'] == 'truncate' else 'DROP TABLE {}').format(target)
-        if p['cascade']:
-            statement += sql.SQL(' CASCADE')
-        if ctx.check_mode:
-            conn.rollback()
-        else:
-            conn.execute(statement)
-            conn.commit()
-    finally:
-        conn.close()
-    done, planned = {'truncate': ('Truncated', 'Would truncate'), 'drop_table': ('Dropped', 'Would drop')}[p['fault']]
-    return dict(changed=True, fault=p['fault'], target='%s.%s' % (schema, table), rows_destroyed=rows,
-                actions=['%s table %s.%s (%d rows)' % (planned if ctx.check_mode else done, schema, table, rows)])
-
-
-def run(ctx):
-    p = ctx.params
-    if p['confirm'] != p['db']:
-        raise LifeboatError('confirm must repeat the database name %r to inject a fault; nothing was changed' % p['db'])
-    return drop_database(ctx) if p['fault'] == 'drop_database' else table_fault(ctx)
 
 
 def main():

@@ -139,10 +139,9 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.files import backup_files, restore_files
-from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.files.run import run
 
 
 def argument_spec():
@@ -157,17 +156,6 @@ def argument_spec():
         keep_last=dict(type='int'),
     )
     return spec
-
-
-def run(ctx):
-    p = ctx.params
-    if p['action'] == 'backup':
-        if not p['path']:
-            raise LifeboatError('action=backup needs path: the directory to back up')
-        return backup_files(ctx, p['path'], p['name'], p['keep_last'])
-    if not p['dest']:
-        raise LifeboatError('action=restore needs dest: the directory to restore into')
-    return restore_files(ctx, p['name'], p['backup'], p['dest'])
 
 
 def main():

@@ -257,10 +257,10 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.partition_task import RETENTION_ACTIONS, run_partition
-from ansible_collections.lifeboat.db.plugins.module_utils.s3 import s3_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.run import RETENTION_ACTIONS, run
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
 
 
 def argument_spec():
@@ -291,7 +291,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    run_module(module, run_partition)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

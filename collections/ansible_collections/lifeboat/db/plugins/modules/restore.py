@@ -384,10 +384,11 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.restore import MODES, RestoreRequest, restore
-from ansible_collections.lifeboat.db.plugins.module_utils.s3 import s3_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.database import MODES
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.run import run
 
 
 def argument_spec():
@@ -420,19 +421,6 @@ def argument_spec():
     )
     spec.update(s3_argument_spec())
     return spec
-
-
-def run(ctx):
-    p = ctx.params
-    request = RestoreRequest(p['backup_db'] or p['db'], p['backup'], p['db'], p['mode'], jobs=p['jobs'],
-                             no_owner=p['no_owner'], no_acl=p['no_acl'], maintenance_db=p['maintenance_db'],
-                             analyze=p['analyze'], safety_backup=p['safety_backup'],
-                             glacier_restore=p['glacier_restore'], grace_seconds=p['grace_seconds'],
-                             keep_previous=p['keep_previous'], kind=p['kind'],
-                             tables=p['tables'], role=p['role'], grants=p['grants'],
-                             refresh_matviews=p['refresh_matviews'], repair_sequences=p['repair_sequences'],
-                             checks=p['checks'], locale_fallback=p['locale_fallback'])
-    return restore(ctx, request)
 
 
 def main():

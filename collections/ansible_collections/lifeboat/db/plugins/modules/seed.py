@@ -276,9 +276,9 @@ timing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.db.plugins.module_utils.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.seed_task import run
-from ansible_collections.lifeboat.db.plugins.module_utils.task import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.migrate.run import run
+from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
 
 ACTIONS = ['apply', 'baseline', 'migrate', 'info', 'validate', 'repair', 'smoke', 'export_schema']
 

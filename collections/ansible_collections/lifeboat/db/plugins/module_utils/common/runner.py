@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module's main() shares: the task's context and the single error path."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import stat
+import time
+
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
+    ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository
+from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings, S3Store, is_s3_url
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import ToolFinder
+
+# Where an s3:// repository keeps its local cache unless cache_dir says otherwise.
+DEFAULT_CACHE_DIR = '/var/tmp/lifeboat-cache'
+
+
+class TaskContext(object):
+    """The parts of an AnsibleModule the module_utils need, and nothing else."""
+
+    def __init__(self, module):
+        self.params = module.params
+        self.options = ConnectionOptions(module.params)
+        self.run_command = module.run_command
+        self.finder = ToolFinder(module.run_command, module.params.get('pg_bin_dir'))
+        self.check_mode = module.check_mode
+        self.tmpdir = module.tmpdir
+        repository = module.params.get('repository')
+        self.store = None
+        if is_s3_url(repository):
+            # An S3 repository: the local cache (downloads, the lock, progress) stands in for it.
+            self.store = S3Store(repository, S3Settings(module.params))
+            repository = private_dir(module.params.get('cache_dir') or DEFAULT_CACHE_DIR, module.check_mode)
+        self.repository = Repository(repository) if repository else None
+
+    def offsite_store(self):
+        """The S3 store of `offsite_url`, or None."""
+        url = self.params.get('offsite_url')
+        return S3Store(url, S3Settings(self.params)) if url else None
+
+
+def private_dir(path, check_mode):
+    """The cache of an s3:// repository holds downloads that get restored: it must be the module
+    user's alone, not a folder someone else made first in a shared place like /var/tmp."""
+    if not os.path.isabs(path):
+        raise LifeboatError('cache_dir must be an absolute path on the target host, got %r' % (path,))
+    try:
+        if not os.path.lexists(path):
+            if check_mode:
+                return path
+            os.makedirs(path, 0o700)
+        # lstat: a link planted in a shared place must not lead the cache elsewhere.
+        facts = os.lstat(path)
+    except OSError as exc:
+        raise LifeboatError('cannot create cache_dir %s: %s; choose a folder the module user can write to'
+                            % (path, exc.strerror or exc))
+    if stat.S_ISLNK(facts.st_mode) or not stat.S_ISDIR(facts.st_mode):
+        raise LifeboatError('cache_dir %s is a symbolic link or not a folder; backups downloaded there get restored, '
+                            'so it must be a real folder private to the module user: remove it or choose another '
+                            'cache_dir' % path)
+    if facts.st_uid != os.geteuid() or facts.st_mode & 0o077:
+        raise LifeboatError('cache_dir %s belongs to uid %d or is open to others (it must be 0700); backups downloaded '
+                            'there get restored, so it must be private to the module user: remove it or choose another '
+                            'cache_dir'
+                            % (path, facts.st_uid))
+    return path
+
+
+# Options that name a database: a name over 63 bytes would be cut by the server to another
+# database's name (in a connection as in a statement), so it is refused before anything runs.
+DATABASE_NAME_OPTIONS = ('db', 'backup_db', 'maintenance_db')
+
+
+def one_line(msg, password):
+    """The failure message as one line: a name holding a line break (a database may be called
+    that) is shown escaped, never splitting the message."""
+    return scrub(msg, password).replace('\r', '\\r').replace('\n', '\\n')
+
+
+def os_error_line(exc):
+    what = exc.strerror or str(exc)
+    where = ' (%s)' % exc.filename if getattr(exc, 'filename', None) else ''
+    return ('system error: %s%s; check free space, permissions and mounts on the target host, then run again'
+            % (what, where))
+
+
+def failure_line(exc):
+    """What a failure says: a LifeboatError's message, a database error's first line, or a system
+    error with what to check (the error types run_module turns into fail_json)."""
+    if isinstance(exc, LifeboatError):
+        return exc.msg
+    if isinstance(exc, psycopg.Error):
+        return 'PostgreSQL error: %s' % first_line(exc)
+    return os_error_line(exc)
+
+
+def run_module(module, work):
+    """Run `work(ctx)` and exit; any LifeboatError or database error becomes one fail_json."""
+    require_psycopg(module)
+    password = module.params.get('login_password')
+    started, clock = utc_now(), time.monotonic()
+
+    def timing():
+        return dict(started_at=iso(started), finished_at=iso(utc_now()), started_epoch=started.timestamp(),
+                    finished_epoch=time.time(), seconds=round(time.monotonic() - clock, 3))
+    try:
+        for option in DATABASE_NAME_OPTIONS:
+            check_name(option, module.params.get(option))
+        result = work(TaskContext(module))
+    except (LifeboatError, psycopg.Error, IOError, OSError) as exc:
+        # A full disk, a busy mount point, a folder that vanished too: one line, never a traceback.
+        facts = exc.facts if isinstance(exc, LifeboatError) else {}
+        module.fail_json(msg=one_line(failure_line(exc), password), timing=timing(), **facts)
+    result['timing'] = timing()
+    module.exit_json(**result)
