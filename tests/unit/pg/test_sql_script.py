@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.sql_script import Statement, parse, read_script
 
-PAGILA = Path(__file__).resolve().parents[1] / 'fixtures' / 'pagila'
+PAGILA = Path(__file__).resolve().parents[2] / 'fixtures' / 'pagila'
 
 
 def split(text):

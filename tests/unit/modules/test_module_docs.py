@@ -18,7 +18,7 @@ import tempfile
 import pytest
 import yaml
 
-from .conftest import MODULES_DIR, REPO_ROOT, module_names
+from ..conftest import MODULES_DIR, REPO_ROOT, module_names
 
 MODULES = module_names()
 COLLECTION = 'lifeboat.db'

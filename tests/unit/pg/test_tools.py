@@ -8,7 +8,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg import tools
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import ToolFinder, run_tool
 
-from .conftest import subprocess_run_command
+from ..conftest import subprocess_run_command
 
 
 def fake_tool(directory, name, version_line, rc=0):

@@ -9,8 +9,8 @@ import pytest
 from ansible_collections.lifeboat.db.plugins.module_utils.migrate import flyway
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
-JAVA_CHECKSUM = Path(__file__).resolve().parents[1] / 'tools' / 'FlywayChecksum.java'
-FIXTURE_MIGRATIONS = Path(__file__).resolve().parents[1] / 'fixtures' / 'opendolphin' / 'migrations'
+JAVA_CHECKSUM = Path(__file__).resolve().parents[2] / 'tools' / 'FlywayChecksum.java'
+FIXTURE_MIGRATIONS = Path(__file__).resolve().parents[2] / 'fixtures' / 'opendolphin' / 'migrations'
 
 # Computed by Java's BufferedReader + CRC32 (tests/tools/FlywayChecksum.java), the way Flyway does.
 KNOWN = [(b'SELECT 1;\n', 78787420), (b'SELECT 1;\r\n', 78787420), (b'\xef\xbb\xbfSELECT 1;', 78787420),

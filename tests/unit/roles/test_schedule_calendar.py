@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PLUGIN = Path(__file__).resolve().parents[2] / "roles" / "lifeboat_schedule" / "filter_plugins" / "schedule.py"
+PLUGIN = Path(__file__).resolve().parents[3] / "roles" / "lifeboat_schedule" / "filter_plugins" / "schedule.py"
 spec = importlib.util.spec_from_file_location("lifeboat_schedule_filters", PLUGIN)
 schedule = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(schedule)
