@@ -30,7 +30,8 @@ COLLECTIONS = str(PROJECT / "collections")
 OURS = """
 import json, sys
 sys.path.insert(0, {collections!r})
-from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings, S3Store
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
 args = json.loads(sys.argv[1])
 settings = S3Settings(dict(s3_endpoint_url=args['endpoint'], s3_region='us-east-1', aws_access_key='k',
                            aws_secret_key='s', s3_part_size_mb=args['part_mb'], s3_concurrency=args['concurrency']))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.lifeboat.db.plugins.module_utils.migrate import flyway
+from ansible_collections.lifeboat.db.plugins.module_utils.migrate import flyway, flyway_history, flyway_runner
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
 JAVA_CHECKSUM = Path(__file__).resolve().parents[2] / 'tools' / 'FlywayChecksum.java'
@@ -51,9 +51,9 @@ def test_checksum_of_every_fixture_migration_matches_java(tmp_path):
 
 def test_lock_number_is_flyways():
     # Java: "\"public\".\"flyway_schema_history\"".hashCode() == 2125624436
-    assert flyway.java_hash('"public"."flyway_schema_history"') == 2125624436
-    assert flyway.lock_number('public', 'flyway_schema_history') == 77431708279161 + 2125624436
-    assert flyway.java_hash('\U0001F600') == 1772899  # a surrogate pair counts as two UTF-16 units
+    assert flyway_runner.java_hash('"public"."flyway_schema_history"') == 2125624436
+    assert flyway_runner.lock_number('public', 'flyway_schema_history') == 77431708279161 + 2125624436
+    assert flyway_runner.java_hash('\U0001F600') == 1772899  # a surrogate pair counts as two UTF-16 units
 
 
 @pytest.mark.parametrize('text,key', [('1', (1,)), ('1.0', (1,)), ('1_0_0', (1,)), ('0002', (2,)),
@@ -116,7 +116,7 @@ def test_script_config_marks_a_migration_non_transactional(tmp_path):
 
 
 def history(*rows):
-    found = flyway.History('public')
+    found = flyway_history.History('public')
     found.exists = True
     found.rows = [dict(installed_rank=rank, version=version, description=description, type=kind, script=script,
                        checksum=crc, installed_by='u', installed_on='t', execution_time=1, success=success)
@@ -146,39 +146,39 @@ def test_states_cover_flyways(tmp_path):
                    (None, 'v', 'SQL', 'R__v.sql', 2, True),                 # file changed since
                    (None, 'w', 'SQL', 'R__w.sql', crc['R__w.sql'], True),
                    ('9', 'z', 'SQL', 'V9__z.sql', 1, True))                 # newer than any file
-    states = by_script(flyway.states(versioned, repeatables, rows))
+    states = by_script(flyway_history.states(versioned, repeatables, rows))
     assert states['base'] == 'baseline'
     assert states['V2__b.sql'] == 'success'
     assert states['V4__d.sql'] == 'missing'
     assert states['V9__z.sql'] == 'future'
     assert states['V1__a.sql'] == 'ignored' and states['V3__c.sql'] == 'ignored'
     assert states['V6__f.sql'] == 'ignored'  # below V9, applied by a newer release
-    assert [e['state'] for e in flyway.states(versioned, repeatables, rows) if e['script'] == 'R__v.sql'] == \
+    assert [e['state'] for e in flyway_history.states(versioned, repeatables, rows) if e['script'] == 'R__v.sql'] == \
         ['superseded', 'outdated', 'pending']
     assert states['R__w.sql'] == 'success'
-    entries = flyway.states(versioned, repeatables, rows)
-    kinds = sorted(p['kind'] for p in flyway.problems(versioned, repeatables, rows, entries))
+    entries = flyway_history.states(versioned, repeatables, rows)
+    kinds = sorted(p['kind'] for p in flyway_history.problems(versioned, repeatables, rows, entries))
     assert kinds == ['failed', 'ignored', 'ignored', 'ignored', 'missing', 'pending']
 
 
 def test_states_with_target_out_of_order_and_baseline(tmp_path):
     versioned, repeatables, _ = resolved(tmp_path, 'V1__a.sql', 'V2__b.sql', 'V3__c.sql', 'V4__d.sql')
     rows = history(('2', 'base', 'BASELINE', 'base', None, True))
-    states = by_script(flyway.states(versioned, repeatables, rows, target='3'))
+    states = by_script(flyway_history.states(versioned, repeatables, rows, target='3'))
     assert states == {'base': 'baseline', 'V1__a.sql': 'below_baseline', 'V3__c.sql': 'pending',
                       'V4__d.sql': 'above_target'}
     crc = dict((m.script, m.checksum) for m in versioned)
     rows = history(('1', 'a', 'SQL', 'V1__a.sql', crc['V1__a.sql'], True),
                    ('3', 'c', 'SQL', 'V3__c.sql', crc['V3__c.sql'], True),
                    ('2', 'b', 'SQL', 'V2__b.sql', crc['V2__b.sql'], True))
-    states = by_script(flyway.states(versioned, repeatables, rows))
+    states = by_script(flyway_history.states(versioned, repeatables, rows))
     assert states['V2__b.sql'] == 'out_of_order' and states['V4__d.sql'] == 'pending'
 
 
 def test_checksum_mismatch_is_a_problem_and_pending_can_be_ignored(tmp_path):
     versioned, repeatables, _ = resolved(tmp_path, 'V1__a.sql', 'V2__b.sql')
     rows = history(('1', 'a', 'SQL', 'V1__a.sql', 42, True))
-    entries = flyway.states(versioned, repeatables, rows)
-    found = flyway.problems(versioned, repeatables, rows, entries, ignore_pending=True)
+    entries = flyway_history.states(versioned, repeatables, rows)
+    found = flyway_history.problems(versioned, repeatables, rows, entries, ignore_pending=True)
     assert [p['kind'] for p in found] == ['checksum']
     assert 'applied 42, file %d' % versioned[0].checksum in found[0]['message']

@@ -5,8 +5,8 @@ import itertools
 import pytest
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import (
-    MAX_PARTS, MB, S3Location, part_sizes, same_checksum)
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import MB, S3Location
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_upload import MAX_PARTS, part_sizes, same_checksum
 
 GIB = 1024 * MB
 
@@ -53,7 +53,7 @@ class _Set(object):
 
 
 def _reads(body):
-    from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Store
+    from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
     store = S3Store.__new__(S3Store)  # _blocks needs no client: it only bounds what a body yields
     store.location = S3Location('s3://bucket-a/p')
     return b''.join(store._blocks(_Set(), 'app.dump', body))

@@ -11,11 +11,12 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
-from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings, S3Store, is_s3_url
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings, is_s3_url
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import ToolFinder
 
 # Where an s3:// repository keeps its local cache unless cache_dir says otherwise.

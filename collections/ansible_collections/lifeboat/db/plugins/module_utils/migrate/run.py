@@ -11,7 +11,7 @@ import tempfile
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile, server_major, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.migrate import flyway, seed
+from ansible_collections.lifeboat.db.plugins.module_utils.migrate import flyway, flyway_history, flyway_runner, seed
 from ansible_collections.lifeboat.db.plugins.module_utils.pg import sql_script
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
 
@@ -130,20 +130,20 @@ class Migrations(object):
         params = ctx.params
         self.ctx, self.conn, self.params = ctx, conn, params
         self.versioned, self.repeatables, self.callbacks = flyway.resolve(params['migrations'] or [])
-        self.history = flyway.History(schema, params['table']).read(conn)
+        self.history = flyway_history.History(schema, params['table']).read(conn)
         if params['target'] not in (None, 'latest'):
             flyway.version_key(params['target'], 'target')
 
     def entries(self):
-        return flyway.states(self.versioned, self.repeatables, self.history, self.params['target'],
+        return flyway_history.states(self.versioned, self.repeatables, self.history, self.params['target'],
                              self.params['out_of_order'])
 
     def report(self, result):
         entries = self.entries()
         result['migrations'] = entries
-        result['pending'] = [e['script'] for e in entries if e['state'] in (flyway.PENDING, flyway.OUTDATED)
+        result['pending'] = [e['script'] for e in entries if e['state'] in (flyway_history.PENDING, flyway_history.OUTDATED)
                              and e['installed_rank'] is None]
-        applied = [e for e in entries if e['state'] in (flyway.SUCCESS, flyway.OUT_OF_ORDER, flyway.BASELINE)
+        applied = [e for e in entries if e['state'] in (flyway_history.SUCCESS, flyway_history.OUT_OF_ORDER, flyway_history.BASELINE)
                    and e['version'] is not None and e['category'] != 'schema']
         result['current_version'] = max(applied, key=lambda e: flyway.version_key(e['version'], 'history'))[
             'version'] if applied else None
@@ -152,7 +152,7 @@ class Migrations(object):
     def runner(self, schema):
         params = self.params
         placeholders = (params['placeholders'] or {}) if params['placeholder_replacement'] else None
-        return flyway.Runner(self.conn, self.history, placeholders, params['installed_by'], params['db'],
+        return flyway_runner.Runner(self.conn, self.history, placeholders, params['installed_by'], params['db'],
                              _search_path(self.conn, schema, params['schema']))
 
 
@@ -170,7 +170,7 @@ def baseline(ctx, conn, schema, result):
     params = ctx.params
     version = params['baseline_version']
     flyway.version_key(version, 'baseline_version')
-    history = flyway.History(schema, params['table']).read(conn)
+    history = flyway_history.History(schema, params['table']).read(conn)
     done = _baseline(ctx, conn, history, version, params['baseline_description'], result)
     result['changed'] = done
     migrations = Migrations(ctx, conn, schema)
@@ -190,7 +190,7 @@ def _baseline(ctx, conn, history, version, description, result):
     if ctx.check_mode:
         result['actions'].append('would record baseline %s in %s' % (version, history.qualified()))
         return True
-    with flyway.Lock(conn, history, ctx.params['lock_timeout']):
+    with flyway_runner.Lock(conn, history, ctx.params['lock_timeout']):
         with conn.transaction():
             if not history.exists:
                 history.create(conn)
@@ -216,7 +216,7 @@ def migrate(ctx, conn, schema, result):
             c for event in flyway.MIGRATE_EVENTS for c in migrations.callbacks[event]]:
         runner.prepare(script)
     if not history.exists or not history.rows:
-        if not flyway.schema_is_empty(conn, schema) and not history.exists:
+        if not flyway_runner.schema_is_empty(conn, schema) and not history.exists:
             if not params['baseline_on_migrate']:
                 raise LifeboatError('schema %s has objects but no %s; run action=baseline first, or set '
                                     'baseline_on_migrate: true (with baseline_version) to record that the schema '
@@ -230,7 +230,7 @@ def migrate(ctx, conn, schema, result):
                                      script=params['baseline_description'], checksum=None, installed_by=None,
                                      installed_on=None, execution_time=0, success=True)]
     entries = migrations.entries()
-    problems = [p for p in flyway.problems(migrations.versioned, migrations.repeatables, history, entries,
+    problems = [p for p in flyway_history.problems(migrations.versioned, migrations.repeatables, history, entries,
                                            ignore_pending=True, ignore_missing=params['ignore_missing'])]
     result['problems'] = problems
     if problems:
@@ -247,7 +247,7 @@ def migrate(ctx, conn, schema, result):
         result['pending'] = [m.script for m in todo]
         return
     result['applied'], result['callbacks'] = [], []
-    with flyway.Lock(conn, history, params['lock_timeout']):
+    with flyway_runner.Lock(conn, history, params['lock_timeout']):
         if not history.exists:
             with conn.transaction():
                 history.create(conn)
@@ -262,7 +262,7 @@ def migrate(ctx, conn, schema, result):
 
 def _to_run(migrations, entries):
     """Pending versioned migrations in version order, then new or changed repeatables."""
-    pending = set(e['script'] for e in entries if e['state'] == flyway.PENDING and e['installed_rank'] is None)
+    pending = set(e['script'] for e in entries if e['state'] == flyway_history.PENDING and e['installed_rank'] is None)
     return [m for m in migrations.versioned if m.script in pending] + \
         [m for m in migrations.repeatables if m.script in pending]
 
@@ -300,7 +300,7 @@ def validate(ctx, conn, schema, result):
     params = ctx.params
     migrations = Migrations(ctx, conn, schema)
     entries = migrations.report(result)
-    problems = flyway.problems(migrations.versioned, migrations.repeatables, migrations.history, entries,
+    problems = flyway_history.problems(migrations.versioned, migrations.repeatables, migrations.history, entries,
                                ignore_pending=params['ignore_pending'], ignore_missing=params['ignore_missing'])
     result['problems'] = problems
     if problems:
@@ -336,7 +336,7 @@ def repair(ctx, conn, schema, result):
     result['actions'].extend('%srealign %s to checksum %s' % (verb, r['script'], m.checksum) for r, m in realign)
     result['changed'] = bool(failed or realign)
     if result['changed'] and not ctx.check_mode:
-        with flyway.Lock(conn, history, ctx.params['lock_timeout']):
+        with flyway_runner.Lock(conn, history, ctx.params['lock_timeout']):
             with conn.transaction():
                 for row in failed:
                     conn.execute(sql.SQL('DELETE FROM {} WHERE installed_rank = %s').format(history.ident),

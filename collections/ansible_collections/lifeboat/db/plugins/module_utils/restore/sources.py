@@ -26,7 +26,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest impor
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import (
     VERIFICATION_NAME, Backup, Repository, read_set_manifest, _read_json)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso
-from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Location, S3Settings, S3Store, is_s3_url
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Location, S3Settings, is_s3_url
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import DEFAULT_CACHE_DIR, private_dir
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
 

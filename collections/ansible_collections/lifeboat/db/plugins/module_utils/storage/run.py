@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Backup
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Backup
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.verification import verify_and_record, verify_remote
 
 
