@@ -14,6 +14,9 @@ RESTORE = PROJECT / "playbooks" / "restore.yml"
 DR = PROJECT / "playbooks" / "dr.yml"
 ROLE = "lifeboat_restore : "
 START = ROLE + "Restore the database {db}"
+# lifeboat_common's async_progress follows the restore's job.
+FOLLOW = "lifeboat_common : Follow the job in the background - restore of {db}"
+COLLECT = "lifeboat_common : Collect the job's result - restore of {db}"
 MARKER = "CREATE TABLE public.written_after_backup (id int)"
 
 
@@ -54,14 +57,14 @@ def test_restore_playbook_swaps_in_latest_while_following_its_progress(server, a
     started = play.result(START.format(db=db))
     assert started["ansible_job_id"] and started["started"], "the restore runs as an async job"
 
-    watched = play.result(ROLE + "Follow the restore (phase, tables restored)")["results"]
+    watched = play.result(FOLLOW.format(db=db))["results"]
     labels = [item["_ansible_item_label"] for item in watched]
     assert labels[-1].endswith(" finished") and labels[-1].startswith("job "), labels
     progress = [label for label in labels if not label.startswith("job ")]
     assert progress and all(label.startswith(f"{db}: ") and f" tables, backup {backup['backup_id']}, at " in label
                             for label in progress), progress
 
-    result = play.result(ROLE + "Collect the restore's result")
+    result = play.result(COLLECT.format(db=db))
     assert result["backup_id"] == backup["backup_id"] and result["mode"] == "swap"
     assert result["swap"]["previous_db"].startswith(db + "_prev_")
     assert result["row_count_check"]["status"] == "passed"
@@ -103,7 +106,7 @@ def test_production_host_restores_only_with_the_database_name_confirmed(server, 
 
     confirmed = ansible.run_playbook(RESTORE, "-e", f"restore_db={db}", "-e", f"restore_confirm={db}")
     assert confirmed.rc == 0, confirmed.stdout[-3000:]
-    assert confirmed.result(ROLE + "Collect the restore's result")["backup_id"] == backup["backup_id"]
+    assert confirmed.result(COLLECT.format(db=db))["backup_id"] == backup["backup_id"]
     assert not marker_present(server, db)
 
 
@@ -141,7 +144,7 @@ def test_dr_playbook_recovers_a_lost_database_from_s3_and_checks_it(server, ansi
     assert play.rc == 0, play.stdout[-3000:]
     assert moto.SECRET_KEY not in play.stdout
 
-    restored = play.result(ROLE + "Collect the restore's result")
+    restored = play.result(COLLECT.format(db=sample_db))
     assert restored["backup_id"] == backup["backup_id"] and len(restored["verified_files"]) == 1
     integrity = play.result(ROLE + f"Compare the restored row counts with backup {backup['backup_id']}")
     assert integrity["passed"] and integrity["row_counts"] == backup["row_counts"]
