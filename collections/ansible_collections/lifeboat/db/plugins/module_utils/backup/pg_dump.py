@@ -11,7 +11,6 @@ under that lock.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
 import socket
 import time
@@ -23,15 +22,16 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
-    FORMAT_VERSION, MANIFEST_NAME, describe_files, walk_files, write_json_atomic)
+    FORMAT_VERSION, MANIFEST_NAME, describe_files, walk_files)
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import (
-    OFFSITE_NAME, dated_ahead, new_backup_id, selection_key, validate_retention)
+    dated_ahead, new_backup_id, selection_key, validate_retention)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.common.progress import Progress
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import (
     run_following_stderr, stream_to_file, stream_to_s3)
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import TARGET_LOCK_DB, try_target_lock
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
+from ansible_collections.lifeboat.db.plugins.module_utils.backup.offsite import copy_offsite
 
 GLOBALS_NAME = 'globals.sql'
 # A safety backup is taken by the restore that holds the per-target lock (swap.try_target_lock), of the
@@ -68,44 +68,14 @@ def take_backup(ctx, request):
     """
     started = utc_now()
     clock = time.monotonic()
-    opts = request.options
-    sink = S3Sink(ctx.store) if ctx.store is not None and not request.local else LocalSink(ctx.repository)
-    if sink.streams_only and opts.format == 'directory':
-        raise LifeboatError('format %s cannot be streamed to S3 (pg_dump writes it as a folder); use format custom '
-                            'or plain, or a local repository with offsite_url' % opts.format)
+    sink = _sink(ctx, request)
     conn = ctx.options.connect(request.database, autocommit=False)
     try:
         version = server_version_string(conn)
-        needed = max(server_major(conn), opts.min_pg_dump_major)
-        why = 'the server is PostgreSQL %s' % version
-        if opts.min_pg_dump_major > server_major(conn):
-            why += ' and compress_method %s needs pg_dump %d or newer' % (opts.compress_method, opts.min_pg_dump_major)
-        pg_dump = ctx.finder.find('pg_dump', needed, why)
-        pg_dumpall = ctx.finder.find('pg_dumpall', server_major(conn), why) if request.with_globals else None
+        pg_dump, pg_dumpall = _find_tools(ctx, request, conn, version)
         backup_id = new_backup_id(started)
-        target = sink.location(request.database, backup_id)
         if ctx.check_mode:
-            if sink.streams_only:
-                ctx.store.check_bucket()
-            doomed = sink.retention_plan(request.database, request.kind, request.keep_last, request.keep_days,
-                                         incoming=1, incoming_group=selection_key(opts.selection()))
-            result = dict(changed=True, backup_id=backup_id, backup_path=target, pg_dump=pg_dump.as_dict(),
-                          deleted=[b.backup_id for b in doomed],
-                          actions=['Would dump database %r (%s format) with %s %s into %s'
-                                   % (request.database, opts.format, pg_dump.name, pg_dump.version, target)]
-                          + ['Would delete backup %s (retention)' % b.backup_id for b in doomed])
-            if request.offsite:
-                store = request.offsite.store
-                store.check_bucket()
-                remote = store.retention_plan(request.database, request.kind, request.offsite.keep_last,
-                                              request.offsite.keep_days, incoming=1,
-                                              incoming_group=selection_key(opts.selection()))
-                result['offsite'] = dict(url=store.set_url(request.database, backup_id),
-                                         deleted=[b.backup_id for b in remote])
-                result['actions'] += (['Would copy it to %s' % result['offsite']['url']]
-                                      + ['Would delete backup %s from %s (retention)' % (b.backup_id, store.url)
-                                         for b in remote])
-            return result
+            return _plan(ctx, request, sink, pg_dump, backup_id)
         guard, warnings = _restore_guard(ctx, request)
         try:
             with ctx.repository.lock(request.database, request.lock_timeout, 'a %s backup' % request.kind) as lock:
@@ -117,6 +87,54 @@ def take_backup(ctx, request):
     finally:
         conn.close()
     return _result(request, facts, pg_dump, lock, warnings)
+
+
+def _sink(ctx, request):
+    """Where the dump is written: S3 itself for an s3:// repository (unless request.local), else on disk."""
+    sink = S3Sink(ctx.store) if ctx.store is not None and not request.local else LocalSink(ctx.repository)
+    if sink.streams_only and request.options.format == 'directory':
+        raise LifeboatError('format %s cannot be streamed to S3 (pg_dump writes it as a folder); use format custom '
+                            'or plain, or a local repository with offsite_url' % request.options.format)
+    return sink
+
+
+def _find_tools(ctx, request, conn, version):
+    """(pg_dump, pg_dumpall or None): at least as new as the server and the compression need."""
+    opts = request.options
+    needed = max(server_major(conn), opts.min_pg_dump_major)
+    why = 'the server is PostgreSQL %s' % version
+    if opts.min_pg_dump_major > server_major(conn):
+        why += ' and compress_method %s needs pg_dump %d or newer' % (opts.compress_method, opts.min_pg_dump_major)
+    pg_dump = ctx.finder.find('pg_dump', needed, why)
+    pg_dumpall = ctx.finder.find('pg_dumpall', server_major(conn), why) if request.with_globals else None
+    return pg_dump, pg_dumpall
+
+
+def _plan(ctx, request, sink, pg_dump, backup_id):
+    """Check mode: what a run would dump, copy and delete; nothing is written."""
+    opts = request.options
+    target = sink.location(request.database, backup_id)
+    if sink.streams_only:
+        ctx.store.check_bucket()
+    doomed = sink.retention_plan(request.database, request.kind, request.keep_last, request.keep_days,
+                                 incoming=1, incoming_group=selection_key(opts.selection()))
+    result = dict(changed=True, backup_id=backup_id, backup_path=target, pg_dump=pg_dump.as_dict(),
+                  deleted=[b.backup_id for b in doomed],
+                  actions=['Would dump database %r (%s format) with %s %s into %s'
+                           % (request.database, opts.format, pg_dump.name, pg_dump.version, target)]
+                  + ['Would delete backup %s (retention)' % b.backup_id for b in doomed])
+    if request.offsite:
+        store = request.offsite.store
+        store.check_bucket()
+        remote = store.retention_plan(request.database, request.kind, request.offsite.keep_last,
+                                      request.offsite.keep_days, incoming=1,
+                                      incoming_group=selection_key(opts.selection()))
+        result['offsite'] = dict(url=store.set_url(request.database, backup_id),
+                                 deleted=[b.backup_id for b in remote])
+        result['actions'] += (['Would copy it to %s' % result['offsite']['url']]
+                              + ['Would delete backup %s from %s (retention)' % (b.backup_id, store.url)
+                                 for b in remote])
+    return result
 
 
 def _restore_guard(ctx, request):
@@ -147,7 +165,8 @@ def _restore_guard(ctx, request):
 
 
 def _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backup_id, started, clock):
-    """The dump itself, under the repository lock; returns what _result reports."""
+    """Under the repository lock: sweep leftovers, dump, prove the archive, commit the set with its
+    manifest; then retention and the offsite copy. Returns what _result reports."""
     opts = request.options
     leftovers = sink.remove_leftovers(request.database)
     sink.begin(request.database, backup_id)
@@ -164,22 +183,8 @@ def _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backu
         verified_at = _verify_archive(ctx, opts, sink, request.database, pg_dump.major)
         finished = utc_now()
         files = sink.files()
-        if request.with_globals:
-            for entry in files:
-                entry['secret'] = entry['name'] == GLOBALS_NAME
-        manifest = dict(
-            format_version=FORMAT_VERSION, backup_id=backup_id, kind=request.kind, database=request.database,
-            format=opts.format, archive=opts.archive_name(request.database),
-            compression=dict(method=opts.compress_method, level=opts.compress), jobs=opts.jobs,
-            selection=opts.selection(), globals=GLOBALS_NAME if request.with_globals else None,
-            contains_secrets=bool(request.with_globals),
-            server_version=version, pg_dump_version=pg_dump.version, pg_dump_path=pg_dump.path,
-            host=socket.gethostname(), started_at=iso(started), finished_at=iso(finished),
-            verified_at=verified_at, checksums='streamed' if opts.streamed or sink.streams_only else 'after-write',
-            duration_seconds=round(time.monotonic() - clock, 3), files=files, row_counts=counts,
-            total_rows=sum(counts.values()), database_settings=settings,
-            database_size=database_size(conn, request.database))
-        manifest.update(request.annotations)
+        manifest = _manifest(request, conn, sink, pg_dump, version, backup_id, files, counts, settings,
+                             dict(started=started, finished=finished, verified_at=verified_at, clock=clock))
         final = sink.commit(request.database, manifest)
         progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
     except BaseException as exc:
@@ -188,9 +193,32 @@ def _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backu
         raise
     # The set is committed: from here on, what goes wrong is reported beside its id.
     retention = _retention(sink, request, backup_id)
-    offsite = _copy_offsite(ctx, request, final, manifest, progress) if request.offsite else None
+    offsite = copy_offsite(ctx, request, final, manifest, progress) if request.offsite else None
     return dict(backup_id=backup_id, final=final, manifest=manifest, files=files, counts=counts,
                 leftovers=leftovers, retention=retention, offsite=offsite)
+
+
+def _manifest(request, conn, sink, pg_dump, version, backup_id, files, counts, settings, times):
+    """The set's manifest.json: what was dumped, how, when, and the proof (checksums, row counts)."""
+    opts = request.options
+    if request.with_globals:
+        for entry in files:
+            entry['secret'] = entry['name'] == GLOBALS_NAME
+    manifest = dict(
+        format_version=FORMAT_VERSION, backup_id=backup_id, kind=request.kind, database=request.database,
+        format=opts.format, archive=opts.archive_name(request.database),
+        compression=dict(method=opts.compress_method, level=opts.compress), jobs=opts.jobs,
+        selection=opts.selection(), globals=GLOBALS_NAME if request.with_globals else None,
+        contains_secrets=bool(request.with_globals),
+        server_version=version, pg_dump_version=pg_dump.version, pg_dump_path=pg_dump.path,
+        host=socket.gethostname(), started_at=iso(times['started']), finished_at=iso(times['finished']),
+        verified_at=times['verified_at'],
+        checksums='streamed' if opts.streamed or sink.streams_only else 'after-write',
+        duration_seconds=round(time.monotonic() - times['clock'], 3), files=files, row_counts=counts,
+        total_rows=sum(counts.values()), database_settings=settings,
+        database_size=database_size(conn, request.database))
+    manifest.update(request.annotations)
+    return manifest
 
 
 def _retention(sink, request, backup_id):
@@ -248,68 +276,6 @@ def _result(request, facts, pg_dump, lock, warnings):
     if warnings:
         result['warnings'] = warnings
     return result
-
-
-class OffsiteRequest(object):
-    """Copy each new set to an S3 store after it is complete, with its own retention."""
-
-    def __init__(self, store, keep_last=None, keep_days=None, required=True):
-        validate_retention(keep_last, keep_days)
-        self.store = store
-        self.keep_last = keep_last
-        self.keep_days = keep_days
-        self.required = required
-
-
-def _copy_offsite(ctx, request, final, manifest, progress):
-    """Upload the committed local set; the local set stays whatever happens here."""
-    offsite = request.offsite
-    database, backup_id = request.database, manifest['backup_id']
-    progress.update(force=True, phase='uploading', bytes=0)
-    try:
-        swept = offsite.store.remove_leftovers(database)
-        record = offsite.store.upload_set(database, backup_id, final, manifest,
-                                          progress=lambda sent: progress.update(bytes=sent))
-        write_json_atomic(os.path.join(final, OFFSITE_NAME), record)
-    except (LifeboatError, IOError, OSError) as exc:
-        if not isinstance(exc, LifeboatError):
-            exc = LifeboatError('cannot read the local set: %s' % (exc.strerror or exc))
-        progress.update(force=True, phase='offsite failed', error=exc.msg)
-        if offsite.required:
-            raise LifeboatError('backup %s is complete and kept at %s, but its offsite copy to %s failed: %s'
-                                % (backup_id, final, offsite.store.url, exc.msg), backup_id=backup_id,
-                                backup_path=final, manifest=manifest)
-        return dict(url=None, error=exc.msg, deleted=[],
-                    actions=['Offsite copy to %s failed (offsite: optional): %s' % (offsite.store.url, exc.msg)])
-    progress.update(force=True, phase='done')
-    # The copy is complete: retention there failing is reported, it does not undo the copy.
-    errors, deleted = [], []
-    try:
-        deleted = offsite.store.apply_retention(database, request.kind, offsite.keep_last, offsite.keep_days,
-                                                protect=(backup_id,), errors=errors)
-        _forget_offsite(ctx.repository, database, deleted)
-    except (LifeboatError, IOError, OSError) as exc:
-        errors.append(error_text(exc))
-    if errors:
-        record['retention_errors'] = errors
-    record.update(deleted=deleted, actions=['Removed %s left in %s by an interrupted run' % (name, offsite.store.url)
-                                            for name in swept]
-                  + ['Copied backup %s to %s (%s, checked by %s)' % (backup_id, record['url'], record['storage_class'],
-                                                                     ', '.join(sorted(set(o['checked'] for o in
-                                                                                          record['objects']))))]
-                  + ['Deleted backup %s from %s (retention)' % (old, offsite.store.url) for old in deleted])
-    return record
-
-
-def _forget_offsite(repository, database, deleted):
-    """Local sets whose S3 copy retention removed say so, so their locations stay true."""
-    for backup_id in deleted:
-        record = os.path.join(repository.database_dir(database), backup_id, OFFSITE_NAME)
-        if os.path.exists(record):
-            with open(record) as handle:
-                previous = json.load(handle)
-            write_json_atomic(record, dict(previous, url=None, removed_url=previous.get('url'),
-                                           removed_at=iso(utc_now())))
 
 
 class LocalSink(object):

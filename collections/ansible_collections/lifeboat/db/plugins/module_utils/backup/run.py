@@ -5,8 +5,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.lifeboat.db.plugins.module_utils.backup.pg_dump import (
-    BackupRequest, OffsiteRequest, take_backup)
+from ansible_collections.lifeboat.db.plugins.module_utils.backup.offsite import OffsiteRequest
+from ansible_collections.lifeboat.db.plugins.module_utils.backup.pg_dump import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import datetime
 
-from ansible_collections.lifeboat.db.plugins.module_utils.backup.pg_dump import OffsiteRequest
+from ansible_collections.lifeboat.db.plugins.module_utils.backup.offsite import OffsiteRequest
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import (
