@@ -1,8 +1,21 @@
 """playbooks/backup.yml: seed 002's kinds, each with its own retention, through the role."""
-from conftest import PROJECT, embedded_only
+from conftest import PROJECT, assert_one_line, embedded_only
 
 # A role composes modules whose own tests run on every server; the role itself runs on one.
 pytestmark = embedded_only
+
+KEPT = "lifeboat_backup : Keep the backup's result"
+FOLLOW = "lifeboat_common : Follow the job in the background - backup of {db}"
+
+
+def followed(play, db):
+    """The labels of the loop that followed the dump of db: progress lines and the job's state."""
+    return [item["_ansible_item_label"] for item in play.result(FOLLOW.format(db=db))["results"]]
+
+
+def dumps(play):
+    """The dumps' results, in the order the role took them (each with its database as item)."""
+    return play.result(KEPT)["ansible_facts"]["lifeboat_backup_results"]
 
 
 def test_daily_and_monthly_backups_keep_their_own_generations(server, ansible, sample_db):
@@ -15,9 +28,18 @@ def test_daily_and_monthly_backups_keep_their_own_generations(server, ansible, s
                                 lifeboat_backup_poll_interval=1)
         play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
         assert play.rc == 0, play.stdout[-3000:]
-        results = play.result("lifeboat_backup : Take a backup of kind " + kind)["results"]
+        results = dumps(play)
         assert [r["item"] for r in results] == [sample_db, "postgres"]
+        assert play.result("lifeboat_backup : Take a backup of kind " + kind)["ansible_job_id"], "dumps run as async jobs"
         taken[kind].append(results[0]["backup_id"])
+        # Each dump is followed until its job has finished, showing what its progress file says
+        # (an earlier run's, until this one writes its own).
+        for db in (sample_db, "postgres"):
+            labels = followed(play, db)
+            assert labels[-1].startswith("job ") and labels[-1].endswith(" finished"), labels
+            assert all(label.startswith(("job ", f"{db}: ", "no progress reported yet")) for label in labels), labels
+    # By the last run, each database's progress file is there from the first look on.
+    assert [label for label in followed(play, sample_db) if label.startswith(f"{sample_db}: ") and " tables, " in label]
     listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db)
     by_kind = {}
     for backup in listed["backups"]:
@@ -37,6 +59,18 @@ def test_directories_are_backed_up_with_the_databases(server, ansible, sample_db
     assert play.rc == 0, play.stdout[-3000:]
     listed = ansible.module("backup_info", repository=str(ansible.repository), db="uploads")
     assert [b["kind"] for b in listed["backups"]] == ["files"]
+
+
+def test_a_failed_dump_does_not_stop_the_others_and_fails_the_role_naming_it(server, ansible, sample_db):
+    ansible.write_inventory(lifeboat_backup_databases=["no_such_db_gw", sample_db],
+                            lifeboat_backup_repository=str(ansible.repository), lifeboat_backup_poll_interval=1)
+    play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
+    assert play.rc != 0
+    failed, taken = dumps(play)
+    assert failed["item"] == "no_such_db_gw" and failed["failed"] and taken["item"] == sample_db and taken["backup_id"]
+    assert_one_line(play.result("lifeboat_backup : Check every backup was taken"), "no_such_db_gw: ")
+    listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db)
+    assert [b["backup_id"] for b in listed["backups"]] == [taken["backup_id"]]
 
 
 def test_unknown_kind_is_refused_before_anything_runs(server, ansible, sample_db):
@@ -59,7 +93,7 @@ def test_daily_backups_go_offsite_to_s3(server, ansible, sample_db, moto):
         play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
         assert play.rc == 0, play.stdout[-3000:]
     assert moto.options()["aws_secret_key"] not in play.stdout
-    (result,) = play.result("lifeboat_backup : Take a backup of kind daily")["results"]
+    (result,) = dumps(play)
     assert result["offsite"]["url"].startswith("s3://role-offsite/prod/")
     listed = play.result("lifeboat_backup : List the repository")
     assert [len(b["locations"]) for b in listed["backups"]] == [2, 1], "only the newest copy is kept in S3"
