@@ -385,7 +385,7 @@ timing:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.database import MODES
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.request import MODES
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.run import run

@@ -11,7 +11,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import check_name
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now

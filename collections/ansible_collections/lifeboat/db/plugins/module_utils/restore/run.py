@@ -5,7 +5,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.database import RestoreRequest, restore
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.flow import restore
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.request import RestoreRequest
 
 
 def run(ctx):
