@@ -26,6 +26,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import spli
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     first_line, psycopg, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import feeding, is_behind
 from ansible_collections.lifeboat.db.plugins.module_utils.files.archive import HashingWriter
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
     FORMAT_VERSION, describe_files, verify_files)
@@ -79,18 +80,6 @@ SELECT tgname, tgenabled FROM pg_trigger
  ORDER BY tgname
 """
 ENABLE = {'O': 'ENABLE TRIGGER', 'A': 'ENABLE ALWAYS TRIGGER', 'R': 'ENABLE REPLICA TRIGGER'}
-# Sequences behind serial (deptype a) and identity (deptype i) columns of one table.
-OWNED_SEQUENCES = """
-SELECT sn.nspname, s.relname, s.oid, a.attname, q.seqincrement
-  FROM pg_depend d
-  JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-  JOIN pg_namespace sn ON sn.oid = s.relnamespace
-  JOIN pg_sequence q ON q.seqrelid = s.oid
-  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
- WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-   AND d.refobjid = %s::oid AND d.deptype IN ('a', 'i')
- ORDER BY a.attnum
-"""
 
 
 class Table(object):
@@ -581,21 +570,11 @@ def _load(conn, table, parts, temp):
 
 
 def _sequences_behind(conn, tables):
-    """Sequences of serial/identity columns whose next value is not above max(column)."""
-    behind = []
-    for table in tables:
-        for schema, name, oid, column, increment in conn.execute(OWNED_SEQUENCES, (table.oid,)).fetchall():
-            if increment < 0:
-                continue  # descending sequences hand out values below the existing ones anyway
-            top = conn.execute(sql.SQL('SELECT max({}) FROM {}').format(sql.Identifier(column), table.identifier)
-                               ).fetchone()[0]
-            last, called = conn.execute(sql.SQL('SELECT last_value, is_called FROM {}')
-                                        .format(sql.Identifier(schema, name))).fetchone()
-            upcoming = last + increment if called else last
-            if top is not None and top >= upcoming:
-                behind.append(dict(sequence=table_key(schema, name), oid=oid, table=table.qualified,
-                                   column=column, value=top))
-    return behind
+    """Sequences feeding a column of `tables` whose next value may be among the rows (pg/sequences.py)."""
+    found = feeding(conn, table_oids=set(table.oid for table in tables))
+    return [dict(sequence=table_key(f.seq_schema, f.seq), oid=f.seq_oid, table=table.qualified, column=f.column,
+                 value=f.edge) for table in tables for f in found
+            if f.table_oid == table.oid and is_behind(f.next_value, f.increment, f.edge)]
 
 
 def apply_deltas(ctx, request):

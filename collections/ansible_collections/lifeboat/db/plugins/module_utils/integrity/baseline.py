@@ -16,7 +16,7 @@ import os
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import PASSED, FAILED
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import read_manifest, write_json_atomic
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.finish import next_value
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import next_value
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import utc_now
 
 BASELINES_DIR = '.baselines'
@@ -92,15 +92,26 @@ def check_database(reference, source, params):
                             % (source, described, params['db']))
 
 
+def baseline_sequences(states):
+    """What a baseline keeps of `sequence_states`: each sequence's value (its increment belongs to its
+    definition, which the baseline's schema describes)."""
+    return dict((name, dict(last_value=s['last_value'], is_called=s['is_called'])) for name, s in states.items())
+
+
 def compare_sequences(expected, actual, limit):
-    """Sequences must not have gone back since the baseline: a lower value hands out ids again."""
+    """Sequences must not have gone back since the baseline, in their direction: an ascending one
+    whose next value is now lower, or a descending one whose next value is now higher, hands out
+    ids again. `actual` is `sequence_states` of the database; both next values are reckoned with
+    the sequence's increment now."""
     problems = []
     for name, state in sorted(expected.items()):
         now = actual.get(name)
         if now is None:
             problems.append(dict(sequence=name, baseline=state['last_value'], actual=None, problem='missing'))
-        elif _next(now) < _next(state):
-            problems.append(dict(sequence=name, baseline=_next(state), actual=_next(now), problem='went back'))
+            continue
+        was, upcoming = _next(state, now['increment']), _next(now, now['increment'])
+        if (upcoming < was) if now['increment'] > 0 else (upcoming > was):
+            problems.append(dict(sequence=name, baseline=was, actual=upcoming, problem='went back'))
     summary = 'all %d sequence(s) at or past the baseline' % len(expected) if not problems else \
         '%d sequence(s) behind the baseline: %s' % (len(problems), ', '.join(
             '%s (%s)' % (p['sequence'], 'missing' if p['actual'] is None else 'next %s, baseline next %s'
@@ -109,5 +120,5 @@ def compare_sequences(expected, actual, limit):
                 behind=len(problems))
 
 
-def _next(state):
-    return next_value(state['last_value'], state['is_called'])
+def _next(state, increment):
+    return next_value(state['last_value'], state['is_called'], increment)

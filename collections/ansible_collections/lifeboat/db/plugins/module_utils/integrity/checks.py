@@ -22,7 +22,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import (
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import plain
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.finish import behind_sequences, next_value
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import (
+    behind_sequences, edge_name, next_value, read_state)
 
 PASSED, FAILED, SKIPPED, ERROR = 'passed', 'failed', 'skipped', 'error'
 BUILTINS = ('foreign_keys', 'sequences', 'invalid_indexes', 'not_valid_constraints', 'amcheck')
@@ -333,8 +334,9 @@ def sequences_check():
             item.pop('regclass', None)
         summary = 'no sequence is behind its column' if not behind else \
             '%d sequence(s) behind their column, the next insert reuses a value: %s' % (
-                len(behind), ', '.join('%s (next %s, %s max %s)' % (b['sequence'], b['next_value'], b['column'],
-                                                                     b['max_value']) for b in behind[:5]))
+                len(behind), ', '.join('%s (next %s, %s %s %s)' % (
+                    b['sequence'], b['next_value'], b['column'], edge_name(b['increment'])[1],
+                    b[edge_name(b['increment'])[0]]) for b in behind[:5]))
         return dict(status=FAILED if behind else PASSED, summary=summary, sample=behind[:limit], behind=len(behind))
     return wrap(Check('sequences', 'sequences', run))
 
@@ -493,8 +495,7 @@ def read_sequence(conn, name):
     if row is None:
         raise LifeboatError('sequence %s does not exist; name an existing sequence as schema.name' % name)
     schema, seq, increment, maximum, minimum = row
-    last_value, is_called = conn.execute(sql.SQL('SELECT last_value, is_called FROM {}').format(
-        _qualified(schema, seq))).fetchone()
+    last_value, is_called = read_state(conn, schema, seq)
     return dict(sequence='%s.%s' % (schema, seq), last_value=last_value, is_called=is_called,
                 next_value=next_value(last_value, is_called, increment),
                 increment=increment, max_value=maximum, min_value=minimum)
@@ -518,22 +519,10 @@ def sequence_state_checks(sequences):
                 problems.append('next value %d is below %s' % (state['next_value'], item['next_at_least']))
             behind = behind_sequences(conn, only=state['sequence'])
             if behind:
-                problems.append('behind %s (max %s)' % (behind[0]['column'], behind[0]['max_value']))
+                key, short, dummy = edge_name(behind[0]['increment'])
+                problems.append('behind %s (%s %s)' % (behind[0]['column'], short, behind[0][key]))
             summary = '; '.join(problems) if problems else 'next value %d (last_value %d, is_called %s)' % (
                 state['next_value'], state['last_value'], str(state['is_called']).lower())
             return dict(status=FAILED if problems else PASSED, summary=summary, **state)
         checks.append(wrap(Check('sequence %s' % _qualify(item['name']), 'sequence', run)))
     return checks
-
-
-def all_sequences(conn):
-    """{schema.sequence: {last_value, is_called}} of every sequence in the user schemas."""
-    states = {}
-    for schema, name in conn.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON "
-                                     "n.oid = c.relnamespace WHERE c.relkind = 'S' AND %s ORDER BY 1, 2"
-                                     % USER_SCHEMAS).fetchall():
-        last_value, is_called = conn.execute(sql.SQL('SELECT last_value, is_called FROM {}').format(
-            _qualified(schema, name))).fetchone()
-        states['%s.%s' % (schema, name)] = dict(last_value=last_value, is_called=is_called)
-    return states
-

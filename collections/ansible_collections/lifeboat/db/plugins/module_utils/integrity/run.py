@@ -10,7 +10,8 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity import checks as checks_lib
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.baseline import (
-    capture_path, check_database, compare_sequences, load_reference, previous_baseline, write_baseline)
+    baseline_sequences, capture_path, check_database, compare_sequences, load_reference, previous_baseline,
+    write_baseline)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import (
     compare_row_counts, describe_tolerance, parse_tolerance)
@@ -18,7 +19,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import C
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import execute, normalize_checks
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.checks import (
-    BUILTIN_FACTORIES, ERROR, FAILED, PASSED, SKIPPED, Check, Snapshot, all_sequences, count_tables, result, run_checks)
+    BUILTIN_FACTORIES, ERROR, FAILED, PASSED, SKIPPED, Check, Snapshot, count_tables, result, run_checks)
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import sequence_states
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.schema import describe, diff, fingerprint
 
@@ -51,7 +53,7 @@ def capture(ctx):
     snapshot = open_snapshot(ctx)
     try:
         counts = take_counts(ctx, snapshot)
-        sequences = all_sequences(snapshot.first)
+        sequences = baseline_sequences(sequence_states(snapshot.first))
         schema = describe(snapshot.first)
         version = server_version_string(snapshot.first)
     finally:
@@ -100,7 +102,7 @@ def plan(ctx, snapshot, reference):
     if reference and reference.get('kind') == 'baseline':
         if 'sequences' in reference:
             planned.append(_wrapped('baseline sequences', 'baseline_sequences', lambda conn, limit: compare_sequences(
-                reference['sequences'], checks_lib.all_sequences(conn), limit)))
+                reference['sequences'], sequence_states(conn), limit)))
         if 'schema' in reference:
             planned.append(_wrapped('schema fingerprint', 'schema', lambda conn, limit: schema_against(
                 reference['schema'], describe(conn), 'the baseline', 'the database')))

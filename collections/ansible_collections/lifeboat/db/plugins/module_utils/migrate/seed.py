@@ -18,7 +18,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.finish import next_value
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import next_value
 from ansible_collections.lifeboat.db.plugins.module_utils.pg import sql_script
 
 SEED_TABLE = 'lifeboat_seed_history'

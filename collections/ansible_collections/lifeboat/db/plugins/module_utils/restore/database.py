@@ -26,6 +26,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import exac
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import compare_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.finish import (
     apply_grants, refresh_matviews, repair_sequences)
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import edge_name
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import run_following_stderr, stream_from_file
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import (
@@ -367,9 +368,9 @@ def _finish(ctx, dbname, request, facts, actions):
                               ': ' + ', '.join(facts['matviews_refreshed']) if facts['matviews_refreshed'] else ''))
         if request.repair_sequences:
             facts['sequences_repaired'] = repair_sequences(conn)
-            actions.extend('Moved sequence %s from %s to %s, the largest %s' % (
-                item['sequence'], item['last_value'], item['max_value'], item['column'])
-                for item in facts['sequences_repaired'])
+            actions.extend('Moved sequence %s from %s to %s, the %s %s' % (
+                item['sequence'], item['last_value'], item[edge_name(item['increment'])[0]],
+                edge_name(item['increment'])[2], item['column']) for item in facts['sequences_repaired'])
     finally:
         conn.close()
 

@@ -8,13 +8,14 @@ the swap, so a failure here still leaves the live database untouched):
   mks_user` by hand after every restore made with --no-acl; `grants` says it once;
 - materialized views refreshed (a view dumped WITH NO DATA, or one whose data should reflect
   functions that read the clock);
-- sequences repaired: a sequence behind the largest value of the column it feeds makes the next
-  insert fail on a duplicate key (plain dumps taken without a snapshot, rows loaded by hand).
+- sequences repaired: a sequence behind the column it feeds (pg/sequences.py says when) makes the
+  next insert fail on a duplicate key (plain dumps taken without a snapshot, rows loaded by hand).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import behind_sequences, edge_name, move_to
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
 # What `objects` may name, and the privileges that make sense there. (Not `on`: YAML 1.1 reads an
@@ -88,65 +89,10 @@ def refresh_matviews(conn):
     return ['%s.%s' % (schema, name) for schema, name in names]
 
 
-# Ascending sequences that feed a column: owned by it (serial: dependency 'a'; identity: 'i'), or
-# named in its DEFAULT nextval(...) without being owned (pagila's, and hand-written schemas).
-FEEDING_SEQUENCES = """
-SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname
-  FROM pg_depend d
-  JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-  JOIN pg_namespace sn ON sn.oid = s.relnamespace
-  JOIN pg_sequence q ON q.seqrelid = s.oid AND q.seqincrement > 0
-  JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p')
-  JOIN pg_namespace tn ON tn.oid = t.relnamespace
-  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
- WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-   AND sn.nspname NOT IN ('pg_catalog', 'information_schema')
-UNION
-SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname
-  FROM pg_attrdef ad
-  JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-                  AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'
-  JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-  JOIN pg_namespace sn ON sn.oid = s.relnamespace
-  JOIN pg_sequence q ON q.seqrelid = s.oid AND q.seqincrement > 0
-  JOIN pg_class t ON t.oid = ad.adrelid AND t.relkind IN ('r', 'p') AND NOT t.relispartition
-  JOIN pg_namespace tn ON tn.oid = t.relnamespace
-  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ad.adnum
- WHERE sn.nspname NOT IN ('pg_catalog', 'information_schema')
- ORDER BY 1, 2, 3, 4, 5
-"""
-
-
-def next_value(last_value, is_called, increment=1):
-    """The value nextval would return, from a sequence's last_value and is_called."""
-    return last_value + increment if is_called else last_value
-
-
-def behind_sequences(conn, only=None):
-    """Sequences whose next value is not above the largest value of their column:
-    [{sequence, column, last_value, is_called, next_value, max_value}]. Reads only (no nextval).
-    `only` ('schema.sequence') looks at that sequence's columns alone."""
-    found = []
-    for seq_schema, seq, schema, table, column in conn.execute(FEEDING_SEQUENCES).fetchall():
-        if only is not None and '%s.%s' % (seq_schema, seq) != only:
-            continue
-        sequence = sql.SQL('{}.{}').format(sql.Identifier(seq_schema), sql.Identifier(seq))
-        last_value, is_called = conn.execute(sql.SQL('SELECT last_value, is_called FROM {}').format(sequence)).fetchone()
-        top = conn.execute(sql.SQL('SELECT max({}) FROM {}.{}').format(
-            sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table))).fetchone()[0]
-        if top is None:
-            continue
-        upcoming = next_value(last_value, is_called)
-        if upcoming <= top:
-            found.append(dict(sequence='%s.%s' % (seq_schema, seq), column='%s.%s.%s' % (schema, table, column),
-                              last_value=last_value, is_called=is_called, next_value=upcoming, max_value=top,
-                              regclass=sequence.as_string(conn)))
-    return found
-
-
 def repair_sequences(conn):
-    """Move every sequence that is behind its column to the column's largest value."""
+    """Move every sequence that is behind its column to the column's edge (its largest value, or
+    its smallest for a descending sequence), so that the next value is past every row."""
     repaired = behind_sequences(conn)
     for item in repaired:
-        conn.execute('SELECT setval(%s::regclass, %s, true)', (item.pop('regclass'), item['max_value']))
+        move_to(conn, item.pop('regclass'), item[edge_name(item['increment'])[0]])
     return repaired
