@@ -1,4 +1,4 @@
-"""playbooks/baseline.yml, seed 000's baseline gate, through ansible-playbook on the opendolphin fixture:
+"""playbooks/baseline.yml (role lifeboat_baseline), seed 000's baseline gate, through ansible-playbook on the opendolphin fixture:
 Legacy on the session's embedded server, Modernized on a second embedded server of this module's own.
 
 A run of the gate costs some 20 s here (about 25 module runs and 17 evidence files), so the runs are
@@ -28,9 +28,10 @@ EVIDENCE = {"README.md", "legacy_schema_dump.sql", "legacy_schema_apply.log", "m
             "flyway_info_legacy.log", "flyway_migrate_modern.log", "flyway_info_modern.log", "sequences.log",
             "audit_smoke.log", "modern_required_objects.log"}
 GATES = list(range(8))
-STATS = "Hand the gate's outcome to AWX"
-REPORT = "Report the gates"
-VERDICT = "Fail when a gate did not pass"
+ROLE = "lifeboat_baseline : "
+STATS = ROLE + "Hand the gate's outcome to AWX"
+REPORT = ROLE + "Report the gates"
+VERDICT = ROLE + "Fail when a gate did not pass"
 ROLE_TASKS = ("lifeboat_seed : Apply the schema and seed files to ", "lifeboat_seed : Run the migration action on ")
 # The runbook's restart scenario (6.1): LOCAL.FACILITY.0001:nurse lost, two users left.
 WITHOUT_NURSE = """
@@ -65,10 +66,10 @@ class Gate:
         if modern_seed_files:
             modern_settings["seed_files"] = modern_seed_files
         self.settings = dict(
-            baseline_legacy={"db": self.legacy_db, "port": legacy.port}, baseline_modern=modern_settings,
-            baseline_schema_file=str(FIXTURE / "legacy_schema.sql"),
-            baseline_seed_files=[str(FIXTURE / "local_synthetic_seed.sql")], baseline_migrations=str(MIGRATIONS),
-            baseline_evidence_dir=str(self.evidence), baseline_work_dir=str(workdir / "work"))
+            lifeboat_baseline_legacy={"db": self.legacy_db, "port": legacy.port}, lifeboat_baseline_modern=modern_settings,
+            lifeboat_baseline_schema_file=str(FIXTURE / "legacy_schema.sql"),
+            lifeboat_baseline_seed_files=[str(FIXTURE / "local_synthetic_seed.sql")], lifeboat_baseline_migrations=str(MIGRATIONS),
+            lifeboat_baseline_evidence_dir=str(self.evidence), lifeboat_baseline_work_dir=str(workdir / "work"))
 
     def run(self, label, *args):
         """ansible-playbook playbooks/baseline.yml in a folder of its own, so that runs can overlap."""
