@@ -289,3 +289,33 @@ def test_a_failed_gate_is_in_the_readme_and_fails_the_play_naming_it(server, mod
     assert "Legacy: legacy_schema.sql unchanged; Modernized: legacy_schema_dump.sql differs from the dump " \
            "applied before, left alone" in gate0, gate0
     assert broken.state() == gates["failed"] and run_dirs(broken) == [run_dir]
+
+
+def test_settings_are_checked_before_anything_runs(server, tmp_path):
+    """The role's argument_specs and its own checks refuse bad settings in one line, before any database
+    is touched or any evidence written."""
+    ansible = Ansible(server, tmp_path)
+    required = dict(lifeboat_baseline_legacy={"db": "gate_never"}, lifeboat_baseline_modern={"db": "gate_never_modern"},
+                    lifeboat_baseline_schema_file=str(FIXTURE / "legacy_schema.sql"),
+                    lifeboat_baseline_seed_files=[str(FIXTURE / "local_synthetic_seed.sql")],
+                    lifeboat_baseline_migrations=str(MIGRATIONS), lifeboat_baseline_evidence_dir=str(tmp_path / "evidence"))
+    # argument_specs (ansible-core's message: "Validation of arguments failed:" and a line of reasons),
+    # then the role's own checks (one line).
+    cases = [
+        ({}, "missing required arguments: lifeboat_baseline_evidence_dir, lifeboat_baseline_legacy", False),
+        (dict(required, lifeboat_baseline_min_users="many"), "lifeboat_baseline_min_users", False),
+        (dict(required, lifeboat_baseline_legacy={"port": 5432}), "lifeboat_baseline_legacy", False),
+        (dict(required, lifeboat_baseline_reset=True), "-e lifeboat_baseline_confirm=public", True),
+        (dict(required, lifeboat_baseline_modern_target=222), "must be quoted strings (lifeboat_baseline_modern_target", True),
+    ]
+    for settings, fragment, one_line in cases:
+        ansible.write_inventory(**settings)
+        play = ansible.run_playbook(BASELINE)
+        assert play.rc != 0, settings
+        if one_line:
+            assert_one_line(play.last, fragment)
+        else:
+            assert play.last["failed"] and fragment in play.last["msg"], play.last["msg"]
+        assert not any(name.startswith(("lifeboat_seed", "Apply")) for name, _ in play.tasks), play.tasks
+    assert not (tmp_path / "evidence").exists()
+    assert not server.exists("gate_never")
