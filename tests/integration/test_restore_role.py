@@ -104,6 +104,14 @@ def test_production_host_restores_only_with_the_database_name_confirmed(server, 
     assert check.result(ROLE + "Summary of the restore")["msg"][0].endswith(" - check mode, nothing changed")
     assert marker_present(server, db) and databases(server, db + "_prev_") == [], "check mode changes nothing"
 
+    # A restore that fails inside its async job fails where the job is collected, with the module's one line.
+    missing = ansible.run_playbook(RESTORE, "-e", f"restore_db={db}", "-e", f"restore_confirm={db}",
+                                   "-e", "restore_backup=20990101T000000Z-000000")
+    assert missing.rc != 0
+    assert missing.result(START.format(db=db))["ansible_job_id"]
+    assert_one_line(missing.result(COLLECT.format(db=db)), "'20990101T000000Z-000000'", "not found in repository")
+    assert marker_present(server, db) and databases(server, db + "_prev_") == []
+
     confirmed = ansible.run_playbook(RESTORE, "-e", f"restore_db={db}", "-e", f"restore_confirm={db}")
     assert confirmed.rc == 0, confirmed.stdout[-3000:]
     assert confirmed.result(COLLECT.format(db=db))["backup_id"] == backup["backup_id"]
