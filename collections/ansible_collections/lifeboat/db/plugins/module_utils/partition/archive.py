@@ -20,8 +20,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import tabl
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile, first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import (
-    Bounds, Detached, RetiredMark, qualified, shown)
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import Bounds, RetiredMark, qualified, shown
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.table import Detached
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import tool_output
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool

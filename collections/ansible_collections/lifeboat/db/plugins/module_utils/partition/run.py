@@ -2,23 +2,22 @@
 # Copyright: lifeboat developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """lifeboat.db.partition's two jobs: keep a table's partitions (create ahead and in gaps, retire
-old ones), and bring an archived partition back."""
+old ones), and bring an archived partition back (reattach.py)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.offsite import OffsiteRequest
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg, sql
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import (
-    PartitionedTable, RetiredMark, create_partition, plan_partitions, qualified, set_time_zone,
-    validate_extra_indexes)
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import split_name, table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.plan import (
+    create_partition, plan_partitions, validate_extra_indexes)
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.table import PartitionedTable, set_time_zone
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.archive import (
-    archive, archived_bounds, attach, quoted_name, drop_archived, find_archive, prove_archive, restore_archive,
-    retire, table_comment)
+    archive, drop_archived, find_archive, prove_archive, retire)
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.periods import Calendar, Namer
+from ansible_collections.lifeboat.db.plugins.module_utils.partition.reattach import reattach
 
 RETENTION_ACTIONS = ('detach', 'archive', 'archive_and_drop')
 
@@ -26,7 +25,7 @@ RETENTION_ACTIONS = ('detach', 'archive', 'archive_and_drop')
 def run(ctx):
     p = ctx.params
     if p['restore_partition']:
-        return _with_table(ctx, _restore)
+        return _with_table(ctx, reattach)
     if p['retention_action'] != 'detach' and p['retain'] is not None and ctx.repository is None:
         raise LifeboatError('retention_action %s needs repository: the folder on the target host that receives the '
                             'archives' % p['retention_action'])
@@ -201,73 +200,3 @@ def _would(result, plan, retiring, action, table):
 def _created(item):
     return dict(name='%s.%s' % (item['schema'], item['name']), period=item['period'], reason=item['reason'],
                 default_rows=item['default_rows'], lower=str(item['lower']), upper=str(item['upper']))
-
-
-def _restore(ctx, conn, table):
-    """Attach a retired partition again: the detached table if it is still there, else restored
-    from its partition-archive set (proven first; dropped again if it cannot be attached)."""
-    p = ctx.params
-    schema, name = split_name(p['restore_partition'])
-    if '.' not in p['restore_partition']:
-        schema = table.schema  # a bare name is a partition in its parent's schema
-    key = table_key(schema, name)
-    result = dict(table=table.key, restored=key, backup_id=None, rows=None, actions=[], changed=False)
-    verb = 'Would attach' if ctx.check_mode else 'Attached'
-    if any((part.schema, part.name) == (schema, name) for part in table.partitions):
-        result['actions'].append('%s is already a partition of %s' % (key, table.key))
-        return result
-    found, refused = table.detached(conn)
-    detached = [d for d in found if (d.schema, d.name) == (schema, name)]
-    if detached:
-        bounds = detached[0].bounds
-        if not ctx.check_mode:
-            attach(conn, table, schema, name, bounds, detached[0].mark.comment)
-        result.update(changed=True, bound=bounds.text(), actions=['%s the detached table %s to %s again (%s)'
-                                                                  % (verb, key, table.key, bounds.text())])
-        return result
-    for refused_key, why in refused:
-        if refused_key == key:
-            raise LifeboatError('refusing to attach %s to %s: its lifeboat-retired mark does not hold - %s; nothing '
-                                'was changed' % (key, table.key, why))
-    if conn.execute('SELECT to_regclass(%s)', (quoted_name(schema, name),)).fetchone()[0] is not None:
-        raise LifeboatError('%s exists but is not a partition retention detached from %s; rename or drop it before '
-                            'restoring the archive' % (key, table.key))
-    if ctx.repository is None:
-        raise LifeboatError('%s is not in the database: give repository, the folder holding its partition archive'
-                            % key)
-    backup = find_archive(ctx, table, schema, name, p['backup_id'])
-    if backup is None:
-        raise LifeboatError('no partition archive of %s%s in %s; list them with lifeboat.db.backup_info'
-                            % (key, ' with id %s' % p['backup_id'] if p['backup_id'] else '', ctx.repository.root))
-    bounds = archived_bounds(table, backup, key)
-    bound = bounds.text()
-    result.update(changed=True, backup_id=backup.backup_id, bound=bound)
-    if ctx.check_mode:
-        result['actions'].append('Would restore %s from backup %s and attach it to %s (%s)'
-                                 % (key, backup.backup_id, table.key, bound))
-        return result
-    rows = prove_archive(ctx, backup, schema, name)
-    restore_archive(ctx, backup, schema, name)
-    try:
-        live = conn.execute(sql.SQL('SELECT count(*) FROM {}').format(qualified(schema, name))).fetchone()[0]
-        if live != rows:
-            raise LifeboatError('restoring %s from backup %s gave %d rows, the archive holds %d' % (key, backup.backup_id,
-                                                                                                  live, rows))
-        comment = table_comment(conn, schema, name)
-        mark = RetiredMark.parse(comment)
-        attach(conn, table, schema, name, bounds, mark.comment if mark else comment)
-    except LifeboatError as exc:
-        _drop_restored(conn, schema, name)
-        raise LifeboatError('%s; the restored copy was dropped again and backup %s is unchanged'
-                            % (exc.msg, backup.backup_id))
-    except Exception as exc:
-        _drop_restored(conn, schema, name)
-        raise LifeboatError('cannot attach %s to %s (%s): %s; the restored copy was dropped again and backup %s is '
-                            'unchanged' % (key, table.key, bound, str(exc).splitlines()[0], backup.backup_id))
-    result.update(rows=rows, actions=['Restored %s (%d rows) from backup %s and attached it to %s (%s)'
-                                      % (key, rows, backup.backup_id, table.key, bound)])
-    return result
-
-
-def _drop_restored(conn, schema, name):
-    conn.execute(sql.SQL('DROP TABLE IF EXISTS {}').format(qualified(schema, name)))
