@@ -376,8 +376,8 @@ def build_cases(before, repo, seed_file):
         Case("fault truncate public.<table of ; = \\ Japanese>", "fault", dict(
             db=db, fault="truncate", table=q("public", TABLE), confirm=db),
             effect=lambda expected: expected.set_rows(db, "public", TABLE, 0)),
-        Case("restore tables [public.<table of ; = \\ Japanese>]", "restore", dict(
-            db=db, repository=repo, mode="tables", tables=["public." + TABLE], confirm=db),
+        Case("restore tables [public.\"<table of ; = \\ Japanese>\"]", "restore", dict(
+            db=db, repository=repo, mode="tables", tables=[q("public", TABLE)], confirm=db),
             effect=lambda expected: expected.set_rows(db, "public", TABLE, 2), check=rows_now(db, "public", TABLE, 2)),
         Case("fault truncate child (schema with a dot and quotes)", "fault", dict(
             db=db, fault="truncate", table=C, confirm=db),

@@ -1,29 +1,9 @@
 # -*- coding: utf-8 -*-
-"""Reading an archive's table of contents and the SQL pg_dump writes, for restore mode=tables."""
+"""Reading the SQL pg_dump writes and the tables option, for restore mode=tables."""
 import pytest
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.tables import ArchiveObjects, TocEntry, table_keys
-
-
-@pytest.mark.parametrize('line, desc, schema, tag', [
-    ('215; 1259 16390 TABLE public orders owner', 'TABLE', 'public', 'orders'),
-    ('3460; 0 16390 TABLE DATA public orders owner', 'TABLE DATA', 'public', 'orders'),
-    ('228; 1259 16449 TABLE s Odd Name postgres', 'TABLE', 's', 'Odd Name'),
-    ('2469; 2606 16409 FK CONSTRAINT s orders orders_customer_id_fkey postgres', 'FK CONSTRAINT', 's',
-     'orders orders_customer_id_fkey'),
-    ('2635; 0 0 SEQUENCE OWNED BY s orders_id_seq postgres', 'SEQUENCE OWNED BY', 's', 'orders_id_seq'),
-    ('2636; 0 0 COMMENT s COLUMN "Odd Name".id postgres', 'COMMENT', 's', 'COLUMN "Odd Name".id'),
-    ('6; 2615 16385 SCHEMA - s postgres', 'SCHEMA', None, 's'),
-])
-def test_toc_lines(line, desc, schema, tag):
-    entry = TocEntry.parse(line)
-    assert (entry.desc, entry.schema, entry.tag) == (desc, schema, tag)
-
-
-def test_comments_and_unknown_kinds_of_lines_are_skipped():
-    assert TocEntry.parse('; Archive created at 2026-11-23 07:20:00 UTC') is None
-    assert TocEntry.parse('229; 1255 16415 FUNCTION s touch() postgres') is None
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.tables import ArchiveObjects, table_keys
 
 
 SQL = '''
@@ -51,10 +31,13 @@ def test_what_belongs_to_which_table_is_read_from_the_sql():
     assert objects.statistics_table == {('s', 'st1'): ('s', 'orders')}
 
 
-def test_tables_option():
-    assert table_keys('tables', ['s.a', 's.b.c', 's.a']) == [('s', 'a'), ('s', 'b.c')]
+def test_tables_option_reads_names_as_sql_does():
+    assert table_keys('tables', ['s.a', 's."b.c"', 'S.A', 'Public."MixedCase"']) == [
+        ('s', 'a'), ('s', 'b.c'), ('public', 'MixedCase')]
     assert table_keys('swap', None) == []
     for mode, tables, message in (('tables', None, 'needs tables'), ('tables', ['a'], 'is not schema.table'),
+                                  ('tables', ['s.b.c'], 'is not a table name'),
+                                  ('tables', ['public.Odd Name'], 'is not a table name'),
                                   ('replace', ['s.a'], 'only used with mode=tables')):
         with pytest.raises(LifeboatError, match=message):
             table_keys(mode, tables)

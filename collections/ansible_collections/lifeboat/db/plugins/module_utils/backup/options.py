@@ -9,6 +9,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import fold, lex
 
 FORMATS = ('custom', 'directory', 'plain')
 METHODS = ('gzip', 'lz4', 'zstd', 'none')
@@ -43,6 +44,8 @@ class DumpOptions(object):
         self.exclude_tables = list(exclude_tables or [])
         self.schemas = list(schemas or [])
         self.exclude_schemas = list(exclude_schemas or [])
+        for pattern in self.tables + self.exclude_tables + self.schemas + self.exclude_schemas:
+            lex(pattern)  # an unclosed double quote is refused before pg_dump runs
 
     @property
     def min_pg_dump_major(self):
@@ -88,54 +91,43 @@ class DumpOptions(object):
 
     def selects(self, schema, table):
         """Whether pg_dump's include/exclude patterns take this table (psql pattern rules)."""
-        if self.schemas and not any(_match(p, schema) for p in self.schemas):
+        if self.schemas and not any(_match(_joined(lex(p)), schema) for p in self.schemas):
             return False
-        if any(_match(p, schema) for p in self.exclude_schemas):
+        if any(_match(_joined(lex(p)), schema) for p in self.exclude_schemas):
             return False
         if self.tables and not any(_match_table(p, schema, table) for p in self.tables):
             return False
         return not any(_match_table(p, schema, table) for p in self.exclude_tables)
 
 
-def _pattern_regex(pattern):
-    """psql pattern -> regex: * and ? are wildcards, unquoted letters fold to lower case,
-    double quotes keep case and make wildcards literal."""
-    out, quoted, i = [], False, 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == '"':
-            if quoted and pattern[i + 1:i + 2] == '"':
-                out.append('"')
-                i += 1
-            else:
-                quoted = not quoted
-        elif not quoted and char == '*':
-            out.append('.*')
-        elif not quoted and char == '?':
-            out.append('.')
-        else:
-            out.append(re.escape(char if quoted else char.lower()))
-        i += 1
+def _pattern_regex(runs):
+    """psql pattern (one part of names.lex) -> regex: * and ? are wildcards, unquoted letters fold
+    to lower case, double quotes keep case and make wildcards literal."""
+    out = []
+    for run, quoted in runs:
+        if quoted:
+            out.append(re.escape(run))
+            continue
+        for char in fold(run):
+            out.append('.*' if char == '*' else '.' if char == '?' else re.escape(char))
     return re.compile('^%s$' % ''.join(out), re.S)
 
 
-def _split(pattern):
-    """Split schema.table at the first dot outside double quotes."""
-    quoted = False
-    for index, char in enumerate(pattern):
-        if char == '"':
-            quoted = not quoted
-        elif char == '.' and not quoted:
-            return pattern[:index], pattern[index + 1:]
-    return None, pattern
+def _match(runs, name):
+    return bool(_pattern_regex(runs).match(name))
 
 
-def _match(pattern, name):
-    return bool(_pattern_regex(pattern).match(name))
+def _joined(parts):
+    """lex() parts as one pattern whose dots are literal."""
+    runs = list(parts[0])
+    for part in parts[1:]:
+        runs += [('.', True)] + part
+    return runs
 
 
 def _match_table(pattern, schema, table):
-    schema_pattern, table_pattern = _split(pattern)
-    if schema_pattern is not None and not _match(schema_pattern, schema):
+    # Split at the first dot outside double quotes; a dot after it is part of the table's pattern.
+    parts = lex(pattern)
+    if len(parts) > 1 and not _match(parts[0], schema):
         return False
-    return _match(table_pattern, table)
+    return _match(_joined(parts[1:] or parts), table)

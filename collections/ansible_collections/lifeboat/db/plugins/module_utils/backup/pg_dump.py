@@ -30,7 +30,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.common.progress import
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import (
     run_following_stderr, stream_to_file, stream_to_s3)
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import TARGET_LOCK_DB, try_target_lock
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import read_toc
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.offsite import copy_offsite
 
 GLOBALS_NAME = 'globals.sql'
@@ -304,7 +304,7 @@ class LocalSink(object):
         self.known[name] = stream_to_file(argv, env, self.path(name), what, progress=progress)
 
     def list_archive(self, ctx, pg_restore, name, what):
-        run_tool(ctx.run_command, [pg_restore, '--list', self.path(name)], None, what)
+        read_toc(ctx, pg_restore, self.path(name), what)
 
     def files(self):
         return describe_files(self.staging, walk_files(self.staging), known=self.known)

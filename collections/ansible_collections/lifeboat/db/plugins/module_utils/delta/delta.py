@@ -22,12 +22,12 @@ import re
 import socket
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import split_name, table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import parse_name, quoted_key, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     first_line, psycopg, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import feeding, is_behind
 from ansible_collections.lifeboat.db.plugins.module_utils.files.archive import HashingWriter
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import feeding, is_behind
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
     FORMAT_VERSION, describe_files, verify_files)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
@@ -111,14 +111,10 @@ class Table(object):
 
 
 def find_table(conn, name):
-    """The table a user named (resolved like PostgreSQL resolves it), or a clear error."""
-    # Its shape and length first: the server would cut a part over 63 bytes to another table's name.
-    split_name(name)
-    try:
-        with conn.transaction():
-            row = conn.execute(TABLE, (name,)).fetchone()
-    except psycopg.Error as exc:
-        raise LifeboatError('table %r is not a valid table name: %s' % (name, first_line(exc)))
+    """The table a user named (resolved like PostgreSQL resolves it: a bare name through the
+    search_path), or a clear error."""
+    # Read here, not by the server: a part over 63 bytes would be cut to another table's name.
+    row = conn.execute(TABLE, (quoted_key(*parse_name(name)),)).fetchone()
     if row is None:
         raise LifeboatError('table %r does not exist in database %r; check the name (schema.table) in tables'
                             % (name, conn.info.dbname))

@@ -5,7 +5,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import split_name
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import split_name
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import database_exists, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 

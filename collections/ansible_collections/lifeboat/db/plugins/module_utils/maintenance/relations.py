@@ -10,7 +10,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import split_name
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import split_name
 
 KIND_NAMES = {'r': 'table', 'p': 'partitioned table', 'm': 'materialized view', 'v': 'view', 'f': 'foreign table',
               'S': 'sequence', 'i': 'index', 'I': 'partitioned index', 'c': 'composite type', 't': 'TOAST table'}

@@ -24,7 +24,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.restore.finish import 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.progress import Progress, size_of
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.sources import download_cache, resolve_source
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import TARGET_LOCK_DB, lock_target
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.tables import parse_toc, restore_tables
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.tables import restore_tables
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import parse_toc
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.verification import (
     archive_path, check_backup, dump_major)
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.database import restore_database

@@ -16,9 +16,7 @@ import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-
-# `pg_restore --list` names an extension as: `<id>; <tableoid> <oid> EXTENSION - <name> <owner?>`
-TOC_EXTENSION = re.compile(r'^\d+;\s+\d+\s+\d+\s+EXTENSION\s+\S+\s+(\S+)', re.M)
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import extensions
 PLAIN_EXTENSION = re.compile(r'^CREATE EXTENSION (?:IF NOT EXISTS )?"?([^"\s;]+)"?', re.M)
 # pg_dump writes extensions before any table; this much of a plain dump holds them all.
 PLAIN_HEAD_BYTES = 1024 * 1024
@@ -31,7 +29,7 @@ GIB = 1024.0 ** 3
 def needed_extensions(backup, archive):
     """Extensions the backup creates, from its table of contents (or a plain dump's head)."""
     if backup.toc is not None:
-        return sorted(set(TOC_EXTENSION.findall(backup.toc)))
+        return extensions(backup.toc)
     opener = gzip.open if backup.manifest['compression']['method'] == 'gzip' else open
     with opener(archive, 'rb') as handle:
         head = handle.read(PLAIN_HEAD_BYTES).decode('utf-8', 'replace')

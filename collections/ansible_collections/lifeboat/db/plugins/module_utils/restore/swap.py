@@ -25,7 +25,7 @@ import os
 import re
 import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import MAX_NAME_BYTES
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import MAX_NAME_BYTES
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 

@@ -31,19 +31,15 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.pg_dump import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile, database_exists, sql
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import parse_name, quoted_key, table_key, written
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import stream_into, tool_output
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import parse_toc
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
 
 RECREATED, REPLACED = 'recreated', 'replaced'
 
-# The descriptions pg_restore --list prints that we look at, longest first so that
-# "TABLE DATA" is not read as "TABLE".
-KNOWN_DESCS = sorted(('TABLE', 'TABLE DATA', 'TABLE ATTACH', 'DEFAULT', 'CONSTRAINT', 'FK CONSTRAINT', 'INDEX',
-                      'INDEX ATTACH', 'TRIGGER', 'POLICY', 'RULE', 'ROW SECURITY', 'SEQUENCE', 'SEQUENCE OWNED BY',
-                      'SEQUENCE SET', 'STATISTICS', 'COMMENT', 'ACL', 'SECURITY LABEL', 'SCHEMA'),
-                     key=len, reverse=True)
 # Entries whose tag is "<table> <name>".
 TABLE_PREFIXED = ('DEFAULT', 'CONSTRAINT', 'FK CONSTRAINT', 'TRIGGER', 'POLICY', 'RULE')
 # Entries whose tag names an object but not the table it belongs to: their SQL says which.
@@ -52,7 +48,6 @@ DESCRIBED = ('INDEX', 'INDEX ATTACH', 'TABLE ATTACH', 'FK CONSTRAINT', 'SEQUENCE
 # Comments, grants and labels name their object as "<KIND> <name>" or "<KIND> <name> ON <table>".
 ABOUT = ('COMMENT', 'ACL', 'SECURITY LABEL')
 
-TOC_LINE = re.compile(r'^(\d+); \d+ \d+ (.*)$')
 # An identifier as pg_dump writes it (fmtId): lower-case letters, digits and _, or double-quoted.
 IDENT = r'(?:"(?:[^"]|"")*"|[a-z_][a-z0-9_$]*)'
 QNAME = r'(%s)\.(%s)' % (IDENT, IDENT)
@@ -69,7 +64,8 @@ SQL_FORMS = dict(
 
 
 def _unquote(ident):
-    return ident[1:-1].replace('""', '"') if ident.startswith('"') else ident
+    """The name an identifier of pg_dump's SQL (quoted where needed) stands for."""
+    return parse_name(ident)[1]
 
 
 def _pair(schema, name):
@@ -77,7 +73,7 @@ def _pair(schema, name):
 
 
 def display(key):
-    return '%s.%s' % key
+    return table_key(*key)
 
 
 def table_keys(mode, tables):
@@ -91,41 +87,14 @@ def table_keys(mode, tables):
         raise LifeboatError('mode=tables needs tables: the tables to restore, as schema.table')
     keys = []
     for name in tables:
-        schema, dot, table = (name or '').partition('.')
-        if not (schema and dot and table):
+        # Read as SQL reads it (as every module does): Public.Orders is public.orders.
+        schema, table = parse_name(name)
+        if schema is None:
             raise LifeboatError('tables: %r is not schema.table; name each table with its schema, e.g. public.orders'
                                 % (name,))
         if (schema, table) not in keys:
             keys.append((schema, table))
     return keys
-
-
-class TocEntry(object):
-    """One line of `pg_restore --list`: `215; 1259 16390 TABLE public orders owner`.
-
-    The names are printed unquoted, so the schema is read as the first word and the owner as the
-    last: schema and owner names with spaces are not supported (table names with spaces are)."""
-
-    def __init__(self, line, dump_id, desc, schema, tag):
-        self.line, self.dump_id, self.desc, self.schema, self.tag = line, dump_id, desc, schema, tag
-
-    @classmethod
-    def parse(cls, line):
-        match = TOC_LINE.match(line)
-        if not match:
-            return None
-        rest = match.group(2)
-        for desc in KNOWN_DESCS:
-            if rest.startswith(desc + ' '):
-                schema, _, named = rest[len(desc) + 1:].partition(' ')
-                tag = named.rsplit(' ', 1)[0] if ' ' in named else named
-                return cls(line, int(match.group(1)), desc, None if schema == '-' else schema, tag)
-        return None
-
-
-def parse_toc(text):
-    """The entries of `pg_restore --list` output that TocEntry understands."""
-    return [entry for entry in (TocEntry.parse(line) for line in text.splitlines()) if entry is not None]
 
 
 class ArchiveObjects(object):
@@ -355,7 +324,7 @@ class TablesPlan(object):
 
 def _quoted_forms(name):
     """How a name may appear in a comment or grant tag (pg_dump quotes only where needed)."""
-    return (name, '"%s"' % name.replace('"', '""'))
+    return (name, quoted_key(None, name))
 
 
 def _unquoted_forms(named):
@@ -363,12 +332,13 @@ def _unquoted_forms(named):
 
 
 def _unknown_message(unknown, archived, backup_id):
-    names = sorted(display(key) for key in archived)
-    wanted = display(unknown[0])
-    near = difflib.get_close_matches(wanted, names, n=3) or names[:5]
-    return ('table(s) %s are not in backup %s; it holds %d table(s), e.g. %s (list tables as schema.table, '
-            'exact names)' % (', '.join(display(key) for key in unknown), backup_id, len(names),
-                              ', '.join(near) or 'none'))
+    # Names as they are written in `tables` (public."MixedCase"), the nearest ignoring case.
+    names = sorted(written(*key) for key in archived)
+    folded = dict((name.lower(), name) for name in names)
+    near = [folded[n] for n in difflib.get_close_matches(written(*unknown[0]).lower(), folded, n=3)] or names[:5]
+    return ('table(s) %s are not in backup %s; it holds %d table(s), e.g. %s (name tables as schema.table, read as '
+            'SQL reads them: double-quote a part with capitals, spaces, dots or quotes)'
+            % (', '.join(written(*key) for key in unknown), backup_id, len(names), ', '.join(near) or 'none'))
 
 
 def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings):
@@ -400,8 +370,7 @@ def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actio
             kept = _with_live_partitions(plan, target)
             safety = take_backup(ctx, BackupRequest(
                 request.target_db, kind='pre-restore', local=True,
-                options=DumpOptions(tables=['"%s"."%s"' % (s.replace('"', '""'), t.replace('"', '""'))
-                                            for s, t in kept])))
+                options=DumpOptions(tables=[quoted_key(s, t) for s, t in kept])))
             facts['safety_backup_id'] = safety['backup_id']
             timings['safety_backup_seconds'] = safety['duration_seconds']
             actions.append('Took safety backup %s of table(s) %s' % (safety['backup_id'],

@@ -10,7 +10,7 @@ a pure function of the scale, so two loads of the same scale are identical.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import quoted_key
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import quoted_key
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import database_exists, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 

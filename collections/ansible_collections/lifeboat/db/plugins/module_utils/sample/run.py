@@ -5,7 +5,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.sample.data import (
     current_scale, ensure_database, expected_rows, load)

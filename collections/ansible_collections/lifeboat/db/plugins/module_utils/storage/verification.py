@@ -17,7 +17,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest impor
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import VERIFICATION_NAME
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Error
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import read_toc
 
 
 class Unchecked(LifeboatError):
@@ -58,7 +58,7 @@ def check_backup(ctx, backup):
     backup.toc = None
     if manifest.get('format', 'custom') in ('custom', 'directory'):
         pg_restore = _pg_restore(ctx, backup)
-        backup.toc = run_tool(ctx.run_command, [pg_restore.path, '--list', archive_path(backup)], None,
+        backup.toc = read_toc(ctx, pg_restore.path, archive_path(backup),
                               'reading the table of contents of backup %s' % backup.backup_id)
     return checked
 
