@@ -35,6 +35,8 @@ UP_OK, UP_BEHIND, DOWN_BEHIND, DOWN_OK = ("public.up_ok_seq", "public.up_behind_
                                           "public.down_ok_id_seq")
 SEQUENCES = [UP_OK, UP_BEHIND, DOWN_BEHIND, DOWN_OK]
 ONLY_SEQUENCES = ["foreign_keys", "invalid_indexes", "not_valid_constraints", "amcheck"]
+# One custom check, run by integrity and by restore through the same runner.
+CHECKS = [{"name": "descending rows", "sql": "SELECT count(*) AS n FROM down_behind", "value": 11}]
 
 
 def by_name(result):
@@ -51,9 +53,10 @@ def test_integrity_and_restore_judge_a_sequence_by_its_increment_and_direction(s
     server.sql(db, SETUP)
     before = ansible.play([
         {"name": "check", "lifeboat.db.integrity": {"db": db, "fail_on": "never", "skip": ONLY_SEQUENCES,
-                                                     "sequences": SEQUENCES}},
+                                                     "sequences": SEQUENCES, "checks": CHECKS}},
         {"name": "dump", "lifeboat.db.dump": {"db": db, "repository": repo}},
-        {"name": "restore", "lifeboat.db.restore": {"db": db, "repository": repo, "keep_previous": 0}}])
+        {"name": "restore", "lifeboat.db.restore": {"db": db, "repository": repo, "keep_previous": 0,
+                                                     "checks": CHECKS}}])
     checks = by_name(before.result("check"))
     builtin = checks["sequences"]
     assert builtin["status"] == "failed" and [b["sequence"] for b in builtin["sample"]] == [DOWN_BEHIND, UP_BEHIND], \
@@ -69,6 +72,12 @@ def test_integrity_and_restore_judge_a_sequence_by_its_increment_and_direction(s
     # restore's repair moves exactly the sequences integrity found, each past its column.
     restored = before.result("restore")
     assert not restored["failed"], restored.get("msg")
+    # The custom check's result has one shape in both modules (one runner, one set of statuses).
+    custom = checks["descending rows"]
+    assert [sorted(c) for c in restored["custom_checks"]] == [sorted(custom)]
+    assert {k: v for k, v in restored["custom_checks"][0].items() if k != "seconds"} == {
+        "name": "descending rows", "kind": "custom", "severity": "error", "status": "passed", "rows": 1,
+        "summary": "expected value 11, found value 11", "sample": [{"n": 11}]}
     assert [(s["sequence"], s.get("max_value"), s.get("min_value")) for s in restored["sequences_repaired"]] == [
         (DOWN_BEHIND, None, 990), (UP_BEHIND, 110, None)]
     assert any("the smallest public.down_behind.id" in line for line in restored["actions"]), restored["actions"]

@@ -25,11 +25,12 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import psycopg
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import FAILED, PASSED
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.runner import Check
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.sql_script import parse
 
-PASSED, FAILED = 'passed', 'failed'
 SAMPLE_ROWS = 5
 KEYS = ('name', 'sql', 'file', 'rows', 'value', 'severity')
 SEVERITIES = ('error', 'warning')
@@ -152,15 +153,10 @@ def evaluate(check, name, columns, rows, limit=SAMPLE_ROWS):
                 summary='expected %s, found %s' % (_expectation(check), found), rows=len(rows), sample=sample)
 
 
-def run_check(conn, check, timeout_seconds=60):
-    """Run one check on `conn` (autocommit) in a read-only transaction; returns its results."""
-    try:
-        with conn.transaction(force_rollback=True):
-            conn.execute('SET TRANSACTION READ ONLY')
-            conn.execute("SELECT set_config('statement_timeout', %s, true)", ('%ds' % timeout_seconds,))
-            return execute(conn, check)
-    except psycopg.Error as exc:
-        raise LifeboatError('check %r could not run: %s' % (check['name'], first_line(exc)))
+def custom_check(check):
+    """A normalized check as runner.run_checks runs it (integrity's and restore's alike): one
+    result per statement that returned rows."""
+    return Check(check['name'], 'custom', lambda conn, limit: execute(conn, check, limit), check.get('severity', 'error'))
 
 
 def plain(value):

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Row counts of a database against a backup's manifest or a captured baseline."""
+"""What a check found: the statuses every check result carries (integrity's checks and restore's
+custom checks alike), and row counts of a database against a backup's manifest or a baseline."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
@@ -9,7 +10,9 @@ import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
-PASSED, FAILED = 'passed', 'failed'
+# A check passed or failed; it was skipped (nothing to check, e.g. amcheck not installed); or it
+# could not run (error), which proves nothing whatever the check's severity.
+PASSED, FAILED, SKIPPED, ERROR = 'passed', 'failed', 'skipped', 'error'
 
 
 def parse_tolerance(text):

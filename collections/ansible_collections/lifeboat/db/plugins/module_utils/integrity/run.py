@@ -14,12 +14,13 @@ from ansible_collections.lifeboat.db.plugins.module_utils.integrity.baseline imp
     write_baseline)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import (
-    compare_row_counts, describe_tolerance, parse_tolerance)
+    ERROR, FAILED, PASSED, SKIPPED, compare_row_counts, describe_tolerance, parse_tolerance)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import ConnectionOptions, server_version_string
-from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import execute, normalize_checks
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import custom_check, normalize_checks
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.integrity.checks import (
-    BUILTIN_FACTORIES, ERROR, FAILED, PASSED, SKIPPED, Check, Snapshot, count_tables, result, run_checks)
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.checks import BUILTIN_FACTORIES, count_tables
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.runner import (
+    Check, Snapshot, result, run_checks, wrap)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import sequence_states
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.schema import describe, diff, fingerprint
@@ -96,9 +97,7 @@ def plan(ctx, snapshot, reference):
         planned.append(checks_lib.required_columns_check(p['required_columns']))
     planned.extend(checks_lib.min_rows_checks(p['min_rows']))
     planned.extend(checks_lib.sequence_state_checks(p['sequences']))
-    for custom in normalize_checks(p['checks']):
-        planned.append(Check(custom['name'], 'custom', lambda conn, limit, c=custom: execute(conn, c, limit),
-                             custom.get('severity', 'error')))
+    planned.extend(custom_check(custom) for custom in normalize_checks(p['checks']))
     if reference and reference.get('kind') == 'baseline':
         if 'sequences' in reference:
             planned.append(_wrapped('baseline sequences', 'baseline_sequences', lambda conn, limit: compare_sequences(
@@ -113,7 +112,7 @@ def plan(ctx, snapshot, reference):
 
 
 def _wrapped(name, kind, run):
-    return checks_lib.wrap(Check(name, kind, run))
+    return wrap(Check(name, kind, run))
 
 
 def schema_against(left, right, left_name, right_name):

@@ -20,7 +20,9 @@ import time
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.pg_dump import BackupRequest, take_backup
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     PassFile, dbname_argument, first_line, psycopg, sql)
-from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import FAILED, run_check
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import SAMPLE_ROWS, custom_check
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import ERROR, FAILED
+from ansible_collections.lifeboat.db.plugins.module_utils.integrity.runner import Snapshot, run_checks
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import exact_row_counts
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import compare_row_counts
@@ -338,11 +340,16 @@ def _run_checks(ctx, dbname, request, facts, actions):
     if not request.checks:
         return
     phase(request, 'checking')
-    conn = ctx.options.connect(dbname)
+    # integrity's runner, on one read-only connection, 60 seconds a check.
+    snapshot = Snapshot(lambda: ctx.options.connect(dbname, autocommit=False), 1)
     try:
-        results = facts['custom_checks'] = [r for check in request.checks for r in run_check(conn, check)]
+        results = facts['custom_checks'] = run_checks(snapshot, [custom_check(c) for c in request.checks], 60,
+                                                      SAMPLE_ROWS)
     finally:
-        conn.close()
+        snapshot.close()
+    broken = [r for r in results if r['status'] == ERROR]
+    if broken:
+        raise LifeboatError('; '.join(r['summary'] for r in broken))
     failed = [r for r in results if r['status'] == FAILED and r['severity'] == 'error']
     if failed:
         raise LifeboatError('check(s) failed on the restored copy: %s'
