@@ -69,6 +69,17 @@ class History(object):
     def baseline_row(self):
         return next((row for row in self.rows if row['type'] == 'BASELINE'), None)
 
+    def repair(self, conn, failed, realign):
+        """Flyway's repair, in one transaction: failed rows removed, rows realigned with their files."""
+        with conn.transaction():
+            for row in failed:
+                conn.execute(sql.SQL('DELETE FROM {} WHERE installed_rank = %s').format(self.ident),
+                             (row['installed_rank'],))
+            for row, migration in realign:
+                conn.execute(sql.SQL('UPDATE {} SET checksum = %s, description = %s WHERE installed_rank = %s')
+                             .format(self.ident), (migration.checksum, migration.description[:200],
+                                                   row['installed_rank']))
+
 def states(versioned, repeatables, history, target=None, out_of_order=False):
     """Flyway's `info`: every applied row and every resolved file, with its state.
 
@@ -216,3 +227,19 @@ def problems(versioned, repeatables, history, entries, ignore_pending=False, ign
 
 def _name(entry):
     return ('V%s (%s)' % (entry['version'], entry['script'])) if entry['version'] else entry['script']
+
+
+def repair_plan(versioned, history):
+    """(failed rows, [(row, file)] to realign): what Flyway's repair changes. A changed repeatable
+    is re-run by migrate, not realigned."""
+    by_key = dict((m.key, m) for m in versioned)
+    failed = [row for row in history.rows if not row['success']]
+    realign = []
+    for row in history.rows:
+        if not row['success'] or row['type'] != 'SQL' or row['version'] is None:
+            continue
+        migration = by_key.get(version_key(row['version'], 'history'))
+        if migration is not None and (migration.checksum != row['checksum']
+                                      or migration.description != row['description']):
+            realign.append((row, migration))
+    return failed, realign

@@ -6,14 +6,13 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import os
-import tempfile
-
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile, server_major, sql
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.migrate import flyway, flyway_history, flyway_runner, seed
+from ansible_collections.lifeboat.db.plugins.module_utils.migrate.schema_export import export_schema
+from ansible_collections.lifeboat.db.plugins.module_utils.migrate.seed_sequences import (
+    sequence_specs, sequences_in_check_mode, set_sequences)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg import sql_script
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
 
 
 def run(ctx):
@@ -36,7 +35,7 @@ def apply(ctx, conn, schema, result):
     if reset is not None and params['confirm_reset'] != reset:
         raise LifeboatError('confirm_reset %r does not name reset_schema %r; set confirm_reset: %s to drop and '
                             'recreate it. Nothing was changed' % (params['confirm_reset'], reset, reset))
-    specs = _sequence_specs(params['sequences'])
+    specs = sequence_specs(params['sequences'])
     # Every file is read and parsed before the database is touched: a typo costs nothing.
     files = seed.load_files('schema', params['schema_files']) + seed.load_files('seed', params['seed_files'])
     history = seed.SeedHistory(schema)
@@ -60,7 +59,7 @@ def apply(ctx, conn, schema, result):
             result['actions'].append('would drop and recreate schema %s (%s tables, about %s rows)' % (
                 reset, result['reset'].get('tables', 0), result['reset'].get('estimated_rows', 0)))
         result['actions'].extend('would apply %s file %s' % (f.kind, f.name) for f, _ in todo)
-        result['sequences'] = _sequences_in_check_mode(conn, specs, result['actions'])
+        result['sequences'] = sequences_in_check_mode(conn, specs, result['actions'])
         result['changed'] = bool(reset is not None or todo or any(s.get('changed') for s in result['sequences']))
         return
     with conn.transaction():
@@ -74,53 +73,8 @@ def apply(ctx, conn, schema, result):
             history.record(conn, script, len(script.statements), milliseconds)
             result['actions'].append('applied %s file %s (%d statements)' % (script.kind, script.name,
                                                                                len(script.statements)))
-        result['sequences'] = _set_sequences(conn, specs, result['actions'])
+        result['sequences'] = set_sequences(conn, specs, result['actions'])
     result['changed'] = bool(reset is not None or todo or any(s['changed'] for s in result['sequences']))
-
-
-def _sequence_specs(items):
-    specs = []
-    for number, item in enumerate(items or [], 1):
-        keys = set(item or {})
-        if not isinstance(item, dict) or not item.get('name') or len(keys & {'value', 'column'}) != 1 \
-                or keys - {'name', 'value', 'column'}:
-            raise LifeboatError('sequences item %d must be {name, value} or {name, column}, e.g. {name: facility_num, '
-                                'value: 103} or {name: facility_num, column: d_facility.id}' % number)
-        if 'value' in item and not isinstance(item['value'], int):
-            try:
-                item = dict(item, value=int(str(item['value'])))
-            except ValueError:
-                raise LifeboatError('sequences item %d (%s): value %r is not a whole number'
-                                    % (number, item['name'], item['value']))
-        specs.append(item)
-    return specs
-
-
-def _set_sequences(conn, specs, actions):
-    done = []
-    for spec in specs:
-        plan = seed.sequence_plan(conn, spec)
-        if plan['changed']:
-            seed.set_sequence(conn, plan)
-            actions.append('set sequence %s: next value %d' % (plan['name'], plan['next_value']))
-        done.append(plan)
-    return done
-
-
-def _sequences_in_check_mode(conn, specs, actions):
-    done = []
-    for spec in specs:
-        try:
-            plan = seed.sequence_plan(conn, spec)
-        except LifeboatError:
-            # It may be created by a file this run would apply; say so rather than fail.
-            done.append(dict(name=spec['name'], changed=True))
-            actions.append('would set sequence %s once the files have run' % spec['name'])
-            continue
-        if plan['changed']:
-            actions.append('would set sequence %s: next value %d' % (plan['name'], plan['next_value']))
-        done.append(plan)
-    return done
 
 
 class Migrations(object):
@@ -136,14 +90,16 @@ class Migrations(object):
 
     def entries(self):
         return flyway_history.states(self.versioned, self.repeatables, self.history, self.params['target'],
-                             self.params['out_of_order'])
+                                     self.params['out_of_order'])
 
     def report(self, result):
         entries = self.entries()
         result['migrations'] = entries
-        result['pending'] = [e['script'] for e in entries if e['state'] in (flyway_history.PENDING, flyway_history.OUTDATED)
+        result['pending'] = [e['script'] for e in entries
+                             if e['state'] in (flyway_history.PENDING, flyway_history.OUTDATED)
                              and e['installed_rank'] is None]
-        applied = [e for e in entries if e['state'] in (flyway_history.SUCCESS, flyway_history.OUT_OF_ORDER, flyway_history.BASELINE)
+        applied = [e for e in entries
+                   if e['state'] in (flyway_history.SUCCESS, flyway_history.OUT_OF_ORDER, flyway_history.BASELINE)
                    and e['version'] is not None and e['category'] != 'schema']
         result['current_version'] = max(applied, key=lambda e: flyway.version_key(e['version'], 'history'))[
             'version'] if applied else None
@@ -153,7 +109,7 @@ class Migrations(object):
         params = self.params
         placeholders = (params['placeholders'] or {}) if params['placeholder_replacement'] else None
         return flyway_runner.Runner(self.conn, self.history, placeholders, params['installed_by'], params['db'],
-                             _search_path(self.conn, schema, params['schema']))
+                                    _search_path(self.conn, schema, params['schema']))
 
 
 def _search_path(conn, schema, wanted):
@@ -207,7 +163,7 @@ def _row_names(rows):
 
 def migrate(ctx, conn, schema, result):
     params = ctx.params
-    specs = _sequence_specs(params['sequences'])
+    specs = sequence_specs(params['sequences'])
     migrations = Migrations(ctx, conn, schema)
     history = migrations.history
     # Every script is parsed (placeholders too) before anything is written, the baseline included.
@@ -231,7 +187,7 @@ def migrate(ctx, conn, schema, result):
                                      installed_on=None, execution_time=0, success=True)]
     entries = migrations.entries()
     problems = [p for p in flyway_history.problems(migrations.versioned, migrations.repeatables, history, entries,
-                                           ignore_pending=True, ignore_missing=params['ignore_missing'])]
+                                                   ignore_pending=True, ignore_missing=params['ignore_missing'])]
     result['problems'] = problems
     if problems:
         migrations.report(result)
@@ -241,7 +197,7 @@ def migrate(ctx, conn, schema, result):
     todo = _to_run(migrations, entries)
     if ctx.check_mode:
         result['actions'].extend('would apply %s' % m.label() for m in todo)
-        result['sequences'] = _sequences_in_check_mode(conn, specs, result['actions'])
+        result['sequences'] = sequences_in_check_mode(conn, specs, result['actions'])
         result['changed'] = bool(todo) or any(s.get('changed') for s in result['sequences']) or result['changed']
         migrations.report(result)
         result['pending'] = [m.script for m in todo]
@@ -253,7 +209,7 @@ def migrate(ctx, conn, schema, result):
                 history.create(conn)
         _run_migrations(runner, migrations, todo, result)
         with conn.transaction():
-            result['sequences'] = _set_sequences(conn, specs, result['actions'])
+            result['sequences'] = set_sequences(conn, specs, result['actions'])
     history.read(conn)
     migrations.report(result)
     result['changed'] = bool(result['applied']) or any(s['changed'] for s in result['sequences']) or \
@@ -262,7 +218,8 @@ def migrate(ctx, conn, schema, result):
 
 def _to_run(migrations, entries):
     """Pending versioned migrations in version order, then new or changed repeatables."""
-    pending = set(e['script'] for e in entries if e['state'] == flyway_history.PENDING and e['installed_rank'] is None)
+    pending = set(e['script'] for e in entries
+                  if e['state'] == flyway_history.PENDING and e['installed_rank'] is None)
     return [m for m in migrations.versioned if m.script in pending] + \
         [m for m in migrations.repeatables if m.script in pending]
 
@@ -301,7 +258,8 @@ def validate(ctx, conn, schema, result):
     migrations = Migrations(ctx, conn, schema)
     entries = migrations.report(result)
     problems = flyway_history.problems(migrations.versioned, migrations.repeatables, migrations.history, entries,
-                               ignore_pending=params['ignore_pending'], ignore_missing=params['ignore_missing'])
+                                       ignore_pending=params['ignore_pending'],
+                                       ignore_missing=params['ignore_missing'])
     result['problems'] = problems
     if problems:
         raise LifeboatError('validate found %d problem(s): %s' % (len(problems), problems[0]['message']),
@@ -313,20 +271,7 @@ def repair(ctx, conn, schema, result):
     """Flyway's repair: drop failed rows, realign checksums and descriptions with the files."""
     migrations = Migrations(ctx, conn, schema)
     history = migrations.history
-    by_key = dict((m.key, m) for m in migrations.versioned)
-    by_description = dict((m.description, m) for m in migrations.repeatables)
-    failed = [row for row in history.rows if not row['success']]
-    realign = []
-    for row in history.rows:
-        if not row['success'] or row['type'] != 'SQL':
-            continue
-        if row['version'] is not None:
-            migration = by_key.get(flyway.version_key(row['version'], 'history'))
-        else:
-            continue  # a changed repeatable is re-run by migrate, not realigned
-        if migration is not None and (migration.checksum != row['checksum']
-                                      or migration.description != row['description']):
-            realign.append((row, migration))
+    failed, realign = flyway_history.repair_plan(migrations.versioned, history)
     result['repaired'] = dict(
         removed_failed=[dict(version=r['version'], script=r['script']) for r in failed],
         realigned=[dict(version=r['version'], script=r['script'], checksum_before=r['checksum'],
@@ -337,16 +282,9 @@ def repair(ctx, conn, schema, result):
     result['changed'] = bool(failed or realign)
     if result['changed'] and not ctx.check_mode:
         with flyway_runner.Lock(conn, history, ctx.params['lock_timeout']):
-            with conn.transaction():
-                for row in failed:
-                    conn.execute(sql.SQL('DELETE FROM {} WHERE installed_rank = %s').format(history.ident),
-                                 (row['installed_rank'],))
-                for row, migration in realign:
-                    conn.execute(sql.SQL('UPDATE {} SET checksum = %s, description = %s WHERE installed_rank = %s')
-                                 .format(history.ident), (migration.checksum, migration.description[:200],
-                                                          row['installed_rank']))
+            history.repair(conn, failed, realign)
         history.read(conn)
-    if not by_description and not by_key and not history.rows:
+    if not migrations.repeatables and not migrations.versioned and not history.rows:
         result['actions'].append('nothing to repair: no history and no migrations')
     migrations.report(result)
 
@@ -359,53 +297,6 @@ def smoke(ctx, conn, schema, result):
         return
     result['smoke'] = seed.smoke(conn, ctx.params['smoke_sql'])
     result['actions'].append('smoke statement wrote %d row(s) and was rolled back' % result['smoke']['rowcount'])
-
-
-def export_schema(ctx, conn, schema, result):
-    """pg_dump --schema-only of the database, without the history tables, written atomically."""
-    params = ctx.params
-    dest = params['dest']
-    folder = os.path.dirname(dest) or '.'
-    if not os.path.isdir(folder):
-        raise LifeboatError('the folder of dest %s does not exist on the target host; create it first' % dest)
-    pg_dump = ctx.finder.find('pg_dump', server_major(conn), 'dumping the schema of a PostgreSQL %d server'
-                              % server_major(conn))
-    excluded = ['%s.%s' % (schema, params['table']), '%s.%s' % (schema, seed.SEED_TABLE)] + \
-        (params['exclude_tables'] or [])
-    result['dest'] = dest
-    if ctx.check_mode:
-        result['actions'].append('would write the schema of %s to %s' % (params['db'], dest))
-        result['changed'] = True
-        return
-    fd, staging = tempfile.mkstemp(prefix='.%s.' % os.path.basename(dest), dir=folder)
-    os.close(fd)
-    os.chmod(staging, 0o600)
-    try:
-        argv = [pg_dump.path, '--schema-only', '--no-owner', '--no-privileges', '--file', staging]
-        argv += ['--exclude-table=%s' % pattern for pattern in excluded]
-        with PassFile(ctx.options, ctx.tmpdir) as passfile:
-            run_tool(ctx.run_command, argv, ctx.options.tool_environment(params['db'], passfile),
-                     'pg_dump --schema-only of database %r' % params['db'])
-        result['changed'] = not _same_dump(staging, dest)
-        if result['changed']:
-            os.rename(staging, dest)
-            staging = None
-    finally:
-        if staging and os.path.exists(staging):
-            os.unlink(staging)
-    result['actions'].append('%s the schema of %s to %s' % ('wrote' if result['changed'] else 'unchanged:',
-                                                             params['db'], dest))
-
-
-def _same_dump(new, old):
-    """pg_dump 17.6+ puts a random \\restrict key in every dump; compare without those lines."""
-    if not os.path.exists(old):
-        return False
-
-    def lines(path):
-        with open(path, encoding='utf-8', errors='replace') as handle:
-            return [line for line in handle if not line.startswith(seed.RESTRICT_LINES)]
-    return lines(new) == lines(old)
 
 
 ACTIONS = dict(apply=apply, baseline=baseline, migrate=migrate, info=info, validate=validate, repair=repair,
