@@ -26,10 +26,9 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import parse_
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     first_line, psycopg, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.files.archive import HashingWriter
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import feeding, is_behind
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
-    FORMAT_VERSION, describe_files, verify_files)
+    FORMAT_VERSION, HashingWriter, describe_files, verify_files)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import new_backup_id, validate_retention
 

@@ -24,26 +24,12 @@ import tempfile
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError, error_text
-from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import CHUNK, FORMAT_VERSION, verify_files
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
+    CHUNK, FORMAT_VERSION, HashingWriter, verify_files)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import new_backup_id
 
 ARCHIVE_NAME = 'files.tar.gz'
-
-
-class HashingWriter(object):
-    """A file object that hashes what it writes, so the checksum needs no second read."""
-
-    def __init__(self, handle):
-        self.handle = handle
-        self.digest = hashlib.sha256()
-
-    def write(self, data):
-        self.digest.update(data)
-        return self.handle.write(data)
-
-    def flush(self):
-        self.handle.flush()
 
 
 class HashingReader(object):

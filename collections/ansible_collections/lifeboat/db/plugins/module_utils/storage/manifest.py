@@ -44,6 +44,22 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+class HashingWriter(object):
+    """A file object that hashes what it writes: the sha256 a manifest lists for a file written as
+    a stream (a files archive, a delta's table), with no second read (describe_files' `known`)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data):
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def flush(self):
+        self.handle.flush()
+
+
 def walk_files(directory):
     """Relative paths of every file below directory, sorted (a directory-format dump is a tree)."""
     found = []
