@@ -31,26 +31,43 @@ def plan_partitions(conn, table, calendar, namer, premake, now, start=None, reta
                             'more periods' % (retain, table.key))
     table.read_bounds(conn)
     ranged = [p for p in table.partitions if not p.is_default]
+    _check_periods(table, calendar, ranged)
+    plan = Plan()
+    cutoff = _plan_retirements(plan, table, calendar, ranged, now, retain) if retain is not None else None
+    _plan_creations(plan, table, calendar, namer, ranged, now, premake, start, cutoff)
+    _count_default_rows(conn, table, plan, default_rows)
+    plan.detached, plan.refused = table.detached(conn)
+    return plan
+
+
+def _check_periods(table, calendar, ranged):
+    """Every partition must be one period of the calendar, or the interval is not the table's."""
     for part in ranged:
         if part.lower is None or part.upper is None or not calendar.is_period(part.lower, part.upper):
             raise LifeboatError('partition %s (%s) is not one %s, so interval %s does not match the partitions of %s; '
                                 'give the interval they were made with'
                                 % (part.key, part.bound, calendar.unit, calendar.interval if calendar.is_time else
                                    calendar.step, table.key))
-    plan = Plan()
-    cutoff = None
-    if retain is not None:
-        cutoff = calendar.shift(now, -retain)
-        for part in ranged:
-            if part.upper <= cutoff:
-                if part.relkind == 'p':
-                    raise LifeboatError('partition %s is itself partitioned; lifeboat.db.partition retires plain '
-                                        'partitions only - archive and drop it by hand, or raise retain' % part.key)
-                (plan.finalize if part.detach_pending else plan.retire).append(part)
-        if ranged and len(plan.retire) + len(plan.finalize) == len(ranged):
-            raise LifeboatError('retain %d would retire every partition of %s (the newest ends at %s); raise retain '
-                                'or check the now option' % (retain, table.key,
-                                                             calendar.describe(max(p.upper for p in ranged))))
+
+
+def _plan_retirements(plan, table, calendar, ranged, now, retain):
+    """Partitions ending `retain` periods before now are retired (never all of them); returns that cutoff."""
+    cutoff = calendar.shift(now, -retain)
+    for part in ranged:
+        if part.upper <= cutoff:
+            if part.relkind == 'p':
+                raise LifeboatError('partition %s is itself partitioned; lifeboat.db.partition retires plain '
+                                    'partitions only - archive and drop it by hand, or raise retain' % part.key)
+            (plan.finalize if part.detach_pending else plan.retire).append(part)
+    if ranged and len(plan.retire) + len(plan.finalize) == len(ranged):
+        raise LifeboatError('retain %d would retire every partition of %s (the newest ends at %s); raise retain '
+                            'or check the now option' % (retain, table.key,
+                                                         calendar.describe(max(p.upper for p in ranged))))
+    return cutoff
+
+
+def _plan_creations(plan, table, calendar, namer, ranged, now, premake, start, cutoff):
+    """Partitions missing from the first period (start, else the oldest kept) to `premake` ahead."""
     current = calendar.floor(now)
     last = calendar.shift(current, premake)
     kept = [p for p in ranged if p not in plan.retire and p not in plan.finalize]
@@ -77,9 +94,6 @@ def plan_partitions(conn, table, calendar, namer, premake, now, start=None, reta
         plan.create.append(dict(name=name, schema=table.schema, period=calendar.describe(period),
                                 lower=period, upper=calendar.after(period),
                                 reason='gap' if newest is not None and period < newest else 'ahead'))
-    _count_default_rows(conn, table, plan, default_rows)
-    plan.detached, plan.refused = table.detached(conn)
-    return plan
 
 
 def _count_default_rows(conn, table, plan, default_rows):
