@@ -101,3 +101,45 @@ def test_integrity_and_restore_judge_a_sequence_by_its_increment_and_direction(s
     assert went_back["status"] == "failed" and went_back["behind"] == 2, went_back["summary"]
     assert [(p["sequence"], p["baseline"], p["actual"]) for p in went_back["sample"]] == [
         (DOWN_BEHIND, 988, 994), (UP_OK, 110, 60)]
+
+
+HOSTILE = '''
+-- One sequence feeding two tables: a repair must leave it past both, whichever comes last.
+CREATE SEQUENCE "Shared Seq";
+CREATE TABLE "Big ""T""" (id bigint PRIMARY KEY DEFAULT nextval('"Shared Seq"'));
+CREATE TABLE small_t (id int PRIMARY KEY DEFAULT nextval('"Shared Seq"'));
+ALTER SEQUENCE "Shared Seq" OWNED BY small_t.id;
+INSERT INTO "Big ""T""" VALUES (500); INSERT INTO small_t VALUES (300);
+-- A text column fed by a sequence: no order to be behind in, and no traceback either.
+CREATE SEQUENCE text_seq;
+CREATE TABLE text_t (code text PRIMARY KEY DEFAULT nextval('text_seq')::text);
+INSERT INTO text_t VALUES ('zzz'), ('99');
+-- An empty table is never behind; a sequence at its last value going nowhere.
+CREATE TABLE empty_t (id serial PRIMARY KEY);
+'''
+
+
+@embedded_only
+def test_a_sequence_feeding_two_tables_and_odd_columns(server, ansible, empty_db):
+    db, repo = empty_db, str(ansible.repository)
+    server.sql(db, HOSTILE)
+    play = ansible.play([
+        {"name": "check", "lifeboat.db.integrity": {"db": db, "fail_on": "never", "skip": ONLY_SEQUENCES,
+                                                     "sequences": ['"Shared Seq"', "text_seq", "empty_t_id_seq"]}},
+        {"name": "dump", "lifeboat.db.dump": {"db": db, "repository": repo}},
+        {"name": "restore", "lifeboat.db.restore": {"db": db, "repository": repo, "keep_previous": 0}},
+        {"name": "after", "lifeboat.db.integrity": {"db": db, "skip": ONLY_SEQUENCES}}])
+    checks = by_name(play.result("check"))
+    assert [(b["sequence"], b["column"]) for b in checks["sequences"]["sample"]] == [
+        ("public.Shared Seq", 'public.Big "T".id'), ("public.Shared Seq", "public.small_t.id")], checks["sequences"]
+    assert checks["sequence public.text_seq"]["status"] == "passed" and checks["sequence public.empty_t_id_seq"][
+        "status"] == "passed"
+    restored = play.result("restore")
+    assert not restored["failed"], restored.get("msg")
+    assert server.sql(db, 'SELECT last_value, is_called FROM "Shared Seq"') == [(500, True)]
+    assert [(s["column"], s["max_value"]) for s in restored["sequences_repaired"]] == [
+        ('public.Big "T".id', 500), ("public.small_t.id", 300)]
+    assert [line for line in restored["actions"] if line.startswith("Moved sequence")] == [
+        'Moved sequence public.Shared Seq from 1 past 500, the largest public.Big "T".id',
+        "Moved sequence public.Shared Seq from 1 past 300, the largest public.small_t.id"]
+    assert play.result("after")["passed"], play.result("after")["summary"]

@@ -17,8 +17,8 @@ from collections import namedtuple
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import USER_SCHEMAS
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
 
-# Sequences that feed a column: owned by it (serial: dependency 'a'; identity: 'i'), or named in
-# its DEFAULT nextval(...) without being owned (pagila's, and hand-written schemas).
+# Sequences that feed a column of numbers: owned by it (serial: dependency 'a'; identity: 'i'), or
+# named in its DEFAULT nextval(...) without being owned (pagila's, and hand-written schemas).
 FEEDING_SEQUENCES = """
 SELECT sn.nspname, s.relname, s.oid, q.seqincrement, tn.nspname, t.relname, t.oid, a.attname
   FROM pg_depend d
@@ -27,7 +27,7 @@ SELECT sn.nspname, s.relname, s.oid, q.seqincrement, tn.nspname, t.relname, t.oi
   JOIN pg_sequence q ON q.seqrelid = s.oid
   JOIN pg_class t ON t.oid = d.refobjid AND t.relkind IN ('r', 'p')
   JOIN pg_namespace tn ON tn.oid = t.relnamespace
-  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid AND {numeric}
  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
    AND sn.nspname NOT IN ('pg_catalog', 'information_schema')
 UNION
@@ -40,10 +40,14 @@ SELECT sn.nspname, s.relname, s.oid, q.seqincrement, tn.nspname, t.relname, t.oi
   JOIN pg_sequence q ON q.seqrelid = s.oid
   JOIN pg_class t ON t.oid = ad.adrelid AND t.relkind IN ('r', 'p') AND NOT t.relispartition
   JOIN pg_namespace tn ON tn.oid = t.relnamespace
-  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ad.adnum
+  JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ad.adnum AND {numeric}
  WHERE sn.nspname NOT IN ('pg_catalog', 'information_schema')
  ORDER BY 1, 2, 5, 6, 8
-"""
+""".format(
+    # Only a column of numbers (or a domain over one) can have a sequence behind it: a text column
+    # filled with nextval()::text has no numeric order ('99' > '100').
+    numeric="(SELECT coalesce(nullif(ty.typbasetype, 0), ty.oid) FROM pg_type ty WHERE ty.oid = a.atttypid) "
+            "IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)")
 
 # One sequence and the column it feeds, with the sequence's state and the column's edge: its
 # largest value for an ascending sequence, its smallest for a descending one (None: no rows).
@@ -105,6 +109,18 @@ def behind_sequences(conn, only=None):
                          increment=f.increment, regclass=sql.Identifier(f.seq_schema, f.seq).as_string(conn))
             entry[edge_name(f.increment)[0]] = f.edge
             found.append(entry)
+    return found
+
+
+def targets(behind):
+    """{regclass: value} each sequence of `behind_sequences` must move to: the furthest edge of the
+    columns it is behind - one sequence can feed several tables, and moving it to each column's edge
+    in turn would leave it behind the one with the furthest."""
+    found = {}
+    for item in behind:
+        key = edge_name(item['increment'])[0]
+        further = max if item['increment'] > 0 else min
+        found[item['regclass']] = further(found.get(item['regclass'], item[key]), item[key])
     return found
 
 

@@ -375,7 +375,8 @@ def _finish(ctx, dbname, request, facts, actions):
                               ': ' + ', '.join(facts['matviews_refreshed']) if facts['matviews_refreshed'] else ''))
         if request.repair_sequences:
             facts['sequences_repaired'] = repair_sequences(conn)
-            actions.extend('Moved sequence %s from %s to %s, the %s %s' % (
+            # "past": a sequence feeding several columns moved past the furthest of them (targets).
+            actions.extend('Moved sequence %s from %s past %s, the %s %s' % (
                 item['sequence'], item['last_value'], item[edge_name(item['increment'])[0]],
                 edge_name(item['increment'])[2], item['column']) for item in facts['sequences_repaired'])
     finally:
