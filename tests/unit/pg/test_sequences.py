@@ -46,3 +46,13 @@ def test_behind_is_judged_in_the_sequence_direction(upcoming, increment, edge, b
 def test_the_edge_is_the_largest_value_ascending_and_the_smallest_descending():
     assert edge_name(10) == ('max_value', 'max', 'largest')
     assert edge_name(-1) == ('min_value', 'min', 'smallest')
+
+
+def test_a_sequence_behind_several_columns_moves_past_the_furthest():
+    from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import targets
+    behind = [dict(regclass='"Shared"', increment=1, max_value=500), dict(regclass='"Shared"', increment=1, max_value=300),
+              dict(regclass='down', increment=-1, min_value=990), dict(regclass='down', increment=-1, min_value=-7),
+              dict(regclass='other', increment=10, max_value=110)]
+    assert targets(behind) == {'"Shared"': 500, 'down': -7, 'other': 110}
+    assert list(targets(behind)) == ['"Shared"', 'down', 'other']  # the order they were found in
+    assert targets([]) == {}
