@@ -5,22 +5,18 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import os
-import stat
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings, is_s3_url
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import ToolFinder
-
-# Where an s3:// repository keeps its local cache unless cache_dir says otherwise.
-DEFAULT_CACHE_DIR = '/var/tmp/lifeboat-cache'
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.cache import DEFAULT_CACHE_DIR, private_dir
 
 
 class TaskContext(object):
@@ -45,33 +41,6 @@ class TaskContext(object):
         """The S3 store of `offsite_url`, or None."""
         url = self.params.get('offsite_url')
         return S3Store(url, S3Settings(self.params)) if url else None
-
-
-def private_dir(path, check_mode):
-    """The cache of an s3:// repository holds downloads that get restored: it must be the module
-    user's alone, not a folder someone else made first in a shared place like /var/tmp."""
-    if not os.path.isabs(path):
-        raise LifeboatError('cache_dir must be an absolute path on the target host, got %r' % (path,))
-    try:
-        if not os.path.lexists(path):
-            if check_mode:
-                return path
-            os.makedirs(path, 0o700)
-        # lstat: a link planted in a shared place must not lead the cache elsewhere.
-        facts = os.lstat(path)
-    except OSError as exc:
-        raise LifeboatError('cannot create cache_dir %s: %s; choose a folder the module user can write to'
-                            % (path, exc.strerror or exc))
-    if stat.S_ISLNK(facts.st_mode) or not stat.S_ISDIR(facts.st_mode):
-        raise LifeboatError('cache_dir %s is a symbolic link or not a folder; backups downloaded there get restored, '
-                            'so it must be a real folder private to the module user: remove it or choose another '
-                            'cache_dir' % path)
-    if facts.st_uid != os.geteuid() or facts.st_mode & 0o077:
-        raise LifeboatError('cache_dir %s belongs to uid %d or is open to others (it must be 0700); backups downloaded '
-                            'there get restored, so it must be private to the module user: remove it or choose another '
-                            'cache_dir'
-                            % (path, facts.st_uid))
-    return path
 
 
 # Options that name a database: a name over 63 bytes would be cut by the server to another

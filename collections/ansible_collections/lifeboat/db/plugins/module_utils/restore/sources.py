@@ -24,16 +24,14 @@ import re
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import MANIFEST_NAME
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import (
-    VERIFICATION_NAME, Backup, Repository, read_set_manifest, _read_json)
+    VERIFICATION_NAME, Backup, Repository, read_record, read_set_manifest)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Location, S3Settings, is_s3_url
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
-from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import DEFAULT_CACHE_DIR, private_dir
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.cache import DEFAULT_CACHE_DIR, private_dir
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import dumped_by, dumped_database, read_toc
 
 CUSTOM_MAGIC = b'PGDMP'
-TOC_VERSION = re.compile(r'^;\s+Dumped by pg_dump version:\s+(\d+(?:\.\d+)?)', re.M)
-TOC_DBNAME = re.compile(r'^;\s+dbname:\s+(.+)$', re.M)
 PLAIN_VERSION = re.compile(r'^-- Dumped by pg_dump version (\d+(?:\.\d+)?)', re.M)
 EXTERNAL_KIND = 'external'
 
@@ -80,7 +78,7 @@ def local_path(ctx, path):
         # A set given by path: its folder must still carry its id (its database folder may not).
         folder, backup_id = os.path.split(path)
         return Backup(path, read_set_manifest(path, backup_id, None, folder or '/'),
-                      _read_json(path, VERIFICATION_NAME))
+                      read_record(path, VERIFICATION_NAME))
     return external_archive(ctx, path)
 
 
@@ -101,13 +99,11 @@ def external_archive(ctx, path):
         manifest['pg_dump_version'] = _plain_version(path, method)
     else:
         toc = _read_toc_any(ctx, path)
-        version = TOC_VERSION.search(toc)
-        if not version:
+        manifest['pg_dump_version'] = dumped_by(toc)
+        if not manifest['pg_dump_version']:
             raise LifeboatError('cannot tell which pg_dump wrote %s (no "Dumped by pg_dump version" in its table of '
                                 'contents)' % path)
-        manifest['pg_dump_version'] = version.group(1)
-        dbname = TOC_DBNAME.search(toc)
-        manifest['database'] = dbname.group(1).strip() if dbname else None
+        manifest['database'] = dumped_database(toc)
     return Backup(folder, manifest)
 
 
@@ -148,4 +144,4 @@ def _read_toc_any(ctx, path):
     if not tools:
         ctx.finder.find('pg_restore', 0, 'reading %s' % path)
     newest = max(tools, key=lambda tool: tool.major)
-    return run_tool(ctx.run_command, [newest.path, '--list', path], None, 'reading the table of contents of %s' % path)
+    return read_toc(ctx, newest.path, path, 'reading the table of contents of %s' % path)

@@ -250,8 +250,8 @@ class Repository(object):
                 self.refused[database].append(exc)
                 continue
             if kind is None or manifest.get('kind', 'full') == kind:
-                backup = Backup(path, manifest, _read_json(path, VERIFICATION_NAME))
-                offsite = _read_json(path, OFFSITE_NAME)
+                backup = Backup(path, manifest, read_record(path, VERIFICATION_NAME))
+                offsite = read_record(path, OFFSITE_NAME)
                 if offsite and offsite.get('url'):
                     backup.locations.append(offsite['url'])
                 found.append(backup)
@@ -332,7 +332,7 @@ class Repository(object):
         return True
 
 
-def _read_json(path, name):
+def read_record(path, name):
     """A set's own record (verification, offsite), or None when it is missing or not an object:
     a record never decides more than a manifest would."""
     try:
