@@ -10,8 +10,9 @@ is a `Check` that runner.py's `run_checks` executes read-only in one snapshot.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import (
-    USER_SCHEMAS, quoted_key, row_count_keys, split_name, table_statistics)
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import USER_SCHEMAS, table_statistics
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import (
+    quoted_key, row_count_keys, split_name, written)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import FAILED, PASSED, SKIPPED
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.runner import Check, run_jobs, wrap
@@ -306,7 +307,8 @@ BUILTIN_FACTORIES = dict(sequences=sequences_check, invalid_indexes=invalid_inde
 # -- gates: required objects, minimum rows, sequence state ------------------------------------
 
 def _qualify(name):
-    return name if '.' in name else 'public.' + name
+    """How a check names a table: the shortest spelling of the table the name denotes."""
+    return written(*split_name(name))
 
 
 def required_tables_check(tables):

@@ -12,7 +12,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.integrity import check
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.baseline import (
     baseline_sequences, capture_path, check_database, compare_sequences, load_reference, previous_baseline,
     write_baseline)
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import check_name
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import (
     ERROR, FAILED, PASSED, SKIPPED, compare_row_counts, describe_tolerance, parse_tolerance)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import ConnectionOptions, server_version_string

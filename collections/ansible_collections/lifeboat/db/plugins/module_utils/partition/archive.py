@@ -16,7 +16,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.pg_dump import BackupRequest, take_backup
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import quoted_key, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile, first_line, psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
@@ -62,19 +62,14 @@ def retire(conn, table, part, actions):
     return Detached(part.schema, part.name, mark, bounds, part.oid)
 
 
-def quoted_name(schema, name):
-    """"schema"."name" as SQL and pg_dump patterns read it, whatever the case or characters."""
-    return '"%s"."%s"' % (schema.replace('"', '""'), name.replace('"', '""'))
-
-
 def table_comment(conn, schema, name):
-    return conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (quoted_name(schema, name),)).fetchone()[0]
+    return conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (quoted_key(schema, name),)).fetchone()[0]
 
 
 def archive(ctx, table, detached, offsite, lock_timeout):
     """Dump one detached table into the repository as a partition-archive set (take_backup's result)."""
     return take_backup(ctx, BackupRequest(
-        ctx.params['db'], kind=ARCHIVE_KIND, options=DumpOptions(tables=[quoted_name(detached.schema,
+        ctx.params['db'], kind=ARCHIVE_KIND, options=DumpOptions(tables=[quoted_key(detached.schema,
                                                                                         detached.name)]),
         lock_timeout=lock_timeout, offsite=offsite,
         annotations=dict(partition=dict(detached.bounds.record(), version=2, parent=table.key, schema=detached.schema,

@@ -15,7 +15,7 @@ import datetime
 import re
 import string
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import MAX_NAME_BYTES
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import MAX_NAME_BYTES
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
 TIME_INTERVALS = ('yearly', 'quarterly', 'monthly', 'weekly', 'daily')

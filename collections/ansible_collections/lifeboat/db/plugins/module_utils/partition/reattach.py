@@ -10,17 +10,16 @@ __metaclass__ = type
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import RetiredMark, qualified
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import split_name, table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import parse_name, quoted_key, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.archive import (
-    archived_bounds, attach, find_archive, prove_archive, quoted_name, restore_archive, table_comment)
+    archived_bounds, attach, find_archive, prove_archive, restore_archive, table_comment)
 
 
 def reattach(ctx, conn, table):
     """Attach `restore_partition` to `table` again; returns the module's result."""
     p = ctx.params
-    schema, name = split_name(p['restore_partition'])
-    if '.' not in p['restore_partition']:
-        schema = table.schema  # a bare name is a partition in its parent's schema
+    schema, name = parse_name(p['restore_partition'])
+    schema = schema or table.schema  # a bare name is a partition in its parent's schema
     key = table_key(schema, name)
     result = dict(table=table.key, restored=key, backup_id=None, rows=None, actions=[], changed=False)
     if any((part.schema, part.name) == (schema, name) for part in table.partitions):
@@ -34,7 +33,7 @@ def reattach(ctx, conn, table):
         if refused_key == key:
             raise LifeboatError('refusing to attach %s to %s: its lifeboat-retired mark does not hold - %s; nothing '
                                 'was changed' % (key, table.key, why))
-    if conn.execute('SELECT to_regclass(%s)', (quoted_name(schema, name),)).fetchone()[0] is not None:
+    if conn.execute('SELECT to_regclass(%s)', (quoted_key(schema, name),)).fetchone()[0] is not None:
         raise LifeboatError('%s exists but is not a partition retention detached from %s; rename or drop it before '
                             'restoring the archive' % (key, table.key))
     return _from_archive(ctx, conn, table, schema, name, result)

@@ -16,7 +16,7 @@ __metaclass__ = type
 import datetime
 import re
 
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.catalog import split_name, table_key
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import split_name, table_key
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import psycopg, server_major, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import (

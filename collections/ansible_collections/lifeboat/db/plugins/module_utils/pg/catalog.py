@@ -6,10 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
-from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-
-# PostgreSQL's names are at most NAMEDATALEN - 1 bytes; it cuts longer ones silently.
-MAX_NAME_BYTES = 63
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import row_count_keys
 
 # The schemas that hold a database's own objects (a condition on pg_namespace n).
 USER_SCHEMAS = """n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -43,73 +40,6 @@ def data_tables(conn):
 def table_statistics(conn):
     """[(schema, table, relpages, reltuples, bytes)] of the data tables."""
     return [tuple(row) for row in conn.execute(TABLE_STATISTICS).fetchall()]
-
-
-def split_name(qualified):
-    """'schema.table' or 'table' (in public) -> (schema, table), read as SQL reads a name: unquoted
-    letters fold to lower case, double quotes keep case and dots."""
-    qualified = qualified.strip()
-    parts, current, quoted, i = [], [], False, 0
-    while i < len(qualified):
-        char = qualified[i]
-        if char == '"':
-            if quoted and qualified[i + 1:i + 2] == '"':
-                current.append('"')
-                i += 1
-            else:
-                quoted = not quoted
-        elif char == '.' and not quoted:
-            parts.append(''.join(current))
-            current = []
-        else:
-            current.append(char if quoted else char.lower())
-        i += 1
-    parts.append(''.join(current))
-    if len(parts) == 1:
-        parts.insert(0, 'public')
-    if len(parts) != 2 or not all(parts):
-        raise LifeboatError('%r is not a table name; write it as schema.table' % (qualified,))
-    for part in parts:
-        check_name('%r: the name' % (qualified,), part)
-    return tuple(parts)
-
-
-def check_name(what, name):
-    """`name` as PostgreSQL keeps it: a name over 63 bytes is cut silently by the server (in a
-    statement and in a connection alike), so it would denote another, maybe existing, object."""
-    if name is not None and len(name.encode('utf-8')) > MAX_NAME_BYTES:
-        raise LifeboatError('%s %r is %d bytes, longer than the %d bytes of a PostgreSQL name, which PostgreSQL would '
-                            'cut to another name; give the name as it is on the server'
-                            % (what, name, len(name.encode('utf-8')), MAX_NAME_BYTES))
-    return name
-
-
-def table_key(schema, table):
-    return '%s.%s' % (schema, table)
-
-
-def quoted_key(schema, table):
-    """"schema"."table" as SQL quotes it (a double quote doubled): one table's name, whatever dots
-    its parts hold."""
-    return '.'.join('"%s"' % part.replace('"', '""') for part in (schema, table))
-
-
-def row_count_keys(pairs):
-    """{(schema, table): the key its row count is recorded under}: 'schema.table', except for
-    tables that would share one (schema a, table b.c and schema a.b, table c are both 'a.b.c'):
-    those are keyed "schema"."table", so no count is ever recorded for, or compared with, the
-    wrong table. The same tables always get the same keys, so a dump and the check of its restore
-    agree."""
-    pairs = list(pairs)
-    plain = {}
-    for pair in pairs:
-        plain.setdefault(table_key(*pair), []).append(pair)
-    keys = dict((pair, table_key(*pair) if len(plain[table_key(*pair)]) == 1 else quoted_key(*pair))
-                for pair in pairs)
-    if len(set(keys.values())) != len(keys):
-        shared = sorted(key for key in set(keys.values()) if list(keys.values()).count(key) > 1)
-        raise LifeboatError('tables %s cannot be told apart by name; rename one of them' % ', '.join(shared))
-    return keys
 
 
 def exact_row_counts(conn, selects=None):
