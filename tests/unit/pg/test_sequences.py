@@ -49,10 +49,8 @@ def test_the_edge_is_the_largest_value_ascending_and_the_smallest_descending():
 
 
 def test_a_sequence_behind_several_columns_moves_past_the_furthest():
-    from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import targets
-    behind = [dict(regclass='"Shared"', increment=1, max_value=500), dict(regclass='"Shared"', increment=1, max_value=300),
-              dict(regclass='down', increment=-1, min_value=990), dict(regclass='down', increment=-1, min_value=-7),
-              dict(regclass='other', increment=10, max_value=110)]
-    assert targets(behind) == {'"Shared"': 500, 'down': -7, 'other': 110}
-    assert list(targets(behind)) == ['"Shared"', 'down', 'other']  # the order they were found in
-    assert targets([]) == {}
+    from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import furthest
+    behind = [('"Shared"', 1, 500), ('"Shared"', 1, 300), ('down', -1, 990), ('down', -1, -7), ('other', 10, 110)]
+    assert furthest(behind) == {'"Shared"': 500, 'down': -7, 'other': 110}
+    assert list(furthest(behind)) == ['"Shared"', 'down', 'other']  # the order they were found in
+    assert furthest([]) == {}

@@ -26,7 +26,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import parse_
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     first_line, psycopg, server_version_string, sql)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import feeding, is_behind
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import feeding, furthest, is_behind
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
     FORMAT_VERSION, HashingWriter, describe_files, verify_files)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
@@ -565,11 +565,14 @@ def _load(conn, table, parts, temp):
 
 
 def _sequences_behind(conn, tables):
-    """Sequences feeding a column of `tables` whose next value may be among the rows (pg/sequences.py)."""
+    """Sequences feeding a column of `tables` whose next value may be among the rows, each to be
+    moved past the furthest of those columns (pg/sequences.py)."""
     found = feeding(conn, table_oids=set(table.oid for table in tables))
+    behind = [(table, f) for table in tables for f in found
+              if f.table_oid == table.oid and is_behind(f.next_value, f.increment, f.edge)]
+    value = furthest((f.seq_oid, f.increment, f.edge) for dummy, f in behind)
     return [dict(sequence=table_key(f.seq_schema, f.seq), oid=f.seq_oid, table=table.qualified, column=f.column,
-                 value=f.edge) for table in tables for f in found
-            if f.table_oid == table.oid and is_behind(f.next_value, f.increment, f.edge)]
+                 value=value[f.seq_oid]) for table, f in behind]
 
 
 def apply_deltas(ctx, request):

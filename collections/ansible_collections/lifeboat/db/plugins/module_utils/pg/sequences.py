@@ -112,15 +112,14 @@ def behind_sequences(conn, only=None):
     return found
 
 
-def targets(behind):
-    """{regclass: value} each sequence of `behind_sequences` must move to: the furthest edge of the
-    columns it is behind - one sequence can feed several tables, and moving it to each column's edge
-    in turn would leave it behind the one with the furthest."""
+def furthest(behind):
+    """{sequence: value} from (sequence, increment, edge) of each column a sequence is behind: the
+    edge it must move to is the furthest of them - one sequence can feed several tables, and moving
+    it to each column's edge in turn would leave it behind the one with the furthest."""
     found = {}
-    for item in behind:
-        key = edge_name(item['increment'])[0]
-        further = max if item['increment'] > 0 else min
-        found[item['regclass']] = further(found.get(item['regclass'], item[key]), item[key])
+    for sequence, increment, edge in behind:
+        further = max if increment > 0 else min
+        found[sequence] = further(found.get(sequence, edge), edge)
     return found
 
 

@@ -15,7 +15,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import behind_sequences, move_to, targets
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import (
+    behind_sequences, edge_name, furthest, move_to)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
 # What `objects` may name, and the privileges that make sense there. (Not `on`: YAML 1.1 reads an
@@ -94,7 +95,8 @@ def repair_sequences(conn):
     its smallest for a descending sequence; of several columns, the furthest), so that the next
     value is past every row. Returns one entry per sequence and column it was behind."""
     repaired = behind_sequences(conn)
-    for regclass, value in targets(repaired).items():
+    for regclass, value in furthest((item['regclass'], item['increment'], item[edge_name(item['increment'])[0]])
+                                    for item in repaired).items():
         move_to(conn, regclass, value)
     for item in repaired:
         del item['regclass']
