@@ -110,8 +110,9 @@ options:
   tables:
     description:
       - With O(mode=tables) (required there, refused otherwise), the tables to restore, each as
-        C(schema.table) with the exact names (no quoting, no patterns). A partitioned table brings
-        its partitions.
+        C(schema.table) read as SQL reads a name - C(Public.Orders) is C(public.orders); double-quote a
+        part with capitals, spaces, dots or quotes, e.g. C(public."MixedCase"). No patterns. A
+        partitioned table brings its partitions.
     type: list
     elements: str
   grace_seconds:
