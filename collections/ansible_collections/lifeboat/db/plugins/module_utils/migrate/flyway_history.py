@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import sql
 from ansible_collections.lifeboat.db.plugins.module_utils.migrate.flyway import version_key
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import quoted_key
 
 HISTORY_TABLE = 'flyway_schema_history'
 BASELINE_DESCRIPTION = '<< Flyway Baseline >>'
@@ -41,7 +42,7 @@ class History(object):
         return self
 
     def qualified(self):
-        return '"%s"."%s"' % (self.schema.replace('"', '""'), self.table.replace('"', '""'))
+        return quoted_key(self.schema, self.table)
 
     def create(self, conn):
         """Flyway's own DDL for PostgreSQL, so Flyway finds the table it would have made."""

@@ -14,6 +14,7 @@ import time
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pg import sql_script
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import first_line, psycopg
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import quoted_key
 
 # Flyway's PostgreSQL lock: "Flyway" in ASCII plus the Java hashCode of the quoted table name.
 LOCK_MAGIC = (0x46 << 40) + (0x6C << 32) + (0x79 << 24) + (0x77 << 16) + (0x61 << 8) + 0x79
@@ -30,7 +31,7 @@ def java_hash(text):
 
 
 def lock_number(schema, table):
-    return LOCK_MAGIC + java_hash('"%s"."%s"' % (schema.replace('"', '""'), table.replace('"', '""')))
+    return LOCK_MAGIC + java_hash(quoted_key(schema, table))
 
 
 class Runner(object):
