@@ -125,7 +125,8 @@ def test_a_sequence_feeding_two_tables_and_odd_columns(server, ansible, empty_db
     server.sql(db, HOSTILE)
     play = ansible.play([
         {"name": "check", "lifeboat.db.integrity": {"db": db, "fail_on": "never", "skip": ONLY_SEQUENCES,
-                                                     "sequences": ['"Shared Seq"', "text_seq", "empty_t_id_seq"]}},
+                                                     "sequences": ['"Shared Seq"', "text_seq", "empty_t_id_seq"],
+                                                     "checks": [{"name": "nowhere", "sql": "SELECT * FROM nowhere"}]}},
         {"name": "dump", "lifeboat.db.dump": {"db": db, "repository": repo}},
         {"name": "restore", "lifeboat.db.restore": {"db": db, "repository": repo, "keep_previous": 0}},
         {"name": "after", "lifeboat.db.integrity": {"db": db, "skip": ONLY_SEQUENCES}}])
@@ -134,6 +135,9 @@ def test_a_sequence_feeding_two_tables_and_odd_columns(server, ansible, empty_db
         ("public.Shared Seq", 'public.Big "T".id'), ("public.Shared Seq", "public.small_t.id")], checks["sequences"]
     assert checks["sequence public.text_seq"]["status"] == "passed" and checks["sequence public.empty_t_id_seq"][
         "status"] == "passed"
+    # A database error's reason names the check even when its text holds the check's name.
+    assert checks["nowhere"]["status"] == "error"
+    assert checks["nowhere"]["summary"] == "check 'nowhere' could not run: relation \"nowhere\" does not exist"
     restored = play.result("restore")
     assert not restored["failed"], restored.get("msg")
     assert server.sql(db, 'SELECT last_value, is_called FROM "Shared Seq"') == [(500, True)]
