@@ -27,8 +27,8 @@ description:
     tables are loaded parents first (foreign keys) - each table's rows of all the deltas go into a
     temporary table, and the newest version of each key is upserted with
     C(INSERT ... ON CONFLICT (key) DO UPDATE); rows already holding those values are left alone, so
-    applying a chain twice changes nothing. Sequences of serial and identity columns are then
-    advanced past the largest value loaded. Any failure rolls everything back.
+    applying a chain twice changes nothing. Sequences feeding a loaded column are then advanced
+    past the rows (largest value, or smallest for a descending sequence; of several tables, the furthest). Any failure rolls everything back.
   - Deletes are not carried. A change column cannot tell that a row is gone, so a row deleted in
     the source after the base backup stays in a database rebuilt from base plus deltas. Each delta
     records every exported table's row count, and apply warns about each table whose count then

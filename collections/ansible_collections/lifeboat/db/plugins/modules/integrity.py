@@ -42,8 +42,8 @@ options:
   skip:
     description:
       - Built-in checks not to run. C(foreign_keys) - orphan rows for every foreign key in the catalog, NOT VALID
-        ones included, one check per key; C(sequences) - serial and identity sequences behind their column's
-        largest value, every schema; C(invalid_indexes); C(not_valid_constraints) (severity warning);
+        ones included, one check per key; C(sequences) - sequences that feed a column and are behind it by
+        their own increment and direction (largest value ascending, smallest descending), every schema; C(invalid_indexes); C(not_valid_constraints) (severity warning);
         C(amcheck) - C(bt_index_check) on every btree index, when the amcheck extension is installed in O(db).
     type: list
     elements: str

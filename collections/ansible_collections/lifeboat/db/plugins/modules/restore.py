@@ -179,8 +179,10 @@ options:
     default: false
   repair_sequences:
     description:
-      - Move every sequence that feeds a column (serial or identity) and is behind that column's largest value
-        up to it, so the next insert does not fail on a duplicate key. Reported in RV(sequences_repaired).
+      - Move every sequence that feeds a column (serial, identity, or named in its DEFAULT nextval) and whose
+        next value, by its own increment, may already be in that column, to the column's largest value (smallest
+        for a descending sequence; of several columns, the furthest), so the next insert does not fail on a
+        duplicate key. Reported in RV(sequences_repaired).
     type: bool
     default: true
   checks:
@@ -312,7 +314,7 @@ previous_dropped:
   type: list
   elements: str
 custom_checks:
-  description: Results of O(checks) (name, status, summary, rows, a few sample rows).
+  description: Results of O(checks) (name, status, summary, rows, a few sample rows, seconds).
   returned: when O(checks) is set and they ran
   type: list
   elements: dict
@@ -327,7 +329,9 @@ matviews_refreshed:
   type: list
   elements: str
 sequences_repaired:
-  description: Sequences moved up to their column's largest value (sequence, column, last_value, max_value).
+  description:
+    - Sequences moved past their column's edge (sequence, column, last_value, next_value, increment, and
+      max_value or min_value for a descending sequence).
   returned: when O(repair_sequences) is set and not check mode
   type: list
   elements: dict
