@@ -4,7 +4,7 @@ import pytest
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import (
-    check_name, parse_name, quoted_key, row_count_keys, split_name, table_key, written)
+    check_name, parse_column, parse_name, quoted_key, row_count_keys, split_name, table_key, written)
 
 
 @pytest.mark.parametrize('text, pair', [
@@ -71,3 +71,20 @@ def test_written_forms():
 def test_row_count_keys_never_share_a_key():
     keys = row_count_keys([('a', 'b.c'), ('a.b', 'c'), ('public', 'orders')])
     assert keys == {('a', 'b.c'): '"a"."b.c"', ('a.b', 'c'): '"a.b"."c"', ('public', 'orders'): 'public.orders'}
+
+
+@pytest.mark.parametrize('text, triple', [
+    ('D_Facility.Id', (None, 'd_facility', 'id')),
+    ('Opendolphin."D_Facility".id', ('opendolphin', 'D_Facility', 'id')),
+    ('"a.b"."c.d"', (None, 'a.b', 'c.d')),
+])
+def test_a_sequence_column_is_read_by_the_same_rules(text, triple):
+    assert parse_column(text) == triple
+
+
+@pytest.mark.parametrize('text', ['id', 'a.b.c.d', 'a..id', 'a."b', '"a"x.id'])
+def test_a_bad_column_is_refused_in_one_line(text):
+    with pytest.raises(LifeboatError) as raised:
+        parse_column(text)
+    assert repr(text) in raised.value.msg and '\n' not in raised.value.msg
+    assert 'schema.table.column' in raised.value.msg or 'not closed' in raised.value.msg

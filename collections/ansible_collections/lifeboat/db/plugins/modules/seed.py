@@ -84,6 +84,8 @@ options:
       - "Each item is C({name, value}) (as C(setval(name, value)) - the next value is C(value) plus the increment) or
         C({name, column}) with C(column) as C(table.column) or C(schema.table.column) - the next value is
         C(max(column)) plus the increment, or the sequence's start when the table is empty."
+      - C(column) is read as SQL reads names - C(D_Facility.Id) is C(d_facility.id); double-quote a part with
+        capitals, spaces, dots or quotes.
       - Changed only when the sequence is not already there.
     type: list
     elements: dict

@@ -16,6 +16,7 @@ import hashlib
 import os
 import time
 
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import parse_column
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import psycopg, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import next_value
@@ -200,11 +201,8 @@ def sequence_plan(conn, spec):
 
 
 def _column(text):
-    parts = text.split('.')
-    if len(parts) not in (2, 3) or not all(parts):
-        raise LifeboatError('sequence column %r must be table.column or schema.table.column (e.g. '
-                            'd_facility.id)' % text)
-    return sql.Identifier(*parts[:-1]), parts[-1]
+    schema, table, column = parse_column(text)
+    return sql.Identifier(*[part for part in (schema, table) if part is not None]), column
 
 
 def set_sequence(conn, plan):

@@ -100,6 +100,22 @@ def parse_name(text):
     return (None, names[0]) if len(names) == 1 else tuple(names)
 
 
+def parse_column(text):
+    """(schema or None, table, column) of `table.column` or `schema.table.column`, each part read
+    as parse_name reads it (unquoted folds to lower case, quoted is kept)."""
+    parts = lex(text or '')
+    names = [_part(runs) for runs in parts]
+    problem = next((why for _, why in names if why), None)
+    if len(parts) not in (2, 3) or problem:
+        raise LifeboatError('%r is not a column (%s); write table.column or schema.table.column, double-quoting a '
+                            'part with capitals, spaces, dots or quotes (e.g. d_facility.id)'
+                            % (text, problem or '%d parts' % len(parts)))
+    for name, _ in names:
+        check_name('%r: the name' % (text,), name)
+    names = [name for name, _ in names]
+    return tuple(names) if len(names) == 3 else (None,) + tuple(names)
+
+
 def split_name(text):
     """(schema, table), a bare name being public's (never another schema of the search path)."""
     schema, table = parse_name(text)
