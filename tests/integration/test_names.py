@@ -1,6 +1,7 @@
 """One rule for table names (issue 16): every module reads `schema.table` as PostgreSQL does -
 unquoted letters fold to lower case, double quotes keep case, dots and spaces - so the same
-spelling names the same table in restore mode=tables, integrity, maintenance and delta.
+spelling names the same table in restore mode=tables, integrity (checks and compare), maintenance
+and delta.
 
 Before the rule was shared, restore mode=tables took names as exact text: `Public.Orders` and
 `public."MixedCase"` were "not in backup" while partition, integrity and maintenance read them.
@@ -46,6 +47,9 @@ def test_every_module_reads_a_table_name_as_postgresql_does(server, ansible, emp
         {"name": "integrity", "lifeboat.db.integrity": dict(
             db=db, required_tables=spellings, min_rows={"Public.Orders": 5, 'public."MixedCase"': 3, ODD: 4}),
          "ignore_errors": True},
+        {"name": "compare", "lifeboat.db.integrity": dict(
+            db=db, action="compare", repository=repo, backup=base["backup_id"], tables=spellings),
+         "ignore_errors": True},
         {"name": "maintenance", "lifeboat.db.maintenance": dict(db=db, analyze=spellings), "ignore_errors": True},
         {"name": "delta", "lifeboat.db.delta": dict(
             action="export", db=db, repository=repo, base=base["backup_id"],
@@ -73,6 +77,11 @@ def test_every_module_reads_a_table_name_as_postgresql_does(server, ansible, emp
 
     result = play.result("integrity")
     assert not result["failed"] and result["passed"], result.get("msg") or result["summary"]
+    result = play.result("compare")
+    assert not result["failed"] and result["passed"], result.get("msg") or result["summary"]
+    compared = next(r for r in result["checks"] if r["name"] == "row_counts")
+    assert compared["status"] == "passed", compared
+    assert sorted(result["row_counts"]) == ['Odd"S".x.Tab.le', "public.MixedCase", "public.orders"]
     result = play.result("maintenance")
     assert not result["failed"], result.get("msg")
     result = play.result("delta")

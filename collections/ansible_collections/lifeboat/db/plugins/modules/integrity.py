@@ -106,7 +106,7 @@ options:
     description: Database whose backups (or baselines) to look in. Defaults to O(db).
     type: str
   tables:
-    description: Compare the row counts of these tables only (C(schema.table)).
+    description: Compare the row counts of these tables only (C(schema.table), read as SQL reads a name - C(Public.Orders) is C(public.orders)).
     type: list
     elements: str
   tolerance:

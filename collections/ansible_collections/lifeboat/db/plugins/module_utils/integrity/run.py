@@ -19,6 +19,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import C
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom import custom_check, normalize_checks
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.checks import BUILTIN_FACTORIES, count_tables
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import recorded_key
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.runner import (
     Check, Snapshot, result, run_checks, wrap)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import sequence_states
@@ -151,8 +152,10 @@ def row_count_check(ctx, snapshot, reference, source, problem, tolerance):
     if problem is None:
         try:
             start = time.monotonic()
-            counts = take_counts(ctx, snapshot, set(p['tables']) if p['tables'] else None)
-            entry = compare_row_counts(reference['row_counts'], counts, p['tables'], tolerance)
+            # The same spellings as everywhere else: Public.Orders compares public.orders.
+            tables = [recorded_key(t, reference['row_counts']) for t in p['tables'] or ()]
+            counts = take_counts(ctx, snapshot, set(tables) if tables else None)
+            entry = compare_row_counts(reference['row_counts'], counts, tables, tolerance)
             entry['summary'] = '%s (%s counts against %s)' % (entry['summary'], p['count'], source)
             entry['seconds'] = round(time.monotonic() - start, 3)
             return entry, counts

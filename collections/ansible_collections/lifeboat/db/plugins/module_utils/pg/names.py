@@ -168,3 +168,16 @@ def row_count_keys(pairs):
         shared = sorted(key for key in set(keys.values()) if list(keys.values()).count(key) > 1)
         raise LifeboatError('tables %s cannot be told apart by name; rename one of them' % ', '.join(shared))
     return keys
+
+
+def recorded_key(text, keys):
+    """The key among `keys` (row-count keys, as row_count_keys makes them) that `text` names: the
+    key itself, or any spelling parse_name reads as that table (Public.Orders for public.orders).
+    A name no key matches comes back as its plain key, for the caller to report as unknown."""
+    if text in keys:
+        return text
+    pair = split_name(text)
+    for key in (table_key(*pair), quoted_key(*pair)):
+        if key in keys:
+            return key
+    return table_key(*pair)
