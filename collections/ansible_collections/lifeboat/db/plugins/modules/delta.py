@@ -286,9 +286,8 @@ timing:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
-from ansible_collections.lifeboat.db.plugins.module_utils.delta.delta import ACTIONS
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
-from ansible_collections.lifeboat.db.plugins.module_utils.delta.run import run
+from ansible_collections.lifeboat.db.plugins.module_utils.delta.run import ACTIONS, run
 
 
 def argument_spec():

@@ -5,9 +5,11 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.lifeboat.db.plugins.module_utils.delta.delta import (
-    ApplyRequest, ExportRequest, apply_deltas, export_delta)
+from ansible_collections.lifeboat.db.plugins.module_utils.delta.apply import ApplyRequest, apply_deltas
+from ansible_collections.lifeboat.db.plugins.module_utils.delta.export import ExportRequest, export_delta
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+
+ACTIONS = ('export', 'apply')
 
 
 EXPORT_ONLY = ('tables', 'keep_last', 'keep_days')
