@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.tables import ArchiveObjects, table_keys
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.table_plan import ArchiveObjects, table_keys
 
 
 SQL = '''

@@ -11,7 +11,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import L
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.finish import normalize_grants
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import previous_name
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.tables import display, table_keys
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.table_plan import display, table_keys
 
 MODES = ('swap', 'new', 'replace', 'tables')
 
