@@ -359,7 +359,7 @@ def _run_checks(ctx, dbname, request, facts, actions):
 
 
 def _finish(ctx, dbname, request, facts, actions):
-    """Grants, materialized views and sequences in the restored database (post_restore.py)."""
+    """Grants, materialized views and sequences in the restored database (finish.py)."""
     if not (request.grants or request.refresh_matviews or request.repair_sequences):
         return
     phase(request, 'finishing')

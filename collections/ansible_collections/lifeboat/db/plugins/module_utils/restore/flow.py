@@ -171,7 +171,7 @@ def _restore_set(ctx, conn, request, backup, timings, clock):
         actions = ['Verified %d file(s) of backup %s against its manifest' % (len(verified), backup.backup_id)]
     facts['preflight'] = _preflight(ctx, conn, request, backup, archive, exists, actions)
     if request.mode == 'tables':
-        # mode=tables (table_restore.py) restores into the live database; in check mode it only plans.
+        # mode=tables (tables.py) restores into the live database; in check mode it only plans.
         restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings)
         return dict(changed=True, timings=timings, actions=actions, **facts)
     if ctx.check_mode:

@@ -43,7 +43,7 @@ class RestoreRequest(object):
         self.analyze = analyze
         self.safety_backup = safety_backup
         self.glacier_restore = glacier_restore
-        # mode=tables: (schema, table) pairs (table_restore.py)
+        # mode=tables: (schema, table) pairs (table_plan.py)
         self.tables = table_keys(mode, tables)
         self.role = role
         self.grants = normalize_grants(grants)
