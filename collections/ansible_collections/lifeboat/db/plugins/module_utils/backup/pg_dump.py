@@ -62,7 +62,7 @@ def take_backup(ctx, request):
     """Dump `request.database` into the repository; returns the module result facts.
 
     `ctx` carries the task's connection options, tool finder, repository, run_command,
-    check_mode and tmpdir (see task.TaskContext). With `ctx.store` (an s3:// repository) the
+    check_mode and tmpdir (see common/runner.TaskContext). With `ctx.store` (an s3:// repository) the
     dump streams straight to S3; `ctx.repository` is then the local cache, which holds the lock
     and the progress file.
     """
