@@ -2,7 +2,6 @@
 import datetime
 import hashlib
 import json
-import os
 import shutil
 
 from conftest import backup_sets, embedded_only

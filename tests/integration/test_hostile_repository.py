@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 
-import pytest
 
 from conftest import assert_one_line, backup_sets, embedded_only
 

@@ -1,5 +1,4 @@
 """lifeboat.db.restore against a real server, including the paths that must lose nothing."""
-import os
 
 from conftest import backup_sets
 
