@@ -79,12 +79,16 @@ def read_state(conn, schema, name):
         sql.Identifier(schema, name))).fetchone())
 
 
-def feeding(conn, table_oids=None):
-    """Every sequence that feeds a column (of the tables `table_oids` only, when given), as Feeding."""
+def feeding(conn, table_oids=None, sequence=None):
+    """Every sequence that feeds a column, as Feeding - of the tables `table_oids` only, or of the
+    sequence `sequence` ('schema.sequence') only, when given. The filters apply before a sequence
+    is read or its column scanned for its edge."""
     found = []
     for seq_schema, seq, seq_oid, increment, schema, table, table_oid, column in conn.execute(
             FEEDING_SEQUENCES).fetchall():
         if table_oids is not None and table_oid not in table_oids:
+            continue
+        if sequence is not None and '%s.%s' % (seq_schema, seq) != sequence:
             continue
         last_value, is_called = read_state(conn, seq_schema, seq)
         edge = conn.execute(sql.SQL('SELECT {}({}) FROM {}').format(
@@ -100,9 +104,7 @@ def behind_sequences(conn, only=None):
     is_called, next_value, increment, max_value (ascending) or min_value (descending), regclass}].
     Reads only (no nextval). `only` ('schema.sequence') looks at that sequence's columns alone."""
     found = []
-    for f in feeding(conn):
-        if only is not None and '%s.%s' % (f.seq_schema, f.seq) != only:
-            continue
+    for f in feeding(conn, sequence=only):
         if is_behind(f.next_value, f.increment, f.edge):
             entry = dict(sequence='%s.%s' % (f.seq_schema, f.seq), column='%s.%s.%s' % (f.schema, f.table, f.column),
                          last_value=f.last_value, is_called=f.is_called, next_value=f.next_value,
