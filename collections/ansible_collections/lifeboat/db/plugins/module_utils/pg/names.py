@@ -84,36 +84,35 @@ def _part(runs):
     return fold(run), None
 
 
+def _read_parts(text, counts):
+    """The names of `text`'s dotted parts, or (None, why not) when it has no part count of
+    `counts` or a part is not a name; each name is checked against the server's length limit."""
+    parts = lex(text or '')
+    names = [_part(runs) for runs in parts]
+    problem = '%d parts' % len(parts) if len(parts) not in counts else next((why for _, why in names if why), None)
+    if problem:
+        return None, problem
+    for name, _ in names:
+        check_name('%r: the name' % (text,), name)
+    return [name for name, _ in names], None
+
+
 def parse_name(text):
     """(schema or None, table) of `schema.table` or `table`, as PostgreSQL reads the name."""
-    parts = lex(text or '')
-    names, problems = [], []
-    for runs in parts:
-        name, problem = _part(runs)
-        names.append(name)
-        problems.append(problem)
-    problem = '%d parts' % len(parts) if len(parts) > 2 else next((p for p in problems if p), None)
+    names, problem = _read_parts(text, (1, 2))
     if problem:
         raise LifeboatError('%r is not a table name (%s); %s' % (text, problem, HOW))
-    for name in names:
-        check_name('%r: the name' % (text,), name)
-    return (None, names[0]) if len(names) == 1 else tuple(names)
+    return tuple([None] * (2 - len(names)) + names)
 
 
 def parse_column(text):
     """(schema or None, table, column) of `table.column` or `schema.table.column`, each part read
     as parse_name reads it (unquoted folds to lower case, quoted is kept)."""
-    parts = lex(text or '')
-    names = [_part(runs) for runs in parts]
-    problem = next((why for _, why in names if why), None)
-    if len(parts) not in (2, 3) or problem:
+    names, problem = _read_parts(text, (2, 3))
+    if problem:
         raise LifeboatError('%r is not a column (%s); write table.column or schema.table.column, double-quoting a '
-                            'part with capitals, spaces, dots or quotes (e.g. d_facility.id)'
-                            % (text, problem or '%d parts' % len(parts)))
-    for name, _ in names:
-        check_name('%r: the name' % (text,), name)
-    names = [name for name, _ in names]
-    return tuple(names) if len(names) == 3 else (None,) + tuple(names)
+                            'part with capitals, spaces, dots or quotes (e.g. d_facility.id)' % (text, problem))
+    return tuple([None] * (3 - len(names)) + names)
 
 
 def split_name(text):
