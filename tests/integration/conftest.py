@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -300,3 +301,98 @@ def bucket(moto, request):
     except client.exceptions.NoSuchBucket:
         pass
     return moto.bucket(name)
+
+
+# -- Test hosts: real hosts reached over SSH (tests/tools/testhosts.py) ------------------------------
+sys.path.insert(0, str(PROJECT / "tests" / "tools"))
+import testhosts  # noqa: E402
+
+
+class HostsPlay:
+    """One ansible-playbook run over several hosts; `on(host)` is that host's PlayResult."""
+
+    def __init__(self, proc, record):
+        self.proc, self.record = proc, record
+        self.rc, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+
+    def on(self, host):
+        return PlayResult(self.proc, host, self.record)
+
+
+class Hosts:
+    """The test hosts of one harness, and playbooks run against them as a user would run them:
+    the inventory is inventories/example's group_vars with the hosts' addresses and a few test
+    settings on top (`inventory()`)."""
+
+    def __init__(self, harness, record, workdir):
+        self.harness, self.record, self.workdir = harness, record, workdir
+        self.names = list(record["hosts"])
+        self.gateway = record["gateway"]
+        self.counter = 0
+
+    def facts(self, name):
+        return self.record["hosts"][name]
+
+    def enter(self, name, *argv, check=True, **kwargs):
+        """A command run as root inside the host (its mounts, network, hostname): the harness's
+        hand, for setting up faults and reading evidence, never the path lifeboat itself takes."""
+        return self.harness.enter(self.facts(name), *argv, check=check, **kwargs)
+
+    def psql(self, name, db, query):
+        """Rows of `query` on the host's PostgreSQL, as postgres over its socket (tab-separated)."""
+        out = self.enter(name, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
+                         "-d", db, "-c", query).stdout
+        return [line.split("|") for line in out.splitlines()]
+
+    def inventory(self, groups, overrides=None, host_vars=None):
+        """An inventory folder: `groups` maps production/staging to host names under `databases`;
+        each group's variables are the example's (a link) then `overrides[group]` (a later file)."""
+        self.counter += 1
+        folder = self.workdir / f"inventory-{self.counter}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        base = json.loads((self.harness.state / "inventory.yml").read_text())
+        facts = base["all"]["children"]["databases"]["hosts"]
+        children = {group: {"hosts": {name: {**facts[name], **(host_vars or {}).get(name, {})} for name in members}}
+                    for group, members in groups.items()}
+        inventory = {"all": {"children": {"databases": {"children": children}}, "vars": base["all"]["vars"]}}
+        (folder / "hosts.yml").write_text(json.dumps(inventory, indent=1))
+        for group in ["all", *groups]:
+            (folder / "group_vars" / group).mkdir(parents=True)
+            example = PROJECT / "inventories" / "example" / "group_vars" / f"{group}.yml"
+            if example.exists():
+                (folder / "group_vars" / group / "00-example.yml").symlink_to(example)
+            extra = (overrides or {}).get(group)
+            if extra:
+                (folder / "group_vars" / group / "50-test.yml").write_text(json.dumps(extra))
+        return folder
+
+    def run_playbook(self, inventory, playbook, *args, env=None, limit=None, timeout=900):
+        record = self.workdir / "results.jsonl"
+        if record.exists():
+            record.unlink()
+        environ = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+                       ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
+                       ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
+                       PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}))
+        argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PROJECT / "playbooks" / playbook)
+                if not os.path.isabs(str(playbook)) else str(playbook), *(["--limit", limit] if limit else []), *args]
+        proc = subprocess.run(argv, cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=timeout)
+        return HostsPlay(proc, record)
+
+
+@pytest.fixture(scope="session")
+def db_hosts():
+    """Four test hosts (db1..db4), made once per xdist worker, prepared by playbooks/prepare.yml,
+    destroyed at the end even when tests fail. Skips in one line where they cannot be made."""
+    problem = testhosts.missing()
+    if problem:
+        pytest.skip(problem)
+    state = PROJECT / ".lifeboat" / "hosts" / f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    harness = testhosts.Harness(state)
+    try:
+        record = harness.create(4)
+        hosts = Hosts(harness, record, state / "work")
+        yield hosts
+    finally:
+        harness.destroy()
