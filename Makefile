@@ -1,6 +1,7 @@
 # lifeboat: two commands for a newcomer with Python 3.11 and make.
 #   make demo   set up .venv, start the embedded PostgreSQL, run the recovery drill, print its summary
-#   make test   set up, then unit + integration tests, ansible-lint, and the Molecule scenario
+#   make test   set up (as root: the Debian packages some tests need), then unit + integration tests,
+#               multi-host tests, ansible-lint, and the Molecule scenarios
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -45,6 +46,7 @@ molecule: venv
 	molecule test -s partition < /dev/null
 
 test: venv
+	sh scripts/test-packages.sh
 	$(MAKE) lint
 	$(BIN)/pytest -n 2 --dist loadfile --durations=25 tests/unit tests/integration
 	$(MAKE) molecule

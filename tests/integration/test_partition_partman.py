@@ -1,7 +1,7 @@
 """lifeboat.db.partition against pg_partman on the same table and premake: the partitions we keep
 are the ones pg_partman keeps (bounds and names). pg_partman 4 is Debian's postgresql-15-partman,
 so this runs on the system PostgreSQL 15 where that package is installed, and skips elsewhere
-(.ci/run installs it where it can)."""
+(make test installs it as root: scripts/test-packages.sh)."""
 import re
 
 import pytest
