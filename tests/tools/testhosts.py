@@ -8,7 +8,7 @@ One harness for pytest (tests/integration/test_hosts.py) and Molecule (molecule/
 A host is what our users' database hosts are: Debian 12 with its own sshd, Debian's PostgreSQL 15
 as a `pg_createcluster` cluster, `python3` from the distribution, and a login user `deploy` with
 NOPASSWD sudo. Its own address on a bridge that only this harness makes; its own /etc (a copy),
-/home, /root, /tmp, /var/backups, /var/lib/postgresql, /var/run/postgresql and /var/log (bind
+/home, /root, /tmp, /var/tmp, /var/backups, /var/lib/postgresql, /var/run/postgresql and /var/log (bind
 mounts of folders under DIR/<host>/), so nothing a test does on a host touches the machine's own.
 The controller reaches a host only over SSH (DIR/inventory.yml says how).
 
@@ -38,7 +38,8 @@ LOGIN = "deploy"
 LOGIN_UID = 1733
 # What each host has of its own, bind-mounted over the machine's folder of the same name.
 INSIDE = "/mnt"  # where a host sees its own folder DIR/<host>
-OWN = ["etc", "home", "root", "tmp", "var/backups", "var/lib/postgresql", "var/run/postgresql", "var/log"]
+OWN = ["etc", "home", "root", "tmp", "var/tmp", "var/backups", "var/lib/postgresql", "var/run/postgresql",
+       "var/log"]
 
 
 def missing():
@@ -179,6 +180,7 @@ class Harness:
             os.chown(path, LOGIN_UID, LOGIN_UID)
         (root / "root").chmod(0o700)
         (root / "tmp").chmod(0o1777)
+        (root / "var/tmp").chmod(0o1777)
         pg = run("id", "-u", "postgres").stdout.strip(), run("id", "-g", "postgres").stdout.strip()
         for own in ["var/lib/postgresql", "var/run/postgresql"]:
             os.chown(root / own, int(pg[0]), int(pg[1]))
