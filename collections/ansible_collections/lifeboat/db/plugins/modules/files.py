@@ -26,15 +26,53 @@ description:
     following a link and must be the file the walk listed (same inode); one replaced meanwhile
     is reported there too.
   - Setuid and setgid bits are not restored.
-  - Ownership is restored when the module runs as root.
+  - Ownership is restored when the module runs as root; otherwise the files come back owned by the
+    module user. The example inventory becomes C(postgres) through the variable C(ansible_become_user),
+    which outranks a task's C(become_user) keyword, so set that variable to C(root) in the restore
+    task's C(vars) (see EXAMPLES).
+  - With O(offsite_url), each new set (archive and manifest) is then copied to S3 exactly as
+    M(lifeboat.db.dump) copies a database set - files first, manifest last, each upload checked
+    against S3's checksums, retention applied there too - and C(offsite.json) in the local set
+    records where the copy went. The local set is kept whatever happens to the copy.
+  - With O(repository) an C(s3://) URL, O(action=restore) restores from the copies in S3 on any
+    host (disaster recovery) - the set's manifest is validated (file names, sizes against S3's
+    listing) and its contents checked before anything is downloaded, the set is downloaded into
+    O(cache_dir) with every file checked against its sha256, then restored as above; the download
+    is removed afterwards.
   - Connects to no database; the connection options are accepted for C(module_defaults) but unused.
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.s3
 options:
   repository:
-    description: Absolute path of the backup repository on the target host.
+    description:
+      - Absolute path of the backup repository on the target host.
+      - For O(action=restore), also C(s3://bucket/prefix) - where O(offsite_url) copied the sets.
     type: path
     required: true
+  cache_dir:
+    description:
+      - With an C(s3://) O(repository), the local folder on the target host the set is downloaded
+        into and checked before it is restored. It must be private to the module user (0700).
+    type: path
+    default: /var/tmp/lifeboat-cache
+  offsite_url:
+    description:
+      - Copy each new files backup to C(s3://bucket/prefix) after it is complete (O(action=backup)).
+    type: str
+  offsite:
+    description:
+      - C(required) - a failed offsite copy fails the task (the local backup is kept and reported).
+      - C(optional) - a failed offsite copy is a warning.
+    type: str
+    default: required
+    choices: [required, optional]
+  offsite_keep_last:
+    description: Retention of the S3 copies (same rules as O(keep_last)). Default is O(keep_last).
+    type: int
+  offsite_keep_days:
+    description: Keep the S3 copies of the last this many days (with O(offsite_keep_last), a set either keeps is kept).
+    type: float
   name:
     description: Name of the file set in the repository (its folder), e.g. C(uploads).
     type: str
@@ -81,6 +119,25 @@ EXAMPLES = r'''
     name: uploads
     action: restore
     dest: /srv/app/uploads
+
+- name: Back up the uploads and copy them to S3, kept 90 days there (seed 002)
+  lifeboat.db.files:
+    repository: /var/backups/lifeboat
+    name: uploads
+    path: /srv/app/uploads
+    keep_last: 7
+    offsite_url: s3://acme-db-backups/prod
+    offsite_keep_days: 90
+    s3_sse: aws:kms
+
+- name: Disaster recovery on a new host - the uploads from S3, owners restored as root
+  vars:
+    ansible_become_user: root
+  lifeboat.db.files:
+    repository: s3://acme-db-backups/prod
+    name: uploads
+    action: restore
+    dest: /srv/app/uploads
 '''
 
 RETURN = r'''
@@ -89,8 +146,9 @@ backup_id:
   returned: always
   type: str
 backup_path:
-  description: Folder of the files backup taken.
-  returned: action is backup and not check mode
+  description:
+    - Folder of the files backup taken; for a restore from an C(s3://) O(repository), the set's C(s3://) URL.
+  returned: action is backup and not check mode, or a restore from S3
   type: str
 file_count:
   description: Files archived or restored.
@@ -118,6 +176,19 @@ deleted:
   returned: action is backup and not check mode
   type: list
   elements: str
+offsite:
+  description:
+    - The offsite copy - C(url), C(uploaded_at), C(storage_class), C(sse), per-object C(objects) (key,
+      size, S3 checksum, how the upload was C(checked)) and the S3 sets C(deleted) by retention.
+    - With O(offsite=optional) and a failed copy, C(url) is null and C(error) says why.
+    - In check mode, the C(url) it would go to and the sets retention would delete there.
+  returned: action is backup and offsite_url is set
+  type: dict
+retention_errors:
+  description: What local retention could not do after the new set was complete.
+  returned: when retention failed
+  type: list
+  elements: str
 dest:
   description: Directory restored.
   returned: action is restore and not check mode
@@ -140,6 +211,7 @@ timing:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
 from ansible_collections.lifeboat.db.plugins.module_utils.files.run import run
 
@@ -154,7 +226,13 @@ def argument_spec():
         dest=dict(type='path'),
         backup=dict(type='str', default='latest'),
         keep_last=dict(type='int'),
+        cache_dir=dict(type='path', default='/var/tmp/lifeboat-cache'),
+        offsite_url=dict(type='str'),
+        offsite=dict(type='str', default='required', choices=['required', 'optional']),
+        offsite_keep_last=dict(type='int'),
+        offsite_keep_days=dict(type='float'),
     )
+    spec.update(s3_argument_spec())
     return spec
 
 

@@ -25,9 +25,10 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
-    CHUNK, FORMAT_VERSION, HashingWriter, verify_files)
+    CHUNK, FORMAT_VERSION, SHA256, HashingWriter, InvalidSet, verify_files)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import new_backup_id
+from ansible_collections.lifeboat.db.plugins.module_utils.files.offsite import copy_files_offsite, plan_offsite
 
 ARCHIVE_NAME = 'files.tar.gz'
 
@@ -127,17 +128,23 @@ def archive_tree(source, tar):
     return contents, skipped
 
 
-def backup_files(ctx, source, name, keep_last=None):
+def backup_files(ctx, source, name, keep_last=None, offsite=None):
+    """Archive `source` into a new set of `name`; then local retention and, with `offsite` (a
+    backup.offsite.OffsiteRequest), the set's copy to S3 with that store's retention."""
     if not os.path.isdir(source):
         raise LifeboatError('path %s is not a directory on the target host; name the directory to back up' % source)
     started = utc_now()
     clock = time.monotonic()
     backup_id = new_backup_id(started)
     if ctx.check_mode:
-        return dict(changed=True, backup_id=backup_id,
-                    actions=['Would archive %s (%d files) into %s' % (source, len([f for dummy, dummy2, dummy3, f in walk_tree(source)
-                                                                                   if f and stat.S_ISREG(f.st_mode)]),
-                                                                     os.path.join(ctx.repository.database_dir(name), backup_id))])
+        result = dict(changed=True, backup_id=backup_id,
+                      actions=['Would archive %s (%d files) into %s' % (source, len([f for dummy, dummy2, dummy3, f in walk_tree(source)
+                                                                                     if f and stat.S_ISREG(f.st_mode)]),
+                                                                       os.path.join(ctx.repository.database_dir(name), backup_id))])
+        if offsite:
+            result['offsite'] = plan_offsite(offsite, name, backup_id)
+            result['actions'] += result['offsite'].pop('actions')
+        return result
     with ctx.repository.lock(name, 0, 'a files backup'):
         ctx.repository.remove_leftovers(name)
         staging = ctx.repository.begin(name, backup_id)
@@ -170,21 +177,28 @@ def backup_files(ctx, source, name, keep_last=None):
         except (LifeboatError, IOError, OSError) as exc:
             deleted = []
             errors.append(error_text(exc))
-    extra = {}
+        copied = copy_files_offsite(ctx, offsite, name, final, manifest) if offsite else None
+    extra, warnings = {}, []
     if errors:
-        extra = dict(retention_errors=errors,
-                     warnings=['files backup %s is complete at %s, but retention could not finish: %s'
-                               % (backup_id, final, '; '.join(errors))])
+        extra['retention_errors'] = errors
+        warnings.append('files backup %s is complete at %s, but retention could not finish: %s'
+                        % (backup_id, final, '; '.join(errors)))
+    if copied is not None:
+        extra['offsite'] = copied
+        warnings.extend(copied.pop('warnings'))
+    if warnings:
+        extra['warnings'] = warnings
     return dict(changed=True, backup_id=backup_id, backup_path=final, file_count=len(contents),
                 total_bytes=manifest['total_bytes'], size=manifest['files'][0]['size'], deleted=deleted,
                 sha256=manifest['files'][0]['sha256'],
                 not_archived=skipped,
                 actions=['Archived %s (%d files, %d bytes) into %s' % (source, len(contents), manifest['total_bytes'], final)]
                 + ['Skipped %s (not a regular file or directory)' % path for path in skipped]
-                + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted], **extra)
+                + ['Deleted files backup %s (keep_last=%s)' % (b, keep_last) for b in deleted]
+                + (copied['actions'] if copied is not None else []), **extra)
 
 
-def _listed(backup):
+def listed_contents(backup):
     """{path: entry} of the manifest's contents, each with a text path and sha256 (a manifest is
     untrusted input too)."""
     contents = backup.manifest.get('contents')
@@ -193,7 +207,24 @@ def _listed(backup):
             for e in contents):
         raise LifeboatError('files backup %s has a manifest whose contents are not a list of {path, sha256}; '
                             'use another backup' % backup.backup_id)
+    for entry in contents:
+        if _path_problem(entry['path']) or not SHA256.match(entry['sha256']):
+            # Checked before anything is downloaded or unpacked, whatever the archive holds.
+            raise LifeboatError('files backup %s is refused: its manifest lists %r, which is %s; lifeboat did not '
+                                'write it like this, use another backup'
+                                % (backup.backup_id, entry['path'][:200],
+                                   _path_problem(entry['path']) or 'given no sha256'))
     return dict((entry['path'], entry) for entry in contents)
+
+
+def _path_problem(name):
+    """Why `name` is not a plain relative path inside the tree (tarfile's data filter), or None."""
+    parts = name.split('/')
+    if name.startswith('/') or '\x00' in name or '..' in parts:
+        return 'a place outside the tree'
+    if not name or '' in parts or '.' in parts:
+        return 'not a plain relative name'
+    return None
 
 
 def _check_members(backup, listed, members):
@@ -204,14 +235,12 @@ def _check_members(backup, listed, members):
     names = set()
     for member in members:
         name = member.name
-        parts = name.split('/')
         problem = None
+        path_problem = _path_problem(name) if name != '.' else None
         if not (member.isdir() or member.isreg()):
             problem = 'is not a regular file or directory (a link, device or FIFO)'
-        elif name.startswith('/') or '\x00' in name or '..' in parts:
-            problem = 'names a place outside the tree'
-        elif name != '.' and (not name or '' in parts or '.' in parts):
-            problem = 'is not a plain relative name'
+        elif path_problem:
+            problem = 'names %s' % path_problem
         elif name in names:
             problem = 'appears twice'
         elif member.isreg() and name not in listed:
@@ -247,6 +276,8 @@ def _unpack(backup, listed, tar, members, staging_fd):
                 for block in iter(lambda: source.read(CHUNK), b''):
                     digest.update(block)
                     out.write(block)
+                # Written out first: a flush at close would stamp the file with the time of the restore.
+                out.flush()
                 _set_attributes(out.fileno(), member, as_root)
             if digest.hexdigest() != listed[member.name]['sha256']:
                 raise LifeboatError('files backup %s unpacked %s differently from its manifest; the destination '
@@ -301,14 +332,35 @@ def _no_link(path, what):
 
 
 def restore_files(ctx, name, reference, dest):
-    backup = ctx.repository.resolve(name, reference, kind='files')
+    """Restore a files set of the local repository into `dest`."""
+    return restore_set(ctx, resolve_set(ctx.repository, name, reference), dest)
+
+
+def resolve_set(source, name, reference):
+    """A files set of a local repository or an S3Store; for `latest`, sets refused as not
+    lifeboat's (manifest.InvalidSet) are named in the failure."""
+    try:
+        return source.resolve(name, reference, kind='files')
+    except InvalidSet:
+        raise
+    except LifeboatError as exc:
+        refused = (source.refused or {}).get(name)
+        if reference != 'latest' or not refused:
+            raise
+        raise LifeboatError('%s (refused there: %s)' % (exc.msg, '; '.join('%s: %s' % (r.backup_id, r.reason)
+                                                                            for r in refused[:3])))
+
+
+def restore_set(ctx, backup, dest):
+    """Check the local set `backup` (its files against the manifest, then every entry of the
+    archive) and swap its tree in at `dest`."""
     verify_files(backup.path, backup.manifest)
     dest = os.path.abspath(dest)
     parent = os.path.dirname(dest)
     label = '%s.prev-%s-' % (os.path.basename(dest), utc_now().strftime('%Y%m%dT%H%M%SZ'))
     with _open_verified(backup) as raw, tarfile.open(fileobj=raw, mode='r:gz') as tar:
         members = tar.getmembers()
-        listed = _listed(backup)
+        listed = listed_contents(backup)
         _check_members(backup, listed, members)
         count = len(listed)
         if ctx.check_mode:

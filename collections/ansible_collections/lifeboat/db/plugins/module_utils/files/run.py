@@ -7,6 +7,8 @@ __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.files.archive import backup_files, restore_files
+from ansible_collections.lifeboat.db.plugins.module_utils.files.offsite import offsite_request
+from ansible_collections.lifeboat.db.plugins.module_utils.files.restore_s3 import restore_from_s3
 
 
 def run(ctx):
@@ -14,7 +16,15 @@ def run(ctx):
     if p['action'] == 'backup':
         if not p['path']:
             raise LifeboatError('action=backup needs path: the directory to back up')
-        return backup_files(ctx, p['path'], p['name'], p['keep_last'])
+        if ctx.store is not None:
+            raise LifeboatError('action=backup writes the files set into a local repository: give repository as a '
+                                'path on the target host, and offsite_url: s3://bucket/prefix to copy the set to S3')
+        return backup_files(ctx, p['path'], p['name'], p['keep_last'], offsite=offsite_request(ctx))
     if not p['dest']:
         raise LifeboatError('action=restore needs dest: the directory to restore into')
+    if p['offsite_url']:
+        raise LifeboatError('offsite_url copies a new files backup to S3 (action=backup); to restore from S3 give '
+                            'repository: s3://bucket/prefix')
+    if ctx.store is not None:
+        return restore_from_s3(ctx, p['name'], p['backup'], p['dest'])
     return restore_files(ctx, p['name'], p['backup'], p['dest'])
