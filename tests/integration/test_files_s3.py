@@ -10,7 +10,7 @@ import shutil
 import socket
 import stat
 
-from conftest import assert_one_line, embedded_only
+from conftest import PROJECT, assert_one_line, embedded_only
 
 
 def make_uploads(root):
@@ -167,3 +167,24 @@ def test_s3_unreachable_is_one_line_and_nothing_is_lost(server, ansible, moto, t
     assert os.listdir(target.parent) == [], "nothing is written at dest"
     downloads = cache / "uploads"
     assert not downloads.exists() or [n for n in os.listdir(downloads) if not n.startswith(".")] == []
+
+
+@embedded_only
+def test_backup_role_copies_the_directories_where_the_kind_copies_the_databases(server, ansible, moto, bucket,
+                                                                                tmp_path):
+    source = tmp_path / "uploads"
+    source.mkdir()
+    make_uploads(source)
+    kinds = {"daily": {"keep_last": 2, "offsite_url": f"s3://{bucket}/site", "storage_class": "STANDARD_IA"}}
+    ansible.write_inventory(lifeboat_backup_databases=["postgres"], lifeboat_backup_repository=str(ansible.repository),
+                            lifeboat_backup_kinds=kinds, lifeboat_backup_s3=moto.options(),
+                            lifeboat_backup_files=[{"name": "uploads", "path": str(source)}],
+                            lifeboat_backup_async_timeout=0)
+    play = ansible.run_playbook(PROJECT / "playbooks" / "backup.yml")
+    assert play.rc == 0, play.stdout[-3000:]
+    (taken,) = play.result("lifeboat_backup : Back up the directories next to the databases")["results"]
+    prefix = f"site/uploads/{taken['backup_id']}"
+    assert taken.get("offsite", {}).get("url") == f"s3://{bucket}/{prefix}", taken.get("offsite")
+    assert {f"{prefix}/files.tar.gz", f"{prefix}/manifest.json"} <= set(moto.keys(bucket, "site/uploads/"))
+    head = moto.client().head_object(Bucket=bucket, Key=f"{prefix}/files.tar.gz")
+    assert head["StorageClass"] == "STANDARD_IA"
