@@ -26,8 +26,8 @@ description:
     following a link and must be the file the walk listed (same inode); one replaced meanwhile
     is reported there too.
   - Setuid and setgid bits are not restored.
-  - Ownership is restored when the module runs as root; otherwise the files come back owned by the
-    module user. The example inventory becomes C(postgres) through the variable C(ansible_become_user),
+  - Ownership is restored when the module runs as root, by number (uid and gid as on the host that
+    took the backup); otherwise the files come back owned by the module user. The example inventory becomes C(postgres) through the variable C(ansible_become_user),
     which outranks a task's C(become_user) keyword, so set that variable to C(root) in the restore
     task's C(vars) (see EXAMPLES).
   - With O(offsite_url), each new set (archive and manifest) is then copied to S3 exactly as
@@ -53,9 +53,11 @@ options:
   cache_dir:
     description:
       - With an C(s3://) O(repository), the local folder on the target host the set is downloaded
-        into and checked before it is restored. It must be private to the module user (0700).
+        into and checked before it is restored. It must be the module user's own, 0700.
+      - Not the database modules' cache - a files restore runs as root to restore owners, and that
+        cache belongs to C(postgres).
     type: path
-    default: /var/tmp/lifeboat-cache
+    default: /var/tmp/lifeboat-files-cache
   offsite_url:
     description:
       - Copy each new files backup to C(s3://bucket/prefix) after it is complete (O(action=backup)).
@@ -226,7 +228,7 @@ def argument_spec():
         dest=dict(type='path'),
         backup=dict(type='str', default='latest'),
         keep_last=dict(type='int'),
-        cache_dir=dict(type='path', default='/var/tmp/lifeboat-cache'),
+        cache_dir=dict(type='path', default='/var/tmp/lifeboat-files-cache'),
         offsite_url=dict(type='str'),
         offsite=dict(type='str', default='required', choices=['required', 'optional']),
         offsite_keep_last=dict(type='int'),
