@@ -11,6 +11,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import check_name
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.common.access import permission_hint
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings, is_s3_url
@@ -57,8 +58,10 @@ def one_line(msg, password):
 def os_error_line(exc):
     what = exc.strerror or str(exc)
     where = ' (%s)' % exc.filename if getattr(exc, 'filename', None) else ''
-    return ('system error: %s%s; check free space, permissions and mounts on the target host, then run again'
-            % (what, where))
+    # A folder of the wrong owner says whose it is and whose it must be (prepare.yml fixes it).
+    hint = permission_hint(exc, exc.filename) if getattr(exc, 'filename', None) else ''
+    return ('system error: %s%s; %s' % (what, where, hint or
+                                        'check free space, permissions and mounts on the target host, then run again'))
 
 
 def failure_line(exc):

