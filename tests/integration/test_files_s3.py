@@ -151,8 +151,12 @@ def test_s3_unreachable_is_one_line_and_nothing_is_lost(server, ansible, moto, t
     cache = tmp_path / "db2-cache"
     played = ansible.play([task("required", backup), task("optional", backup, offsite="optional"),
                            task("restore", dict(nowhere, repository="s3://lb-nowhere/site", name="uploads",
-                                                action="restore", dest=str(target), cache_dir=str(cache)))])
+                                                action="restore", dest=str(target), cache_dir=str(cache))),
+                           task("backup into s3", backup, repository="s3://lb-nowhere/site", cache_dir=str(cache)),
+                           task("restore with offsite_url", backup, action="restore", dest=str(target))])
     required, optional, restore = (played.result(n) for n in ("required", "optional", "restore"))
+    assert_one_line(played.result("backup into s3"), "action=backup writes the files set into a local repository")
+    assert_one_line(played.result("restore with offsite_url"), "to restore from S3 give repository: s3://")
     assert_one_line(required, "is complete and kept at", "offsite copy to s3://lb-nowhere/site failed",
                     "cannot reach the S3 endpoint")
     kept = required["backup_path"]

@@ -34,15 +34,16 @@ def restore_from_s3(ctx, name, reference, dest):
                              'Would unpack %d files into %s' % (count, dest)])
     store.ensure_readable(remote)
     check_space(cache.root, size, 'downloading files backup %s' % remote.backup_id)
-    local, fresh = store.fetch(remote, cache)
+    # A copy already in the cache (an earlier run's that failed later) is used when its manifest is
+    # this set's; restore_set checks it again either way.
+    local, dummy = store.fetch(remote, cache)
     # Pinned while it is read: another run's clean-up of the cache leaves it alone.
     with cache.pin(local):
         result = restore_set(ctx, local, dest)
     result['backup_path'] = remote.path
     result['actions'].insert(0, 'Downloaded files backup %s from %s, every file checked against its manifest'
                              % (remote.backup_id, store.url))
-    if fresh:
-        _remove_download(cache, name, local, result)
+    _remove_download(cache, name, local, result)
     return result
 
 
