@@ -39,20 +39,23 @@ def as_postgres(db_hosts, host, *argv, check=True):
 
 
 def test_prepare_makes_hosts_ready_and_is_idempotent(db_hosts):
+    """The db_hosts fixture has run prepare.yml once already (as a user starts): this run is the
+    second and changes nothing; were the hosts fresh, it runs once more to show that."""
     inventory = db_hosts.inventory({"production": ["db1"], "staging": ["db2", "db3", "db4"]},
                                    overrides={"production": {"lifeboat_backup_databases": ["h2_prepare"]}})
     hosts = ["db1", "db2", "db3", "db4"]
-    first = db_hosts.run_playbook(inventory, "prepare.yml")
-    assert first.rc == 0, first.stdout[-3000:]
+    run = db_hosts.run_playbook(inventory, "prepare.yml")
+    assert run.rc == 0, run.stdout[-3000:]
     for host in hosts:
-        check = first.on(host).result(CHECK)
+        check = run.on(host).result(CHECK)
         assert not check["failed"] and check["pg_dump"]["path"].startswith("/usr/lib/postgresql/"), check
         assert int(check["pg_dump"]["version"].split(".")[0]) >= 15, check
         for folder in FOLDERS:
             assert owner_and_mode(db_hosts, host, folder) == ["postgres", "postgres", "700"], (host, folder)
-    again = db_hosts.run_playbook(inventory, "prepare.yml")
-    assert again.rc == 0, again.stdout[-3000:]
-    assert {host: changed(again, host) for host in hosts} == dict.fromkeys(hosts, 0), again.stdout[-3000:]
+    if any(changed(run, host) for host in hosts):
+        run = db_hosts.run_playbook(inventory, "prepare.yml")
+        assert run.rc == 0, run.stdout[-3000:]
+    assert {host: changed(run, host) for host in hosts} == dict.fromkeys(hosts, 0), run.stdout[-3000:]
 
     # The other playbooks then run over SSH as postgres: an async dump (setfacl), no remote_tmp warning.
     db_hosts.psql("db1", "postgres", "CREATE DATABASE h2_prepare")
