@@ -340,8 +340,10 @@ class Hosts:
 
     def psql(self, name, db, query):
         """Rows of `query` on the host's PostgreSQL, as postgres over its socket (tab-separated)."""
-        out = self.enter(name, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
-                         "-d", db, "-c", query).stdout
+        proc = self.enter(name, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
+                          "-d", db, "-c", query, check=False)
+        assert proc.returncode == 0, f"psql on {name}: {proc.stderr.strip()}"
+        out = proc.stdout
         return [line.split("|") for line in out.splitlines()]
 
     def inventory(self, groups, overrides=None, host_vars=None):
@@ -383,7 +385,7 @@ class Hosts:
 
 @pytest.fixture(scope="session")
 def db_hosts():
-    """Four test hosts (db1..db4), made once per xdist worker, prepared by playbooks/prepare.yml,
+    """Four test hosts (db1..db4), made once per xdist worker and prepared by playbooks/prepare.yml,
     destroyed at the end even when tests fail. Skips in one line where they cannot be made."""
     problem = testhosts.missing()
     if problem:
@@ -393,6 +395,10 @@ def db_hosts():
     try:
         record = harness.create(4)
         hosts = Hosts(harness, record, state / "work")
+        # As a user starts: playbooks/prepare.yml on every host (S3 included: the DR tests use it).
+        prepared = hosts.run_playbook(hosts.inventory({"staging": hosts.names}, {"all": {"lifeboat_host_s3": True}}),
+                                      "prepare.yml")
+        assert prepared.rc == 0, f"prepare.yml failed on the test hosts:\n{prepared.stdout[-3000:]}"
         yield hosts
     finally:
         harness.destroy()

@@ -8,7 +8,7 @@ One harness for pytest (tests/integration/test_hosts.py) and Molecule (molecule/
 A host is what our users' database hosts are: Debian 12 with its own sshd, Debian's PostgreSQL 15
 as a `pg_createcluster` cluster, `python3` from the distribution, and a login user `deploy` with
 NOPASSWD sudo. Its own address on a bridge that only this harness makes; its own /etc (a copy),
-/home, /root, /tmp, /var/tmp, /var/backups, /var/lib/postgresql, /var/run/postgresql and /var/log (bind
+/home, /root, /tmp, /var/tmp, /var/backups, /var/lib/postgresql, /var/run/postgresql, /var/log and /srv (bind
 mounts of folders under DIR/<host>/), so nothing a test does on a host touches the machine's own.
 The controller reaches a host only over SSH (DIR/inventory.yml says how).
 
@@ -38,8 +38,9 @@ LOGIN = "deploy"
 LOGIN_UID = 1733
 # What each host has of its own, bind-mounted over the machine's folder of the same name.
 INSIDE = "/mnt"  # where a host sees its own folder DIR/<host>
+# /srv too: where applications keep their files (seed 003's uploads), which tests write.
 OWN = ["etc", "home", "root", "tmp", "var/tmp", "var/backups", "var/lib/postgresql", "var/run/postgresql",
-       "var/log"]
+       "var/log", "srv"]
 
 
 def missing():
@@ -196,7 +197,8 @@ class Harness:
             "UsePAM no", "AuthorizedKeysFile .ssh/authorized_keys", "MaxStartups 100",
             "MaxSessions 100", "Subsystem sftp /usr/lib/openssh/sftp-server", ""]))
 
-    def enter(self, facts, *argv, check=True, **kwargs):
+    @staticmethod
+    def enter(facts, *argv, check=True, **kwargs):
         """Run a command inside a host (its network, mount and UTS namespaces), as root."""
         return run("nsenter", "--target", facts["holder"], "--mount", "--net", "--uts", "--", *argv,
                    check=check, **kwargs)
@@ -235,12 +237,9 @@ class Harness:
     # -- destroy: by the record, in reverse, never failing half-way
     def destroy(self):
         record = self.record()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(_stop_host, record.get("hosts", {}).values()))
         for name, facts in record.get("hosts", {}).items():
-            holder = facts.get("holder")
-            if holder and _alive(holder):
-                # A fast shutdown, so that PostgreSQL releases its shared memory; then the rest.
-                self.enter(facts, "pg_ctlcluster", "15", "main", "stop", "-m", "fast", check=False, timeout=60)
-                _kill([*_processes_in_namespace_of(holder), holder])
             if facts.get("netns"):
                 run("ip", "netns", "del", facts["netns"], check=False)
             if facts.get("veth"):
@@ -250,11 +249,20 @@ class Harness:
             shutil.rmtree(self.state, ignore_errors=True)
 
 
+def _stop_host(facts):
+    holder = facts.get("holder")
+    if holder and _alive(holder):
+        # A fast shutdown, so that PostgreSQL releases its shared memory; then the rest.
+        Harness.enter(facts, "pg_ctlcluster", "15", "main", "stop", "-m", "fast", check=False, timeout=60)
+        _kill([*_processes_in_namespace_of(holder), holder])
+
+
 def _alive(pid):
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            # A zombie is dead: its parent (not us, for most) reaps it.
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
         return False
 
 

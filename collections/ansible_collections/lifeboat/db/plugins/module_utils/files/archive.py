@@ -50,7 +50,7 @@ def walk_tree(source):
     """Yield (relative path, name, descriptor of its directory, lstat or None if gone) for every
     entry below source, sorted. os.fwalk holds each directory open and never descends through a
     link, so a directory swapped for a link after it was listed cannot lead the walk elsewhere."""
-    for root, dirs, names, root_fd in os.fwalk(source):
+    for root, dirs, names, root_fd in os.fwalk(source, onerror=_unreadable):
         dirs.sort()
         for name in sorted(dirs) + sorted(names):
             try:
@@ -58,6 +58,19 @@ def walk_tree(source):
             except OSError:
                 facts = None
             yield os.path.relpath(os.path.join(root, name), source), name, root_fd, facts
+
+
+def _unreadable(error):
+    """A folder the walk cannot read would be missing from the backup without a word: refuse."""
+    if isinstance(error, PermissionError):
+        _refuse_unreadable(error.filename)
+    # Anything else (a folder gone meanwhile) is what a live tree does; the walk goes on.
+
+
+def _refuse_unreadable(path):
+    raise LifeboatError('cannot read %s: permission denied, so it would be missing from the backup; the module user '
+                        '(uid %d) must be able to read every file and folder of the tree: run the task as a user '
+                        'that can (become root), or give it read access' % (path, os.geteuid()))
 
 
 class _OpenDirectory(object):
@@ -102,6 +115,8 @@ def archive_tree(source, tar):
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if directory else 0)
         try:
             fd = os.open(name, flags, dir_fd=dir_fd)
+        except PermissionError:
+            _refuse_unreadable(os.path.join(source, relative))
         except OSError:
             skipped.append(relative)  # now a link, or gone
             continue

@@ -1,0 +1,145 @@
+"""Disaster recovery onto another host (seed 002's DR, seed 003's move to a new server), over SSH.
+
+db1 backs up its database and its uploads folder with offsite copies to S3 (moto's server on the
+bridge address the hosts reach); db2, which has never seen db1's repository, runs playbooks/dr.yml
+with the example inventory: the set downloaded and checked, restored, materialized views refreshed,
+the uploads restored with owners and modes, integrity checked, evidence on the controller.
+"""
+import json
+import os
+import socket
+import stat
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import BIN, MotoServer, assert_one_line
+
+DB = "app"
+BUCKET = "lb-dr"
+
+
+@pytest.fixture(scope="module")
+def s3(db_hosts):
+    """moto's S3 server on the bridge's host-side address: the hosts reach it, nothing else does."""
+    with socket.socket() as probe:
+        probe.bind((db_hosts.gateway, 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", db_hosts.gateway, "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = MotoServer(port, proc)
+    server.endpoint_url = f"http://{db_hosts.gateway}:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(server.endpoint_url + "/moto-api/", timeout=1).read()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.2)
+    server.bucket(BUCKET)
+    yield server
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def s3_settings(server, endpoint=None):
+    return {"s3_endpoint_url": endpoint or server.endpoint_url, "s3_region": "us-east-1",
+            "aws_access_key": server.ACCESS_KEY, "aws_secret_key": server.SECRET_KEY}
+
+
+SETUP = """
+- name: An application database and its uploads on db1
+  hosts: databases
+  gather_facts: false
+  module_defaults:
+    group/lifeboat.db.all: "{{ lifeboat_connection }}"
+  tasks:
+    - name: Sample data
+      lifeboat.db.sample_data:
+        db: app
+        scale: 2000
+
+    - name: A files backup of a folder postgres cannot read all of
+      lifeboat.db.files:
+        repository: /var/backups/lifeboat
+        name: uploads
+        path: /srv/app/uploads
+      register: unreadable
+      ignore_errors: true
+"""
+
+
+def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
+    evidence = tmp_path / "evidence"
+    common = {"lifeboat_drill_evidence_dir": str(evidence / "drill"),
+              "lifeboat_integrity_evidence_dir": str(evidence / "integrity"),
+              "lifeboat_dr_evidence_dir": str(evidence / "dr"),
+              "lifeboat_restore_evidence_dir": str(evidence / "restore"),
+              # The example polls async jobs every 10 s; a test has no need to wait that long.
+              "lifeboat_restore_poll_interval": 1, "lifeboat_backup_poll_interval": 1}
+    prod = db_hosts.inventory({"production": ["db1"]}, overrides={"all": common, "production": {
+        "lifeboat_backup_databases": [DB],
+        "lifeboat_backup_kinds": {"daily": {"format": "custom", "keep_days": 30,
+                                            "offsite_url": f"s3://{BUCKET}/prod"}},
+        "lifeboat_backup_s3": s3_settings(s3),
+        "lifeboat_backup_files": [{"name": "uploads", "path": "/srv/app/uploads"}]}})
+    setup = tmp_path / "setup.yml"
+    setup.write_text(SETUP)
+    db_hosts.enter("db1", "sh", "-c", "mkdir -p /srv/app/uploads/2026 && echo scan > /srv/app/uploads/2026/a.pdf"
+                   " && echo logo > /srv/app/uploads/logo.png && chown -R www-data:www-data /srv/app/uploads"
+                   " && chmod 0600 /srv/app/uploads/2026/a.pdf && chmod 0700 /srv/app/uploads/2026")
+    play = db_hosts.run_playbook(prod, setup)
+    assert play.rc == 0, play.stdout[-3000:]
+    # A folder the backup user cannot read is refused, never silently left out of the backup.
+    assert_one_line(play.on("db1").result("A files backup of a folder postgres cannot read all of"),
+                    "cannot read /srv/app/uploads/2026: permission denied")
+    db_hosts.enter("db1", "sh", "-c", "chmod 0755 /srv/app/uploads/2026 && chmod 0640 /srv/app/uploads/2026/a.pdf"
+                   " && chgrp postgres /srv/app/uploads/2026/a.pdf")
+    db_hosts.psql("db1", DB, "CREATE MATERIALIZED VIEW order_totals AS SELECT customer_id, sum(total) AS total "
+                  "FROM lifeboat_sample.orders GROUP BY customer_id")
+    counts = db_hosts.psql("db1", DB, "SELECT (SELECT count(*) FROM lifeboat_sample.orders),"
+                           " (SELECT count(*) FROM order_totals)")
+
+    backup = db_hosts.run_playbook(prod, "backup.yml")
+    assert backup.rc == 0, backup.stdout[-3000:]
+    keys = s3.keys(BUCKET, "prod/")
+    assert any(key.startswith(f"prod/{DB}/") and key.endswith("manifest.json") for key in keys), keys
+
+    # db2 has never seen db1's repository.
+    assert db_hosts.enter("db2", "test", "-e", f"/var/backups/lifeboat/{DB}", check=False).returncode == 1
+    assert db_hosts.enter("db2", "test", "-e", "/srv/app", check=False).returncode == 1
+    db_hosts.enter("db2", "mkdir", "-p", "/srv/app")
+    dr = db_hosts.inventory({"production": ["db2"]}, overrides={"all": common, "production": {
+        "lifeboat_restore_s3": s3_settings(s3), "lifeboat_dr_files": [{"name": "uploads", "dest": "/srv/app/uploads"}]}})
+    args = ["-e", f"restore_db={DB}", "-e", f"restore_repository=s3://{BUCKET}/prod", "-e", f"restore_confirm={DB}"]
+
+    # S3 unreachable from db2: one line, nothing restored.
+    closed = db_hosts.inventory({"production": ["db2"]}, overrides={"all": common, "production": {
+        "lifeboat_restore_s3": s3_settings(s3, endpoint=f"http://{db_hosts.gateway}:9")}})
+    failed = db_hosts.run_playbook(closed, "dr.yml", *args)
+    assert failed.rc != 0
+    message = [result for _, result in failed.on("db2").tasks if result["failed"]][0]["msg"]
+    assert "\n" not in message and "Traceback" not in message, message
+    assert db_hosts.psql("db2", "postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{DB}'") == [["0"]]
+
+    recovered = db_hosts.run_playbook(dr, "dr.yml", *args)
+    assert recovered.rc == 0, recovered.stdout[-4000:]
+    assert db_hosts.psql("db2", DB, "SELECT (SELECT count(*) FROM lifeboat_sample.orders),"
+                         " (SELECT count(*) FROM order_totals)") == counts
+    files = evidence / "dr"
+    reports = sorted(files.glob("*/evidence.json"))
+    assert reports, list(evidence.rglob("*"))
+    assert stat.S_IMODE(os.stat(reports[-1]).st_mode) == 0o600
+    record = json.loads(reports[-1].read_text())
+    assert record["host"] == "db2" and record["database"] == DB
+    assert record["recovery_seconds"] > 0 and record["recovery_point_age_seconds"] > 0
+    assert "order_totals" in " ".join(record["matviews_refreshed"])
+    # The uploads came back with their owners, modes and contents.
+    listing = "find /srv/app/uploads -printf '%P %u %g %m\\n' | sort"
+    assert db_hosts.enter("db2", "sh", "-c", listing).stdout == db_hosts.enter("db1", "sh", "-c", listing).stdout
+    assert "2026/a.pdf www-data postgres 640" in db_hosts.enter("db2", "sh", "-c", listing).stdout
+    assert db_hosts.enter("db2", "cat", "/srv/app/uploads/2026/a.pdf").stdout == "scan\n"
+    assert list(record["files_restored"]) == ["uploads"]
