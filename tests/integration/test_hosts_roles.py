@@ -47,10 +47,15 @@ def run(db_hosts, inventory, playbook, *args, record, limit=None):
             *(["--limit", limit] if limit else []), *args]
     play = HostsPlay(subprocess.run(argv, cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=900), record)
     print(f"{record.stem}: {time.monotonic() - started:.1f} s")
+    return play
+
+
+def passed(play, name):
+    """The run passed, and nothing in its output says becoming postgres (or root) went wrong."""
     output = play.stdout + play.stderr
     for failure in BECOME_FAILURES:
-        assert failure not in output, f"{playbook}: {failure!r} in its output:\n{output[-4000:]}"
-    return play
+        assert failure not in output, f"{name}: {failure!r} in its output:\n{output[-4000:]}"
+    assert play.rc == 0, f"{name}: rc {play.rc}\n{play.stdout[-3000:]}"
 
 
 def private(root):
@@ -117,7 +122,7 @@ def main_runs(db_hosts, tmp, inventory):
         "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
         "tasks": [{"name": "Load the sample data", "lifeboat.db.sample_data": {"db": DB, "scale": 50}}]}]))
     plays["sample"] = run(db_hosts, inventory, sample, record=tmp / "sample.jsonl")
-    assert plays["sample"].rc == 0, plays["sample"].stdout[-3000:]
+    passed(plays["sample"], "the sample data")
     # The upkeep's objects on the production host: a partitioned table without partitions, a view, old rows.
     db_hosts.psql(PROD, DB, "CREATE TABLE public.readings (id bigint, taken date NOT NULL) PARTITION BY RANGE (taken);"
                             "CREATE MATERIALIZED VIEW public.reading_totals AS SELECT count(*) AS n FROM public.readings;"
@@ -170,7 +175,7 @@ def played(db_hosts, tmp_path_factory):
 def test_backup_runs_as_an_async_job_over_ssh_with_its_progress(db_hosts, played):
     plays, _ = played
     backup = plays["backup"]
-    assert backup.rc == 0, backup.stdout[-3000:]
+    passed(backup, "backup.yml")
     for host in (PROD, STAGE):
         on = backup.on(host)
         labels = [item["_ansible_item_label"] for item in on.result(FOLLOW.format(what="backup"))["results"]]
@@ -189,9 +194,11 @@ def test_restore_swaps_in_over_ssh_staging_freely_production_only_confirmed(db_h
     plays, evidence = played
     refused, confirmed = plays["refused"], plays["restore"]
     assert refused.rc != 0
+    for failure in BECOME_FAILURES:
+        assert failure not in refused.stdout + refused.stderr, failure
     assert_one_line(refused.on(PROD).result(f"lifeboat_restore : Restore the database {DB}"),
                     f"{PROD} is marked lifeboat_production", f"-e restore_confirm={DB}", "Nothing was changed")
-    assert confirmed.rc == 0, confirmed.stdout[-3000:]
+    passed(confirmed, "restore.yml")
 
     progress = []
     for host, play in ((STAGE, refused), (PROD, confirmed)):
@@ -230,7 +237,7 @@ def test_restore_swaps_in_over_ssh_staging_freely_production_only_confirmed(db_h
 def test_integrity_evidence_is_gathered_to_the_controller(db_hosts, played):
     plays, evidence = played
     integrity = plays["integrity"]
-    assert integrity.rc == 0, integrity.stdout[-3000:]
+    passed(integrity, "integrity.yml")
     wrong, files = private(evidence / "integrity")
     assert not wrong, wrong
     results = [json.loads(open(path).read()) for path in files if path.endswith("/result.json")]
@@ -244,7 +251,7 @@ def test_integrity_evidence_is_gathered_to_the_controller(db_hosts, played):
 def test_maintenance_keeps_partitions_refreshes_and_purges_over_ssh(db_hosts, played):
     plays, _ = played
     maintenance = plays["maintenance"]
-    assert maintenance.rc == 0, maintenance.stdout[-3000:]
+    passed(maintenance, "maintenance.yml")
     partitions = db_hosts.psql(PROD, DB, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                                          "WHERE i.inhparent = 'public.readings'::regclass ORDER BY 1")
     assert [p[0] for p in partitions] == ["readings_p2026_03", "readings_p2026_04", "readings_p2026_05"], partitions
@@ -254,7 +261,7 @@ def test_maintenance_keeps_partitions_refreshes_and_purges_over_ssh(db_hosts, pl
 def test_schedule_installs_as_root_though_the_inventory_becomes_postgres(db_hosts, played):
     plays, _ = played
     schedule = plays["schedule"]
-    assert schedule.rc == 0, schedule.stdout[-3000:]
+    passed(schedule, "schedule.yml")
     owner = db_hosts.enter(STAGE, "stat", "-c", "%U %a", "/etc/cron.d/lifeboat", "/etc/lifeboat-test/run-job").stdout.split()
     assert owner == ["root", "644", "root", "755"], owner
     assert "/etc/lifeboat-test/run-job" in db_hosts.enter(STAGE, "cat", "/etc/cron.d/lifeboat").stdout
@@ -263,7 +270,7 @@ def test_schedule_installs_as_root_though_the_inventory_becomes_postgres(db_host
 def test_baseline_gate_on_two_clusters_of_one_host_keeps_its_evidence_on_the_controller(db_hosts, played):
     plays, evidence = played
     baseline = plays["baseline"]
-    assert baseline.rc == 0, baseline.stdout[-3000:]
+    passed(baseline, "baseline.yml")
     stats = baseline.on(GATE).result("lifeboat_baseline : Hand the gate's outcome to AWX")["ansible_stats"]["data"]
     assert set(stats["lifeboat_baseline"]["gates"].values()) == {"passed"}, stats
     wrong, files = private(evidence / "baseline")
