@@ -42,7 +42,8 @@ def test_prepare_makes_hosts_ready_and_is_idempotent(db_hosts):
     """The db_hosts fixture has run prepare.yml once already (as a user starts): this run is the
     second and changes nothing; were the hosts fresh, it runs once more to show that."""
     inventory = db_hosts.inventory({"production": ["db1"], "staging": ["db2", "db3", "db4"]},
-                                   overrides={"production": {"lifeboat_backup_databases": ["h2_prepare"]}})
+                                   overrides={"production": {"lifeboat_backup_databases": ["h2_prepare"],
+                                                             "lifeboat_backup_poll_interval": 1}})
     hosts = ["db1", "db2", "db3", "db4"]
     run = db_hosts.run_playbook(inventory, "prepare.yml")
     assert run.rc == 0, run.stdout[-3000:]
@@ -77,7 +78,8 @@ def test_host_faults_end_in_one_line_pointing_to_prepare(db_hosts):
     faulty = ["db2", "db3", "db4"]
     connection_18 = {"login_unix_socket": "/var/run/postgresql", "port": PG18_PORT, "login_user": "postgres"}
     inventory = db_hosts.inventory({"production": faulty},
-                                   overrides={"production": {"lifeboat_backup_databases": ["h2_fault"]}},
+                                   overrides={"production": {"lifeboat_backup_databases": ["h2_fault"],
+                                                             "lifeboat_backup_poll_interval": 1}},
                                    host_vars={"db3": {"lifeboat_connection": connection_18,
                                                       "lifeboat_host_pg_major": 18}})
     hidden = None
