@@ -31,8 +31,9 @@ COLLECT = "lifeboat_common : Collect the job's result - {what} of " + DB
 # What Ansible prints when becoming postgres goes wrong, on a host or on the controller.
 BECOME_FAILURES = ("remote_tmp", "Failed to set permissions on the temporary files", "Permission denied",
                    "privilege escalation", "sudo: ", "Incorrect sudo password")
+MISSING = "20990101T000000Z-000000"
 MARKER = "CREATE TABLE public.written_after_backup (id int)"
-SCHEDULE_FILES = ["/etc/cron.d/lifeboat", "/etc/lifeboat-test", "/var/log/lifeboat", "/etc/logrotate.d/lifeboat"]
+SCHEDULE_FILES = ["/etc/cron.d/lifeboat", "/etc/lifeboat-test", "/var/log/lifeboat-test", "/etc/logrotate.d/lifeboat"]
 
 
 def run(db_hosts, inventory, playbook, *args, record, limit=None):
@@ -99,16 +100,17 @@ def baseline_inventory(db_hosts, evidence):
 def main_inventory(db_hosts, evidence):
     per_host = {"lifeboat_backup_databases": [DB], "lifeboat_restore_db": DB}
     return db_hosts.inventory({"production": [PROD], "staging": [STAGE]}, overrides={
-        "all": {"lifeboat_backup_poll_interval": 1, "lifeboat_restore_poll_interval": 1,
-                "lifeboat_integrity_evidence_dir": str(evidence / "integrity"),
+        "all": {"lifeboat_integrity_evidence_dir": str(evidence / "integrity"),
                 "lifeboat_restore_evidence_dir": str(evidence / "restore"),
                 "lifeboat_partition_db": DB,
                 "lifeboat_partition_tables": [{"table": "public.readings", "interval": "monthly", "premake": 2}],
                 "lifeboat_partition_refresh": [{"group": "hourly", "views": ["public.reading_totals"]}],
                 "lifeboat_partition_purges": [{"table": "public.readings_old", "where": "id <= 5", "batch_size": 2}],
-                # The runner and the locks in folders of the test host's own (its /usr and /var/lib are the machine's).
+                # The runner and the locks in folders of the test host's own (its /usr and /var/lib are the
+                # machine's); the logs beside prepare.yml's /var/log/lifeboat, left as it made it.
                 "lifeboat_schedule_runner": "/etc/lifeboat-test/run-job",
-                "lifeboat_schedule_lock_dir": "/var/log/lifeboat/locks"},
+                "lifeboat_schedule_log_dir": "/var/log/lifeboat-test",
+                "lifeboat_schedule_lock_dir": "/var/log/lifeboat-test/locks"},
         "production": per_host, "staging": per_host})
 
 
@@ -128,13 +130,19 @@ def main_runs(db_hosts, tmp, inventory):
                             "CREATE MATERIALIZED VIEW public.reading_totals AS SELECT count(*) AS n FROM public.readings;"
                             "CREATE TABLE public.readings_old AS SELECT generate_series(1, 10) AS id")
 
-    plays["backup"] = run(db_hosts, inventory, "backup.yml", "-e", "lifeboat_backup_kind=daily", record=tmp / "backup.jsonl")
+    # Numbers from -e are strings: the seconds of the progress loop are cast.
+    plays["backup"] = run(db_hosts, inventory, "backup.yml", "-e", "lifeboat_backup_kind=daily",
+                          "-e", "lifeboat_backup_poll_interval=1", record=tmp / "backup.jsonl")
     for host in (PROD, STAGE):
         db_hosts.psql(host, DB, MARKER)
     # Without the name repeated, the production host refuses; the staging host restores.
-    plays["refused"] = run(db_hosts, inventory, "restore.yml", "-e", f"restore_db={DB}", record=tmp / "refused.jsonl")
-    plays["restore"] = run(db_hosts, inventory, "restore.yml", "-e", f"restore_db={DB}", "-e", f"restore_confirm={DB}",
+    restore = ["-e", f"restore_db={DB}", "-e", "lifeboat_restore_poll_interval=1", "-e", "lifeboat_restore_async_timeout=900"]
+    plays["refused"] = run(db_hosts, inventory, "restore.yml", *restore, record=tmp / "refused.jsonl")
+    plays["restore"] = run(db_hosts, inventory, "restore.yml", *restore, "-e", f"restore_confirm={DB}",
                            "-e", "lifeboat_restore_integrity=true", record=tmp / "restore.jsonl", limit=PROD)
+    # A backup that is not there: the restore's job fails, its evidence says so, nothing changed.
+    plays["missing"] = run(db_hosts, inventory, "restore.yml", *restore, "-e", f"restore_backup={MISSING}",
+                           record=tmp / "missing.jsonl", limit=STAGE)
     plays["integrity"] = run(db_hosts, inventory, "integrity.yml", "-e", f"integrity_db={DB}",
                              "-e", f"integrity_repository={REPOSITORY}", record=tmp / "integrity.jsonl")
     plays["maintenance"] = run(db_hosts, inventory, "maintenance.yml", "-e", "lifeboat_partition_now=2026-03-15",
@@ -218,10 +226,21 @@ def test_restore_swaps_in_over_ssh_staging_freely_production_only_confirmed(db_h
     # The progress file of the restore is read over SSH while the job runs (phase, tables, backup).
     assert progress and all(" tables, backup " in label for label in progress), progress
 
-    # Evidence on the controller: one run per host that restored (the refused one changed nothing).
+    # The failed restore: one line from the module, no staging copy left behind, its evidence.
+    missing = plays["missing"]
+    assert missing.rc != 0
+    assert_one_line(missing.on(STAGE).result("lifeboat_restore : Fail as the restore failed"), f"'{MISSING}'",
+                    "not found in repository")
+    assert not db_hosts.psql(STAGE, "postgres", f"SELECT datname FROM pg_database WHERE datname LIKE '{DB}_lbstage%'")
+
+    # Evidence on the controller: one run per restore that ran (the refused one changed nothing).
     wrong, files = private(evidence / "restore")
     assert not wrong, wrong
     summaries = [json.loads(open(path).read()) for path in files if path.endswith("/summary.json")]
+    failed = [s for s in summaries if s["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["host"] == STAGE and MISSING in failed[0]["failure"], failed
+    assert failed[0]["failed_task"] == f"Collect the job's result - restore of {DB}", failed
+    summaries = [s for s in summaries if s["status"] != "failed"]
     assert sorted(s["host"] for s in summaries) == [PROD, STAGE], files
     for summary in summaries:
         assert summary["status"] == "passed" and summary["database"] == DB and summary["mode"] == "swap", summary
@@ -230,8 +249,8 @@ def test_restore_swaps_in_over_ssh_staging_freely_production_only_confirmed(db_h
         assert summary["recovery_seconds"] > 0 and summary["recovery_point_age_seconds"] > 0, summary
     production = next(s for s in summaries if s["host"] == PROD)
     assert production["integrity_passed"] is True and production["integrity"].startswith(f"integrity of '{DB}'")
-    reports = [path for path in files if path.endswith("/report.md")]
-    assert len(reports) == 2 and all(open(path).readline().endswith(": PASSED\n") for path in reports), reports
+    reports = sorted(open(path).readline().split(": ")[-1].strip() for path in files if path.endswith("/report.md"))
+    assert reports == ["FAILED", "PASSED", "PASSED"], reports
 
 
 def test_integrity_evidence_is_gathered_to_the_controller(db_hosts, played):
