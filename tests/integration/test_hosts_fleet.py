@@ -4,16 +4,24 @@ inventories/example runs them (login deploy, become postgres).
 - playbooks/fleet.yml on db1..db4 with forks: db1, db3 and db4 are production hosts whose backups
   db2 (staging, lifeboat_drill_prove_on) proves; db4 is cut off (its link down) and db3's repository
   belongs to root (its backup fails for real). db1 and db2 finish; the summary on the controller
-  (JSON and Markdown, 0600 in 0700) shows each host's state, backup and drill.
+  (JSON and Markdown, 0600 in 0700) shows each host's state, backup and drill. db1's and db3's daily
+  backups are copied to S3 (moto's server on the bridge address), so db2 picks and restores db1's
+  from there; db4's are not, so its proof tries to carry the set from db4 through the controller.
 - playbooks/drill.yml -e lifeboat_drill_source=db1 on the whole inventory: db1 (production) is
   refused as a target, db2 restores and verifies db1's latest backup, and db1's server sees not
   one connection (log_connections), no database is created there and its data is unchanged.
 """
 import json
+import socket
 import stat
+import subprocess
+import time
+import urllib.request
 from types import SimpleNamespace
 
 import pytest
+
+from conftest import BIN, MotoServer
 
 APP, STAGE, PROOF = "fleet_app", "fleet_stage", "fleet_proof"
 REPOSITORY = "/var/backups/lifeboat"
@@ -24,6 +32,32 @@ TABLES = (f"CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);"
           f"INSERT INTO orders(customer_id, total) SELECT 1 + g % {CUSTOMERS}, g FROM generate_series(1, {ORDERS}) g;")
 DATABASES = {"db1": APP, "db2": STAGE, "db3": APP, "db4": APP}
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
+BUCKET = "lb-fleet"
+DAILY = {"format": "directory", "jobs": 4, "keep_days": 30}
+
+
+@pytest.fixture(scope="module")
+def s3(db_hosts):
+    """moto's S3 server on the bridge's host-side address, which the hosts reach."""
+    with socket.socket() as probe:
+        probe.bind((db_hosts.gateway, 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", db_hosts.gateway, "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = MotoServer(port, proc)
+    server.endpoint_url = f"http://{db_hosts.gateway}:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(server.endpoint_url + "/moto-api/", timeout=1).read()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.2)
+    server.bucket(BUCKET)
+    yield server
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def drop(db_hosts, host, db):
@@ -47,7 +81,7 @@ def settings(tmp):
 
 
 @pytest.fixture(scope="module")
-def fleet(db_hosts, tmp_path_factory):
+def fleet(db_hosts, s3, tmp_path_factory):
     """One fleet.yml run over db1..db4 (forks 4), db4 unreachable and db3 failing; hosts restored after."""
     tmp = tmp_path_factory.mktemp("fleet")
     for host, db in DATABASES.items():
@@ -56,7 +90,14 @@ def fleet(db_hosts, tmp_path_factory):
         db_hosts.psql(host, db, TABLES)
     overrides = settings(tmp)
     overrides["production"]["lifeboat_drill_prove_on"] = "db2"
-    inventory = db_hosts.inventory({"production": ["db1", "db3", "db4"], "staging": ["db2"]}, overrides=overrides)
+    # Production's dailies go to S3 too (db4's not), and db2 proves the dailies.
+    overrides["production"]["lifeboat_backup_kinds"] = {"daily": dict(DAILY, offsite_url=f"s3://{BUCKET}/{{{{ inventory_hostname }}}}")}
+    overrides["staging"]["lifeboat_drill_source_kind"] = "daily"
+    s3_settings = {"s3_endpoint_url": s3.endpoint_url, "s3_region": "us-east-1",
+                   "aws_access_key": s3.ACCESS_KEY, "aws_secret_key": s3.SECRET_KEY}
+    overrides["all"].update(lifeboat_backup_s3=s3_settings, lifeboat_restore_s3=s3_settings)
+    inventory = db_hosts.inventory({"production": ["db1", "db3", "db4"], "staging": ["db2"]}, overrides=overrides,
+                                   host_vars={"db4": {"lifeboat_backup_kinds": {"daily": DAILY}}})
     db_hosts.enter("db3", "chown", "root:root", REPOSITORY)
     db_hosts.enter("db4", "ip", "link", "set", "eth0", "down")
     try:
@@ -65,7 +106,7 @@ def fleet(db_hosts, tmp_path_factory):
         db_hosts.enter("db4", "ip", "link", "set", "eth0", "up")
         db_hosts.enter("db4", "ip", "route", "replace", "default", "via", db_hosts.gateway)
         db_hosts.enter("db3", "chown", "postgres:postgres", REPOSITORY)
-    yield SimpleNamespace(play=play, tmp=tmp)
+    yield SimpleNamespace(play=play, tmp=tmp, s3=s3)
     for host, db in DATABASES.items():
         drop(db_hosts, host, db)
         db_hosts.enter(host, "rm", "-rf", f"{REPOSITORY}/{db}")
@@ -120,7 +161,16 @@ def test_fleet_backs_up_and_proves_every_reachable_host_and_summarizes_all(db_ho
     proofs = [json.loads(p.read_text()) for p in (fleet.tmp / "drill").glob("*/summary.json")]
     assert sorted((p["took_on"], p["proved_on"], p["status"]) for p in proofs) == [
         ("db1", "db2", "passed"), ("db3", "db2", "failed"), ("db4", "db2", "failed")], proofs
-    assert "db4 is unreachable" in next(p for p in proofs if p["took_on"] == "db4")["failure"]
+    by_source = {p["took_on"]: p for p in proofs}
+    # db1's backup came from its S3 copy (db1 not contacted for it); db3 has none there; db4 did not answer.
+    assert by_source["db1"]["carried_via"] == "s3", by_source["db1"]
+    assert by_source["db1"]["carried_from"] == f"s3://{BUCKET}/db1/{APP}/{app['last_backup_id']}"
+    assert by_source["db1"]["verification"].startswith(f"integrity of '{PROOF}'")
+    assert by_source["db1"]["restore_row_count_check"] == "2 of 2 tables match"
+    assert any(key.startswith(f"db1/{APP}/{app['last_backup_id']}/") for key in fleet.s3.keys(BUCKET))
+    assert by_source["db3"]["failure"] == f"no backup latest of {APP} of db3 in s3://{BUCKET}/db3: take one there first (playbooks/backup.yml)"
+    assert by_source["db4"]["carried_via"] == "controller"
+    assert by_source["db4"]["failure"].startswith("db4 is unreachable"), by_source["db4"]
     assert private(fleet.tmp) == {}
 
 
