@@ -2,7 +2,7 @@
 
 One harness for pytest (tests/integration/test_hosts.py) and Molecule (molecule/hosts):
 
-    python tests/tools/testhosts.py create --state DIR --count 2 [--name-prefix db]
+    python tests/tools/testhosts.py create --state DIR --count 2 [--name-prefix db] [--s3 BUCKET]
     python tests/tools/testhosts.py destroy --state DIR
 
 A host is what our users' database hosts are: Debian 12 with its own sshd, Debian's PostgreSQL 15
@@ -23,9 +23,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -109,6 +111,36 @@ class Harness:
         self._write_inventory(record)
         self._wait_for_ssh(record)
         return record
+
+    def start_s3(self, bucket="lifeboat-test"):
+        """moto's S3 server on the bridge's address (the hosts reach it; nothing outside does), with
+        one bucket; DIR/s3.json says how to reach it. Stopped by destroy()."""
+        import boto3  # the controller's venv has it
+        with socket.socket() as probe:
+            probe.bind((self.gateway, 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", self.gateway, "-p", str(port)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        record = self.record()
+        record["s3_pid"] = server.pid
+        self.save(record)
+        facts = {"endpoint_url": f"http://{self.gateway}:{port}", "bucket": bucket,
+                 "access_key": "lifeboat-test-key", "secret_key": "lifeboat-test-secret"}
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(facts["endpoint_url"] + "/moto-api/", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("moto_server did not start on " + facts["endpoint_url"])
+                time.sleep(0.2)
+        boto3.client("s3", endpoint_url=facts["endpoint_url"], region_name="us-east-1",
+                     aws_access_key_id=facts["access_key"],
+                     aws_secret_access_key=facts["secret_key"]).create_bucket(Bucket=bucket)
+        (self.state / "s3.json").write_text(json.dumps(facts, indent=1))
+        return facts
 
     def _make_host(self, name, facts):
         root = Path(facts["dir"])
@@ -244,6 +276,8 @@ class Harness:
                 run("ip", "netns", "del", facts["netns"], check=False)
             if facts.get("veth"):
                 run("ip", "link", "del", facts["veth"], check=False)
+        if record.get("s3_pid"):
+            _kill([record["s3_pid"]])
         run("ip", "link", "del", record.get("bridge", self.bridge), check=False)
         if self.state.exists():
             shutil.rmtree(self.state, ignore_errors=True)
@@ -302,14 +336,17 @@ def _kill(pids):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["create", "destroy", "check"])
-    parser.add_argument("--state", required=True)
+    parser.add_argument("--state", help="the harness's folder (create, destroy)")
     parser.add_argument("--count", type=int, default=2)
     parser.add_argument("--name-prefix", default="db")
+    parser.add_argument("--s3", metavar="BUCKET", help="also start moto's S3 server on the bridge, with this bucket")
     options = parser.parse_args(argv)
     problem = missing()
     if options.action == "check":
         print(problem or "ok")
         return 0 if problem is None else 1
+    if not options.state:
+        parser.error("--state is required for create and destroy")
     harness = Harness(options.state)
     if options.action == "destroy":
         harness.destroy()
@@ -319,6 +356,8 @@ def main(argv=None):
         return 1
     try:
         harness.create(options.count, options.name_prefix)
+        if options.s3:
+            harness.start_s3(options.s3)
     except BaseException:
         harness.destroy()
         raise
