@@ -15,9 +15,10 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, MotoServer, assert_one_line
+from conftest import BIN, PROJECT, MotoServer, assert_one_line
 
 DB = "app"
+PLAYBOOKS = PROJECT / "playbooks"
 BUCKET = "lb-dr"
 
 
@@ -143,3 +144,32 @@ def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
     assert "2026/a.pdf www-data postgres 640" in db_hosts.enter("db2", "sh", "-c", listing).stdout
     assert db_hosts.enter("db2", "cat", "/srv/app/uploads/2026/a.pdf").stdout == "scan\n"
     assert list(record["files_restored"]) == ["uploads"]
+
+    # The SSH connection to db2 cut mid-recovery: the run ends unreachable; the restore job, run
+    # asynchronously on db2, never leaves a half-restored database as the live one; the next run
+    # finishes cleanly (or first says in one line that the cut run's job is still at work).
+    environ = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
+    environ["PATH"] = f"{BIN}{os.pathsep}{environ.get('PATH', '')}"
+    cut = subprocess.Popen([str(BIN / "ansible-playbook"), "-i", str(dr), str(PLAYBOOKS / "dr.yml"), *args],
+                           cwd=PLAYBOOKS.parent, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The moment the restore runs as an async job on db2 (async_wrapper's status file says so).
+    running = ["sh", "-c", "grep -lqs '\"finished\": false' /var/lib/postgresql/.ansible_async/*"]
+    deadline = time.monotonic() + 120
+    while db_hosts.enter("db2", *running, check=False).returncode != 0:
+        assert cut.poll() is None and time.monotonic() < deadline, "the restore job never started"
+        time.sleep(0.05)
+    db_hosts.enter("db2", "pkill", "-f", "^sshd: deploy")  # every SSH session of the login; sshd stays
+    output = cut.communicate(timeout=120)[0]
+    assert cut.returncode != 0 and "UNREACHABLE" in output, output[-3000:]
+    live = "SELECT (SELECT count(*) FROM lifeboat_sample.orders), (SELECT count(*) FROM order_totals)"
+    assert db_hosts.psql("db2", DB, live) == counts
+    for attempt in range(30):
+        again = db_hosts.run_playbook(dr, "dr.yml", *args)
+        failures = [result["msg"] for _, result in again.on("db2").tasks if result["failed"]]
+        if again.rc == 0 or not any("is running; wait for it to finish" in msg for msg in failures):
+            break
+        time.sleep(2)
+    assert again.rc == 0, again.stdout[-3000:]
+    assert db_hosts.psql("db2", DB, live) == counts
+    leftovers = db_hosts.psql("db2", "postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%lbstage%'")
+    assert leftovers == [], leftovers
