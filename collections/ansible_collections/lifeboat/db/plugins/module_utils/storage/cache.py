@@ -36,7 +36,7 @@ def private_dir(path, check_mode):
                             'cache_dir' % path)
     if facts.st_uid != os.geteuid() or facts.st_mode & 0o077:
         raise LifeboatError('cache_dir %s belongs to uid %d or is open to others (it must be 0700); backups downloaded '
-                            'there get restored, so it must be private to the module user: remove it or choose another '
-                            'cache_dir'
+                            'there get restored, so it must be private to the module user: run playbooks/prepare.yml '
+                            '(it gives the cache folder to the database OS user), remove it or choose another cache_dir'
                             % (path, facts.st_uid))
     return path

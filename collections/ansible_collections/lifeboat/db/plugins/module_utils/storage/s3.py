@@ -77,8 +77,9 @@ class S3Location(object):
 class S3Settings(object):
     def __init__(self, params):
         if not HAS_BOTO3:
-            raise LifeboatError('boto3 is required on the target host for S3 repositories; install it in the '
-                                'Python that runs the modules (pip install boto3)')
+            raise LifeboatError('boto3 is required on the target host for S3 repositories; run playbooks/prepare.yml '
+                                'with lifeboat_host_s3: true (python3-boto3 on Debian), or install it in the Python '
+                                'that runs the modules')
         self.endpoint_url = params.get('s3_endpoint_url') or None
         self.region = params.get('s3_region') or None
         self.profile = params.get('aws_profile') or None
