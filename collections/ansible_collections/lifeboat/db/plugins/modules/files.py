@@ -21,6 +21,8 @@ description:
     checks every file's sha256, and only then swaps it in. The current O(dest) is kept as
     C(<dest>.prev-<time>-<random>); a failed restore leaves O(dest) untouched.
   - O(dest) and its parent must not be symbolic links (name the real directory).
+  - The module user must be able to read every file and folder under O(path); one it cannot read fails
+    the backup (it is never left out without a word).
   - Only directories and regular files are archived; symbolic links and special files are reported
     in RV(not_archived), because a restore refuses to unpack links. Each file is opened without
     following a link and must be the file the walk listed (same inode); one replaced meanwhile
