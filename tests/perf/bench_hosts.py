@@ -133,22 +133,38 @@ def ansible(inventory, playbook, *args, workdir, sample=False):
     peak = [0.0]
     done = threading.Event()
 
+    seen = []  # (seconds since the start, task name) as each task's result is recorded
+
     def sampler():
         while not done.wait(0.25):
-            peak[0] = max(peak[0], tree_pss(proc.pid))
-    watcher = threading.Thread(target=sampler, daemon=True) if sample else None
-    if watcher:
-        watcher.start()
+            if sample:
+                peak[0] = max(peak[0], tree_pss(proc.pid))
+            if record.exists():
+                lines = record.read_text().splitlines()
+                now = time.monotonic() - start
+                for line in lines[len(seen):]:
+                    try:
+                        seen.append((now, json.loads(line)["task"]))
+                    except ValueError:
+                        break  # a line being written: read again next time
+    watcher = threading.Thread(target=sampler, daemon=True)
+    watcher.start()
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - start
     done.set()
-    if watcher:
-        watcher.join()
+    watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     records = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    seen.extend((seconds, entry["task"]) for entry in records[len(seen):])
     run = Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, peak[0], proc.returncode, output,
               records)
+    # Each task's seconds, to a quarter of a second: from the previous task's record to its own.
+    run.task_seconds, before = {}, 0.0
+    for at, name in seen:
+        name = name.split(" : ", 1)[-1]
+        run.task_seconds[name] = run.task_seconds.get(name, 0) + at - before
+        before = at
     if run.rc:
         failed = [r for r in records if r["result"].get("_status") in ("failed", "unreachable")
                   and not r["result"].get("ignore_errors")]
@@ -385,6 +401,9 @@ def part_dr(options):
         print(f"{'  its evidence: recovery_seconds':<46} {recovery:>8.1f}")
     print(f"{'  restore module timings':<46} " + json.dumps(timings))
     print(f"{'  lifeboat modules in dr.yml, by task':<46} " + json.dumps({k: round(v, 1) for k, v in by_task.items()}))
+    slowest = sorted(dr.task_seconds.items(), key=lambda item: -item[1])[:8]
+    print(f"{'  dr.yml slowest tasks (s, +-0.25)':<46} " + json.dumps({k[:60]: round(v, 1) for k, v in slowest})
+          + f"; {len(dr.records)} task results in all")
     print(f"{'raw: boto3 get_object streamed, inside db2':<46} {download['get']:>8.1f}")
     print(f"{'raw: boto3 download_file (default transfer)':<46} {download['transfer']:>8.1f}")
     print(f"{'raw: createdb + pg_restore -j%d as postgres' % options.jobs:<46} {restore:>8.1f}")
