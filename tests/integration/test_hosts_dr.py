@@ -131,7 +131,7 @@ def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
     assert db_hosts.psql("db2", DB, "SELECT (SELECT count(*) FROM lifeboat_sample.orders),"
                          " (SELECT count(*) FROM order_totals)") == counts
     files = evidence / "dr"
-    reports = sorted(files.glob("*/evidence.json"))
+    reports = sorted(files.glob("*/summary.json"))
     assert reports, list(evidence.rglob("*"))
     assert stat.S_IMODE(os.stat(reports[-1]).st_mode) == 0o600
     record = json.loads(reports[-1].read_text())
