@@ -116,3 +116,22 @@ def test_delta_kind_exports_the_busy_tables(server, ansible, sample_db):
     listed = ansible.module("backup_info", repository=str(ansible.repository), db=sample_db)
     assert [b["kind"] for b in listed["backups"]] == ["delta", "daily"]
     assert [b["format"] for b in listed["backups"]] == ["delta", "custom"]
+
+
+def test_async_progress_follows_a_job_that_outlives_its_retries(ansible):
+    """A job running far longer than async_status's three retries of the poll interval is followed to
+    its end (the job's status file read as running), not judged finished at its first look."""
+    result = ansible.play([
+        {"name": "Start a long job", "ansible.builtin.command": {"argv": ["sleep", "6"]},
+         "async": 60, "poll": 0, "register": "long_job", "changed_when": False},
+        {"name": "Follow it", "ansible.builtin.include_role": {"name": "lifeboat_common", "tasks_from": "async_progress"},
+         "vars": {"lifeboat_common_async_job": "{{ long_job }}", "lifeboat_common_async_label": "sleep",
+                  "lifeboat_common_async_subject": "sleep", "lifeboat_common_async_timeout": 60,
+                  "lifeboat_common_async_poll_interval": 1,
+                  "lifeboat_common_async_progress_file": str(ansible.workdir / "no-progress.json")}},
+    ], connection=False)
+    assert result.rc == 0, result.stdout[-3000:]
+    collected = result.result("lifeboat_common : Collect the job's result - sleep")
+    assert collected["finished"] and collected["rc"] == 0, collected
+    watched = result.result("lifeboat_common : Follow the job in the background - sleep")
+    assert len(watched["results"]) > 4, watched  # it kept looking while the job ran
