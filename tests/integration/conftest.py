@@ -117,8 +117,9 @@ class Ansible:
         variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                      "lifeboat_connection": self.server.connection_options(),
                      "repository": str(self.repository),
-                     # The restore role writes evidence next to the playbooks unless told otherwise.
-                     "lifeboat_restore_evidence_dir": str(self.workdir / "evidence" / "restore"), **host_vars}
+                     # The restore role and dr.yml write evidence next to the playbooks unless told otherwise.
+                     "lifeboat_restore_evidence_dir": str(self.workdir / "evidence" / "restore"),
+                     "lifeboat_dr_evidence_dir": str(self.workdir / "evidence" / "dr"), **host_vars}
         fd = os.open(self.inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump({"all": {"children": {"databases": {"hosts": {self.HOST: variables}}}}}, out)

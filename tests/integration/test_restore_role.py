@@ -158,7 +158,10 @@ def test_dr_playbook_recovers_a_lost_database_from_s3_and_checks_it(server, ansi
     assert integrity["passed"] and integrity["row_counts"] == backup["row_counts"]
     assert server.count(sample_db, "public.mv_orders_per_customer") == views
 
-    evidence = play.result("Show the evidence")["msg"]
+    evidence = play.result("lifeboat_restore : Gather the restore's facts into one summary")["ansible_facts"]["lifeboat_restore_evidence"]
+    assert evidence["recovery"] == "disaster recovery from S3"
+    written = sorted((ansible.workdir / "evidence" / "dr").glob("*/summary.json"))
+    assert len(written) == 1 and json.loads(written[0].read_text())["backup_id"] == backup["backup_id"]
     assert evidence["backup_id"] == backup["backup_id"] and evidence["source"].startswith(s3["repository"])
     assert evidence["integrity"] == integrity["summary"]
     assert 0 < float(evidence["recovery_seconds"]) < 120
