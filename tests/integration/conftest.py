@@ -341,6 +341,14 @@ class Hosts:
         hand, for setting up faults and reading evidence, never the path lifeboat itself takes."""
         return self.harness.enter(self.facts(name), *argv, check=check, **kwargs)
 
+    def copy_in(self, name, source, inside):
+        """Copy a controller folder into a host at `inside` (under one of the host's own folders, e.g.
+        /tmp/x), through that folder on this machine: a host cannot see the controller's checkout
+        where it lies under /tmp, /root or /home, which each host has of its own."""
+        assert inside.strip("/").split("/")[0] in {own.split("/")[0] for own in testhosts.OWN}, inside
+        shutil.copytree(source, Path(self.facts(name)["dir"]) / inside.strip("/"), dirs_exist_ok=True)
+        return inside
+
     def psql(self, name, db, query):
         """Rows of `query` on the host's PostgreSQL, as postgres over its socket (tab-separated)."""
         proc = self.enter(name, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",

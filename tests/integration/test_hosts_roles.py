@@ -82,7 +82,7 @@ def baseline_runs(db_hosts, tmp, inventory):
     """Seed 000's gate on db3: Legacy on the host's cluster (5432), Modernized on a second one (55433),
     the fixture project copied to the host (the role reads paths on the host)."""
     db_hosts.enter(GATE, "pg_createcluster", "15", "modern", "--start", "-p", "55433")
-    db_hosts.enter(GATE, "cp", "-r", str(FIXTURE), ON_HOST)
+    db_hosts.copy_in(GATE, FIXTURE, ON_HOST)
     db_hosts.psql(GATE, "postgres", "CREATE DATABASE opendolphin")
     db_hosts.enter(GATE, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-p", "55433", "-c",
                    "CREATE DATABASE opendolphin_modern")
