@@ -78,7 +78,12 @@ def describe_files(directory, names, known=None):
 
 
 def write_json_atomic(path, data, mode=0o600):
-    """Write JSON to a temporary name, fsync it, then rename over `path`.
+    """Write JSON to `path` as write_text_atomic does."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + '\n', mode)
+
+
+def write_text_atomic(path, text, mode=0o600):
+    """Write text to a temporary name, fsync it, then rename over `path`.
 
     The temporary name is new (O_EXCL, never an existing file or a planted link) and the rename
     replaces whatever is at `path` - a link there is replaced, never written through."""
@@ -86,8 +91,7 @@ def write_json_atomic(path, data, mode=0o600):
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         with os.fdopen(fd, 'w') as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write('\n')
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
