@@ -2,6 +2,8 @@
 import json
 import stat
 
+from conftest import assert_one_line
+
 
 def test_capture_then_compare_passes_and_is_idempotent(server, ansible, sample_db, tmp_path):
     baseline = tmp_path / "baselines" / "b.json"
@@ -38,6 +40,33 @@ def test_compare_with_a_backup_manifest_and_a_dropped_table(server, ansible, sam
     result = ansible.module("integrity", db=sample_db, repository=str(ansible.repository), backup="latest")
     assert result["failed"]
     assert "lifeboat_sample.order_items (expected 1800, found None)" in result["msg"]
+
+
+def test_expected_row_counts_given_directly(server, ansible, sample_db, tmp_path):
+    """As the restore role passes a backup's counts (expected_row_counts): no file to compare with."""
+    counts = ansible.module("integrity", db=sample_db, action="capture", baseline=str(tmp_path / "b.json"))["row_counts"]
+    server.sql(sample_db, "DELETE FROM lifeboat_sample.events WHERE id <= 10")
+    tasks = [{"name": name, "lifeboat.db.integrity": dict(db=sample_db, **args), "ignore_errors": True}
+             for name, args in (
+                 ("differ", dict(expected_row_counts=counts)),
+                 ("match", dict(expected_row_counts={**counts, "lifeboat_sample.events": 990})),
+                 ("with a baseline too", dict(expected_row_counts=counts, baseline=str(tmp_path / "b.json"))),
+                 ("with capture", dict(expected_row_counts=counts, action="capture")),
+                 ("not a count", dict(expected_row_counts={"lifeboat_sample.events": "many"})),
+                 ("negative", dict(expected_row_counts={"lifeboat_sample.events": -1})))]
+    play = ansible.play(tasks)
+    differ = play.result("differ")
+    assert differ["failed"]
+    assert_one_line(differ, "lifeboat_sample.events (expected 1000, found 990)", "against the expected row counts given")
+    match = play.result("match")
+    assert match["passed"] and not match["failed"], match
+    assert match["checks"][0]["summary"].startswith("5 of 5 tables match")
+    for name in ("with a baseline too", "with capture"):
+        assert_one_line(play.result(name), "expected_row_counts is a reference to compare with")
+        assert not play.result(name).get("checks"), name
+    assert_one_line(play.result("not a count"), "must map table names to numbers of rows", "'lifeboat_sample.events'")
+    assert_one_line(play.result("negative"), "must map table names to numbers of rows")
+    assert server.count(sample_db, "lifeboat_sample.events") == 990
 
 
 def test_capture_in_check_mode_writes_nothing(ansible, sample_db, tmp_path):

@@ -93,6 +93,12 @@ options:
       - To compare, a backup's C(manifest.json) works as well. C(latest) means the newest baseline captured into
         O(repository).
     type: str
+  expected_row_counts:
+    description:
+      - The row counts to compare with, given directly as C(schema.table) to rows - such as lifeboat.db.restore's
+        C(expected_row_counts), the backup's own counts, so a restore from S3 needs no file left behind to compare.
+      - Instead of O(baseline) and O(repository); not with O(action=capture).
+    type: dict
   repository:
     description:
       - Without O(baseline), compare the row counts with the manifest of O(backup) in this repository.
@@ -306,6 +312,7 @@ def argument_spec():
         sequences=dict(type='list', elements='raw'),
         checks=dict(type='list', elements='dict'),
         baseline=dict(type='str'),
+        expected_row_counts=dict(type='dict'),
         repository=dict(type='path'),
         backup=dict(type='str', default='latest'),
         backup_db=dict(type='str'),

@@ -65,6 +65,8 @@ def load_reference(params, repository):
     """(reference dict, description of its source) for the row-count comparison, or (None, None)
     when no baseline, repository or backup was given."""
     baseline = params['baseline']
+    if params.get('expected_row_counts') is not None:
+        return _given_counts(params), 'the expected row counts given'
     if baseline == 'latest':
         if repository is None:
             raise LifeboatError('baseline: latest needs repository, where action=capture keeps baselines')
@@ -82,6 +84,17 @@ def load_reference(params, repository):
                                 'with its base backup instead' % backup.backup_id)
         return backup.manifest, 'backup %s' % backup.backup_id
     return None, None
+
+
+def _given_counts(params):
+    """expected_row_counts as a reference, every entry checked: a table name and a count of rows."""
+    counts = params['expected_row_counts']
+    bad = [name for name, rows in counts.items()
+           if not isinstance(name, str) or not name or isinstance(rows, bool) or not isinstance(rows, int) or rows < 0]
+    if bad:
+        raise LifeboatError('expected_row_counts must map table names to numbers of rows (0 or more); %r is not'
+                            % (sorted(bad, key=str)[0],))
+    return dict(row_counts=counts)
 
 
 def check_database(reference, source, params):

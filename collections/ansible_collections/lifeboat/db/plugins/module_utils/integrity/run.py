@@ -221,6 +221,9 @@ def check(ctx):
 def run(ctx):
     # db and backup_db are checked by run_module with every module's.
     check_name('parity_with.db', (ctx.params['parity_with'] or {}).get('db'))
+    if ctx.params['expected_row_counts'] is not None and (ctx.params['baseline'] or ctx.params['action'] == 'capture'):
+        raise LifeboatError('expected_row_counts is a reference to compare with: give it instead of baseline, and not '
+                            'with action=capture')
     if ctx.params['baseline'] and ctx.params['baseline'] != 'latest':
         ctx.params['baseline'] = os.path.expanduser(ctx.params['baseline'])
     return capture(ctx) if ctx.params['action'] == 'capture' else check(ctx)
