@@ -36,6 +36,7 @@ description:
 extends_documentation_fragment:
   - lifeboat.db.connection
   - lifeboat.db.s3
+  - lifeboat.db.offsite
 options:
   repository:
     description:
@@ -54,16 +55,6 @@ options:
       - Copy each new backup set to C(s3://bucket/prefix) after it is complete. The local set is kept
         whatever happens to the copy; C(offsite.json) in it records where the copy went.
     type: str
-  offsite:
-    description:
-      - C(required) - a failed offsite copy fails the task (the local backup is kept and reported).
-      - C(optional) - a failed offsite copy is a warning.
-    type: str
-    default: required
-    choices: [required, optional]
-  offsite_keep_last:
-    description: Retention of the S3 copies (same rules as O(keep_last)). Default is O(keep_last).
-    type: int
   offsite_keep_days:
     description: Retention of the S3 copies (same rules as O(keep_days)). Default is O(keep_days).
     type: float

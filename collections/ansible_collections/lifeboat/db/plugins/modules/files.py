@@ -45,6 +45,7 @@ description:
 extends_documentation_fragment:
   - lifeboat.db.connection
   - lifeboat.db.s3
+  - lifeboat.db.offsite
 options:
   repository:
     description:
@@ -64,16 +65,6 @@ options:
     description:
       - Copy each new files backup to C(s3://bucket/prefix) after it is complete (O(action=backup)).
     type: str
-  offsite:
-    description:
-      - C(required) - a failed offsite copy fails the task (the local backup is kept and reported).
-      - C(optional) - a failed offsite copy is a warning.
-    type: str
-    default: required
-    choices: [required, optional]
-  offsite_keep_last:
-    description: Retention of the S3 copies (same rules as O(keep_last)). Default is O(keep_last).
-    type: int
   offsite_keep_days:
     description: Keep the S3 copies of the last this many days (with O(offsite_keep_last), a set either keeps is kept).
     type: float
