@@ -9,11 +9,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -23,6 +20,11 @@ PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
 SERVERS = {"embedded": None, "pg15": DEBIAN_PG15}
+
+# The test hosts and moto's S3 server: tools that run as scripts too (Molecule), beside the tests.
+sys.path.insert(0, str(PROJECT / "tests" / "tools"))
+import testhosts  # noqa: E402
+from s3server import start_moto  # noqa: E402  (test_s3.py and bench_s3.py import it from here)
 
 
 # The tests of behaviour that does not depend on the server's version run on the embedded server
@@ -236,60 +238,11 @@ def leftovers(directory):
     return [name for name in os.listdir(directory) if name.startswith(".") and name not in (".lock", ".progress.json")]
 
 
-class MotoServer:
-    """A real S3 API server (moto's server mode) on a loopback port, in its own process."""
-
-    ACCESS_KEY, SECRET_KEY = "lifeboat-test-key", "lifeboat-test-secret"
-
-    def __init__(self, port, proc):
-        self.port, self.proc = port, proc
-        self.endpoint_url = f"http://127.0.0.1:{port}"
-
-    def client(self, access_key=None, secret_key=None):
-        import boto3
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                            aws_access_key_id=access_key or self.ACCESS_KEY,
-                            aws_secret_access_key=secret_key or self.SECRET_KEY)
-
-    def options(self):
-        """Module options that reach this server."""
-        return {"s3_endpoint_url": self.endpoint_url, "s3_region": "us-east-1",
-                "aws_access_key": self.ACCESS_KEY, "aws_secret_key": self.SECRET_KEY}
-
-    def bucket(self, name):
-        self.client().create_bucket(Bucket=name)
-        return name
-
-    def keys(self, bucket, prefix=""):
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
-
-
-def start_moto(env=None):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.2)
-    return MotoServer(port, proc)
-
-
 @pytest.fixture(scope="session")
 def moto():
     server = start_moto()
     yield server
-    server.proc.terminate()
-    server.proc.wait(timeout=10)
+    server.stop()
 
 
 @pytest.fixture
@@ -307,8 +260,6 @@ def bucket(moto, request):
 
 
 # -- Test hosts: real hosts reached over SSH (tests/tools/testhosts.py) ------------------------------
-sys.path.insert(0, str(PROJECT / "tests" / "tools"))
-import testhosts  # noqa: E402
 
 
 class HostsPlay:
@@ -392,6 +343,16 @@ class Hosts:
                 if not os.path.isabs(str(playbook)) else str(playbook), *(["--limit", limit] if limit else []), *args]
         proc = subprocess.run(argv, cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=timeout)
         return HostsPlay(proc, record)
+
+
+@pytest.fixture(scope="module")
+def s3(db_hosts, request):
+    """moto's S3 server on the bridge's host-side address (the hosts reach it, nothing else does),
+    holding the test module's bucket `BUCKET`."""
+    server = start_moto(db_hosts.gateway)
+    server.bucket(request.module.BUCKET)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

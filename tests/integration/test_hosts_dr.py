@@ -7,48 +7,15 @@ the uploads restored with owners and modes, integrity checked, evidence on the c
 """
 import json
 import os
-import socket
 import stat
 import subprocess
 import time
-import urllib.request
 
-import pytest
-
-from conftest import BIN, PROJECT, MotoServer, assert_one_line
+from conftest import BIN, PROJECT, assert_one_line
 
 DB = "app"
 PLAYBOOKS = PROJECT / "playbooks"
-BUCKET = "lb-dr"
-
-
-@pytest.fixture(scope="module")
-def s3(db_hosts):
-    """moto's S3 server on the bridge's host-side address: the hosts reach it, nothing else does."""
-    with socket.socket() as probe:
-        probe.bind((db_hosts.gateway, 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", db_hosts.gateway, "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = MotoServer(port, proc)
-    server.endpoint_url = f"http://{db_hosts.gateway}:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(server.endpoint_url + "/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.2)
-    server.bucket(BUCKET)
-    yield server
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def s3_settings(server, endpoint=None):
-    return {"s3_endpoint_url": endpoint or server.endpoint_url, "s3_region": "us-east-1",
-            "aws_access_key": server.ACCESS_KEY, "aws_secret_key": server.SECRET_KEY}
+BUCKET = "lb-dr"  # made by conftest's s3 fixture (moto on the bridge)
 
 
 SETUP = """
@@ -85,7 +52,7 @@ def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
         "lifeboat_backup_databases": [DB],
         "lifeboat_backup_kinds": {"daily": {"format": "custom", "keep_days": 30,
                                             "offsite_url": f"s3://{BUCKET}/prod"}},
-        "lifeboat_backup_s3": s3_settings(s3),
+        "lifeboat_backup_s3": s3.options(),
         "lifeboat_backup_files": [{"name": "uploads", "path": "/srv/app/uploads"}]}})
     setup = tmp_path / "setup.yml"
     setup.write_text(SETUP)
@@ -114,12 +81,12 @@ def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
     assert db_hosts.enter("db2", "test", "-e", "/srv/app", check=False).returncode == 1
     db_hosts.enter("db2", "mkdir", "-p", "/srv/app")
     dr = db_hosts.inventory({"production": ["db2"]}, overrides={"all": common, "production": {
-        "lifeboat_restore_s3": s3_settings(s3), "lifeboat_dr_files": [{"name": "uploads", "dest": "/srv/app/uploads"}]}})
+        "lifeboat_restore_s3": s3.options(), "lifeboat_dr_files": [{"name": "uploads", "dest": "/srv/app/uploads"}]}})
     args = ["-e", f"restore_db={DB}", "-e", f"restore_repository=s3://{BUCKET}/prod", "-e", f"restore_confirm={DB}"]
 
     # S3 unreachable from db2: one line, nothing restored.
     closed = db_hosts.inventory({"production": ["db2"]}, overrides={"all": common, "production": {
-        "lifeboat_restore_s3": s3_settings(s3, endpoint=f"http://{db_hosts.gateway}:9")}})
+        "lifeboat_restore_s3": {**s3.options(), "s3_endpoint_url": f"http://{db_hosts.gateway}:9"}}})
     failed = db_hosts.run_playbook(closed, "dr.yml", *args)
     assert failed.rc != 0
     message = [result for _, result in failed.on("db2").tasks if result["failed"]][0]["msg"]

@@ -12,16 +12,10 @@ inventories/example runs them (login deploy, become postgres).
   one connection (log_connections), no database is created there and its data is unchanged.
 """
 import json
-import socket
 import stat
-import subprocess
-import time
-import urllib.request
 from types import SimpleNamespace
 
 import pytest
-
-from conftest import BIN, MotoServer
 
 APP, STAGE, PROOF = "fleet_app", "fleet_stage", "fleet_proof"
 REPOSITORY = "/var/backups/lifeboat"
@@ -32,32 +26,8 @@ TABLES = (f"CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);"
           f"INSERT INTO orders(customer_id, total) SELECT 1 + g % {CUSTOMERS}, g FROM generate_series(1, {ORDERS}) g;")
 DATABASES = {"db1": APP, "db2": STAGE, "db3": APP, "db4": APP}
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
-BUCKET = "lb-fleet"
+BUCKET = "lb-fleet"  # made by conftest's s3 fixture (moto on the bridge)
 DAILY = {"format": "directory", "jobs": 4, "keep_days": 30}
-
-
-@pytest.fixture(scope="module")
-def s3(db_hosts):
-    """moto's S3 server on the bridge's host-side address, which the hosts reach."""
-    with socket.socket() as probe:
-        probe.bind((db_hosts.gateway, 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", db_hosts.gateway, "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = MotoServer(port, proc)
-    server.endpoint_url = f"http://{db_hosts.gateway}:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(server.endpoint_url + "/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.2)
-    server.bucket(BUCKET)
-    yield server
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def drop(db_hosts, host, db):
@@ -93,8 +63,7 @@ def fleet(db_hosts, s3, tmp_path_factory):
     # Production's dailies go to S3 too (db4's not), and db2 proves the dailies.
     overrides["production"]["lifeboat_backup_kinds"] = {"daily": dict(DAILY, offsite_url=f"s3://{BUCKET}/{{{{ inventory_hostname }}}}")}
     overrides["staging"]["lifeboat_drill_source_kind"] = "daily"
-    s3_settings = {"s3_endpoint_url": s3.endpoint_url, "s3_region": "us-east-1",
-                   "aws_access_key": s3.ACCESS_KEY, "aws_secret_key": s3.SECRET_KEY}
+    s3_settings = s3.options()
     overrides["all"].update(lifeboat_backup_s3=s3_settings, lifeboat_restore_s3=s3_settings)
     inventory = db_hosts.inventory({"production": ["db1", "db3", "db4"], "staging": ["db2"]}, overrides=overrides,
                                    host_vars={"db4": {"lifeboat_backup_kinds": {"daily": DAILY}}})

@@ -35,13 +35,11 @@ shared and has 2 cores: compare ratios within one run, not absolute seconds.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -49,8 +47,9 @@ import psutil
 from harness import BIN, PROJECT, pgserver
 
 sys.path.insert(0, str(PROJECT / "tests" / "integration"))
-from conftest import Hosts, MotoServer  # noqa: E402  (the tests' inventory builder and S3 client)
+from conftest import Hosts  # noqa: E402  (the tests' inventory builder)
 import testhosts  # noqa: E402  (conftest put tests/tools on the path)
+from s3server import start_moto  # noqa: E402  (moto on the bridge, as the tests start it)
 
 STATES = PROJECT / ".lifeboat" / "hosts"
 PG15 = "/usr/lib/postgresql/15/bin"
@@ -275,27 +274,6 @@ def part_ssh(options):
 
 
 # -- part 2: DR of a large database from S3 onto db2 --------------------------------------------------------
-def start_moto_on(address):
-    """moto's S3 server on the bridge's address: the hosts reach it (as tests/integration/test_hosts_dr.py)."""
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", address, "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = MotoServer(port, proc)
-    server.endpoint_url = f"http://{address}:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(server.endpoint_url + "/moto-api/", timeout=1).read()
-            return server
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                sys.exit("moto_server did not start")
-            time.sleep(0.2)
-
-
 DOWNLOAD = """
 import json, os, sys, boto3
 args = json.loads(sys.argv[1])
@@ -325,7 +303,7 @@ def part_dr(options):
     try:
         part = Part("dr", 2, s3=True)
         work = part.work
-        moto = start_moto_on(part.hosts.gateway)
+        moto = start_moto(part.hosts.gateway)
         moto.bucket(bucket)
         s3 = {"s3_endpoint_url": moto.endpoint_url, "s3_region": "us-east-1",
               "aws_access_key": moto.ACCESS_KEY, "aws_secret_key": moto.SECRET_KEY}
@@ -386,8 +364,7 @@ def part_dr(options):
         counts = [part.psql("db2", name, "SELECT count(*) FROM public.wide") for name in (db, f"{db}_raw")]
     finally:
         if moto:
-            moto.proc.terminate()
-            moto.proc.wait(timeout=30)
+            moto.stop(timeout=30)
         if part:
             part.close()
     fastest = min(download.values())

@@ -23,12 +23,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from s3server import start_moto  # beside this file: on the path when run as a script and from conftest
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 NEEDED = {
@@ -115,30 +115,16 @@ class Harness:
     def start_s3(self, bucket="lifeboat-test"):
         """moto's S3 server on the bridge's address (the hosts reach it; nothing outside does), with
         one bucket; DIR/s3.json says how to reach it. Stopped by destroy()."""
-        import boto3  # the controller's venv has it
-        with socket.socket() as probe:
-            probe.bind((self.gateway, 0))
-            port = probe.getsockname()[1]
-        server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", self.gateway, "-p", str(port)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        try:
+            server = start_moto(self.gateway, detach=True)
+        except RuntimeError as error:
+            raise SystemExit(str(error)) from None
         record = self.record()
-        record["s3_pid"] = server.pid
+        record["s3_pid"] = server.proc.pid
         self.save(record)
-        facts = {"endpoint_url": f"http://{self.gateway}:{port}", "bucket": bucket,
-                 "access_key": "lifeboat-test-key", "secret_key": "lifeboat-test-secret"}
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(facts["endpoint_url"] + "/moto-api/", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("moto_server did not start on " + facts["endpoint_url"])
-                time.sleep(0.2)
-        boto3.client("s3", endpoint_url=facts["endpoint_url"], region_name="us-east-1",
-                     aws_access_key_id=facts["access_key"],
-                     aws_secret_access_key=facts["secret_key"]).create_bucket(Bucket=bucket)
+        server.bucket(bucket)
+        facts = {"endpoint_url": server.endpoint_url, "bucket": bucket,
+                 "access_key": server.ACCESS_KEY, "secret_key": server.SECRET_KEY}
         (self.state / "s3.json").write_text(json.dumps(facts, indent=1))
         return facts
 
