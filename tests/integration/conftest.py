@@ -83,6 +83,25 @@ def server(request):
     pgserver("stop", "--name", name, "--destroy")
 
 
+def playbook_environment(record, env=None):
+    """The environment of the tests' ansible-playbook runs: the project's ansible.cfg, this venv's
+    tools first on PATH, and the record_results callback writing each task's result to `record`
+    (removed first), then `env`."""
+    if record.exists():
+        record.unlink()
+    return dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+                ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
+                ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
+                PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}))
+
+
+def ansible_playbook(args, record, env=None, timeout=600, wrapper=()):
+    """ansible-playbook `args` (after `wrapper`, e.g. a tool that runs it) from the project's folder in
+    playbook_environment(record, env); the finished process, its output captured."""
+    return subprocess.run([*wrapper, str(BIN / "ansible-playbook"), *map(str, args)], cwd=PROJECT,
+                          env=playbook_environment(record, env), capture_output=True, text=True, timeout=timeout)
+
+
 class PlayResult:
     def __init__(self, proc, host, record):
         self.rc = proc.returncode
@@ -128,14 +147,7 @@ class Ansible:
 
     def run_playbook(self, playbook, *args, env=None, wrapper=()):
         record = self.workdir / "results.jsonl"
-        if record.exists():
-            record.unlink()
-        environ = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-                       ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
-                       ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
-                       PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}))
-        proc = subprocess.run([*wrapper, str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook), *args],
-                              cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=600)
+        proc = ansible_playbook(["-i", self.inventory, playbook, *args], record, env=env, wrapper=wrapper)
         return PlayResult(proc, self.HOST, record)
 
     def play(self, tasks, check=False, env=None, connection=True, wrapper=()):
@@ -331,17 +343,12 @@ class Hosts:
                 (folder / "group_vars" / group / "50-test.yml").write_text(json.dumps(extra))
         return folder
 
-    def run_playbook(self, inventory, playbook, *args, env=None, limit=None, timeout=900):
-        record = self.workdir / "results.jsonl"
-        if record.exists():
-            record.unlink()
-        environ = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-                       ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
-                       ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
-                       PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}))
-        argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PROJECT / "playbooks" / playbook)
-                if not os.path.isabs(str(playbook)) else str(playbook), *(["--limit", limit] if limit else []), *args]
-        proc = subprocess.run(argv, cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=timeout)
+    def run_playbook(self, inventory, playbook, *args, env=None, limit=None, timeout=900, record=None):
+        """`playbook` (under playbooks/ unless absolute) on `inventory`; its task results go to the
+        fixture's one file unless `record` names another (runs on other threads need their own)."""
+        record = record or self.workdir / "results.jsonl"
+        proc = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / playbook, *(["--limit", limit] if limit else []),
+                                 *args], record, env=env, timeout=timeout)
         return HostsPlay(proc, record)
 
 

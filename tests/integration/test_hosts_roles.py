@@ -14,12 +14,11 @@ import concurrent.futures
 import json
 import os
 import stat
-import subprocess
 import time
 
 import pytest
 
-from conftest import BIN, PROJECT, HostsPlay, assert_one_line
+from conftest import PROJECT, assert_one_line
 
 DB = "hosts_roles"
 PROD, STAGE, GATE = "db1", "db2", "db3"
@@ -40,13 +39,7 @@ def run(db_hosts, inventory, playbook, *args, record, limit=None):
     """db_hosts.run_playbook's run, recording its results in a file of its own (`record`): the
     baseline's runs on another thread must not share the fixture's one file."""
     started = time.monotonic()
-    environ = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-                   ANSIBLE_CALLBACK_PLUGINS=str(PROJECT / "tests" / "integration" / "callback_plugins"),
-                   ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
-                   PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PROJECT / "playbooks" / playbook),
-            *(["--limit", limit] if limit else []), *args]
-    play = HostsPlay(subprocess.run(argv, cwd=PROJECT, env=environ, capture_output=True, text=True, timeout=900), record)
+    play = db_hosts.run_playbook(inventory, playbook, *args, limit=limit, record=record)
     print(f"{record.stem}: {time.monotonic() - started:.1f} s")
     return play
 

@@ -47,7 +47,7 @@ import psutil
 from harness import BIN, PROJECT, pgserver
 
 sys.path.insert(0, str(PROJECT / "tests" / "integration"))
-from conftest import Hosts  # noqa: E402  (the tests' inventory builder)
+from conftest import Hosts, playbook_environment  # noqa: E402  (the tests' inventory builder and ansible-playbook environment)
 import testhosts  # noqa: E402  (conftest put tests/tools on the path)
 from s3server import start_moto  # noqa: E402  (moto on the bridge, as the tests start it)
 
@@ -119,13 +119,8 @@ def tree_pss(pid):
 def ansible(inventory, playbook, *args, workdir, sample=False):
     """ansible-playbook as the tests run it (record_results callback); measured with wait4."""
     record = Path(workdir) / "results.jsonl"
-    if record.exists():
-        record.unlink()
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-               ANSIBLE_CALLBACK_PLUGINS=str(PROJECT / "tests" / "integration" / "callback_plugins"),
-               ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record),
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    path = PROJECT / "playbooks" / playbook if not os.path.isabs(str(playbook)) else playbook
+    env = playbook_environment(record)
+    path = PROJECT / "playbooks" / playbook
     argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(path), *args]
     start = time.monotonic()
     proc = subprocess.Popen(argv, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
