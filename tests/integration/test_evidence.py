@@ -63,6 +63,7 @@ def test_names_that_leave_the_folder_and_links_below_it_are_refused(ansible, tmp
         "dot": {"run/./x.json": {}},
         "empty": {"run//x.json": {}},
         "through a link": {"run-link/summary.json": {"a": 1}},
+        "untemplated": {"{{ run_id }}/summary.json": {}},
     }
     tasks = [{"name": name, "lifeboat.db.evidence": {"dir": str(evidence), "files": files}, "ignore_errors": True}
              for name, files in cases.items()]
@@ -78,6 +79,7 @@ def test_names_that_leave_the_folder_and_links_below_it_are_refused(ansible, tmp
         assert_one_line(result.result(name), 'has an empty, "." or ".." part')
     assert_one_line(result.result("through a link"), "run-link is a link, not a folder")
     assert_one_line(result.result("dir is a file"), "is a file, not a folder")
+    assert_one_line(result.result("untemplated"), "was not templated")
     # Nothing was written outside; the link at a file's name was replaced, not written through.
     assert sorted(p.name for p in outside.iterdir()) == ["latest-summary.json"]
     assert (outside / "latest-summary.json").read_text() == "kept\n"

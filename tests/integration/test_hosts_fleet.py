@@ -17,6 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import PROJECT, ansible_playbook
+
 APP, STAGE, PROOF = "fleet_app", "fleet_stage", "fleet_proof"
 REPOSITORY = "/var/backups/lifeboat"
 CUSTOMERS, ORDERS = 300, 900
@@ -201,3 +203,22 @@ def test_drill_refuses_a_source_that_is_not_another_host(db_hosts, fleet, tmp_pa
 def fleet_backup_id(fleet):
     summary = json.loads((fleet.tmp / "fleet" / "latest-summary.json").read_text())
     return next(row for row in summary["hosts"] if row["host"] == "db1")["databases"][0]["last_backup_id"]
+
+
+def test_a_fleet_where_no_host_answers_still_gets_its_summary(tmp_path):
+    """Were every host to leave the run at the first play, ansible-playbook would end it there, before
+    the summary: the one run that most needs it. Two hosts nobody answers for (loopback, port 1)."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"children": {"databases": {"hosts": {
+        name: {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "nobody"} for name in ("gone1", "gone2")}}}}}))
+    proc = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / "fleet.yml",
+                             "-e", f"lifeboat_fleet_evidence_dir={tmp_path / 'fleet'}"], tmp_path / "results.jsonl",
+                            timeout=120)
+    assert proc.returncode != 0
+    assert "fleet: 0 ok, 0 failed, 2 unreachable - gone1, gone2" in proc.stdout, proc.stdout[-3000:]
+    summary = json.loads((tmp_path / "fleet" / "latest-summary.json").read_text())
+    assert summary["counts"] == {"ok": 0, "failed": 0, "unreachable": 2}
+    assert [row["problems"] for row in summary["hosts"]] == [["gone1 did not answer over SSH"],
+                                                            ["gone2 did not answer over SSH"]]
+    assert "0 ok, 0 failed, 2 unreachable" in (tmp_path / "fleet" / "latest-summary.md").read_text()
+    assert private(tmp_path / "fleet") == {}

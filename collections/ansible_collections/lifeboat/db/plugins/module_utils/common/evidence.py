@@ -18,6 +18,10 @@ def evidence_parts(name):
     """The folder names and file name of `name`, relative to the evidence folder, checked."""
     if not isinstance(name, str) or not name or '\0' in name or name.startswith('/'):
         raise LifeboatError('evidence file name %r must be a non-empty relative path' % (name,))
+    if '{{' in name or '}}' in name:
+        # Ansible templates the values of a task's dict, never its keys: build such a dict in one expression.
+        raise LifeboatError('evidence file name %r was not templated (ansible leaves the keys of a dict as written); '
+                            'build files in one expression: "{{ {run_id ~ \'/summary.json\': ...} }}"' % name)
     parts = name.split('/')
     if any(part in ('', '.', '..') for part in parts):
         raise LifeboatError('evidence file name %r has an empty, "." or ".." part; name files inside the '
