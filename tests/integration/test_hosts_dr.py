@@ -111,6 +111,10 @@ def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
     assert "2026/a.pdf www-data postgres 640" in db_hosts.enter("db2", "sh", "-c", listing).stdout
     assert db_hosts.enter("db2", "cat", "/srv/app/uploads/2026/a.pdf").stdout == "scan\n"
     assert list(record["files_restored"]) == ["uploads"]
+    # The recovery lasts until the folders are back too, not only the database.
+    restored_files = recovered.on("db2").result("Restore the folders next to the database")["results"][0]
+    started = json.loads((reports[-1].parent / "result.json").read_text())["restore"]["timing"]["started_epoch"]
+    assert record["recovery_seconds"] >= round(restored_files["timing"]["finished_epoch"] - started, 3) - 0.001, record
 
     # The SSH connection to db2 cut mid-recovery: the run ends unreachable; the restore job, run
     # asynchronously on db2, never leaves a half-restored database as the live one; the next run
