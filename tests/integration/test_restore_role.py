@@ -59,8 +59,8 @@ def test_restore_playbook_swaps_in_latest_while_following_its_progress(server, a
 
     watched = play.result(FOLLOW.format(db=db))["results"]
     labels = [item["_ansible_item_label"] for item in watched]
-    assert labels[-1].endswith(" finished") and labels[-1].startswith("job "), labels
-    progress = [label for label in labels if not label.startswith("job ")]
+    assert labels[-1].endswith(f"; job {started['ansible_job_id']} finished"), labels
+    progress = labels
     assert progress and all(label.startswith(f"{db}: ") and f" tables, backup {backup['backup_id']}, at " in label
                             for label in progress), progress
 
