@@ -7,13 +7,18 @@ import pytest
 
 
 def make_uploads(root):
+    """A small uploads tree with modes, times and (as root) owners worth restoring; returns
+    {relative path: content} of its files (test_files_s3.py uses it too)."""
     (root / "2026" / "11").mkdir(parents=True)
     (root / "2026" / "11" / "invoice.pdf").write_bytes(os.urandom(200_000))
     (root / "avatar.png").write_bytes(b"\x89PNG" + os.urandom(5000))
     (root / "notes.txt").write_text("keep me\n")
     os.chmod(root / "notes.txt", 0o640)
+    os.chmod(root / "2026", 0o750)
+    os.utime(root / "notes.txt", (1_700_000_000, 1_700_000_000))
     if os.geteuid() == 0:
         os.chown(root / "avatar.png", 65534, 65534)
+        os.chown(root / "2026", 65534, 65534)
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 

@@ -11,20 +11,7 @@ import socket
 import stat
 
 from conftest import PROJECT, assert_one_line, embedded_only
-
-
-def make_uploads(root):
-    """A small uploads tree with modes, times and (as root) owners worth restoring."""
-    (root / "2026" / "11").mkdir(parents=True)
-    (root / "2026" / "11" / "invoice.pdf").write_bytes(os.urandom(200_000))
-    (root / "avatar.png").write_bytes(b"\x89PNG" + os.urandom(5000))
-    (root / "notes.txt").write_text("keep me\n")
-    os.chmod(root / "notes.txt", 0o640)
-    os.chmod(root / "2026", 0o750)
-    os.utime(root / "notes.txt", (1_700_000_000, 1_700_000_000))
-    if os.geteuid() == 0:
-        os.chown(root / "avatar.png", 65534, 65534)
-        os.chown(root / "2026", 65534, 65534)
+from test_files import make_uploads
 
 
 def tree(root):
