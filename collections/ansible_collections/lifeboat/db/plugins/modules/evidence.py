@@ -33,7 +33,9 @@ options:
         are made), with its content.
       - A string is written as it is (a newline added when it has none at its end); anything else (a dict, a
         list, a number) as JSON, as C(to_nice_json) writes it.
-      - Names are relative, without C(.) or C(..) parts, and not empty.
+      - Names are relative, without C(.) or C(..) parts, and not empty. Ansible does not template the keys of a
+        task's dict, so names made of variables are built in one expression (see EXAMPLES); a name still
+        holding C({{) is refused.
     type: dict
     required: true
 attributes:
@@ -47,13 +49,15 @@ author:
 '''
 
 EXAMPLES = r'''
+# Ansible templates the values of a task's dict, not its keys: names made of variables are built
+# in one expression.
 - name: Keep a restore's evidence on the controller
   lifeboat.db.evidence:
     dir: "{{ playbook_dir }}/../evidence/restore"
-    files:
-      "{{ run_id }}/summary.json": "{{ summary }}"
-      "{{ run_id }}/report.md": "{{ lookup('ansible.builtin.template', 'report.md.j2') }}"
-      latest-summary.json: "{{ summary }}"
+    files: >-
+      {{ {run_id ~ '/summary.json': summary,
+          run_id ~ '/report.md': lookup('ansible.builtin.template', 'report.md.j2'),
+          'latest-summary.json': summary} }}
 '''
 
 RETURN = r'''
