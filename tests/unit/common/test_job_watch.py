@@ -51,3 +51,8 @@ def test_gone_status_file_bad_progress_and_links_are_not_trusted(tmp_path):
     assert watch(str(job), str(tmp_path / "linked.json"), 0)["progress"] is None
     os.symlink(job, tmp_path / "linked-job")
     assert watch(str(tmp_path / "linked-job"), None, 0)["finished"] is True
+    # Nor from a FIFO, which would block the look: it reads as no file, at once.
+    os.mkfifo(tmp_path / "fifo.json")
+    start = time.monotonic()
+    assert watch(str(job), str(tmp_path / "fifo.json"), 0)["progress"] is None
+    assert time.monotonic() - start < 1

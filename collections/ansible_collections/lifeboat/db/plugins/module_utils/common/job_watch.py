@@ -15,6 +15,7 @@ __metaclass__ = type
 import json
 import os
 import re
+import stat
 import time
 
 # async_wrapper writes {"started": true, "finished": false, ...} (1 and 0 before ansible-core 2.19)
@@ -26,12 +27,15 @@ READ_LIMIT = 1 << 20
 
 
 def _read(path):
-    """The text of a regular file (not followed through a link), or None when it is not there."""
+    """The text of a regular file (not followed through a link), or None when there is none there:
+    opened without blocking, so a FIFO planted at the path cannot hold the look up."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, 'rb') as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
         return handle.read(READ_LIMIT).decode('utf-8', 'replace')
 
 
