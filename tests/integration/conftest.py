@@ -25,6 +25,7 @@ SERVERS = {"embedded": None, "pg15": DEBIAN_PG15}
 sys.path.insert(0, str(PROJECT / "tests" / "tools"))
 import testhosts  # noqa: E402
 from s3server import start_moto  # noqa: E402  (test_s3.py and bench_s3.py import it from here)
+import browser  # noqa: E402
 
 
 # The tests of behaviour that does not depend on the server's version run on the embedded server
@@ -238,6 +239,37 @@ def assert_one_line(result, *fragments):
     assert "Module failed" not in msg, msg
     for fragment in fragments:
         assert fragment in msg, msg
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for a worker's report tests; skips with one line where there is none."""
+    problem = browser.missing()
+    if problem:
+        pytest.skip(problem)
+    with browser.Browser() as opened:
+        yield opened
+
+
+def assert_report_in_browser(chromium, html, figures=(), media=None):
+    """Open the HTML report `html` in Chromium as a person would: it loads with no console error, asks
+    for nothing over the network, holds no script, and shows each id in `figures` (an id, or (id,
+    text) where the element's text must hold that text). The screenshot is kept beside the report
+    (<name>.png): the evidence folder of the test. The Page is returned for further checks."""
+    html = Path(html)
+    shot = html.with_name(html.stem + ("-" + media if media else "") + ".png")
+    page = chromium.open(html, screenshot=shot, media=media)
+    assert page.console_errors == [], (html, page.console_errors)
+    assert page.requests == [], (html, page.requests)
+    assert page.scripts == 0, html
+    for figure in figures:
+        element, text = figure if isinstance(figure, tuple) else (figure, None)
+        assert element in page.texts, (html, element, sorted(page.texts))
+        assert page.texts[element], (html, element)
+        if text is not None:
+            assert text in page.texts[element], (html, element, page.texts[element])
+    assert shot.stat().st_size > 0
+    return page
 
 
 def backup_sets(directory):
