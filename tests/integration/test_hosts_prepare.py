@@ -120,9 +120,12 @@ def test_host_faults_end_in_one_line_pointing_to_prepare(db_hosts):
         assert db_hosts.enter("db4", "ls", "/var/backups/lifeboat/h2_fault").stdout.split() == kept
 
         prepared = db_hosts.run_playbook(inventory, "prepare.yml")
-        assert owner_and_mode(db_hosts, "db4", "/var/backups/lifeboat") == ["postgres", "postgres", "700"]
+        # What db4 went through, for the message should it not end ready.
+        story = "rc %s; db4: %s\n%s\n%s" % (prepared.rc, [(name, result["_status"]) for name, result in prepared.on("db4").tasks],
+                                         prepared.stdout[-6000:], prepared.stderr[-3000:])
+        assert owner_and_mode(db_hosts, "db4", "/var/backups/lifeboat") == ["postgres", "postgres", "700"], story
         checked = [result for name, result in prepared.on("db4").tasks if name == CHECK]
-        assert checked and not checked[-1]["failed"], prepared.stdout[-6000:] + prepared.stderr[-2000:]
+        assert checked and not checked[-1]["failed"], story
         assert_one_line(last_failure(prepared, "db2"), "closing check", "psycopg", "playbooks/prepare.yml")
         assert_one_line(last_failure(prepared, "db3"), "postgresql-client-18", "playbooks/prepare.yml")
 
