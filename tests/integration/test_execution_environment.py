@@ -243,7 +243,7 @@ def test_context_installs_pinned_ansible_on_a_python_it_supports(context):
     base_stage = containerfile[:containerfile.index("FROM base AS galaxy")]
     assert re.search(r"^RUN \$PKGMGR module enable -y postgresql:\d+$", base_stage, re.M)
     assert "/output/scripts/install-from-bindep" in containerfile.split("FROM base AS final")[1]
-    assert definition["options"]["tags"] == [f"lifeboat-ee:{GALAXY['version']}"]
+    assert definition["options"]["tags"] == [f"lifeboat-ee:{GALAXY['version']}", "lifeboat-ee:latest"]
 
 
 def test_context_ships_the_collection_with_its_requirements(context):
