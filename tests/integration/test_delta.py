@@ -1,6 +1,7 @@
 """lifeboat.db.delta against a real server: a full backup plus deltas rebuilds the live tables."""
 import gzip
 import json
+import os
 import stat
 
 import pytest
@@ -257,6 +258,53 @@ def test_bad_input_fails_in_one_line_and_changes_nothing(server, ansible, shop):
     assert sorted(backup_sets(ansible.repository / shop)) == sorted(set(sets_before) - {d1["backup_id"]})
     assert leftovers(ansible.repository / shop) == []
     assert base["backup_id"] in sets_before
+
+
+@pytest.mark.parametrize("server", ["embedded"], indirect=True)
+def test_a_delta_whose_manifest_reads_a_file_outside_its_set_applies_nothing(server, ansible, shop):
+    """Issue 15 item 1: a delta set is untrusted input too. The file each table is loaded from must
+    be one of the set's own listed (and checked) files: a manifest pointing elsewhere makes the set
+    refused in one line naming it, never listed as a backup, and nothing is applied."""
+    repo = ansible.repository
+    base = ansible.module("dump", db=shop, repository=str(repo))
+    server.sql(shop, "INSERT INTO shop.ledger VALUES (11, 110)")
+    d1 = delta(ansible, action="export", db=shop, repository=str(repo), tables=TABLES)
+    assert not base["failed"] and not d1["failed"], (base.get("msg"), d1.get("msg"))
+    copy = shop + "_copy"
+    restored = ansible.module("restore", db=copy, backup_db=shop, backup=base["backup_id"], repository=str(repo),
+                              mode="new")
+    assert not restored["failed"], restored.get("msg")
+    before = fingerprints(server, copy)
+    # Ledger rows no delta of this database holds, in a file outside the repository.
+    outside = ansible.workdir / "planted.copy.gz"
+    with gzip.open(outside, "wt") as planted:
+        planted.write("999\t9990\n")
+    folder = repo / shop / d1["backup_id"]
+    original = json.loads((folder / "manifest.json").read_text())
+
+    def reading(file):
+        manifest = json.loads(json.dumps(original))
+        manifest["delta"]["tables"]["shop.ledger"]["file"] = file
+        return manifest
+    cases = {"climbing": reading(os.path.relpath(outside, folder)), "absolute": reading(str(outside)),
+             "not listed": reading("999-shop.ledger.copy.gz"),
+             "tables not an object": dict(original, delta=dict(original["delta"], tables=["shop.ledger"]))}
+    tasks = []
+    for name, manifest in cases.items():
+        tasks += [{"name": "write " + name, "ansible.builtin.copy": dict(
+                      dest=str(folder / "manifest.json"), content=json.dumps(manifest), mode="0600")},
+                  {**delta_task("apply " + name, action="apply", db=copy, backup_db=shop, repository=str(repo)),
+                   "ignore_errors": True},
+                  {"name": "list " + name, "lifeboat.db.backup_info": dict(db=shop, repository=str(repo),
+                                                                          kind="delta")}]
+    (folder / "999-shop.ledger.copy.gz").write_bytes(outside.read_bytes())  # in the set, but not listed
+    played = ansible.play(tasks)
+    for name in cases:
+        assert_one_line(played.result("apply " + name), d1["backup_id"], "refused")
+        listed = played.result("list " + name)
+        assert listed["backups"] == [] and [i["backup_id"] for i in listed["invalid"]] == [d1["backup_id"]], listed
+    assert server.sql(copy, "SELECT count(*) FROM shop.ledger WHERE entry_no = 999")[0][0] == 0
+    assert fingerprints(server, copy) == before
 
 
 def test_overlap_catches_a_transaction_that_commits_after_the_snapshot(server, ansible, shop):
