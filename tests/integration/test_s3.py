@@ -179,6 +179,26 @@ def test_cache_dir_must_be_private(ansible, sample_db, moto, bucket):
     assert result["failed"] and "open to others" in result["msg"] and "\n" not in result["msg"]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a folder of another owner needs root")
+def test_cache_dir_is_never_a_link_nor_another_users_folder(ansible, sample_db, moto, bucket):
+    """Issue 15 item 3: cache_dir is checked with lstat - a link to a private folder is refused, and
+    so is a 0700 folder that another user owns (they could plant what gets restored)."""
+    private = ansible.workdir / "private"
+    private.mkdir(mode=0o700)
+    linked = ansible.workdir / "linked"
+    linked.symlink_to(private)
+    others = ansible.workdir / "others"
+    others.mkdir(mode=0o700)
+    os.chown(others, 65534, 65534)
+    base = dict(db=sample_db + "_x", backup_db=sample_db, repository=f"s3://{bucket}", **moto.options())
+    played = ansible.play([{"name": name, "ignore_errors": True, "lifeboat.db.restore": dict(base, cache_dir=str(path))}
+                           for name, path in (("link", linked), ("others", others))])
+    for name, fragment in (("link", "is a symbolic link"), ("others", "belongs to uid 65534")):
+        result = played.result(name)
+        assert result["failed"] and fragment in result["msg"] and "\n" not in result["msg"], result.get("msg")
+    assert os.listdir(private) == [] and os.listdir(others) == []
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 def test_s3_unreachable_keeps_the_local_backup(ansible, sample_db, moto):
