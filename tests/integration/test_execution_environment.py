@@ -213,21 +213,36 @@ def context(env, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def built_requirements(env, context, tmp_path_factory):
-    """The image build's galaxy and builder stages, replayed: the galaxy requirements installed from
-    the context with the Containerfile's options, then ansible-builder's introspect.py combining the
-    installed collections' requirements with the definition's own, as the builder stage runs it."""
-    build = context / "_build"
+def image_collections(env, context, tmp_path_factory):
+    """The image build's galaxy stage, replayed: the galaxy requirements installed from the context
+    with the Containerfile's options; the collections folder it fills (/usr/share/ansible/collections)."""
     containerfile = (context / "Containerfile").read_text()
     opts = re.search(r'^ARG ANSIBLE_GALAXY_CLI_COLLECTION_OPTS="(.*)"$', containerfile, re.M).group(1).split()
-    share = tmp_path_factory.mktemp("usr-share-ansible")
+    collections = tmp_path_factory.mktemp("usr-share-ansible") / "collections"
     run([BIN / "ansible-galaxy", "collection", "install", *opts, "-r", "requirements.yml",
-         "--collections-path", share / "collections"], env, build)
-    out = share / "output"
-    run([sys.executable, build / "scripts" / "introspect.py", "introspect", share / "collections",
+         "--collections-path", collections], env, context / "_build")
+    return collections
+
+
+@pytest.fixture(scope="module")
+def built_requirements(env, context, image_collections):
+    """The image build's builder stage, replayed: ansible-builder's introspect.py combining the installed
+    collections' requirements with the definition's own; the folder of the files it writes."""
+    build = context / "_build"
+    out = image_collections.parent / "output"
+    run([sys.executable, build / "scripts" / "introspect.py", "introspect", image_collections,
          "--user-pip=requirements.txt", "--user-bindep=bindep.txt",
          f"--write-pip={out / 'requirements.txt'}", f"--write-bindep={out / 'bindep.txt'}"], env, build)
     return out
+
+
+def test_image_holds_the_collection_the_tarball_holds(image_collections, installed):
+    def files(folder):
+        root = folder / "ansible_collections" / "lifeboat" / "db"
+        return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+    in_image = files(image_collections)
+    assert [name for name in in_image if JUNK.search(name)] == []
+    assert in_image == files(installed)
 
 
 def test_context_installs_pinned_ansible_on_a_python_it_supports(context):
