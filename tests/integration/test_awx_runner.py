@@ -4,10 +4,11 @@ the "lifeboat PostgreSQL login" credential of awx/credential_types.yml, and the 
 checked: status, rc, per-host stats, the set_stats data a workflow's next node receives, and
 the secret nowhere in them.
 
-One private data dir and four jobs, each a job template launched with its survey's answers:
-drill.yml on the staging host, backup.yml then restore.yml (swap, confirmed) on the production
-host, the backup's id handed over as a workflow hands a node's artifacts, and restore.yml with a
-wrong confirmation, which must fail.
+One private data dir and four jobs, each a job template of awx/job_templates.yml launched with its
+survey answered (the extra vars AWX builds from the survey's defaults and the answers): drill.yml
+on the staging host, backup.yml then restore.yml (swap, confirmed) on the production host, the
+backup job's artifacts handed over as a workflow hands them to its next node, and restore.yml with
+a wrong confirmation, which must fail.
 """
 import json
 import secrets
@@ -18,11 +19,11 @@ import yaml
 from psycopg import sql
 
 from conftest import PROJECT, embedded_only
-from awxjob import PrivateDataDir, credential_type
+from awxjob import PrivateDataDir, controller_object
 
 pytestmark = embedded_only
 
-CREDENTIAL_TYPES = PROJECT / "awx" / "credential_types.yml"
+AWX = PROJECT / "awx"
 CREDENTIAL_TYPE = "lifeboat PostgreSQL login"
 LOGIN = "lifeboat_awx"
 # Distinctive, so a grep finds any copy; `{{ }}` in it, so it only works when AWX's !unsafe marking
@@ -44,7 +45,8 @@ def awx_inventory(server, workdir):
     # The password comes from the credential (vault_lifeboat_password), exactly as the example reads it.
     assert "vault_lifeboat_password" in connection["login_password"], connection
     connection.pop("login_unix_socket")
-    connection.update(login_host=server.host, port=server.port, login_user=LOGIN)
+    # The login is the credential's too: its username comes injected as lifeboat_awx_login_user.
+    connection.update(login_host=server.host, port=server.port, login_user="{{ lifeboat_awx_login_user }}")
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
              "lifeboat_connection": connection}
     hostvars = {STAGING: {**local, "lifeboat_backup_repository": str(workdir / "repo-staging"),
@@ -71,16 +73,28 @@ def login(server):
     server.sql("postgres", sql.SQL("DROP ROLE {}").format(sql.Identifier(LOGIN)))
 
 
+def awx_object(file, key, name):
+    """An object of awx/ (items 2 of issue 18), or a one-line skip while its file is missing."""
+    found = controller_object(AWX / file, key, name)
+    if found is None:
+        pytest.skip(f"awx/{file} is missing: the AWX configuration (issue 18, item 2) is not there yet")
+    return found
+
+
 @pytest.fixture(scope="session")
 def credential():
-    cred_type = credential_type(CREDENTIAL_TYPES, CREDENTIAL_TYPE)
-    if cred_type is None:
-        pytest.skip(f"{CREDENTIAL_TYPES.relative_to(PROJECT)} is missing (issue 18, item 2)")
-    return cred_type, {"username": LOGIN, "password": PASSWORD}
+    return awx_object("credential_types.yml", "controller_credential_types", CREDENTIAL_TYPE), \
+        {"username": LOGIN, "password": PASSWORD}
+
+
+@pytest.fixture(scope="session")
+def templates():
+    return {name: awx_object("job_templates.yml", "controller_templates", f"lifeboat {name}")
+            for name in ("drill", "backup", "restore")}
 
 
 @pytest.fixture(scope="module")
-def jobs(credential, server, login, tmp_path_factory):
+def jobs(credential, templates, server, login, tmp_path_factory):
     """The four jobs, run once for the module's tests."""
     workdir = tmp_path_factory.mktemp("awx")
     # production.yml's database, owned by the login as the application's would be.
@@ -89,18 +103,21 @@ def jobs(credential, server, login, tmp_path_factory):
     server.sql("app", "CREATE TABLE orders AS SELECT g AS id, g * 1.5 AS total FROM generate_series(1, 500) g")
     pdd = PrivateDataDir(workdir / "awx_1_job", PROJECT, awx_inventory(server, workdir))
     run = {}
-    run["drill"] = pdd.run("playbooks/drill.yml", {"lifeboat_drill_fault": "truncate"}, limit="staging",
-                           credentials=[credential])
-    run["backup"] = pdd.run("playbooks/backup.yml", {"lifeboat_backup_kind": "daily"}, limit="production",
+    # Each survey left at its defaults but for the answers given here, as an operator launches it.
+    run["drill"] = pdd.run(templates["drill"], {}, limit="staging", credentials=[credential])
+    run["backup"] = pdd.run(templates["backup"], {"lifeboat_backup_kind": "daily"}, limit="production",
                             credentials=[credential])
     assert run["backup"].status == "successful", run["backup"].explain()
-    backup = run["backup"].artifact_data["lifeboat_backup"]
-    # A workflow's next node gets the previous node's artifacts as extra vars, then its own survey's answers.
-    survey = {"restore_db": "app", "restore_backup": backup["taken"][0], "restore_mode": "swap"}
-    run["restore"] = pdd.run("playbooks/restore.yml", {"lifeboat_backup": backup, **survey, "restore_confirm": "app"},
-                             limit="production", credentials=[credential])
-    run["refused"] = pdd.run("playbooks/restore.yml", {**survey, "restore_confirm": "App"},
-                             limit="production", credentials=[credential])
+    backup = run["backup"].artifact_data
+    # The restore as a workflow's next node: the backup job's artifacts come with its own survey's answers.
+    answers = {"restore_db": "app", "restore_backup": backup["lifeboat_backup"]["taken"][0], "restore_mode": "swap"}
+    run["restore"] = pdd.run(templates["restore"], {**answers, "restore_confirm": "app"}, limit="production",
+                             credentials=[credential], inherited=backup)
+    run["refused"] = pdd.run(templates["restore"], {**answers, "restore_confirm": "App"}, limit="production",
+                             credentials=[credential])
+    # The drill launched by a released AWX (24.6), which sends the survey's empty defaults.
+    run["empty defaults"] = pdd.run(templates["drill"], {}, limit="staging", credentials=[credential],
+                                    empty_defaults=True)
     yield pdd, run
     server.drop_db("app")
 
@@ -116,7 +133,7 @@ def test_drill_hands_its_rto_and_rpo_to_the_workflow(jobs, server):
     assert summary["status"] == "passed", summary
     for figure in ("rto_seconds", "rpo_seconds"):
         assert isinstance(summary[figure], (int, float)) and summary[figure] > 0, summary
-    # The password reached PostgreSQL: the drill's database was made by the credential's login.
+    # The credential's login reached PostgreSQL: the drill's database was made by it.
     owner = server.sql("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
                        (summary["database"],))
     assert owner == [(LOGIN,)], owner
@@ -159,6 +176,17 @@ def test_a_wrong_confirmation_fails_the_job_with_its_one_line_reason(jobs):
     assert "\n" not in msg and "confirm 'App' does not name the target database 'app'" in msg, msg
     assert "Nothing was changed" in msg
     assert "lifeboat_restore" not in refused.artifact_data
+
+
+@pytest.mark.xfail(strict=True, reason="AWX 24.6 sends the survey's lifeboat_drill_source: !unsafe '', which "
+                   "ansible-core 2.19 reads as null, and the drill role splits it (needs | default('', true))")
+def test_a_drill_launched_with_the_survey_s_empty_defaults_runs(jobs):
+    """AWX 24.6 sends an optional text question's empty default (and any AWX a field left blank)
+    as `!unsafe ''`, which ansible-core 2.19 reads as null: the roles must take null as empty."""
+    pdd, run = jobs
+    drill = run["empty defaults"]
+    assert (drill.status, drill.rc) == ("successful", 0), drill.explain()
+    assert drill.artifact_data["lifeboat_drill"]["status"] == "passed"
 
 
 def test_the_password_is_in_no_artifact(jobs):

@@ -62,25 +62,80 @@ class _UnsafeDumper(yaml.SafeDumper):
 _UnsafeDumper.add_representer(str, _UnsafeDumper.represent_str)
 
 
-def unsafe_yaml(variables):
-    """Extra vars as AWX writes them (ALLOW_JINJA_IN_EXTRA_VARS=template, no job template extra vars)."""
-    return yaml.dump(variables, Dumper=_UnsafeDumper, default_flow_style=False)
+def unsafe_yaml(variables, trusted=None):
+    """Extra vars as AWX writes them (ALLOW_JINJA_IN_EXTRA_VARS=template): every string `!unsafe`,
+    but for the top-level variables whose value is the job template's own (`trusted`): those only
+    a template's editor can set, so Jinja in them is allowed."""
+    trusted = trusted or {}
+    return "".join(yaml.dump({key: value}, Dumper=yaml.SafeDumper if key in trusted and trusted[key] == value
+                             else _UnsafeDumper, default_flow_style=False) for key, value in variables.items())
 
 
-def credential_type(path, name):
-    """The credential type `name` of an infra.aap_configuration file (`controller_credential_types`),
-    as AWX stores it once the configuration is applied: the file read and templated by Ansible as
-    the configure playbook would (a `!unsafe` or escaped `{{ }}` stays for AWX to render), or None
-    when the file is missing."""
+def controller_object(path, key, name):
+    """The object `name` of list `key` (controller_templates, controller_credential_types, ...) of an
+    infra.aap_configuration file, as AWX holds it once the configuration is applied: the file read
+    and templated by Ansible as the configure playbook does (so a `!unsafe` or escaped `{{ }}` stays
+    for AWX to render), or None when the file is missing."""
     if not Path(path).exists():
         return None
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
     loader = DataLoader()
     data = loader.load_from_file(str(path), trusted_as_template=True)
-    types = {item["name"]: item for item in data.get("controller_credential_types", [])}
-    assert name in types, f"{path} has no credential type named {name!r}, only {sorted(types)}"
-    return json.loads(json.dumps(Templar(loader=loader, variables={}).template(types[name])))
+    objects = {item["name"]: item for item in data.get(key, [])}
+    assert name in objects, f"{path} has no {key} item named {name!r}, only {sorted(objects)}"
+    # Through JSON: plain dicts and strings, as AWX's API would hand them back.
+    return json.loads(json.dumps(Templar(loader=loader, variables={}).template(objects[name])))
+
+
+def _survey_errors(question, answers):
+    """What AWX's survey validation says of `answers` for one question (the checks a launch runs)."""
+    variable, kind = question["variable"], question["type"]
+    if variable not in answers:
+        return [f"'{variable}' value missing"] if question.get("required") else []
+    value = answers[variable]
+    if kind in ("text", "textarea", "password"):
+        if not isinstance(value, str):
+            return [f"Value {value!r} for '{variable}' expected to be a string."]
+        if question.get("min") not in ("", None) and len(value) < int(question["min"]):
+            return [f"'{variable}' value {value!r} is too small (length is {len(value)} must be at least {question['min']})."]
+        if question.get("max") not in ("", None) and len(value) > int(question["max"]):
+            return [f"'{variable}' value {value!r} is too large (must be no more than {question['max']})."]
+    elif kind in ("integer", "float"):
+        numbers = (int,) if kind == "integer" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, numbers):
+            return [f"Value {value!r} for '{variable}' expected to be {kind}."]
+        if (question.get("min") not in ("", None) and value < question["min"]) or \
+                (question.get("max") not in ("", None) and value > question["max"]):
+            return [f"'{variable}' value {value!r} is out of range ({question.get('min')} to {question.get('max')})."]
+    elif kind in ("multiplechoice", "multiselect"):
+        choices = question.get("choices") or []
+        choices = choices.split("\n") if isinstance(choices, str) else choices
+        picked = value if kind == "multiselect" else [value]
+        if not isinstance(picked, list) or any(item not in choices for item in picked):
+            return [f"Value {value!r} for '{variable}' expected to be one of {choices}."]
+    return []
+
+
+def launch_extra_vars(template, answers, empty_defaults=False):
+    """A job's extra vars as AWX builds them when `template` is launched with its survey answered
+    by `answers`: the template's extra_vars, then each survey default that passes its question's
+    checks, then the answers, which must pass every question's checks. An empty default of an
+    optional question is left out (AWX since early 2026) unless `empty_defaults` (AWX 24.6 and
+    before sends it, and ansible-core 2.19 reads its `!unsafe ''` as null)."""
+    extra_vars = dict(template.get("extra_vars") or {})
+    questions = (template.get("survey_spec") or {}).get("spec", []) if template.get("survey_enabled") else []
+    for question in questions:
+        default, variable = question.get("default"), question["variable"]
+        if default == "" and not question.get("required") and question["type"] != "password" \
+                and variable not in extra_vars and not empty_defaults:
+            continue
+        if default is not None and not _survey_errors(question, {variable: default}):
+            extra_vars[variable] = default
+    errors = [error for question in questions for error in _survey_errors(question, answers)]
+    assert not errors, f"{template['name']}'s survey refuses the launch: {errors}"
+    extra_vars.update(answers)
+    return extra_vars
 
 
 def inject(cred_type, inputs):
@@ -181,14 +236,27 @@ class PrivateDataDir:
             env[env_key] = os.pathsep.join([str(self.root / folder)] + paths)
         return env
 
-    def run(self, playbook, extra_vars, limit=None, credentials=(), timeout=300):
-        """Job `playbook` (relative to the project) with the survey's `extra_vars`, the inventory
-        limited to `limit`, each (credential type, inputs) of `credentials` injected."""
+    def run(self, template, answers, limit=None, credentials=(), inherited=None, empty_defaults=False, timeout=300):
+        """A job of job template `template` (a controller_templates item) launched with the survey
+        answered by `answers`, the inventory limited to `limit` (asked on launch), each
+        (credential type, inputs) of `credentials` injected; `inherited` are the set_stats artifacts
+        a workflow hands this node from the nodes before it; `empty_defaults`: see launch_extra_vars."""
         self.job_id += 1
+        playbook = template["playbook"]
+        # The artifacts come with the launch's own variables, over the survey's defaults (AWX's order).
+        extra_vars = launch_extra_vars(template, {**(inherited or {}), **answers}, empty_defaults)
         env = self.environment()
         (self.root / "cp").mkdir(mode=0o700, exist_ok=True)
-        # AWX's build_args for a job without a machine credential.
-        args = ["-u", "root"] + (["-l", limit] if limit else [])
+        # AWX's build_args for a job template without a machine credential (that user is root).
+        args = ["--check"] if template.get("job_type") == "check" else []
+        args += ["-u", "root"]
+        args += ["--become"] if template.get("become_enabled") else []
+        args += ["--diff"] if template.get("diff_mode") else []
+        args += [f"--forks={template['forks']}"] if template.get("forks") else []
+        args += ["-l", limit] if limit else []
+        args += ["-" + "v" * min(5, template["verbosity"])] if template.get("verbosity") else []
+        args += ["-t", template["job_tags"]] if template.get("job_tags") else []
+        args += [f"--skip-tags={template['skip_tags']}"] if template.get("skip_tags") else []
         for cred_type, inputs in credentials:
             injected_env, injected_vars = inject(cred_type, inputs)
             env.update(injected_env)
@@ -199,9 +267,10 @@ class PrivateDataDir:
                 os.chmod(path, stat.S_IRUSR)
                 args += ["-e", f"@{path}"]
         meta = {f"{prefix}_{key}": value for prefix in ("awx", "tower") for key, value in
-                {"job_id": self.job_id, "job_launch_type": "manual", "job_template_name": playbook,
+                {"job_id": self.job_id, "job_launch_type": "workflow" if inherited else "manual",
+                 "job_template_name": template["name"],
                  "user_name": "admin", "project_revision": "test"}.items()}
-        self.write("env/extravars", unsafe_yaml({**extra_vars, **meta}))
+        self.write("env/extravars", unsafe_yaml({**extra_vars, **meta}, trusted=template.get("extra_vars")))
         self.write("env/envvars", yaml.safe_dump(env))
         self.write("env/cmdline", shlex.join(args))
         # AWX's runner settings, but the stdout file kept (see the module's docstring).
