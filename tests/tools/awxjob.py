@@ -94,13 +94,15 @@ def _survey_errors(question, answers):
     if variable not in answers:
         return [f"'{variable}' value missing"] if question.get("required") else []
     value = answers[variable]
+    shown = "$encrypted$" if kind == "password" else repr(value)  # a password answer is never shown
     if kind in ("text", "textarea", "password"):
         if not isinstance(value, str):
-            return [f"Value {value!r} for '{variable}' expected to be a string."]
+            return [f"Value {shown} for '{variable}' expected to be a string."]
         if question.get("min") not in ("", None) and len(value) < int(question["min"]):
-            return [f"'{variable}' value {value!r} is too small (length is {len(value)} must be at least {question['min']})."]
+            return [f"'{variable}' value {shown} is too small (length is {len(value)} must be at least "
+                    f"{question['min']})."]
         if question.get("max") not in ("", None) and len(value) > int(question["max"]):
-            return [f"'{variable}' value {value!r} is too large (must be no more than {question['max']})."]
+            return [f"'{variable}' value {shown} is too large (must be no more than {question['max']})."]
     elif kind in ("integer", "float"):
         numbers = (int,) if kind == "integer" else (int, float)
         if isinstance(value, bool) or not isinstance(value, numbers):
