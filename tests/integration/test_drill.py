@@ -1,5 +1,6 @@
 """playbooks/drill.yml end to end: the recovery drill of seed 001 and its evidence."""
 import json
+import re
 import stat
 
 import pytest
@@ -42,6 +43,59 @@ def test_drill_restores_the_baseline_and_writes_evidence(server, ansible, tmp_pa
         report = (run_dir / "report.md").read_text()
         assert "PASSED" in report and "RTO (fault to verified)" in report
         assert server.password not in report + json.dumps(summary)
+        assert_reports(run_dir, summary, "en")
+    finally:
+        server.drop_db(db)
+
+
+def figure(page, ident, attribute):
+    """The data- attribute of the key figure with this id in report.html."""
+    found = re.search(r'id="%s"[^>]*%s="([^"]*)"' % (ident, attribute), page)
+    assert found, f"no {ident} {attribute} in the page"
+    return found.group(1)
+
+
+def assert_reports(run_dir, summary, lang):
+    """report.html and recovery-report.md beside the evidence: the run's figures, in `lang`, self-contained."""
+    page = (run_dir / "report.html").read_text()
+    recovery = (run_dir / "recovery-report.md").read_text()
+    assert f'<html lang="{lang}">' in page
+    assert figure(page, "status", "data-status") == summary["status"]
+    assert float(figure(page, "rto", "data-seconds")) == summary["rto_seconds"]
+    assert float(figure(page, "rpo", "data-seconds")) == summary["rpo_seconds"]
+    assert figure(page, "backup-id", "data-backup-id") == summary["backup_id"]
+    assert int(float(figure(page, "backup-size", "data-bytes"))) == summary["backup_size"]
+    assert int(float(figure(page, "rows", "data-rows"))) == summary["restored_total_rows"]
+    # Nothing to run or fetch: no script, no external reference.
+    assert "<script" not in page.lower() and not re.search(r'(src|href)=|url\(|@import', page)
+    heading = {"en": "## Recovery report: ", "ja": "## 復旧レポート: "}[lang]
+    assert recovery.startswith(heading + summary["run_id"]), recovery[:200]
+    for path in (run_dir / "report.html", run_dir / "recovery-report.md"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    return page, recovery
+
+
+def test_drill_reports_in_japanese_against_seed_002s_targets_with_history(server, ansible, tmp_path):
+    """lifeboat_report_lang=ja and seed 002's RTO/RPO of 4 h from the inventory; a second drill's
+    history holds the first one, a planted link among the runs is skipped and said so."""
+    evidence = tmp_path / "evidence"
+    db = "drill_ja"
+    targets = dict(lifeboat_report_lang="ja", lifeboat_rto_target_seconds=14400, lifeboat_rpo_target_seconds=14400)
+    try:
+        assert run_drill(ansible, server, db, evidence, **targets).rc == 0
+        first = json.loads((evidence / "latest-summary.json").read_text())
+        (evidence / "00000000T000000Z-planted").symlink_to(evidence / first["run_id"])
+        play = run_drill(ansible, server, db, evidence, **targets)
+        assert play.rc == 0, play.stdout[-4000:]
+        summary = json.loads((evidence / "latest-summary.json").read_text())
+        assert summary["run_id"] != first["run_id"] and summary["recovery_started_at"]
+        page, recovery = assert_reports(evidence / summary["run_id"], summary, "ja")
+        assert figure(page, "rto-verdict", "data-verdict") == "met" and "達成" in page
+        assert "### 障害概要" in recovery and "### 復旧手順" in recovery and "### 改善点" in recovery
+        assert "目標 4 時間" in recovery
+        written = play.result("lifeboat_drill : Write the drill's HTML report and recovery report on the controller")
+        assert (written["history_runs"], written["history_skipped"]) == (1, 1), written
+        assert f'data-run="{first["run_id"]}"' in page and 'data-skipped="1"' in page
     finally:
         server.drop_db(db)
 
@@ -62,6 +116,10 @@ def test_drill_fails_when_verification_fails_and_says_so_in_the_evidence(server,
         assert summary["failed_step"].endswith("(g) Verify row counts equal the baseline")
         assert "lifeboat_sample.products (expected 20, found 0)" in summary["failure"]
         assert "FAILED" in (evidence / summary["run_id"] / "report.md").read_text()
+        page, recovery = assert_reports(evidence / summary["run_id"], summary, "en")
+        assert "FAILED" in page and "- **Result**: FAILED" in recovery
+        # The improvement the run itself shows: its failure, with the step.
+        assert 'The run failed at "(g) Verify row counts equal the baseline"' in recovery
         failed = play.result("lifeboat_drill : Fail the play when the drill did not verify")
         assert failed["failed"] and "FAILED at" in failed["msg"]
     finally:
