@@ -212,7 +212,9 @@ def survey_question(question):
     default = spec.get("default")
     # A default Ansible would template (playbook_dir...) means nothing to AWX: left blank, not sent.
     # An answer required where the option is not (a confirmation) is typed each time: no default.
-    if question.keep_inventory or question.required or (isinstance(default, str) and "{{" in default):
+    # An empty default is not offered either: AWX (24.6 and before) would send it as !unsafe '', which
+    # ansible-core 2.19 reads as null, not as the role's empty string; left blank, the role's "" applies.
+    if question.keep_inventory or question.required or default == "" or (isinstance(default, str) and "{{" in default):
         default = None
     description = _describe(spec)
     item = {"question_name": question.question_name, "question_description": description,
