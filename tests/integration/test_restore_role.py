@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import PROJECT, assert_one_line, embedded_only
+from report_checks import assert_reports, figure
 
 # A role composes modules whose own tests run on every server; the role itself runs on one.
 pytestmark = embedded_only
@@ -80,6 +81,15 @@ def test_restore_playbook_swaps_in_latest_while_following_its_progress(server, a
     assert summary[summary.index("Actions:") + 1:] == result["actions"]
     assert server.password not in play.stdout
 
+    # The reports beside the evidence: the restore's figures, against no target (none is set).
+    evidence = json.loads((ansible.workdir / "evidence" / "restore" / "latest-summary.json").read_text())
+    page, recovery = assert_reports(ansible.workdir / "evidence" / "restore" / evidence["run_id"], "en", "passed", {
+        "rto": ("data-seconds", evidence["recovery_seconds"]), "rpo": ("data-seconds", evidence["recovery_point_age_seconds"]),
+        "backup-id": ("data-backup-id", backup["backup_id"]), "rows": ("data-rows", sum(backup["row_counts"].values())),
+        "duration": ("data-seconds", result["timings"]["total_seconds"])})
+    assert "<h1>Restore report</h1>" in page and figure(page, "rto-verdict", "data-verdict") == "none"
+    assert "No RTO or RPO target is set" in recovery and server.password not in page + recovery
+
 
 def test_production_host_restores_only_with_the_database_name_confirmed(server, ansible, restore_target):
     db, backup = restore_target
@@ -147,7 +157,8 @@ def test_dr_playbook_recovers_a_lost_database_from_s3_and_checks_it(server, ansi
     server.drop_db(sample_db)  # the disaster
 
     ansible.write_inventory(lifeboat_restore_s3=moto.options(), lifeboat_restore_cache_dir=s3["cache_dir"],
-                            lifeboat_restore_poll_interval=1)
+                            lifeboat_restore_poll_interval=1, lifeboat_rto_target_seconds=14400,
+                            lifeboat_rpo_target_seconds=14400)
     play = ansible.run_playbook(DR, "-e", f"restore_db={sample_db}", "-e", f"restore_repository={s3['repository']}")
     assert play.rc == 0, play.stdout[-3000:]
     assert moto.SECRET_KEY not in play.stdout
@@ -166,3 +177,10 @@ def test_dr_playbook_recovers_a_lost_database_from_s3_and_checks_it(server, ansi
     assert evidence["integrity"] == integrity["summary"]
     assert 0 < float(evidence["recovery_seconds"]) < 120
     assert float(evidence["recovery_point_age_seconds"]) > 0
+    # The DR's reports: seed 002's targets (RTO and RPO of 4 h, inventories/example) met, the phases on the timeline.
+    page, recovery = assert_reports(written[0].parent, "en", "passed", {
+        "rto": ("data-seconds", evidence["recovery_seconds"]), "rto-verdict": ("data-verdict", "met"),
+        "rpo-verdict": ("data-verdict", "met"), "backup-id": ("data-backup-id", backup["backup_id"])})
+    assert "<h1>Disaster recovery report</h1>" in page
+    assert 'data-step="phase_restore"' in page and 'data-step="phase_integrity"' in page
+    assert "disaster recovery: database" in recovery and "(target 4 h: met)" in recovery
