@@ -195,3 +195,31 @@ def test_validate_manifest_accepts_what_the_writers_produce():
         assert validate_manifest(manifest, GOOD['backup_id'], 'app', '/repo/app') is manifest
     with pytest.raises(InvalidSet, match='not an object'):
         validate_manifest([GOOD], GOOD['backup_id'], 'app', '/repo/app')
+
+
+DELTA_TABLE = dict(schema='public', table='t', file='000-public.t.copy.gz', rows=1, columns=['id', 'v'], key=['id'])
+DELTA = dict(GOOD, kind='delta', format='delta', archive=None,
+             files=[dict(name='000-public.t.copy.gz', size=10, sha256='0' * 64)])
+
+
+def delta_with(**entry):
+    return dict(DELTA, delta=dict(base_backup_id='20261120T020000Z-abcdef', tables={'public.t': dict(
+        DELTA_TABLE, **entry)}))
+
+
+@pytest.mark.parametrize('manifest, reason', [
+    (delta_with(file='../20261120T020000Z-abcdef/000-public.t.copy.gz'), 'not one of its listed files'),
+    (delta_with(file='/var/tmp/planted.copy.gz'), 'not one of its listed files'),
+    (delta_with(file='001-public.t.copy.gz'), 'not one of its listed files'),
+    (delta_with(file=['000-public.t.copy.gz']), 'a file of'),
+    (delta_with(columns='id'), 'a columns of'),
+    (delta_with(key=[1]), 'columns that are not names'),
+    (delta_with(rows=True), 'a rows of'),
+    (dict(DELTA, delta=dict(tables=['public.t'])), 'not an object of tables'),
+    (dict(DELTA, delta='public.t'), 'not an object of tables'),
+])
+def test_a_delta_table_is_loaded_only_from_one_of_the_sets_own_files(manifest, reason):
+    """Issue 15 item 1: delta apply opens each table's `file`; only a listed (checked) file will do."""
+    with pytest.raises(InvalidSet, match=reason):
+        validate_manifest(manifest, GOOD['backup_id'], 'app', '/repo/app')
+    assert validate_manifest(delta_with(), GOOD['backup_id'], 'app', '/repo/app')
