@@ -48,6 +48,11 @@ class ApplyRequest(object):
 def _select_deltas(repository, request, base):
     """The deltas to apply, oldest first, refusing a chain with a gap (its rows would be lost)."""
     chain = delta_chain(repository, request.backup_db, base.backup_id, request.kind)
+    # A refused set (manifest.InvalidSet, naming it) may be a delta of this base: applying the
+    # chain around it would lose its rows without a word, so nothing is applied.
+    refused = repository.refused.get(request.backup_db)
+    if refused:
+        raise refused[0]
     present = set(d.backup_id for d in chain)
     if request.deltas:
         unknown = [i for i in request.deltas if i not in present]

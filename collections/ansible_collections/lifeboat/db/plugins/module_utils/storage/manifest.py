@@ -260,6 +260,30 @@ def _problem(manifest, backup_id, database):
             return 'its manifest gives %r a size of %r' % (name, size)
         if not isinstance(entry.get('sha256'), str) or not SHA256.match(entry['sha256']):
             return 'its manifest gives %r no sha256' % name
+    return _delta_problem(manifest.get('delta'), seen)
+
+
+# What delta apply reads of each table of a delta set (delta/export.py writes them).
+DELTA_TABLE_FIELDS = dict(schema=str, table=str, file=str, rows=int, columns=list, key=list)
+
+
+def _delta_problem(delta, files):
+    """Why a delta set's table list is not one lifeboat wrote, or None: each table is loaded from
+    one of the set's own listed (hence name-checked and hashed) files, never from a path of its own."""
+    if delta is None:
+        return None
+    tables = delta.get('tables') if isinstance(delta, dict) else None
+    if not isinstance(tables, dict) or not all(isinstance(entry, dict) for entry in tables.values()):
+        return 'its manifest has a delta whose tables are not an object of tables'
+    for name, entry in sorted(tables.items()):
+        for key, kind in DELTA_TABLE_FIELDS.items():
+            if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+                return 'its manifest gives delta table %r a %s of %r' % (name, key, entry.get(key))
+        if not all(isinstance(column, str) for column in entry['columns'] + entry['key']):
+            return 'its manifest gives delta table %r columns that are not names' % name
+        if entry['file'] not in files:
+            return 'its manifest loads delta table %r from %r, which is not one of its listed files' % (
+                name, entry['file'])
     return None
 
 
