@@ -119,19 +119,16 @@ def _survey_errors(question, answers):
     return []
 
 
-def launch_extra_vars(template, answers, empty_defaults=False):
-    """A job's extra vars as AWX builds them when `template` is launched with its survey answered
-    by `answers`: the template's extra_vars, then each survey default that passes its question's
-    checks, then the answers, which must pass every question's checks. An empty default of an
-    optional question is left out (AWX since early 2026) unless `empty_defaults` (AWX 24.6 and
-    before sends it, and ansible-core 2.19 reads its `!unsafe ''` as null)."""
+def launch_extra_vars(template, answers):
+    """A job's extra vars as AWX 24.6 builds them when `template` is launched with its survey
+    answered by `answers`: the template's extra_vars, then each survey default that passes its
+    question's checks (an empty default included, which ansible-core 2.19 reads as null: `!unsafe
+    ''`; AWX since early 2026 leaves an optional question's empty default out), then the answers,
+    which must pass every question's checks."""
     extra_vars = dict(template.get("extra_vars") or {})
     questions = (template.get("survey_spec") or {}).get("spec", []) if template.get("survey_enabled") else []
     for question in questions:
         default, variable = question.get("default"), question["variable"]
-        if default == "" and not question.get("required") and question["type"] != "password" \
-                and variable not in extra_vars and not empty_defaults:
-            continue
         if default is not None and not _survey_errors(question, {variable: default}):
             extra_vars[variable] = default
     errors = [error for question in questions for error in _survey_errors(question, answers)]
@@ -238,15 +235,15 @@ class PrivateDataDir:
             env[env_key] = os.pathsep.join([str(self.root / folder)] + paths)
         return env
 
-    def run(self, template, answers, limit=None, credentials=(), inherited=None, empty_defaults=False, timeout=300):
+    def run(self, template, answers, limit=None, credentials=(), inherited=None, timeout=300):
         """A job of job template `template` (a controller_templates item) launched with the survey
         answered by `answers`, the inventory limited to `limit` (asked on launch), each
         (credential type, inputs) of `credentials` injected; `inherited` are the set_stats artifacts
-        a workflow hands this node from the nodes before it; `empty_defaults`: see launch_extra_vars."""
+        a workflow hands this node from the nodes before it."""
         self.job_id += 1
         playbook = template["playbook"]
         # The artifacts come with the launch's own variables, over the survey's defaults (AWX's order).
-        extra_vars = launch_extra_vars(template, {**(inherited or {}), **answers}, empty_defaults)
+        extra_vars = launch_extra_vars(template, {**(inherited or {}), **answers})
         env = self.environment()
         (self.root / "cp").mkdir(mode=0o700, exist_ok=True)
         # AWX's build_args for a job template without a machine credential (that user is root).
