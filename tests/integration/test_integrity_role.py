@@ -5,6 +5,7 @@ import json
 import stat
 
 from conftest import PROJECT, assert_one_line, embedded_only
+from report_checks import assert_reports
 
 # A role composes modules whose own tests run on every server; the role itself runs on one.
 pytestmark = embedded_only
@@ -61,7 +62,16 @@ def test_clean_database_passes_with_a_report_and_private_evidence(server, ansibl
     assert "| PASSED | sequences | error | no sequence is behind its column |" in markdown
     assert mode(run_dir) == 0o700
     assert {p.name: mode(p) for p in [*run_dir.iterdir(), evidence / "latest-summary.json"]} == {
-        "result.json": 0o600, "report.md": 0o600, "latest-summary.json": 0o600}
+        "result.json": 0o600, "summary.json": 0o600, "report.md": 0o600, "report.html": 0o600,
+        "latest-summary.json": 0o600}
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    assert [c["name"] for c in summary["checks"]] == [c["name"] for c in result["checks"]]
+    assert "sample" not in summary["checks"][0]
+    passed = sum(1 for c in result["checks"] if c["status"] == "passed")
+    page, _ = assert_reports(run_dir, "en", "passed", {
+        "checks": ("data-passed", passed), "duration": ("data-seconds", result["timing"]["seconds"])}, recovery=False)
+    assert "<h1>Integrity check report</h1>" in page and page.count('class="step"') == len(
+        [c for c in result["checks"] if c.get("seconds") is not None])
     assert stats(play) == dict(stats(play), database=sample_db, passed=True, failed_checks=[],
                                summary=result["summary"], evidence=str(run_dir))
     assert server.password not in play.stdout + markdown + json.dumps(written)
@@ -70,7 +80,7 @@ def test_clean_database_passes_with_a_report_and_private_evidence(server, ansibl
 def test_broken_data_fails_the_play_with_the_summary_after_the_evidence(server, ansible, sample_db, tmp_path):
     server.sql(sample_db, SEQUENCE_BEHIND)
     evidence = tmp_path / "evidence"
-    play = run(ansible, sample_db, evidence)
+    play = run(ansible, sample_db, evidence, "-e", "lifeboat_report_lang=ja")
     assert play.rc != 0
     result = play.result(RUN.format(db=sample_db))
     assert not result["failed"], "the module only reports; the role gives the verdict"
@@ -88,6 +98,9 @@ def test_broken_data_fails_the_play_with_the_summary_after_the_evidence(server, 
     assert markdown.startswith(f"# Integrity of {sample_db}: FAILED\n")
     assert "| FAILED | sequences | error | 1 sequence(s) behind their column" in markdown
     assert stats(play)["passed"] is False and stats(play)["failed_checks"] == ["sequences"]
+    # The page in Japanese (lifeboat_report_lang), the failed check marked in colour and words.
+    page, _ = assert_reports(evidence / summary["run_id"], "ja", "failed", {"checks": ("data-failed", 1)}, recovery=False)
+    assert "<h1>整合性チェックレポート</h1>" in page and "失敗" in page
 
     # Check mode runs the checks too (they are read-only), and writes no evidence, as the drill's.
     (evidence / "latest-summary.json").unlink()
