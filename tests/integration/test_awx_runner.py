@@ -74,7 +74,7 @@ def login(server):
 
 
 def awx_object(file, key, name):
-    """An object of awx/ (items 2 of issue 18), or a one-line skip while its file is missing."""
+    """An object of awx/ (item 2 of issue 18), or a one-line skip while its file is missing."""
     found = controller_object(AWX / file, key, name)
     if found is None:
         pytest.skip(f"awx/{file} is missing: the AWX configuration (issue 18, item 2) is not there yet")
