@@ -1,6 +1,6 @@
 """awx/: lifeboat's AWX configuration as code (infra.aap_configuration's variable format).
 
-Checked without AWX: the generated surveys are current (scripts/awx_surveys.py), every question agrees
+Checked without AWX: the generated files are current (scripts/awx_surveys.py), every question agrees
 with the role option it feeds, every survey asks exactly its playbook's command-line variables (found
 in the playbook, not taken from the generator), the objects refer to each other by names that exist,
 the PostgreSQL credential's injector feeds the inventory's login password, and the S3 login AWX puts in
@@ -32,7 +32,8 @@ spec.loader.exec_module(awx_surveys)
 # infra.aap_configuration 3.x: the variable each of its controller roles reads (its dispatch role's table).
 DISPATCH_VARS = {"aap_organizations", "controller_execution_environments", "controller_credential_types",
                  "controller_credentials", "controller_projects", "controller_inventories",
-                 "controller_inventory_sources", "controller_templates", "controller_workflows"}
+                 "controller_inventory_sources", "controller_templates", "controller_workflows",
+                 "controller_schedules"}
 # AWX's own credential types that awx/credentials.yml uses, with their input fields.
 BUILTIN_CREDENTIAL_TYPES = {
     "Machine": {"username", "password", "ssh_key_data", "ssh_key_unlock", "become_method", "become_username",
@@ -337,14 +338,7 @@ def test_objects_refer_to_names_that_exist():
                 assert set(node.get(link, [])) <= set(nodes), f"{where}: {node['identifier']} {link}"
             if node.get("limit"):
                 assert target["ask_limit_on_launch"], f"{where}: {node['identifier']}'s limit would be refused"
-            # AWX takes a node's variables only as answers to its template's survey.
-            questions = {q["variable"]: q for q in (target.get("survey_spec") or {}).get("spec", [])}
-            for variable, value in (node.get("extra_data") or {}).items():
-                assert variable in questions, f"{where}: {node['identifier']} sends {variable}, not in its survey"
-                if questions[variable]["type"] == "multiplechoice":
-                    assert value in questions[variable]["choices"], f"{where}: {variable}={value}"
-            missing = {v for v, q in questions.items() if q["required"]} - set(node.get("extra_data") or {})
-            assert not missing, f"{where}: node {node['identifier']} leaves required {sorted(missing)} unanswered"
+            check_answers(f"{where}: node {node['identifier']}", target, node.get("extra_data"))
         # One start, and every node reached from it, without a cycle.
         children = {i: [c for link in ("success_nodes", "failure_nodes", "always_nodes") for c in n.get(link, [])]
                     for i, n in nodes.items()}
@@ -357,6 +351,61 @@ def test_objects_refer_to_names_that_exist():
             order.append(node)
             todo += children[node]
         assert set(order) == set(nodes)
+
+
+def check_answers(where, template, answers):
+    """AWX takes a node's or a schedule's variables only as valid answers to its template's survey."""
+    questions = {q["variable"]: q for q in (template.get("survey_spec") or {}).get("spec", [])}
+    for variable, value in (answers or {}).items():
+        assert variable in questions, f"{where} sends {variable}, not a question of {template['name']}'s survey"
+        if questions[variable]["type"] == "multiplechoice":
+            assert value in questions[variable]["choices"], f"{where}: {variable}={value}"
+    missing = {v for v, q in questions.items() if q["required"]} - set(answers or {})
+    assert not missing, f"{where} leaves {template['name']}'s required {sorted(missing)} unanswered"
+
+
+def cron_matches(expression, when):
+    def field(spec, value):
+        if spec == "*":
+            return True
+        if spec.startswith("*/"):
+            return value % int(spec[2:]) == 0
+        return value == int(spec)
+    minute, hour, dom, month, dow = expression.split()
+    return (field(minute, when.minute) and field(hour, when.hour) and field(dom, when.day)
+            and field(month, when.month) and field(dow, (when.weekday() + 1) % 7))
+
+
+def test_awx_schedules_run_when_seed_002s_cron_jobs_do():
+    import datetime
+    from dateutil import rrule
+    jobs = yaml.safe_load((ROOT / "roles" / "lifeboat_schedule" / "defaults" / "main.yml").read_text())[
+        "lifeboat_schedule_jobs"]
+    schedules = {s["name"]: s for s in objects("controller_schedules")}
+    templates = {t["name"]: t for t in objects("controller_templates")}
+    assert set(schedules) == {f"lifeboat {job['name']}" for job in jobs}
+    start, end = datetime.datetime(2026, 1, 1), datetime.datetime(2028, 1, 1)
+    for job in jobs:
+        schedule = schedules[f"lifeboat {job['name']}"]
+        where = f"schedule {schedule['name']}"
+        template = templates[schedule["unified_job_template"]]
+        assert template["playbook"] in job["command"], where
+        assert schedule["organization"] in names("aap_organizations") and template["ask_limit_on_launch"], where
+        check_answers(where, template, schedule["extra_data"])
+        for variable, value in schedule["extra_data"].items():
+            assert f"'-e', '{variable}={value}'" in job["command"], where
+        enabled = job.get("enabled", True)
+        assert schedule["enabled"] is (enabled if isinstance(enabled, bool) else False), where
+        # AWX reads the rule with dateutil; a time zone of its own does not change which hours match.
+        rule = schedule["rrule"].replace("{{ lifeboat_awx_timezone }}", "UTC")
+        assert re.fullmatch(r"DTSTART;TZID=UTC:\d{8}T\d{6}Z? RRULE:\S+", rule), where
+        runs = [r.replace(tzinfo=None) for r in rrule.rrulestr(rule.replace(" ", "\n")).between(
+            start.replace(tzinfo=datetime.timezone.utc), end.replace(tzinfo=datetime.timezone.utc), inc=True)
+            if r.replace(tzinfo=None) < end]
+        hours = (start + datetime.timedelta(hours=h) for h in range(int((end - start).total_seconds() // 3600)))
+        cron = [h.replace(minute=int(job["schedule"].split()[0])) for h in hours]
+        cron = [when for when in cron if cron_matches(job["schedule"], when)]
+        assert runs == cron, f"{where}: {rule} runs {runs[:3]}..., cron {job['schedule']} {cron[:3]}..."
 
 
 def check_survey(where, owner):
