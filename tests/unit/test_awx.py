@@ -67,7 +67,7 @@ JINJA.filters, JINJA.tests = _Anything(), _Anything()
 def load_awx(name):
     """An awx/ file as awx/configure.yml reads it (Ansible's loader: `!unsafe` values stay as written)."""
     from ansible.parsing.dataloader import DataLoader
-    return DataLoader().load_from_file(str(AWX / name))
+    return DataLoader().load_from_file(str(AWX / name), trusted_as_template=True)
 
 
 def awx_files():
@@ -423,6 +423,33 @@ def check_survey(where, owner):
             assert question["choices"] and all(isinstance(c, str) for c in question["choices"])
             defaults = question.get("default", "").split("\n") if question.get("default") else []
             assert set(defaults) <= set(question["choices"]), f"{where}: {question['variable']} default"
+
+
+def test_configure_renders_every_file_from_the_settings_and_the_vault():
+    """What awx/configure.yml hands the roles: every template of awx/ resolved by settings.yml and the
+    vault variables its header names, nothing else; the `!unsafe` ones (AWX's and the jobs') left as written."""
+    from ansible.errors import AnsibleUndefinedVariable
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    header = (AWX / "configure.yml").read_text().split("\n- name:")[0]
+    vault = set(re.findall(r"\bvault_lifeboat_awx_[a-z_]+", header))
+    assert vault, "awx/configure.yml's header names no vault variable"
+    variables = dict(load_awx("settings.yml"), **{name: f"<{name}>" for name in vault})
+    templar = Templar(loader=DataLoader(), variables=variables)
+    for name in awx_files():
+        rendered = templar.template(load_awx(name))
+        assert "{{" not in str({k: v for k, v in rendered.items() if k not in (
+            "controller_credential_types", "controller_inventories")}), f"awx/{name} left a template unrendered"
+    for name in vault:
+        used = [f for f in awx_files() if name in (AWX / f).read_text()]
+        assert used, f"awx/configure.yml names {name}, which no file of awx/ uses"
+    # A variable neither in settings.yml nor in the vault would stop configure.yml: undefined.
+    with pytest.raises(AnsibleUndefinedVariable):
+        Templar(loader=DataLoader(), variables=load_awx("settings.yml")).template(load_awx("credentials.yml"))
+    injector = templar.template(load_awx("credential_types.yml"))["controller_credential_types"][0]["injectors"]
+    assert injector["extra_vars"]["vault_lifeboat_password"] == "{{ password }}"
+    login = templar.template(load_awx("inventories.yml"))["controller_inventories"][0]["variables"]
+    assert "lookup('ansible.builtin.env', 'AWS_SECRET_ACCESS_KEY'" in login["lifeboat_awx_s3_login"]
 
 
 def test_the_restore_confirmation_is_a_required_text_answer():
