@@ -305,7 +305,8 @@ class _Page(object):
             rows = ''.join('<tr class="%s"><td>%s</td><td class="num">%s</td><td class="num">%s</td><td>%s %s</td></tr>'
                            % ('met' if table.get('status') == 'ok' else 'missed', esc(table.get('table')),
                               esc(fmt.count(self.lang, table.get('expected'))), esc(fmt.count(self.lang, table.get('actual'))),
-                              SYMBOL['passed'] if table.get('status') == 'ok' else SYMBOL['failed'], esc(table.get('status')))
+                              SYMBOL['passed'] if table.get('status') == 'ok' else SYMBOL['failed'],
+                              esc(self._state(table.get('status'))))
                            for table in tables)
             return ('<section id="tables"><h2>%s</h2><table><thead><tr><th>%s</th><th class="num">%s</th><th class="num">%s'
                     '</th><th>%s</th></tr></thead><tbody>%s</tbody></table></section>'
