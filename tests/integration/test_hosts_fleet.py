@@ -12,12 +12,14 @@ inventories/example runs them (login deploy, become postgres).
   one connection (log_connections), no database is created there and its data is unchanged.
 """
 import json
+import re
 import stat
 from types import SimpleNamespace
 
 import pytest
 
 from conftest import PROJECT, ansible_playbook
+from report_checks import assert_reports, figure
 
 APP, STAGE, PROOF = "fleet_app", "fleet_stage", "fleet_proof"
 REPOSITORY = "/var/backups/lifeboat"
@@ -128,6 +130,12 @@ def test_fleet_backs_up_and_proves_every_reachable_host_and_summarizes_all(db_ho
         assert line in markdown, markdown
     assert "2 ok, 1 failed, 1 unreachable" in markdown and "## Problems" in markdown
     assert "| passed | db2 |" in markdown and "| failed | db2 |" in markdown, markdown
+    # The page: one row per host, its state and its drill's RTO and RPO.
+    page, _ = assert_reports(fleet.tmp / "fleet" / stamp_of(summary), "en", "failed", {
+        "hosts-ok": ("data-ok", 2), "rto": ("data-seconds", drill["rto_seconds"])}, recovery=False)
+    for host, state in (("db1", "ok"), ("db2", "ok"), ("db3", "failed"), ("db4", "unreachable")):
+        assert f'data-host="{host}" data-state="{state}"' in page, host
+    assert f'data-rto="{drill["rto_seconds"]!r}"' in page
     # The drill evidence of each proof says which host took and which host proved the backup.
     proofs = [json.loads(p.read_text()) for p in (fleet.tmp / "drill").glob("*/summary.json")]
     assert sorted((p["took_on"], p["proved_on"], p["status"]) for p in proofs) == [
@@ -222,3 +230,22 @@ def test_a_fleet_where_no_host_answers_still_gets_its_summary(tmp_path):
                                                             ["gone2 did not answer over SSH"]]
     assert "0 ok, 0 failed, 2 unreachable" in (tmp_path / "fleet" / "latest-summary.md").read_text()
     assert private(tmp_path / "fleet") == {}
+    page, _ = assert_reports(tmp_path / "fleet" / stamp_of(summary), "en", "failed",
+                             {"hosts-ok": ("data-ok", 0)}, recovery=False)
+    assert figure(page, "hosts-ok", "data-hosts") == "2.0"
+    assert 'data-host="gone1" data-state="unreachable"' in page and 'id="history-none"' in page
+
+    # A second run, in Japanese: its history holds the first.
+    again = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / "fleet.yml", "-e", "lifeboat_report_lang=ja",
+                              "-e", f"lifeboat_fleet_evidence_dir={tmp_path / 'fleet'}"], tmp_path / "again.jsonl",
+                             timeout=120)
+    assert again.returncode != 0
+    second = json.loads((tmp_path / "fleet" / "latest-summary.json").read_text())
+    page, _ = assert_reports(tmp_path / "fleet" / stamp_of(second), "ja", "failed", {}, recovery=False)
+    assert "<h1>フリートレポート</h1>" in page and 'data-runs="2"' in page
+    assert f'data-run="{stamp_of(summary)}"' in page
+
+
+def stamp_of(summary):
+    """The fleet run's folder name, as fleet.yml makes it from generated_at."""
+    return re.sub(r"[-:]|\.\d+", "", summary["generated_at"])
