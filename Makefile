@@ -28,9 +28,10 @@ stop:
 
 demo: server
 	ansible-playbook playbooks/drill.yml
-	@echo
-	@echo "Evidence: $$(ls -td .lifeboat/evidence/drill/*/ | head -n 1)"
-	@cat "$$(ls -td .lifeboat/evidence/drill/*/ | head -n 1)report.md"
+	@run="$$(ls -td .lifeboat/evidence/drill/*/ | head -n 1)"; echo; cat "$${run}report.md"; echo; \
+	echo "Evidence: $(CURDIR)/$${run}"; \
+	echo "Report (open it in a browser): $(CURDIR)/$${run}report.html"; \
+	echo "Recovery report (Markdown, seed 003's): $(CURDIR)/$${run}recovery-report.md"
 
 lint: venv
 	ansible-lint
