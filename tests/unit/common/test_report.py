@@ -297,3 +297,13 @@ def test_reports_are_private_and_check_mode_writes_nothing(tmp_path):
     assert stat.S_IMODE(os.lstat(folder / summary["run_id"]).st_mode) == 0o700
     integrity = write_reports("integrity", str(folder), "run-2", sample("integrity"), {}, "en", 10, to_nice_json)
     assert integrity["recovery"] is None and not (folder / "run-2" / "recovery-report.md").exists()
+
+
+def test_a_failed_runs_times_are_not_judged(tmp_path):
+    failed = sample("drill", status="failed", failed_step="(g) Verify row counts equal the baseline", failure="lost rows")
+    page, recovery, _ = render("drill", failed, tmp_path, "en", SEED_002)
+    assert 'id="rto-verdict" data-verdict="none">not judged: the run failed' in page
+    assert 'data-mark="ended"' in page and 'data-mark="recovered"' not in page
+    incident = recovery.split("### Recovery steps")[0]
+    assert "- **Recovered**: not recovered" in incident and "(target" not in incident
+    assert 'The run failed at "(g) Verify row counts equal the baseline": lost rows.' in recovery

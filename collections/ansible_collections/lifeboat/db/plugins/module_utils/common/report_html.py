@@ -15,7 +15,7 @@ import math
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common import report_format as fmt
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_model import (
-    CHARTS, RECOVERY_KINDS, fleet_rows, items, verdict)
+    CHARTS, RECOVERY_KINDS, fleet_rows, items, run_verdict, verdict)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_texts import text
 
 CSS = """
@@ -114,13 +114,18 @@ class _Page(object):
             words = self.t('target_value_level', value=self.duration(target), level=self.targets['level'])
         else:
             words = self.t('target_value', value=self.duration(target))
-        return verdict(self.fig[name], target), words
+        return run_verdict(self.fig, name, self.targets), words
 
     def verdict_html(self, name):
         judged, target = self.judged(name)
         state = judged or 'unjudged'
         if judged is None:
-            shown = self.t('target_not_measured') if self.fig[name] is None and self.targets[name] is not None else target
+            if not self.fig['timed'] and self.targets[name] is not None:
+                shown = self.t('target_failed_run')
+            elif self.fig[name] is None and self.targets[name] is not None:
+                shown = self.t('target_not_measured')
+            else:
+                shown = target
             return '<div class="verdict unjudged" id="%s-verdict" data-verdict="none">%s</div>' % (name, esc(shown))
         return ('<div class="verdict %s" id="%s-verdict" data-verdict="%s">%s %s \u00b7 %s</div>'
                 % (state, name, state, SYMBOL[state], esc(self.t('target_' + state)), esc(target)))
@@ -338,7 +343,7 @@ class _Page(object):
         for row in fleet_rows(self.summary):
             cells = []
             for name in ('rto', 'rpo'):
-                judged = verdict(row[name], self.targets[name])
+                judged = None if row['drill'] == 'failed' else verdict(row[name], self.targets[name])
                 cells.append('<td class="num %s" data-%s="%s">%s%s</td>' % (
                     judged or 'unjudged', name, _num_attr(row[name]), esc(self.duration(row[name])),
                     (' %s %s' % (SYMBOL[judged], esc(t('target_' + judged)))) if judged else ''))
@@ -366,7 +371,7 @@ class _Page(object):
         title = t(CHART_TITLES.get((metric, self.kind)) or 'chart_%s_%s' % (metric, self.kind)
                   if metric in ('size', 'duration', 'failed') else 'chart_' + metric)
         show = {'size': lambda v: fmt.size(self.lang, v), 'failed': lambda v: fmt.count(self.lang, v)}.get(metric, self.duration)
-        values = [(name, fig[metric], fig['status']) for name, fig in runs]
+        values = [(name, fig[metric], fig) for name, fig in runs]
         measured = [v for _, v, _ in values if v is not None]
         target = self.targets.get(metric) if metric in ('rto', 'rpo') else None
         top = max(measured) if measured else None
@@ -387,27 +392,32 @@ class _Page(object):
                 w - left, esc(t('chart_max', value=show(max(measured))))))
             step = min(40.0, (w - 2 * left) / float(len(values)))
             base = 24 + plot_h
-            for index, (name, value, status) in enumerate(values):
+            for index, (name, value, fig) in enumerate(values):
                 current = index == len(values) - 1
                 if value is None:
                     continue
-                judged = verdict(value, target)
-                colour = COLOURS['missed'] if judged == 'missed' or (metric == 'failed' and value > 0) else COLOURS['ok']
+                judged = run_verdict(fig, metric, self.targets) if target is not None else None
+                if judged == 'missed' or (metric == 'failed' and value > 0):
+                    colour = COLOURS['missed']
+                else:
+                    # A failed run's times are not a recovery's: grey, and its tooltip says it failed.
+                    colour = COLOURS['ok'] if fig['timed'] else COLOURS['unjudged']
                 bar_h = max(1.0, plot_h * value / top)
                 parts.append('<rect class="run%s" data-run="%s" data-value="%s" x="%.1f" y="%.1f" width="%.1f" '
                              'height="%.1f" fill="%s"%s><title>%s</title></rect>'
                              % (' current' if current else '', esc(name), _num_attr(value), left + index * step + 1,
                                 base - bar_h, max(1.0, step - 2), bar_h, colour,
                                 ' stroke="%s" stroke-width="2"' % COLOURS['current'] if current else '',
-                                esc('%s: %s%s' % (name, show(value), (' (%s)' % t('target_' + judged)) if judged else ''))))
+                                esc('%s: %s%s' % (name, show(value), (' (%s)' % t('target_' + judged)) if judged
+                                                  else ('' if fig['timed'] else ' (%s)' % t('status_failed'))))))
             if target is not None:
                 ty = base - plot_h * target / top
                 parts.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="4 2"/>'
-                             '<text x="%d" y="%.1f" text-anchor="end" class="note">%s</text>'
-                             % (left, w - left, ty, ty, COLOURS['target'], w - left, max(34.0, ty - 3),
+                             '<text x="%d" y="%.1f" class="note">%s</text>'
+                             % (left, w - left, ty, ty, COLOURS['target'], left, max(34.0, ty - 3),
                                 esc(self.t('target_value', value=self.duration(target)))))
             if parts_note:
-                parts.append('<text x="%d" y="34" text-anchor="end" class="note">%s</text>' % (w - left, esc(parts_note)))
+                parts.append('<text x="%d" y="34" class="note">%s</text>' % (left, esc(parts_note)))
             parts.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#8c959f"/>' % (left, w - left, base, base))
             parts.append('<text x="%d" y="%d" class="note">%s</text>' % (left, base + 16, esc(runs[0][0][:15])))
             parts.append('<text x="%d" y="%d" text-anchor="end" class="note">%s</text>' % (

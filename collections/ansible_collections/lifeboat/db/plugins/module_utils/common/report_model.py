@@ -89,6 +89,11 @@ def verdict(value, target):
     return 'met' if value <= target else 'missed'
 
 
+def run_verdict(fig, name, targets):
+    """The verdict of a run's rto or rpo: None for a failed run too, whose times are not a recovery's."""
+    return verdict(fig[name], targets[name]) if fig['timed'] else None
+
+
 def _status(value, what):
     value = string(value, what)
     return value if value in ('passed', 'failed') else 'unknown'
@@ -173,7 +178,7 @@ def _fleet_figures(summary):
     ok = number(counts.get('ok'), 'counts.ok')
 
     def most(key):
-        values = [row[key] for row in rows if row[key] is not None]
+        values = [row[key] for row in rows if row[key] is not None and row['drill'] == 'passed']
         return max(values) if values else None
     sizes = [row['size'] for row in rows if row['size'] is not None]
     return dict(status='passed' if ok is not None and ok >= hosts else 'failed', rto=most('rto'), rpo=most('rpo'),
@@ -192,6 +197,9 @@ def figures(kind, summary):
                 backup_id=string(summary.get('backup_id'), 'backup_id'),
                 status=_status(summary.get('status'), 'status'), rto=None, rpo=None, size=None, duration=None,
                 rows=None, failed=None)
+    # Whether the run's RTO and RPO are a recovery's, to be judged: not a failed run's; the fleet's
+    # are its passed drills'.
+    base['timed'] = kind == 'fleet' or base['status'] != 'failed'
     if kind in RECOVERY_KINDS:
         base.update(_recovery_figures(kind, summary))
     elif kind == 'integrity':
@@ -233,6 +241,10 @@ def _spread(bars, first, total):
         at += bar['seconds'] + gap
 
 
+def _end_mark(fig):
+    return 'mark_recovered' if fig['status'] == 'passed' else 'mark_ended'
+
+
 DRILL_STEPS = ('load_sample_data', 'capture_baseline', 'backup', 'inject_fault', 'restore', 'verify',
                'pick_backup', 'carry')
 
@@ -258,7 +270,7 @@ def _drill_timeline(summary, fig):
     marks = [dict(key='mark_fault' if start_name == 'inject_fault' else 'mark_recovery_start', at=fault_at)]
     spans = {}
     if fig['rto'] is not None:
-        marks.append(dict(key='mark_recovered', at=fault_at + fig['rto']))
+        marks.append(dict(key=_end_mark(fig), at=fault_at + fig['rto']))
         spans['rto'] = (fault_at, fault_at + fig['rto'])
     if fig['rpo'] is not None:
         marks.append(dict(key='mark_backup', at=fault_at - fig['rpo']))
@@ -294,7 +306,7 @@ def _restore_timeline(summary, fig):
     marks = [dict(key='mark_recovery_start', at=0.0)]
     spans = {}
     if fig['rto'] is not None:
-        marks.append(dict(key='mark_recovered', at=fig['rto']))
+        marks.append(dict(key=_end_mark(fig), at=fig['rto']))
         spans['rto'] = (0.0, fig['rto'])
     if fig['rpo'] is not None:
         marks.append(dict(key='mark_backup', at=-fig['rpo']))

@@ -14,7 +14,7 @@ import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common import report_format as fmt
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_model import (
-    items, trend, verdict)
+    items, run_verdict, trend)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_texts import text
 
 # What can start markup in a line of CommonMark (an underscore only at a word's edge: inside a
@@ -37,7 +37,7 @@ class _Report(object):
 
     def judged(self, name, shown):
         target = self.targets[name]
-        judged = verdict(self.fig[name], target)
+        judged = run_verdict(self.fig, name, self.targets)
         if judged is None:
             return shown
         return self.t('rr_with_target', value=shown, target=self.t('target_value', value=fmt.duration(self.lang, target)),
@@ -51,7 +51,7 @@ class _Report(object):
                          proved_on=md(s.get('proved_on')))
             what = t('rr_what_drill', database=md(s.get('database')), host=md(s.get('host')), fault=md(s.get('fault')))
             if s.get('rows_destroyed') is not None:
-                what += ' (%s)' % t('rr_rows_destroyed', count=fmt.count(self.lang, s['rows_destroyed']))
+                what += t('rr_rows_destroyed', count=fmt.count(self.lang, s['rows_destroyed']))
             return what
         if self.kind == 'dr':
             return t('rr_what_dr', database=md(s.get('database')), host=md(s.get('host')),
@@ -117,7 +117,7 @@ class _Report(object):
             points.append(t('imp_failed', step=md(s.get('failed_step') or s.get('failed_task') or '?'),
                             failure=md(s.get('failure') or '?')))
         for name, key in (('rto', 'imp_rto_missed'), ('rpo', 'imp_rpo_missed')):
-            if verdict(fig[name], self.targets[name]) == 'missed':
+            if run_verdict(fig, name, self.targets) == 'missed':
                 points.append(t(key, value=fmt.duration(lang, fig[name]),
                                 target=fmt.duration(lang, self.targets[name])))
         if self.targets['rto'] is None and self.targets['rpo'] is None:
