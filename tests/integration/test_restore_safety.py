@@ -181,6 +181,35 @@ def test_a_running_restore_keeps_a_second_restore_and_retention_away(server, ans
     drop(server, copy)
 
 
+@embedded_only
+def test_a_dump_started_during_a_replace_never_captures_the_half_restored_database(server, ansible, sample_db):
+    """Issue 15 item 5 made real: a dump of the database a running replace is rebuilding fails in one
+    line within its lock_timeout and takes no set; one that may wait long enough backs up the
+    finished restore, never the half-restored database."""
+    repo = ansible.repository
+    slow_table(server, sample_db, rows=600, seconds_per_row=0.02)  # ~12 s of pg_restore
+    first = ansible.module("dump", db=sample_db, repository=str(repo))
+    assert not first["failed"], first.get("msg")
+    proc = start_restore(ansible, db=sample_db, mode="replace", repository=str(repo), backup=first["backup_id"])
+    try:
+        wait_for_phase(repo / sample_db / ".restore-progress.json", "restoring", proc)
+        during = ansible.play([{"name": "dump", "ignore_errors": True,
+                                "lifeboat.db.dump": {"db": sample_db, "repository": str(repo), "lock_timeout": 1}}])
+        still_running = proc.poll() is None
+        waited = ansible.module("dump", db=sample_db, repository=str(repo), lock_timeout=300)
+    finally:
+        output = proc.communicate(timeout=300)[0]
+    assert still_running, "the replace ended before the first dump tried: make its table slower"
+    assert_one_line(during.result("dump"), f"database '{sample_db}' is being restored by another run", "lock_timeout")
+    assert proc.returncode == 0, output[-3000:]
+    assert not waited["failed"], waited.get("msg")
+    assert waited["restore_waited_seconds"] > 0, waited
+    assert waited["row_counts"] == first["row_counts"], "the dump captured a half-restored database"
+    kinds = sorted(json.loads((repo / sample_db / name / "manifest.json").read_text())["kind"]
+                   for name in backup_sets(repo / sample_db))
+    assert kinds == ["full", "full", "pre-restore"], kinds
+
+
 # Names a libpq connection string would read as options, or that quote, space, dot or leave ASCII.
 HOSTILE_NAMES = ["x host=127.0.0.2 port=1", "dbname=postgres", "it's \"quoted\"; x", "Dot.Upper Case",
                  "naïve ünïcödé", "postgresql://127.0.0.2:1/x"]
