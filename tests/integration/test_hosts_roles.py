@@ -244,6 +244,10 @@ def test_restore_swaps_in_over_ssh_staging_freely_production_only_confirmed(db_h
     assert production["integrity_passed"] is True and production["integrity"].startswith(f"integrity of '{DB}'")
     reports = sorted(open(path).readline().split(": ")[-1].strip() for path in files if path.endswith("/report.md"))
     assert reports == ["FAILED", "PASSED", "PASSED"], reports
+    # Beside each run, its page and seed 003's recovery report (lifeboat.db.report, on the controller
+    # whatever become the inventory sets), private like the rest.
+    assert sum(path.endswith("/report.html") for path in files) == 3
+    assert sum(path.endswith("/recovery-report.md") for path in files) == 3
 
 
 def test_integrity_evidence_is_gathered_to_the_controller(db_hosts, played):
@@ -258,6 +262,7 @@ def test_integrity_evidence_is_gathered_to_the_controller(db_hosts, played):
     assert all(any(check["name"] == "row_counts" and check["status"] == "passed" for check in result["checks"])
                for result in results), [result["summary"] for result in results]
     assert sum(path.endswith("/report.md") for path in files) == 2
+    assert sum(path.endswith("/report.html") for path in files) == 2
 
 
 def test_maintenance_keeps_partitions_refreshes_and_purges_over_ssh(db_hosts, played):

@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import math
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_texts import text
 
@@ -21,6 +22,8 @@ def duration(lang, seconds):
     """2.25 s, 12.5 min, 4 h, 1.5 d (a dash when there is no value)."""
     if seconds is None:
         return text(lang, 'none')
+    if seconds < 0.1:
+        return text(lang, 'unit_seconds', value=_number(seconds, 3))
     if seconds < 10:
         return text(lang, 'unit_seconds', value=_number(seconds, 2))
     if seconds < 120:
@@ -30,6 +33,14 @@ def duration(lang, seconds):
     if seconds < 2 * 86400:
         return text(lang, 'unit_hours', value=_number(seconds / 3600.0, 1))
     return text(lang, 'unit_days', value=_number(seconds / 86400.0, 1))
+
+
+def axis(lang, seconds, step):
+    """A tick of a time axis whose ticks are `step` seconds apart: as many decimals as the step needs."""
+    if step >= 60:
+        return duration(lang, seconds)
+    decimals = max(0, -int(math.floor(math.log10(step)))) if step > 0 else 0
+    return text(lang, 'unit_seconds', value=_number(seconds, decimals))
 
 
 def size(lang, count):

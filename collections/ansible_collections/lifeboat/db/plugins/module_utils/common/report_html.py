@@ -289,9 +289,12 @@ class _Page(object):
             parts.append('<text x="%.1f" y="%d" text-anchor="end">%s</text>' % (
                 tx - 2, bottom + 14, esc(t('mark_target', figure=t('chart_' + name)))))
         parts.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#8c959f"/>' % (left, left + width, bottom, bottom))
-        for tick in _ticks(lo, hi):
+        ticks = _ticks(lo, hi)
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else (hi - lo) or 1.0
+        for tick in ticks:
+            shown = fmt.axis(self.lang, abs(tick), step)
             parts.append('<text x="%.1f" y="%d" text-anchor="middle" class="note">%s</text>' % (
-                x(tick), bottom + 30, esc(self.duration(tick) if tick >= 0 else '-' + self.duration(-tick))))
+                x(tick), bottom + 30, esc(shown if tick >= 0 else '-' + shown)))
         svg = ('<svg id="timeline-chart" role="img" aria-label="%s" viewBox="0 0 960 %d" width="960" height="%d" '
                'data-from="%s" data-to="%s">%s</svg>'
                % (esc(t('heading_timeline')), height, height, _num_attr(lo), _num_attr(hi), ''.join(parts)))
@@ -382,7 +385,7 @@ class _Page(object):
         else:
             parts_note = None
             top = max([top or 0.0] + ([target] if target is not None else []))
-        w, h, left, plot_h = 300, 130, 8, 80
+        w, h, left, plot_h = 300, 142, 8, 80
         parts = ['<text x="%d" y="14" font-weight="bold">%s</text>' % (left, esc(title))]
         if not measured:
             parts.append('<text x="%d" y="60" class="note">%s</text>' % (left, esc(t('chart_no_data'))))
@@ -417,7 +420,7 @@ class _Page(object):
                              % (left, w - left, ty, ty, COLOURS['target'], left, max(34.0, ty - 3),
                                 esc(self.t('target_value', value=self.duration(target)))))
             if parts_note:
-                parts.append('<text x="%d" y="34" class="note">%s</text>' % (left, esc(parts_note)))
+                parts.append('<text x="%d" y="%d" class="note">%s</text>' % (left, base + 32, esc(parts_note)))
             parts.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#8c959f"/>' % (left, w - left, base, base))
             parts.append('<text x="%d" y="%d" class="note">%s</text>' % (left, base + 16, esc(runs[0][0][:15])))
             parts.append('<text x="%d" y="%d" text-anchor="end" class="note">%s</text>' % (
