@@ -277,6 +277,8 @@ def test_a_summary_of_the_wrong_shape_is_one_line_naming_the_field(tmp_path):
         render("drill", sample("drill", rto_seconds="2 s"), tmp_path)
     assert caught.value.msg == ("summary: rto_seconds is not a number of 0 or more; pass the summary the role "
                                 "writes as summary.json")
+    with pytest.raises(LifeboatError, match="history is -1; give the number of earlier runs to chart, 0 or more"):
+        build_reports("drill", str(tmp_path), "run", sample("drill"), {}, "en", -1)
     with pytest.raises(LifeboatError, match="must be one folder name"):
         build_reports("drill", str(tmp_path), "a/b", sample("drill"), {}, "en", 10)
 

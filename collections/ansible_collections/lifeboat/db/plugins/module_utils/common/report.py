@@ -40,6 +40,8 @@ def history_of(kind, folder, run_id, summary, limit):
 
 def build_reports(kind, folder, run_id, summary, targets, lang, history_limit, now=None):
     """({name relative to `folder`: text} of the run's reports, {history_runs, history_skipped})."""
+    if history_limit < 0:
+        raise LifeboatError('history is %d; give the number of earlier runs to chart, 0 or more' % history_limit)
     if len(evidence_parts(run_id)) != 1:
         raise LifeboatError('run_id %r must be one folder name (no "/"): the run\'s folder below dir' % run_id)
     try:
