@@ -1,8 +1,13 @@
 """S3 offsite copies and S3 repositories, against a real S3 API server (moto) on loopback."""
+import contextlib
 import hashlib
+import http.server
 import json
 import os
 import stat
+import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -216,6 +221,115 @@ def test_s3_unreachable_keeps_the_local_backup(ansible, sample_db, moto):
     assert optional["offsite"]["url"] is None and "cannot reach" in optional["offsite"]["error"]
     assert any("offsite copy failed" in w for w in optional.get("warnings", []))
     assert len(backup_sets(ansible.repository / sample_db)) == 2
+
+
+class Faulty(http.server.BaseHTTPRequestHandler):
+    """S3 in front of moto with a fault on the GETs of some objects (everything else passes):
+    `throttle` (a key suffix) answers 503 SlowDown, as S3 throttling does; `damage` (a key suffix)
+    flips a byte of the body, which then no longer matches the checksum S3 sends with it."""
+    upstream, throttle, damage = None, None, None
+
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        data = b""
+        while True:  # botocore streams uploads in HTTP chunks
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline().strip():
+                    pass
+                return data
+            data += self.rfile.read(size)
+            self.rfile.readline()
+
+    def relay(self):
+        body = self.body()
+        key = self.path.split("?")[0]
+        if self.command == "GET" and self.throttle and key.endswith(self.throttle):
+            reply = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+            return
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("host", "connection", "transfer-encoding", "content-length", "expect")}
+        # urllib would call a body form data, which moto's server then parses away.
+        headers.setdefault("Content-Type", "binary/octet-stream")
+        request = urllib.request.Request(self.upstream + self.path, data=body, method=self.command, headers=headers)
+        try:
+            response = urllib.request.urlopen(request, timeout=30)
+        except urllib.error.HTTPError as error:
+            response = error
+        data = response.read()
+        if self.command == "GET" and self.damage and key.endswith(self.damage) and data:
+            data = bytes([data[0] ^ 0x01]) + data[1:]
+        self.send_response(response.status)
+        for key, value in response.headers.items():
+            if key.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", response.headers.get("Content-Length", str(len(data)))
+                         if self.command == "HEAD" else str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = relay
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def faulty_s3(moto, **faults):
+    """The endpoint URL of a Faulty proxy in front of moto, for the duration of the block."""
+    handler = type("FaultyHere", (Faulty,), dict(upstream=moto.endpoint_url, **faults))
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        yield "http://127.0.0.1:%d" % proxy.server_address[1]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_verification_that_s3_throttles_is_unchecked_not_failed(ansible, sample_db, moto, bucket):
+    """Issue 15 item 6c: S3 answering SlowDown while a set is verified proves nothing about the set:
+    it is recorded `unchecked`, stays verified and `latest`, and the task warns instead of failing."""
+    repository = dict(repository=f"s3://{bucket}", **moto.options())
+    taken = ansible.module("dump", db=sample_db, cache_dir=str(ansible.workdir / "cache"), **repository)
+    assert not taken["failed"], taken.get("msg")
+    with faulty_s3(moto, throttle=".dump") as endpoint:
+        checked = ansible.module("backup_info", db=sample_db, verify=True, **dict(repository, s3_endpoint_url=endpoint))
+    assert not checked["failed"], checked.get("msg")
+    assert checked["verified"][taken["backup_id"]]["status"] == "unchecked", checked["verified"]
+    assert any("could not be verified" in w for w in checked["warnings"]), checked.get("warnings")
+    listed = ansible.module("backup_info", db=sample_db, backup="latest", **repository)
+    assert not listed["failed"], listed.get("msg")
+    assert listed["backups"][0]["backup_id"] == taken["backup_id"] and listed["backups"][0]["verified"], listed
+
+
+def test_objects_that_do_not_match_their_s3_checksum_are_damaged_in_one_line(ansible, sample_db, moto, bucket):
+    """Issue 15 items 1 and 10: a verification record or a manifest whose bytes do not match the
+    checksum S3 keeps for it is damaged, not a traceback: the record proves nothing (the set stays
+    listed), the set whose manifest it is is refused in one line and listed as invalid."""
+    repository = dict(repository=f"s3://{bucket}", **moto.options())
+    taken = ansible.module("dump", db=sample_db, cache_dir=str(ansible.workdir / "cache"), **repository)
+    recorded = ansible.module("backup_info", db=sample_db, verify=True, **repository)
+    assert not taken["failed"] and not recorded["failed"], (taken.get("msg"), recorded.get("msg"))
+    assert recorded["verified"][taken["backup_id"]]["status"] == "passed", recorded["verified"]
+    with faulty_s3(moto, damage="/verification.json") as endpoint:
+        record = ansible.module("backup_info", db=sample_db, **dict(repository, s3_endpoint_url=endpoint))
+    with faulty_s3(moto, damage="/manifest.json") as endpoint:
+        manifest = ansible.module("backup_info", db=sample_db, **dict(repository, s3_endpoint_url=endpoint))
+        restore = ansible.module("restore", db=sample_db + "_x", backup_db=sample_db, backup=taken["backup_id"],
+                                 cache_dir=str(ansible.workdir / "cache"), **dict(repository, s3_endpoint_url=endpoint))
+    assert not record["failed"], record.get("msg")
+    assert [b["backup_id"] for b in record["backups"]] == [taken["backup_id"]], record["backups"]
+    assert not manifest["failed"], manifest.get("msg")
+    assert manifest["backups"] == [] and [i["backup_id"] for i in manifest["invalid"]] == [taken["backup_id"]]
+    assert restore["failed"] and "checksum" in restore["msg"] and "\n" not in restore["msg"], restore.get("msg")
+    assert "Module failed" not in restore["msg"] and taken["backup_id"] in restore["msg"], restore["msg"]
 
 
 def test_bucket_missing(ansible, sample_db, moto):
