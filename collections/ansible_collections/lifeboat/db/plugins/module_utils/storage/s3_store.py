@@ -32,6 +32,12 @@ try:
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # S3Settings says boto3 is missing before a store can be made
     pass
+try:
+    from botocore.exceptions import FlexibleChecksumError
+except ImportError:  # a botocore older than S3's checksums (or none): never raised
+
+    class FlexibleChecksumError(Exception):
+        pass
 
 READ_CHUNK = 1024 * 1024
 # Incomplete sets and uploads younger than this may belong to a run on another host.
@@ -139,7 +145,17 @@ class S3Store(S3Uploads):
     def get_json(self, key, what):
         body = self.call(what, 'get_object', Key=key)['Body']
         try:
-            return json.loads(body.read().decode('utf-8'))
+            text = body.read(MAX_MANIFEST + 1)
+        except FlexibleChecksumError:
+            # Bytes that do not match the checksum S3 keeps: a damaged object, not S3 unreachable.
+            raise LifeboatError('%s in %s does not match the checksum S3 keeps for it; the object is damaged'
+                                % (key, self.url))
+        except (BotoCoreError, ClientError) as exc:
+            raise S3Error(explain(exc, what, self.location, self.settings.endpoint_url))
+        finally:
+            body.close()
+        try:
+            return json.loads(text.decode('utf-8'))
         except ValueError:
             raise LifeboatError('%s in %s is not valid JSON; the object is damaged' % (key, self.url))
 
@@ -153,6 +169,8 @@ class S3Store(S3Uploads):
         body = self.call('reading the manifest of %s' % backup_id, 'get_object', Key=key)['Body']
         try:
             text = body.read(MAX_MANIFEST + 1)
+        except FlexibleChecksumError:
+            raise InvalidSet(backup_id, where, 'its manifest does not match the checksum S3 keeps for it (damaged)')
         except (BotoCoreError, ClientError) as exc:
             raise S3Error(explain(exc, 'reading %s' % key, self.location, self.settings.endpoint_url))
         finally:
