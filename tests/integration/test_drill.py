@@ -16,7 +16,7 @@ def run_drill(ansible, server, db, evidence, **drill_vars):
 
 
 @pytest.mark.parametrize("fault", ["truncate", "drop_table", "drop_database"])
-def test_drill_restores_the_baseline_and_writes_evidence(server, ansible, tmp_path, fault):
+def test_drill_restores_the_baseline_and_writes_evidence(server, ansible, tmp_path, fault, chromium):
     evidence = tmp_path / "evidence"
     db = f"drill_{fault}"
     try:
@@ -43,21 +43,21 @@ def test_drill_restores_the_baseline_and_writes_evidence(server, ansible, tmp_pa
         report = (run_dir / "report.md").read_text()
         assert "PASSED" in report and "RTO (fault to verified)" in report
         assert server.password not in report + json.dumps(summary)
-        assert_drill_reports(run_dir, summary, "en")
+        assert_drill_reports(run_dir, summary, "en", chromium)
     finally:
         server.drop_db(db)
 
 
-def assert_drill_reports(run_dir, summary, lang):
+def assert_drill_reports(run_dir, summary, lang, chromium):
     page, recovery = assert_reports(run_dir, lang, summary["status"], {
         "rto": ("data-seconds", summary["rto_seconds"]), "rpo": ("data-seconds", summary["rpo_seconds"]),
         "backup-id": ("data-backup-id", summary["backup_id"]), "backup-size": ("data-bytes", summary["backup_size"]),
-        "rows": ("data-rows", summary["restored_total_rows"])})
+        "rows": ("data-rows", summary["restored_total_rows"])}, chromium=chromium)
     assert recovery.startswith({"en": "## Recovery report: ", "ja": "## 復旧レポート: "}[lang] + summary["run_id"])
     return page, recovery
 
 
-def test_drill_reports_in_japanese_against_seed_002s_targets_with_history(server, ansible, tmp_path):
+def test_drill_reports_in_japanese_against_seed_002s_targets_with_history(server, ansible, tmp_path, chromium):
     """lifeboat_report_lang=ja and seed 002's RTO/RPO of 4 h from the inventory; a second drill's
     history holds the first one, a planted link among the runs is skipped and said so."""
     evidence = tmp_path / "evidence"
@@ -71,7 +71,7 @@ def test_drill_reports_in_japanese_against_seed_002s_targets_with_history(server
         assert play.rc == 0, play.stdout[-4000:]
         summary = json.loads((evidence / "latest-summary.json").read_text())
         assert summary["run_id"] != first["run_id"] and summary["recovery_started_at"]
-        page, recovery = assert_drill_reports(evidence / summary["run_id"], summary, "ja")
+        page, recovery = assert_drill_reports(evidence / summary["run_id"], summary, "ja", chromium)
         assert figure(page, "rto-verdict", "data-verdict") == "met" and "達成" in page
         assert "目標 4 時間" in recovery
         written = play.result("lifeboat_drill : Write the drill's HTML report and recovery report on the controller")
@@ -81,7 +81,7 @@ def test_drill_reports_in_japanese_against_seed_002s_targets_with_history(server
         server.drop_db(db)
 
 
-def test_drill_fails_when_verification_fails_and_says_so_in_the_evidence(server, ansible, tmp_path):
+def test_drill_fails_when_verification_fails_and_says_so_in_the_evidence(server, ansible, tmp_path, chromium):
     """A 'writer' that deletes rows after the restore must make the drill fail, with evidence."""
     evidence = tmp_path / "evidence"
     writer = tmp_path / "bad_writer.yml"
@@ -97,7 +97,7 @@ def test_drill_fails_when_verification_fails_and_says_so_in_the_evidence(server,
         assert summary["failed_step"].endswith("(g) Verify row counts equal the baseline")
         assert "lifeboat_sample.products (expected 20, found 0)" in summary["failure"]
         assert "FAILED" in (evidence / summary["run_id"] / "report.md").read_text()
-        page, recovery = assert_drill_reports(evidence / summary["run_id"], summary, "en")
+        page, recovery = assert_drill_reports(evidence / summary["run_id"], summary, "en", chromium)
         assert "FAILED" in page and "- **Result**: FAILED" in recovery
         # The improvement the run itself shows: its failure, with the step.
         assert 'The run failed at "(g) Verify row counts equal the baseline"' in recovery

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from conftest import BIN, PROJECT, assert_one_line
+from report_checks import assert_reports
 
 DB = "app"
 PLAYBOOKS = PROJECT / "playbooks"
@@ -40,7 +41,7 @@ SETUP = """
 """
 
 
-def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
+def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path, chromium):
     evidence = tmp_path / "evidence"
     common = {"lifeboat_drill_evidence_dir": str(evidence / "drill"),
               "lifeboat_integrity_evidence_dir": str(evidence / "integrity"),
@@ -111,6 +112,12 @@ def test_dr_onto_another_host_from_s3(db_hosts, s3, tmp_path):
     assert "2026/a.pdf www-data postgres 640" in db_hosts.enter("db2", "sh", "-c", listing).stdout
     assert db_hosts.enter("db2", "cat", "/srv/app/uploads/2026/a.pdf").stdout == "scan\n"
     assert list(record["files_restored"]) == ["uploads"]
+    # Its reports, as a person opens them: the page (RTO with the folders' time, against seed 002's
+    # targets in inventories/example) and seed 003's recovery report naming the folders restored.
+    page, recovery = assert_reports(reports[-1].parent, "en", "passed", {
+        "rto": ("data-seconds", record["recovery_seconds"]), "rto-verdict": ("data-verdict", "met"),
+        "backup-id": ("data-backup-id", record["backup_id"])}, chromium=chromium)
+    assert "<h1>Disaster recovery report</h1>" in page and "uploads" in page + recovery
     # The recovery lasts until the folders are back too, not only the database.
     restored_files = recovered.on("db2").result("Restore the folders next to the database")["results"][0]
     started = json.loads((reports[-1].parent / "result.json").read_text())["restore"]["timing"]["started_epoch"]

@@ -86,7 +86,7 @@ def fleet(db_hosts, s3, tmp_path_factory):
     drop(db_hosts, "db2", PROOF)
 
 
-def test_fleet_backs_up_and_proves_every_reachable_host_and_summarizes_all(db_hosts, fleet):
+def test_fleet_backs_up_and_proves_every_reachable_host_and_summarizes_all(db_hosts, fleet, chromium):
     play = fleet.play
     output = play.stdout + play.stderr
     # The run fails at its end, after the summary, because db3 failed and db4 did not answer.
@@ -132,7 +132,7 @@ def test_fleet_backs_up_and_proves_every_reachable_host_and_summarizes_all(db_ho
     assert "| passed | db2 |" in markdown and "| failed | db2 |" in markdown, markdown
     # The page: one row per host, its state and its drill's RTO and RPO.
     page, _ = assert_reports(fleet.tmp / "fleet" / stamp_of(summary), "en", "failed", {
-        "hosts-ok": ("data-ok", 2), "rto": ("data-seconds", drill["rto_seconds"])}, recovery=False)
+        "hosts-ok": ("data-ok", 2), "rto": ("data-seconds", drill["rto_seconds"])}, recovery=False, chromium=chromium)
     for host, state in (("db1", "ok"), ("db2", "ok"), ("db3", "failed"), ("db4", "unreachable")):
         assert f'data-host="{host}" data-state="{state}"' in page, host
     assert f'data-rto="{drill["rto_seconds"]!r}"' in page
@@ -213,7 +213,7 @@ def fleet_backup_id(fleet):
     return next(row for row in summary["hosts"] if row["host"] == "db1")["databases"][0]["last_backup_id"]
 
 
-def test_a_fleet_where_no_host_answers_still_gets_its_summary(tmp_path):
+def test_a_fleet_where_no_host_answers_still_gets_its_summary(tmp_path, chromium):
     """Were every host to leave the run at the first play, ansible-playbook would end it there, before
     the summary: the one run that most needs it. Two hosts nobody answers for (loopback, port 1)."""
     inventory = tmp_path / "inventory.yml"
@@ -231,7 +231,7 @@ def test_a_fleet_where_no_host_answers_still_gets_its_summary(tmp_path):
     assert "0 ok, 0 failed, 2 unreachable" in (tmp_path / "fleet" / "latest-summary.md").read_text()
     assert private(tmp_path / "fleet") == {}
     page, _ = assert_reports(tmp_path / "fleet" / stamp_of(summary), "en", "failed",
-                             {"hosts-ok": ("data-ok", 0)}, recovery=False)
+                             {"hosts-ok": ("data-ok", 0)}, recovery=False, chromium=chromium)
     assert figure(page, "hosts-ok", "data-hosts") == "2.0"
     assert 'data-host="gone1" data-state="unreachable"' in page and 'id="history-none"' in page
 
@@ -241,7 +241,7 @@ def test_a_fleet_where_no_host_answers_still_gets_its_summary(tmp_path):
                              timeout=120)
     assert again.returncode != 0
     second = json.loads((tmp_path / "fleet" / "latest-summary.json").read_text())
-    page, _ = assert_reports(tmp_path / "fleet" / stamp_of(second), "ja", "failed", {}, recovery=False)
+    page, _ = assert_reports(tmp_path / "fleet" / stamp_of(second), "ja", "failed", {}, recovery=False, chromium=chromium)
     assert "<h1>フリートレポート</h1>" in page and 'data-runs="2"' in page
     assert f'data-run="{stamp_of(summary)}"' in page
 

@@ -39,7 +39,7 @@ def latest_evidence(evidence):
     return summary, json.loads((run_dir / "result.json").read_text()), (run_dir / "report.md").read_text(), run_dir
 
 
-def test_clean_database_passes_with_a_report_and_private_evidence(server, ansible, sample_db, tmp_path):
+def test_clean_database_passes_with_a_report_and_private_evidence(server, ansible, sample_db, tmp_path, chromium):
     evidence = tmp_path / "evidence"
     play = run(ansible, sample_db, evidence)
     assert play.rc == 0, play.stdout[-3000:]
@@ -69,7 +69,7 @@ def test_clean_database_passes_with_a_report_and_private_evidence(server, ansibl
     assert "sample" not in summary["checks"][0]
     passed = sum(1 for c in result["checks"] if c["status"] == "passed")
     page, _ = assert_reports(run_dir, "en", "passed", {
-        "checks": ("data-passed", passed), "duration": ("data-seconds", result["timing"]["seconds"])}, recovery=False)
+        "checks": ("data-passed", passed), "duration": ("data-seconds", result["timing"]["seconds"])}, recovery=False, chromium=chromium)
     assert "<h1>Integrity check report</h1>" in page and page.count('class="step"') == len(
         [c for c in result["checks"] if c.get("seconds") is not None])
     assert stats(play) == dict(stats(play), database=sample_db, passed=True, failed_checks=[],
@@ -77,7 +77,7 @@ def test_clean_database_passes_with_a_report_and_private_evidence(server, ansibl
     assert server.password not in play.stdout + markdown + json.dumps(written)
 
 
-def test_broken_data_fails_the_play_with_the_summary_after_the_evidence(server, ansible, sample_db, tmp_path):
+def test_broken_data_fails_the_play_with_the_summary_after_the_evidence(server, ansible, sample_db, tmp_path, chromium):
     server.sql(sample_db, SEQUENCE_BEHIND)
     evidence = tmp_path / "evidence"
     play = run(ansible, sample_db, evidence, "-e", "lifeboat_report_lang=ja")
@@ -99,7 +99,7 @@ def test_broken_data_fails_the_play_with_the_summary_after_the_evidence(server, 
     assert "| FAILED | sequences | error | 1 sequence(s) behind their column" in markdown
     assert stats(play)["passed"] is False and stats(play)["failed_checks"] == ["sequences"]
     # The page in Japanese (lifeboat_report_lang), the failed check marked in colour and words.
-    page, _ = assert_reports(evidence / summary["run_id"], "ja", "failed", {"checks": ("data-failed", 1)}, recovery=False)
+    page, _ = assert_reports(evidence / summary["run_id"], "ja", "failed", {"checks": ("data-failed", 1)}, recovery=False, chromium=chromium)
     assert "<h1>整合性チェックレポート</h1>" in page and "失敗" in page
 
     # Check mode runs the checks too (they are read-only), and writes no evidence, as the drill's.

@@ -46,7 +46,7 @@ def role_inventory(ansible, **host_vars):
                             **host_vars)
 
 
-def test_restore_playbook_swaps_in_latest_while_following_its_progress(server, ansible, restore_target):
+def test_restore_playbook_swaps_in_latest_while_following_its_progress(server, ansible, restore_target, chromium):
     db, backup = restore_target
     # What an earlier restore reported is shown until this one reports its own phase.
     (ansible.repository / db / ".restore-progress.json").write_text(json.dumps(
@@ -86,7 +86,7 @@ def test_restore_playbook_swaps_in_latest_while_following_its_progress(server, a
     page, recovery = assert_reports(ansible.workdir / "evidence" / "restore" / evidence["run_id"], "en", "passed", {
         "rto": ("data-seconds", evidence["recovery_seconds"]), "rpo": ("data-seconds", evidence["recovery_point_age_seconds"]),
         "backup-id": ("data-backup-id", backup["backup_id"]), "rows": ("data-rows", sum(backup["row_counts"].values())),
-        "duration": ("data-seconds", result["timings"]["total_seconds"])})
+        "duration": ("data-seconds", result["timings"]["total_seconds"])}, chromium=chromium)
     assert "<h1>Restore report</h1>" in page and figure(page, "rto-verdict", "data-verdict") == "none"
     assert "No RTO or RPO target is set" in recovery and server.password not in page + recovery
 
@@ -145,7 +145,7 @@ def test_bad_input_is_refused_before_anything_runs(server, ansible):
     assert not ansible.repository.exists()
 
 
-def test_dr_playbook_recovers_a_lost_database_from_s3_and_checks_it(server, ansible, sample_db, moto):
+def test_dr_playbook_recovers_a_lost_database_from_s3_and_checks_it(server, ansible, sample_db, moto, chromium):
     bucket = moto.bucket("role-dr")
     # Seed 002's materialized views must be populated after the recovery.
     server.sql(sample_db, "CREATE MATERIALIZED VIEW public.mv_orders_per_customer AS "
@@ -180,7 +180,7 @@ def test_dr_playbook_recovers_a_lost_database_from_s3_and_checks_it(server, ansi
     # The DR's reports: seed 002's targets (RTO and RPO of 4 h, inventories/example) met, the phases on the timeline.
     page, recovery = assert_reports(written[0].parent, "en", "passed", {
         "rto": ("data-seconds", evidence["recovery_seconds"]), "rto-verdict": ("data-verdict", "met"),
-        "rpo-verdict": ("data-verdict", "met"), "backup-id": ("data-backup-id", backup["backup_id"])})
+        "rpo-verdict": ("data-verdict", "met"), "backup-id": ("data-backup-id", backup["backup_id"])}, chromium=chromium)
     assert "<h1>Disaster recovery report</h1>" in page
     assert 'data-step="phase_restore"' in page and 'data-step="phase_integrity"' in page
     assert "disaster recovery: database" in recovery and "(target 4 h: met)" in recovery

@@ -49,6 +49,7 @@ class Page:
         self.console_errors = []
         self.requests = []
         self.texts = {}
+        self.duplicate_ids = []
         self.attributes = {}
         self.scripts = None
         self.title = None
@@ -189,13 +190,18 @@ class Browser:
             seen = json.loads(self.call("Runtime.evaluate", {"expression": READ_PAGE, "returnByValue": True},
                                         session=session)["result"]["value"])
             for element_id, text, data in seen["ids"]:
+                if element_id in page.texts:
+                    page.duplicate_ids.append(element_id)
                 page.texts[element_id] = text
                 page.attributes[element_id] = data
             page.scripts, page.title, page.lang = seen["scripts"], seen["title"], seen["lang"]
             if screenshot:
                 shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
                                  session=session)
-                Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+                # 0600 like the evidence it lies beside.
+                descriptor = os.open(screenshot, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(descriptor, "wb") as out:
+                    out.write(base64.b64decode(shot["data"]))
                 page.screenshot = Path(screenshot)
             for event in self._events:
                 if event.get("sessionId") != session:

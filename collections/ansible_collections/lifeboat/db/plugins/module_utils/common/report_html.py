@@ -328,7 +328,7 @@ class _Page(object):
                               esc(self._state(check.get('status'))), esc(self.duration(check.get('seconds'))),
                               esc(check.get('summary')))
                            for check in checks)
-            return ('<section id="checks"><h2>%s</h2><p>%s</p><table><thead><tr><th>%s</th><th>%s</th><th class="num">%s'
+            return ('<section id="check-list"><h2>%s</h2><p>%s</p><table><thead><tr><th>%s</th><th>%s</th><th class="num">%s'
                     '</th><th>%s</th></tr></thead><tbody>%s</tbody></table></section>'
                     % (esc(t('heading_checks')), esc(self.summary.get('summary')), esc(t('column_check')),
                        esc(t('column_status')), esc(t('column_seconds')), esc(t('column_result')), rows))
