@@ -39,7 +39,8 @@ dl.meta dt { color: var(--muted); } dl.meta dd { margin: 0; overflow-wrap: anywh
 .verdict { font-weight: bold; } .met { color: var(--ok); } .missed { color: var(--bad); } .unjudged { color: var(--muted); }
 table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.state { white-space: nowrap; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 12px; }
 svg { max-width: 100%; height: auto; font-family: inherit; }
 svg text { fill: var(--ink); font-size: 12px; }
@@ -310,7 +311,7 @@ class _Page(object):
             tables = items(self.summary.get('tables'), 'tables')
             if not tables:
                 return ''
-            rows = ''.join('<tr class="%s"><td>%s</td><td class="num">%s</td><td class="num">%s</td><td>%s %s</td></tr>'
+            rows = ''.join('<tr class="%s"><td>%s</td><td class="num">%s</td><td class="num">%s</td><td class="state">%s %s</td></tr>'
                            % ('met' if table.get('status') == 'ok' else 'missed', esc(table.get('table')),
                               esc(fmt.count(self.lang, table.get('expected'))), esc(fmt.count(self.lang, table.get('actual'))),
                               SYMBOL['passed'] if table.get('status') == 'ok' else SYMBOL['failed'],
@@ -322,7 +323,7 @@ class _Page(object):
                        esc(t('column_found')), esc(t('column_status')), rows))
         if self.kind == 'integrity':
             checks = items(self.summary.get('checks'), 'checks')
-            rows = ''.join('<tr class="%s"><td>%s</td><td>%s %s</td><td class="num">%s</td><td>%s</td></tr>'
+            rows = ''.join('<tr class="%s"><td>%s</td><td class="state">%s %s</td><td class="num">%s</td><td>%s</td></tr>'
                            % ('met' if check.get('status') in ('passed', 'skipped') else 'missed', esc(check.get('name')),
                               SYMBOL['passed'] if check.get('status') in ('passed', 'skipped') else SYMBOL['failed'],
                               esc(self._state(check.get('status'))), esc(self.duration(check.get('seconds'))),
@@ -350,7 +351,7 @@ class _Page(object):
                 cells.append('<td class="num %s" data-%s="%s">%s%s</td>' % (
                     judged or 'unjudged', name, _num_attr(row[name]), esc(self.duration(row[name])),
                     (' %s %s' % (SYMBOL[judged], esc(t('target_' + judged)))) if judged else ''))
-            body.append('<tr data-host="%s" data-state="%s" class="%s"><td>%s</td><td>%s</td><td>%s %s</td><td>%s</td>'
+            body.append('<tr data-host="%s" data-state="%s" class="%s"><td>%s</td><td>%s</td><td class="state">%s %s</td><td>%s</td>'
                         '<td class="num">%s</td>%s</tr>'
                         % (esc(row['host']), esc(row['state']), 'met' if row['state'] == 'ok' else 'missed',
                            esc(row['host']), esc(row['database']), SYMBOL['passed'] if row['state'] == 'ok' else SYMBOL['failed'],
