@@ -6,7 +6,8 @@
 #   python3-psycopg python3-boto3          what playbooks/prepare.yml installs on a Debian host
 #   chromium fonts-noto-cjk                the reports' browser tests (tests/tools/browser.py), with
 #                                          glyphs for the Japanese reports' screenshots
-PACKAGES="postgresql-15 postgresql-15-partman openssh-server sudo acl python3-psycopg python3-boto3 chromium fonts-noto-cjk"
+#   pgbackrest                             physical backups and point-in-time recovery (issue 19)
+PACKAGES="postgresql-15 postgresql-15-partman openssh-server sudo acl python3-psycopg python3-boto3 chromium fonts-noto-cjk pgbackrest"
 missing=""
 for package in $PACKAGES; do
   dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $package"
