@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""A pgBackRest stanza on a throw-away Debian PostgreSQL 15 cluster, for the pgbackrest_info tests.
+
+The cluster is one of scripts/pgserver.py's (as root it runs as `lifeboat-pg`, its data under
+/var/lib/lifeboat-pg), restarted with WAL archiving to a path repository beside its data, so the
+archive-push that PostgreSQL runs as that account can write there. Then stanza-create, check, a full
+and an incremental backup.
+
+    python tests/tools/pgbackrest_stanza.py start NAME   # prints the facts as JSON
+    python tests/tools/pgbackrest_stanza.py stop NAME
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT / "scripts"))
+import pgserver  # noqa: E402
+
+PGBACKREST = Path("/usr/bin/pgbackrest")
+DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
+STANZA = "lifeboat"
+
+
+def missing():
+    """Why the stanza cannot be made here, or None."""
+    if not PGBACKREST.exists():
+        return "pgBackRest is not installed (%s); `make test` installs Debian's as root" % PGBACKREST
+    if not (DEBIAN_PG15 / "postgres").exists():
+        return "Debian's PostgreSQL 15 is not installed (%s)" % DEBIAN_PG15
+    return None
+
+
+class Stanza:
+    def __init__(self, name):
+        self.name = name
+        self.user = pgserver.run_as_user()
+        self.paths = pgserver.paths(name)
+        self.base = self.paths["base"]
+        self.config = self.base / "pgbackrest.conf"
+        self.facts = {}
+
+    def own(self, path):
+        if self.user:
+            account = pgserver.as_user(self.user)
+            os.chown(path, account["user"], account["group"])
+
+    def run(self, argv, check=True, env=None):
+        """`argv` as the account PostgreSQL runs as (pgBackRest must write the repository as it)."""
+        environ = dict(os.environ, PGPASSWORD=self.facts.get("password", ""), **(env or {}))
+        proc = subprocess.run(argv, capture_output=True, text=True, env=environ, cwd="/",
+                              **pgserver.as_user(self.user))
+        if check and proc.returncode:
+            raise RuntimeError("%s failed (rc %d): %s" % (" ".join(map(str, argv)), proc.returncode,
+                                                           (proc.stderr or proc.stdout).strip()[-2000:]))
+        return proc
+
+    def pgbackrest(self, *args, check=True):
+        return self.run([str(PGBACKREST), "--config=%s" % self.config, "--stanza=%s" % STANZA, *args], check=check)
+
+    def pg_ctl(self, *args):
+        return self.run([self.facts["bin_dir"] + "/pg_ctl", "-D", self.facts["data_dir"], *args])
+
+    def sql(self, query):
+        import psycopg
+        with psycopg.connect(host=self.facts["host"], port=self.facts["port"], user=self.facts["user"],
+                             password=self.facts["password"], dbname="postgres", autocommit=True) as conn:
+            cur = conn.execute(query)
+            return cur.fetchall() if cur.description else None
+
+    def start(self):
+        self.stop(destroy=True)
+        self.facts = pgserver.start(self.name, str(DEBIAN_PG15))
+        self.pg_ctl("-m", "fast", "-w", "stop")
+        repo = self.base / "repo"
+        for folder in (repo, self.base / "log", self.base / "lock", self.base / "spool"):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            self.own(folder)
+        self.config.write_text(
+            "[global]\n"
+            "repo1-path=%s\n" % repo
+            + "log-path=%s\nlock-path=%s\nspool-path=%s\n" % (self.base / "log", self.base / "lock", self.base / "spool")
+            + "log-level-console=warn\nlog-level-file=off\n"
+            # Small and quick: the test cluster is a few dozen MB.
+            + "compress-type=lz4\nprocess-max=2\nstart-fast=y\narchive-timeout=30\n"
+            + "\n[%s]\npg1-path=%s\npg1-port=%d\npg1-socket-path=%s\npg1-user=%s\n"
+            % (STANZA, self.facts["data_dir"], self.facts["port"], self.facts["socket_dir"], self.facts["user"]))
+        self.config.chmod(0o640)
+        self.own(self.config)
+        with open(Path(self.facts["data_dir"]) / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write("\n# pgBackRest archiving (tests/tools/pgbackrest_stanza.py)\n"
+                       "archive_mode = on\nwal_level = replica\nmax_wal_senders = 3\n"
+                       "archive_command = '%s --config=%s --stanza=%s archive-push %%p'\n"
+                       % (PGBACKREST, self.config, STANZA))
+        # The same port again: it was free a moment ago and the facts already name it.
+        self.pg_ctl("-l", self.facts["log_file"], "-w", "-t", "60", "-o", "-p %d" % self.facts["port"], "start")
+        self.pgbackrest("stanza-create")
+        self.pgbackrest("check")
+        self.pgbackrest("backup", "--type=full")
+        self.sql("CREATE TABLE IF NOT EXISTS marks (at timestamptz DEFAULT now(), payload text)")
+        self.sql("INSERT INTO marks (payload) SELECT repeat('x', 200) FROM generate_series(1, 20000)")
+        self.pgbackrest("backup", "--type=incr")
+        self.sql("INSERT INTO marks (payload) VALUES ('after the incremental')")
+        self.switch_wal_and_wait()
+        return dict(self.facts, config=str(self.config), stanza=STANZA, repo=str(repo))
+
+    def switch_wal_and_wait(self, timeout=30):
+        """Close the current WAL segment and wait until the archiver has tried it."""
+        import time
+        before = self.sql("SELECT archived_count + failed_count FROM pg_stat_archiver")[0][0]
+        self.sql("SELECT pg_switch_wal()")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sql("SELECT archived_count + failed_count FROM pg_stat_archiver")[0][0] > before:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the archiver did not try the switched WAL segment within %d s" % timeout)
+
+    def stop(self, destroy=True):
+        pgserver.stop(self.name)
+        if destroy:
+            import shutil
+            shutil.rmtree(self.paths["base"], ignore_errors=True)
+            shutil.rmtree(self.paths["home"], ignore_errors=True)
+
+
+if __name__ == "__main__":
+    action, name = sys.argv[1], sys.argv[2]
+    stanza = Stanza(name)
+    if action == "start":
+        facts = stanza.start()
+        print(json.dumps({k: v for k, v in facts.items() if k != "password"}, indent=2))
+    else:
+        stanza.stop()
