@@ -7,6 +7,7 @@ and the module must see the failures and the exposure grow.
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,46 @@ def test_check_mode_reads_the_same(stanza, ansible):
     assert not result["failed"], result
     assert [b["type"] for b in result["backups"]] == ["full", "incr"]
     assert result["archiver"]["failed_count"] == 0
+
+
+def damaged(segment, ansible, stanza):
+    """The module's result with `verify` while `segment` of the repository has 7 bytes overwritten."""
+    original = segment.read_bytes()
+    try:
+        segment.write_bytes(original[:100] + b"garbage" + original[107:])
+        return info(ansible, stanza, verify=True)
+    finally:
+        segment.write_bytes(original)
+
+
+def wal_segments(facts):
+    return sorted((Path(facts["repo"]) / "archive" / facts["stanza"]).rglob("0*-*"))
+
+
+def test_verify_finds_a_damaged_wal_segment_and_archiving_still_works(stanza, ansible):
+    made, facts = stanza
+    segments = wal_segments(facts)
+    assert len(segments) >= 4, segments
+    result = damaged(segments[len(segments) // 2], ansible, stanza)
+    assert not result["failed"], result["msg"]
+    verified = result["verify"]
+    assert verified["status"] == "error" and not verified["ok"] and verified["problems"] == 1
+    (archive,) = verified["archives"]
+    assert archive["valid"] == archive["checked"] - 1
+    assert all(backup["status"] == "valid" for backup in verified["backups"])
+    assert any("pgbackrest verify found 1 problem(s)" in warning for warning in result["warnings"]), result
+    # The module only read: PostgreSQL still archives into the repository it ran pgbackrest on (as root too).
+    archived = made.sql("SELECT archived_count FROM pg_stat_archiver")[0][0]
+    made.switch_wal_and_wait()
+    after = info(ansible, stanza)["archiver"]
+    assert after["archived_count"] == archived + 1 and after["failed_count"] == 0, after
+
+
+def test_verify_that_cannot_read_the_first_wal_segment_is_one_line(stanza, ansible):
+    # pgBackRest 2.45's verify reads the oldest segment itself and stops at an undecodable one (error 29).
+    assert_one_line(damaged(wal_segments(stanza[1])[0], ansible, stanza),
+                    "pgbackrest verify for stanza 'lifeboat' failed (rc 29): [029] lz4 error",
+                    "a file in the repository does not read back")
 
 
 def test_failing_archive_command_is_reported_and_the_exposure_grows(stanza, ansible):

@@ -85,6 +85,8 @@ class Stanza:
             + "log-level-console=warn\nlog-level-file=off\n"
             # Small and quick: the test cluster is a few dozen MB.
             + "compress-type=lz4\nprocess-max=2\nstart-fast=y\narchive-timeout=30\n"
+            # A file the tests damage fails verify at once: pgBackRest retries a failed job after 15 s.
+            + "job-retry=0\n"
             + "\n[%s]\npg1-path=%s\npg1-port=%d\npg1-socket-path=%s\npg1-user=%s\n"
             % (STANZA, self.facts["data_dir"], self.facts["port"], self.facts["socket_dir"], self.facts["user"]))
         self.config.chmod(0o640)
@@ -107,9 +109,11 @@ class Stanza:
         return dict(self.facts, config=str(self.config), stanza=STANZA, repo=str(repo))
 
     def switch_wal_and_wait(self, timeout=30):
-        """Close the current WAL segment and wait until the archiver has tried it."""
+        """Write a row, close the current WAL segment and wait until the archiver has tried it (a segment
+        with nothing new in it is not switched at all)."""
         import time
         before = self.sql("SELECT archived_count + failed_count FROM pg_stat_archiver")[0][0]
+        self.sql("INSERT INTO marks (payload) VALUES ('before a WAL switch')")
         self.sql("SELECT pg_switch_wal()")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

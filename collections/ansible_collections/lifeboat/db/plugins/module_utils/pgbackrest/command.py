@@ -97,6 +97,8 @@ def error_detail(err, out):
 def hint(rc):
     """What to do about pgbackrest's most common exit codes (its error codes)."""
     return {
+        29: 'a file in the repository does not read back (damaged, or not written by pgBackRest) - run the same '
+            'pgbackrest command with --log-level-console=detail to see which, and take a new full backup',
         55: 'check config (the pgbackrest.conf path) and the repository path in it',
         56: 'check config: an option in it is not valid for this pgBackRest',
         31: 'check the options given to the module',
