@@ -155,7 +155,8 @@ def test_command_is_an_argument_list_with_an_absolute_config(tmp_path, monkeypat
     command.check_inputs()
     command.run('info', '--output=json')
     assert seen == [[str(tmp_path / 'pgbackrest'), '--config=%s' % (tmp_path / 'pgbackrest.conf'), '--stanza=main',
-                     '--repo=2', '--log-level-console=off', '--log-level-stderr=error', 'info', '--output=json']]
+                     '--repo=2', '--log-level-console=off', '--log-level-stderr=error', '--log-level-file=off', 'info',
+                     '--output=json']]
 
 
 def test_pgbackrest_error_is_one_line_with_its_code(tmp_path):

@@ -37,8 +37,9 @@ class PgBackRest(object):
         argv.append('--stanza=%s' % self.stanza)
         if self.repo is not None:
             argv.append('--repo=%d' % self.repo)
-        # Console output is what we parse: no log lines mixed into it, none left in files either.
-        argv.extend(['--log-level-console=off', '--log-level-stderr=error', command])
+        # Console output is what we parse: no log lines mixed into it. No log file either: a task that only
+        # reads leaves nothing behind, and one run as root would leave a root-owned file in pgBackRest's log path.
+        argv.extend(['--log-level-console=off', '--log-level-stderr=error', '--log-level-file=off', command])
         argv.extend(options)
         return argv
 
