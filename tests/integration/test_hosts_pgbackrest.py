@@ -114,6 +114,15 @@ def test_pitr_setup_archives_backs_up_and_is_idempotent(db_hosts, tmp_path):
         assert again.rc == 0 and changed(again) == 0, again.stdout[-3000:]
         planned = db_hosts.run_playbook(inventory, "pitr_setup.yml", "--check")
         assert planned.rc == 0 and changed(planned) == 0, planned.stdout[-3000:]
+
+        # Only archive_command differs (still a working one): it is set back with a reload, no restart.
+        started_at = db_hosts.psql(HOST, "postgres", "SELECT pg_postmaster_start_time()")[0][0]
+        db_hosts.psql(HOST, "postgres", "ALTER SYSTEM SET archive_command = 'pgbackrest  --stanza=main archive-push %p'")
+        db_hosts.psql(HOST, "postgres", "SELECT pg_reload_conf()")
+        fixed = db_hosts.run_playbook(inventory, "pitr_setup.yml")
+        assert fixed.rc == 0 and changed(fixed) == 1, fixed.stdout[-3000:]
+        assert setting(db_hosts, "archive_command") == "pgbackrest --stanza=main archive-push %p"
+        assert db_hosts.psql(HOST, "postgres", "SELECT pg_postmaster_start_time()")[0][0] == started_at
     finally:
         # db1 as it was: no archiving (RESET one by one: ALTER SYSTEM runs outside a transaction only).
         for name in ("archive_mode", "archive_command"):
