@@ -163,6 +163,9 @@ LEFT_OUT = {
     "playbooks/schedule.yml": "installs cron entries or systemd timers on the database hosts that run "
                               "ansible-playbook from a checkout there; under AWX the clock is AWX's own "
                               "schedules on these job templates (awx/schedules.yml)",
+    "playbooks/pitr_setup.yml": "issue 19's pgBackRest setup (roles/lifeboat_pgbackrest) gets its job template "
+                                "with the rest of issue 19 (scheduled physical backups, pitr.yml); until then it "
+                                "runs from a checkout, as prepare.yml can",
 }
 
 WORKFLOW = {
