@@ -24,14 +24,12 @@ the manifest, fsyncs, verification, ANALYZE). The machine has 2 cores and is sha
 within one run. Every server it starts is stopped and every file it made removed, in a finally.
 """
 import argparse
-import json
 import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 
