@@ -7,7 +7,11 @@
 #   chromium fonts-noto-cjk                the reports' browser tests (tests/tools/browser.py), with
 #                                          glyphs for the Japanese reports' screenshots
 #   pgbackrest                             physical backups and point-in-time recovery (issue 19)
-PACKAGES="postgresql-15 postgresql-15-partman openssh-server sudo acl python3-psycopg python3-boto3 chromium fonts-noto-cjk pgbackrest"
+#   podman runc netavark aardvark-dns      a Docker-API engine for the container tests (issue 20,
+#   iptables                               tests/tools/dockerengine.py): runc because crun refuses a
+#                                          hybrid cgroup layout; iptables, which netavark needs
+#                                          without declaring it
+PACKAGES="postgresql-15 postgresql-15-partman openssh-server sudo acl python3-psycopg python3-boto3 chromium fonts-noto-cjk pgbackrest podman runc netavark aardvark-dns iptables"
 missing=""
 for package in $PACKAGES; do
   dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $package"
