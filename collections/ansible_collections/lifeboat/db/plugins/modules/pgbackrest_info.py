@@ -26,22 +26,8 @@ description:
   - The first part of issue 19 (point-in-time recovery through pgBackRest); see docs/pgbackrest.md.
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.pgbackrest
 options:
-  stanza:
-    description: The pgBackRest stanza (one PostgreSQL cluster) to describe.
-    type: str
-    required: true
-  config:
-    description:
-      - Path of the C(pgbackrest.conf) holding the stanza. Default is pgBackRest's own,
-        C(/etc/pgbackrest/pgbackrest.conf).
-    type: path
-  repo:
-    description: Only this repository (pgBackRest's C(--repo) index, 1 for C(repo1-*)). Default is all of them.
-    type: int
-  pgbackrest_bin:
-    description: Path of the pgbackrest program. Default is C(pgbackrest) from E(PATH) or C(/usr/bin).
-    type: path
   verify:
     description: Also run C(pgbackrest verify) and return its result under RV(verify).
     type: bool
@@ -182,19 +168,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.command import pgbackrest_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.run import run
 
 
 def argument_spec():
     spec = connection_argument_spec()
     spec['db'] = dict(type='str', default='postgres', aliases=['login_db', 'database'])
-    spec.update(
-        stanza=dict(type='str', required=True),
-        config=dict(type='path'),
-        repo=dict(type='int'),
-        pgbackrest_bin=dict(type='path'),
-        verify=dict(type='bool', default=False),
-    )
+    spec.update(pgbackrest_argument_spec())
+    spec['verify'] = dict(type='bool', default=False)
     return spec
 
 

@@ -19,6 +19,12 @@ ERROR_LINE = re.compile(r'^(?:.*?\s)?(?:ERROR|ASSERT): \[(\d+)\]: (.*)$')
 MAX_OUTPUT = 64 * 1024 * 1024
 
 
+def pgbackrest_argument_spec():
+    """Options documented by the lifeboat.db.pgbackrest doc fragment."""
+    return dict(stanza=dict(type='str', required=True), config=dict(type='path'), repo=dict(type='int'),
+                pgbackrest_bin=dict(type='path'))
+
+
 class PgBackRest(object):
     """One stanza of one pgbackrest configuration, as the task's options name it."""
 
@@ -30,7 +36,7 @@ class PgBackRest(object):
         self.repo = repo
         self.binary = binary or DEFAULT_BINARY
 
-    def argv(self, command, *options):
+    def argv(self, command, *options, **kwargs):
         argv = [self.binary]
         if self.config:
             argv.append('--config=%s' % self.config)
@@ -39,7 +45,11 @@ class PgBackRest(object):
             argv.append('--repo=%d' % self.repo)
         # Console output is what we parse: no log lines mixed into it. No log file either: a task that only
         # reads leaves nothing behind, and one run as root would leave a root-owned file in pgBackRest's log path.
-        argv.extend(['--log-level-console=off', '--log-level-stderr=error', '--log-level-file=off', command])
+        # A command that writes (restore) keeps pgBackRest's log file, the record an operator looks for.
+        argv.extend(['--log-level-console=off', '--log-level-stderr=error'])
+        if not kwargs.get('log_file'):
+            argv.append('--log-level-file=off')
+        argv.append(command)
         argv.extend(options)
         return argv
 
@@ -56,9 +66,10 @@ class PgBackRest(object):
         if self.repo is not None and not 1 <= self.repo <= 256:
             raise LifeboatError('repo must be a pgBackRest repository index from 1 to 256, not %d' % self.repo)
 
-    def run(self, command, *options):
-        """stdout of `pgbackrest <command>`; a failure raises one line with pgbackrest's own error."""
-        argv = self.argv(command, *options)
+    def run(self, command, *options, **kwargs):
+        """stdout of `pgbackrest <command>`; a failure raises one line with pgbackrest's own error.
+        log_file=True keeps the log file pgBackRest's configuration asks for."""
+        argv = self.argv(command, *options, log_file=kwargs.get('log_file', False))
         try:
             rc, out, err = self.run_command(argv, environ_update={'LC_ALL': 'C'})
         except (OSError, IOError) as exc:
