@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running a PostgreSQL client tool inside a container, as `docker exec` does, through the API.
+
+The SDK's high-level `exec_run(stream=True)` never reports the exit code, so a pg_dump that failed
+halfway would look like a short dump. Here: exec_create, exec_start (stdout and stderr apart, as
+they come), then exec_inspect until the command has ended, for its exit code. stdout goes to a
+callback as it arrives (into the repository, hashed on the way), stderr is kept for the message.
+
+Passwords travel in the exec's environment, never in its arguments: an exec's arguments are shown
+by `docker inspect` and `ps` inside the container, its environment is not logged.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import socket
+import struct
+import threading
+import time
+
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.container.engine import api_error_text, docker
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import last_error_line
+
+# Kept of a command's stderr: enough for its error lines, bounded for a chatty --verbose.
+STDERR_LIMIT = 64 * 1024
+# How long an ended exec may take to report its exit code. It must be read before the engine cleans
+# the exec session up (Docker keeps it; podman after exit_command_delay, 5 min by default).
+EXIT_CODE_WAIT = 30.0
+CHUNK = 1024 * 1024
+# The runtime's words when the program itself is missing (runc, crun, Docker: exit code 126/127).
+MISSING_PROGRAM = ('executable file not found', 'no such file or directory', 'command not found')
+STREAM_STDOUT, STREAM_STDERR = 1, 2
+
+
+class ExecResult(object):
+    def __init__(self, exec_id, exit_code, stderr, stdout=None, size=0):
+        self.exec_id = exec_id
+        self.exit_code = exit_code
+        self.stderr = stderr
+        self.stdout = stdout  # the output itself, when no callback took it
+        self.size = size      # bytes of stdout
+
+
+class ContainerExec(object):
+    """Runs commands in one running container (engine.Container)."""
+
+    def __init__(self, container):
+        self.container = container
+        self.api = container.api
+
+    def run(self, argv, environment=None, on_stdout=None, user=None, workdir=None, stdin=None):
+        """Run argv in the container; return an ExecResult (a failing command is not an error here:
+        see `check`). on_stdout(block) receives stdout as it arrives; without it, stdout is
+        collected. `stdin`, an iterable of bytes blocks, is fed to the command's standard input."""
+        exec_id = self._create(argv, environment, user, workdir, stdin is not None)
+        collected = []
+        sink = on_stdout or collected.append
+        errors = bytearray()
+        size = 0
+        try:
+            frames = self._feed(exec_id, stdin) if stdin is not None else self._stream(exec_id)
+            for kind, block in frames:
+                if kind == STREAM_STDOUT:
+                    size += len(block)
+                    sink(block)
+                elif len(errors) < STDERR_LIMIT:
+                    errors.extend(block[:STDERR_LIMIT - len(errors)])
+        except docker.errors.APIError as exc:
+            raise LifeboatError('%s in container %r: the engine broke off: %s'
+                                % (argv[0], self.container.name, api_error_text(exc)))
+        exit_code = self._exit_code(exec_id, argv[0])
+        return ExecResult(exec_id, exit_code, errors.decode('utf-8', 'replace'),
+                          stdout=None if on_stdout else b''.join(collected), size=size)
+
+    def check(self, argv, what, **kwargs):
+        """run(), then one line for a failure: a missing program, or the command's own error line."""
+        result = self.run(argv, **kwargs)
+        if result.exit_code != 0:
+            raise LifeboatError(self.failure(argv[0], what, result))
+        return result
+
+    def failure(self, program, what, result):
+        """The one-line message for a failed ExecResult."""
+        if result.exit_code in (126, 127) and any(words in result.stderr.lower() for words in MISSING_PROGRAM):
+            return ('container %r has no %s (not found in its PATH); run it against the container of the '
+                    'PostgreSQL server itself, whose image holds the client tools' % (self.container.name, program))
+        detail = last_error_line(result.stderr, 'no error message')
+        return '%s failed in container %r (exit code %d): %s' % (what, self.container.name, result.exit_code, detail)
+
+    def _create(self, argv, environment, user, workdir, with_stdin):
+        try:
+            created = self.api.exec_create(self.container.id, list(argv), stdout=True, stderr=True, stdin=with_stdin,
+                                           environment=dict(environment or {}), user=user or '', workdir=workdir)
+        except docker.errors.NotFound:
+            raise LifeboatError('container %r is gone (removed while lifeboat was using it)' % self.container.name)
+        except docker.errors.APIError as exc:
+            text = api_error_text(exc)
+            if 'not running' in text or 'state improper' in text or exc.status_code == 409:
+                raise LifeboatError('container %r is not running, so %s cannot run in it; start it (docker start '
+                                    '%s) and run again' % (self.container.name, argv[0], self.container.name))
+            raise LifeboatError('the engine refused to run %s in container %r: %s'
+                                % (argv[0], self.container.name, text))
+        return created['Id']
+
+    def _stream(self, exec_id):
+        for out, err in self.api.exec_start(exec_id, stream=True, demux=True):
+            if out:
+                yield STREAM_STDOUT, out
+            if err:
+                yield STREAM_STDERR, err
+
+    def _feed(self, exec_id, blocks):
+        """Attach to the exec's raw socket: a thread sends `blocks` to stdin (then closes it) while
+        the output is read, so a command that writes as it reads never blocks on a full pipe. The
+        engine multiplexes the output in frames (8-byte header: stream, 3 zero bytes, length).
+
+        If producing a block fails, the socket is closed at once and the error raised after the
+        command ended; the command has then seen its input end early, so a caller feeding a script
+        must make a cut script fail by itself (psql --single-transaction -v ON_ERROR_STOP=1 rolls
+        back only on an error, so such a caller checks this error and its own result)."""
+        attached = self.api.exec_start(exec_id, socket=True)
+        raw = getattr(attached, '_sock', attached)
+        failed = []
+
+        def send():
+            try:
+                for block in blocks:
+                    raw.sendall(block)
+            except (IOError, OSError):
+                pass  # it stopped reading (psql's ON_ERROR_STOP): its stderr says why
+            except BaseException as exc:  # noqa: B902 - handed to the caller below
+                failed.append(exc)
+                raw.shutdown(socket.SHUT_RDWR)
+                return
+            try:
+                raw.shutdown(socket.SHUT_WR)
+            except (IOError, OSError):
+                pass
+
+        sender = threading.Thread(target=send, name='exec-stdin')
+        sender.daemon = True
+        sender.start()
+        try:
+            frames = FrameReader()
+            for block in iter(lambda: raw.recv(CHUNK), b''):
+                for frame in frames.feed(block):
+                    yield frame
+            sender.join()
+            if failed:
+                raise failed[0]
+            frames.close()
+        finally:
+            sender.join(5)
+            raw.close()
+
+    def _exit_code(self, exec_id, program):
+        deadline = time.monotonic() + EXIT_CODE_WAIT
+        delay = 0.01
+        while True:
+            try:
+                facts = self.api.exec_inspect(exec_id)
+            except docker.errors.APIError as exc:
+                raise LifeboatError('%s in container %r ended, but the engine lost its exit code (%s); the result '
+                                    'is not trusted' % (program, self.container.name, api_error_text(exc)))
+            if not facts.get('Running') and facts.get('ExitCode') is not None:
+                return facts['ExitCode']
+            if time.monotonic() > deadline:
+                raise LifeboatError('%s in container %r closed its output but did not end within %ds; the result '
+                                    'is not trusted' % (program, self.container.name, EXIT_CODE_WAIT))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+class FrameReader(object):
+    """Splits the Docker API's multiplexed stream (stdout/stderr frames) as blocks arrive."""
+
+    HEADER = struct.Struct('>BxxxL')
+
+    def __init__(self):
+        self.pending = b''
+
+    def feed(self, block):
+        self.pending += block
+        frames = []
+        start = 0
+        while len(self.pending) - start >= self.HEADER.size:
+            kind, length = self.HEADER.unpack_from(self.pending, start)
+            if kind not in (0, STREAM_STDOUT, STREAM_STDERR):
+                raise LifeboatError('the container engine sent output that is not a Docker stream (frame type %d)'
+                                    % kind)
+            end = start + self.HEADER.size + length
+            if len(self.pending) < end:
+                break
+            frames.append((STREAM_STDOUT if kind in (0, STREAM_STDOUT) else STREAM_STDERR,
+                           self.pending[start + self.HEADER.size:end]))
+            start = end
+        self.pending = self.pending[start:]
+        return frames
+
+    def close(self):
+        if self.pending:
+            raise LifeboatError('the container engine cut the command\'s output short (%d bytes of a frame)'
+                                % len(self.pending))

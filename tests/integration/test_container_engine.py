@@ -1,0 +1,257 @@
+"""PostgreSQL in a container, reached through a real Docker-API engine (issue 20's groundwork).
+
+podman serves the Docker API from a private folder (tests/tools/dockerengine.py) and runs a
+postgres:18 image made on this machine (tests/tools/pgimage.py). lifeboat's container layer
+(plugins/module_utils/container) runs pg_dump, pg_restore and psql inside the container: what it
+streams out must be byte for byte what `docker exec` gives, the exit codes must be the command's,
+and each bad input must end in one line that says what to do.
+"""
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT / "tests" / "tools"))
+sys.path.insert(0, str(PROJECT / "collections"))
+import dockerengine  # noqa: E402
+import pgimage  # noqa: E402
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError  # noqa: E402
+from ansible_collections.lifeboat.db.plugins.module_utils.container import archive, engine  # noqa: E402
+from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec  # noqa: E402
+
+MISSING = dockerengine.problem()
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+ROWS = 50000
+
+
+class Fleet:
+    """What the module's tests share: the engine, a network, a PostgreSQL container on it with a
+    published port, a stopped container and one without PostgreSQL's tools."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.client = engine.client()
+        self.api = engine.client().api
+        self.prefix = "lifeboat-%s-" % WORKER
+        self.password = secrets.token_urlsafe(18)
+
+    def start(self):
+        pg_image = pgimage.ensure_image(self.engine, "postgres")
+        busybox = pgimage.ensure_image(self.engine, "busybox")
+        self.network = self.client.networks.create(self.prefix + "net", labels=self.engine.labels)
+        self.db = self.client.containers.run(
+            pg_image, ["postgres", "-c", "fsync=off"], name=self.prefix + "db", detach=True,
+            labels=self.engine.labels, network=self.network.name, ports={"5432/tcp": ("127.0.0.1", None)},
+            environment={"POSTGRES_PASSWORD": self.password, "POSTGRES_USER": "lifeboat", "POSTGRES_DB": "app",
+                         "POSTGRES_INITDB_ARGS": "--no-sync"})
+        self.stopped = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "stopped",
+                                                  detach=True, labels=self.engine.labels)
+        self.stopped.stop(timeout=1)
+        self.toolless = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "toolless",
+                                                   detach=True, labels=self.engine.labels)
+        self.container = engine.Container.find(self.api, self.db.name, self.engine.base_url)
+        self.exec = ContainerExec(self.container)
+        self._wait_ready()
+        self.exec.check(["psql", "-v", "ON_ERROR_STOP=1", "-U", "lifeboat", "-d", "app", "-c",
+                         "CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL);"
+                         "INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, %d) g;" % ROWS],
+                        "filling database app")
+        return self
+
+    def _wait_ready(self):
+        # Over TCP: the entry point's first, socket-only start is not the server a client will get.
+        deadline = time.monotonic() + 60
+        while self.exec.run(["pg_isready", "-h", "127.0.0.1", "-q"]).exit_code != 0:
+            if time.monotonic() > deadline:
+                pytest.fail("PostgreSQL in %s was not ready within 60 s: %s"
+                            % (self.db.name, self.db.logs()[-500:].decode(errors="replace")))
+            time.sleep(0.1)
+
+    def docker_exec(self, *argv, env=None):
+        """`docker exec` as the runbook does it (podman's CLI on the same engine)."""
+        flags = []
+        for name, value in (env or {}).items():
+            flags += ["--env", name]  # the value from our environment: not in argv
+        return subprocess.run(["podman", "exec", *flags, self.db.name, *argv], capture_output=True, check=True,
+                              env=dict(self.engine.environ, **(env or {})), timeout=120).stdout
+
+    def close(self):
+        for client in (self.client, self.api):
+            client.close()
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    made = dockerengine.Engine()
+    started = time.monotonic()
+    made.acquire()
+    fleet = None
+    try:
+        fleet = Fleet(made).start()
+        print("container engine and fleet ready in %.1f s" % (time.monotonic() - started))
+        yield fleet
+    finally:
+        # Containers and the network go (they carry this process's label), and the service too when
+        # no other test process uses it - whatever the tests did.
+        if fleet is not None:
+            fleet.close()
+        made.release()
+
+
+def test_pg_dump_streams_out_byte_exact_and_hashed(fleet, tmp_path):
+    digest = hashlib.sha256()
+    target = tmp_path / "app.sql"
+    argv = ["pg_dump", "-h", "127.0.0.1", "-U", "lifeboat", "--restrict-key=lifeboat", "app"]
+    with open(target, "wb") as out:
+        def write(block):
+            out.write(block)
+            digest.update(block)
+        result = fleet.exec.check(argv, "pg_dump of database app", environment={"PGPASSWORD": fleet.password},
+                                  on_stdout=write)
+    assert result.exit_code == 0 and result.stdout is None
+    by_docker_exec = fleet.docker_exec(*argv, env={"PGPASSWORD": fleet.password})
+    assert result.size == len(by_docker_exec) == target.stat().st_size > ROWS * 30
+    assert digest.hexdigest() == hashlib.sha256(by_docker_exec).hexdigest() == hashlib.sha256(
+        target.read_bytes()).hexdigest()
+    assert b"COPY public.item (id, name) FROM stdin;" in by_docker_exec
+
+
+def test_exit_codes_and_stderr_are_the_commands(fleet):
+    shell = fleet.exec.run(["sh", "-c", "echo out; echo 'ERROR: broken' >&2; exit 3"])
+    assert (shell.exit_code, shell.stdout, shell.stderr) == (3, b"out\n", "ERROR: broken\n")
+    assert fleet.exec.run(["true"]).exit_code == 0
+    with pytest.raises(LifeboatError) as failed:
+        fleet.exec.check(["pg_dump", "-U", "lifeboat", "nosuchdb"], "pg_dump of database 'nosuchdb'")
+    msg = failed.value.msg
+    assert "\n" not in msg and msg.startswith("pg_dump of database 'nosuchdb' failed in container %r (exit code 1): "
+                                              % fleet.db.name), msg
+    assert 'database "nosuchdb" does not exist' in msg, msg
+
+
+def test_password_travels_in_the_exec_environment_only(fleet):
+    argv = ["psql", "-h", "127.0.0.1", "-U", "lifeboat", "-d", "app", "-Atc", "SELECT count(*) FROM item"]
+    # Over TCP the server asks for the password: without it the command fails, with it in the
+    # exec's environment it succeeds.
+    refused = fleet.exec.run(argv, environment={"PGPASSWORD": ""})
+    assert refused.exit_code == 2 and "no password supplied" in refused.stderr
+    counted = fleet.exec.check(argv, "counting", environment={"PGPASSWORD": fleet.password})
+    assert counted.stdout == b"%d\n" % ROWS
+    shown = fleet.api.exec_inspect(counted.exec_id)
+    assert fleet.password not in json.dumps(shown["ProcessConfig"])
+    assert fleet.password.encode() not in fleet.db.logs()
+
+
+def test_server_address_on_its_network_and_published_port(fleet):
+    host, port = fleet.container.address()
+    published = fleet.api.inspect_container(fleet.db.id)["NetworkSettings"]["Ports"]["5432/tcp"][0]
+    assert (host, port) == ("127.0.0.1", int(published["HostPort"]))
+    on_network = fleet.container.address(network=fleet.network.name)
+    assert on_network[1] == 5432 and on_network[0] != "127.0.0.1"
+    for address in ((host, port), on_network):
+        with psycopg.connect(host=address[0], port=address[1], user="lifeboat", password=fleet.password,
+                             dbname="app", connect_timeout=10) as conn:
+            assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
+    with pytest.raises(LifeboatError) as wrong:
+        fleet.container.address(network="nosuchnet")
+    assert "has no address on network 'nosuchnet'" in wrong.value.msg and fleet.network.name in wrong.value.msg
+
+
+def test_custom_archive_copied_in_and_restored_in_parallel(fleet, tmp_path):
+    archive_file = tmp_path / "app.dump"
+    with open(archive_file, "wb") as out:
+        fleet.exec.check(["pg_dump", "-Fc", "-U", "lifeboat", "app"], "pg_dump -Fc", on_stdout=out.write)
+    scratch = archive.scratch_dir(fleet.exec, "the restore of app")
+    try:
+        inside = archive.copy_in(fleet.exec, str(archive_file), scratch, "app.dump", uid=999, gid=999)
+        listed = fleet.exec.check(["sha256sum", inside], "sha256sum").stdout.split()[0].decode()
+        assert listed == hashlib.sha256(archive_file.read_bytes()).hexdigest()
+        fleet.exec.check(["createdb", "-U", "lifeboat", "app_restored"], "createdb")
+        # -j needs a file it can seek in: the reason the archive is copied in rather than streamed.
+        fleet.exec.check(["pg_restore", "-U", "lifeboat", "-d", "app_restored", "-j", "2", "--exit-on-error", inside],
+                         "pg_restore of app")
+        counted = fleet.exec.check(["psql", "-U", "lifeboat", "-d", "app_restored", "-Atc",
+                                    "SELECT count(*), sum(length(name)) FROM item"], "count")
+        assert counted.stdout == b"%d|%d\n" % (ROWS, ROWS * 32)
+    finally:
+        assert archive.remove_in(fleet.exec, scratch) is None
+    assert fleet.exec.run(["test", "-e", scratch]).exit_code == 1
+
+
+def test_directory_format_dump_copied_out(fleet, tmp_path):
+    scratch = archive.scratch_dir(fleet.exec, "a directory-format dump")
+    try:
+        fleet.exec.check(["pg_dump", "-Fd", "-j", "2", "-U", "lifeboat", "-f", scratch + "/app.dir", "app"],
+                         "pg_dump -Fd")
+        inside = {}
+        for line in fleet.exec.check(["sh", "-c", "cd %s && sha256sum app.dir/*" % scratch],
+                                     "sha256sum").stdout.decode().splitlines():
+            checksum, name = line.split()
+            inside[name] = checksum
+        files = archive.copy_out(fleet.exec, scratch + "/app.dir", str(tmp_path))
+    finally:
+        archive.remove_in(fleet.exec, scratch)
+    assert {f["name"]: f["sha256"] for f in files} == inside and "app.dir/toc.dat" in inside
+    for f in files:
+        path = tmp_path / f["name"]
+        assert path.stat().st_size == f["size"] and path.stat().st_mode & 0o777 == 0o600
+    # The host's own pg_restore of the same major version reads the copy.
+    pg_restore = pgimage.wheel_dirs()[0] / "pginstall" / "bin" / "pg_restore"
+    listing = subprocess.run([str(pg_restore), "--list", str(tmp_path / "app.dir")], capture_output=True, text=True,
+                             check=True).stdout
+    assert "TABLE DATA public item" in listing
+
+
+def test_script_fed_through_stdin(fleet):
+    payload = os.urandom(3 * 1024 * 1024)
+    summed = fleet.exec.run(["sha256sum"], stdin=iter([payload[:1000], payload[1000:]]))
+    assert summed.exit_code == 0
+    assert summed.stdout.split()[0].decode() == hashlib.sha256(payload).hexdigest()
+    script = b"CREATE TABLE fed (n int);\nINSERT INTO fed SELECT generate_series(1, 10);\n"
+    fleet.exec.check(["psql", "-v", "ON_ERROR_STOP=1", "-1", "-q", "-U", "lifeboat", "-d", "app"], "psql",
+                     stdin=[script])
+    stopped = fleet.exec.run(["psql", "-v", "ON_ERROR_STOP=1", "-1", "-q", "-U", "lifeboat", "-d", "app"],
+                             stdin=[b"INSERT INTO fed VALUES (11);\nSELECT nosuchcolumn FROM fed;\n"])
+    assert stopped.exit_code == 3 and 'column "nosuchcolumn" does not exist' in stopped.stderr
+    counted = fleet.exec.check(["psql", "-U", "lifeboat", "-d", "app", "-Atc", "SELECT count(*) FROM fed"], "count")
+    assert counted.stdout == b"10\n"
+
+
+def one_line(call):
+    with pytest.raises(LifeboatError) as failed:
+        call()
+    msg = failed.value.msg
+    assert "\n" not in msg and "Traceback" not in msg, msg
+    return msg
+
+
+def test_bad_inputs_end_in_one_line(fleet, tmp_path):
+    url = fleet.engine.base_url
+    msg = one_line(lambda: engine.Container.find(fleet.api, "lifeboat-nosuch-container", url))
+    assert msg == ("container 'lifeboat-nosuch-container' does not exist on the engine at %s; check its name with "
+                   "`docker ps -a`" % url)
+    msg = one_line(lambda: engine.Container.find(fleet.api, fleet.stopped.name, url))
+    assert msg.startswith("container %r is exited, so nothing can run in it; start it" % fleet.stopped.name), msg
+    toolless = ContainerExec(engine.Container.find(fleet.api, fleet.toolless.name, url))
+    msg = one_line(lambda: toolless.check(["pg_dump", "--version"], "pg_dump"))
+    assert msg.startswith("container %r has no pg_dump (not found in its PATH)" % fleet.toolless.name), msg
+    nowhere = "unix://%s" % (tmp_path / "no-engine.sock")
+    msg = one_line(lambda: engine.connect(nowhere, timeout=5))
+    assert msg.startswith("cannot reach the container engine at %s: " % nowhere) and "docker_host" in msg, msg
+    # Found running, then stopped before the command: the engine's refusal, in one line.
+    doomed = fleet.client.containers.run("lifeboat-busybox:test", ["sleep", "600"], name=fleet.prefix + "doomed",
+                                         detach=True, labels=fleet.engine.labels)
+    found = ContainerExec(engine.Container.find(fleet.api, doomed.name, url))
+    doomed.stop(timeout=1)
+    msg = one_line(lambda: found.run(["true"]))
+    assert msg.startswith("container %r is not running, so true cannot run in it" % doomed.name), msg
+    doomed.remove()
