@@ -353,3 +353,110 @@ def test_a_job_user_who_could_not_write_its_log_is_refused_before_anything_is_wr
     assert_one_line(refused, f"job backup-daily: user nobody cannot open its log {target.log_dir}/backup-daily.log",
                     "job backup-delta: user lifeboat-no-such-user does not exist on this host")
     assert target.files() == [] and not target.runner.parent.exists()
+
+
+# -- pgBackRest's backups and verify (issue 19) ---------------------------------------------------------
+
+PGBACKREST_TIMES = {"full": "30 1 * * 0", "diff": "30 1 * * 1-6", "incr": "15 * * * *", "verify": "30 4 * * 6"}
+
+
+def pgbackrest_stanza_or_skip():
+    import pgbackrest_stanza  # tests/tools, on sys.path through conftest
+    if os.getuid() != 0:
+        pytest.skip("the pgBackRest jobs run as the account PostgreSQL runs as, which only root can switch to")
+    if pgbackrest_stanza.missing():
+        pytest.skip(pgbackrest_stanza.missing())
+    return pgbackrest_stanza
+
+
+def test_pgbackrest_jobs_per_stanza_run_as_the_database_user_and_share_a_lock(tmp_path):
+    """Four jobs per stanza with their times, run as the database OS user; then the cron lines run for real,
+    as cron would, against a Debian PostgreSQL 15 stanza archiving into a path repository: an incremental
+    backup lands in the repository, a verify reads it back, and a differential started while the full
+    backup of the same stanza runs is skipped (exit 75) instead of failing on pgBackRest's own lock."""
+    tools = pgbackrest_stanza_or_skip()
+    stanza = tools.Stanza("schedule-%s" % os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    try:
+        facts = stanza.start()
+        account = pwd.getpwnam(stanza.user)
+        group = grp.getgrgid(account.pw_gid).gr_name
+        # Under the stanza's folder, which its account can pass through (tmp_path is root's 0700).
+        target = Target(stanza.base / "schedule")
+        variables = dict(lifeboat_schedule_pgbackrest=True, lifeboat_schedule_pgbackrest_times=PGBACKREST_TIMES,
+                         lifeboat_pgbackrest_stanzas=[{"name": facts["stanza"]}, {"name": "other.db"}],
+                         lifeboat_pgbackrest_config=facts["config"], lifeboat_pgbackrest_db_user=stanza.user,
+                         lifeboat_schedule_group=group)
+        play = target.apply([], **variables)
+        assert play.rc == 0, play.stdout[-3000:] + play.stderr[-2000:]
+        lines = target.cron_lines()
+        assert sorted(lines) == sorted(f"pgbackrest-{kind}-{name}" for kind in PGBACKREST_TIMES
+                                       for name in (facts["stanza"], "other_db"))
+        for kind, times in PGBACKREST_TIMES.items():
+            schedule, user, argv = cron_command(lines[f"pgbackrest-{kind}-{facts['stanza']}"])
+            assert (" ".join(schedule), user) == (times, stanza.user)
+            lock = argv[argv.index("--lock") + 1]
+            assert lock == str(target.lock_dir / f"pgbackrest-{facts['stanza']}.lock"), "one lock per stanza"
+            command = argv[argv.index("--") + 1:]
+            assert command[:4] == ["/usr/bin/pgbackrest", f"--config={facts['config']}", f"--stanza={facts['stanza']}",
+                                   "--log-level-console=info"]
+            assert command[4:] == (["verify"] if kind == "verify" else ["backup", f"--type={kind}"])
+        assert "--stanza=other.db" in cron_command(lines["pgbackrest-full-other_db"])[2]
+        assert oct(target.log_dir.stat().st_mode & 0o777) == "0o750" and target.log_dir.stat().st_gid == account.pw_gid
+
+        def run(name):
+            """The job's cron line, as cron starts it: as the line's user, with that user's group only. The
+            test cluster wants a password where a host's postgres logs in by peer: it comes in the
+            environment, as a ~/.pgpass would give it, never in the job's command."""
+            _, user, argv = cron_command(target.cron_lines()[name])
+            entry = pwd.getpwnam(user)
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+                                    env=dict(os.environ, PGPASSWORD=facts["password"]),
+                                    user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+
+        def backups():
+            out = stanza.pgbackrest("info", "--output=json").stdout
+            return [b["type"] for b in json.loads(out)[0]["backup"]]
+
+        before = backups()
+        incr = run(f"pgbackrest-incr-{facts['stanza']}")
+        assert incr.wait(120) == 0, (incr.stderr.read(), (target.log_dir / f"pgbackrest-incr-{facts['stanza']}.log").read_text())
+        assert backups() == before + ["incr"]
+        log = (target.log_dir / f"pgbackrest-incr-{facts['stanza']}.log").read_text()
+        assert re.search(rf"^{STAMP} end: pgbackrest-incr-{facts['stanza']} exit 0 after \d+ s$", log, re.M), log
+        assert "new backup label" in log, "pgBackRest's INFO lines are the record of what the job backed up"
+
+        full = run(f"pgbackrest-full-{facts['stanza']}")
+        full_log = target.log_dir / f"pgbackrest-full-{facts['stanza']}.log"
+        deadline = time.monotonic() + 30
+        while "start: " not in (full_log.read_text() if full_log.exists() else "") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        diff = run(f"pgbackrest-diff-{facts['stanza']}")
+        assert diff.wait(60) == 75, "the differential must wait for the next turn, not fight the full backup"
+        assert full.wait(120) == 0, full_log.read_text()
+        assert "skipped: pgbackrest-diff-" in (target.log_dir / f"pgbackrest-diff-{facts['stanza']}.log").read_text()
+        assert backups() == before + ["incr", "full"]
+
+        verify = run(f"pgbackrest-verify-{facts['stanza']}")
+        assert verify.wait(120) == 0, (target.log_dir / f"pgbackrest-verify-{facts['stanza']}.log").read_text()
+
+        # systemd: the same jobs as units run by the database OS user.
+        play = target.apply([], lifeboat_schedule_backend="systemd", **variables)
+        assert play.rc == 0, play.stdout[-3000:]
+        service = target.unit(f"lifeboat-pgbackrest-verify-{facts['stanza']}.service")
+        assert f"\nUser={stanza.user}\n" in service and f"--stanza={facts['stanza']}" in service
+        assert "\nOnCalendar=Sat *-*-* 04:30:00\n" in target.unit(f"lifeboat-pgbackrest-verify-{facts['stanza']}.timer")
+        assert "\nOnCalendar=Mon..Sat *-*-* 01:30:00\n" in target.unit("lifeboat-pgbackrest-diff-other_db.timer")
+
+        # Turned off: the jobs go, their logs stay.
+        play = target.apply([], **dict(variables, lifeboat_schedule_pgbackrest=False))
+        assert play.rc == 0, play.stdout[-3000:]
+        assert target.cron_lines() == {} and not list(target.systemd_dir.iterdir())
+        assert full_log.exists()
+
+        play = target.apply([], **dict(variables, lifeboat_schedule_pgbackrest_times={"weekly": "0 1 * * 0"}))
+        assert play.rc != 0
+        assert_one_line(play.result("lifeboat_schedule : Check the pgBackRest schedule's stanzas and times"),
+                        "lifeboat_schedule_pgbackrest: lifeboat_schedule_pgbackrest_times: weekly is not one of "
+                        "full, diff, incr, verify")
+    finally:
+        stanza.stop(destroy=True)

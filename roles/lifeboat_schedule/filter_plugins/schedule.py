@@ -298,6 +298,71 @@ def installed_paths(jobs, log_dir, lock_dir):
     return {"logs": sorted(logs), "locks": sorted(locks)}
 
 
+# What each pgBackRest job runs after --config and --stanza (issue 19): the backup types, and verify,
+# which reads every file of the repository back against its checksum.
+PGBACKREST_COMMANDS = {
+    "full": ["backup", "--type=full"],
+    "diff": ["backup", "--type=diff"],
+    "incr": ["backup", "--type=incr"],
+    "verify": ["verify"],
+}
+PGBACKREST_DESCRIPTIONS = {
+    "full": "pgBackRest full backup",
+    "diff": "pgBackRest differential backup (what changed since the last full)",
+    "incr": "pgBackRest incremental backup (what changed since the last backup)",
+    "verify": "pgBackRest verify (every file of the repository read back against its checksum)",
+}
+
+
+def pgbackrest_jobs(stanzas, times, program, config, user, lock_dir):
+    """The scheduled pgBackRest jobs: one per stanza and kind (full, diff, incr, verify) with a time in
+    `times` ({kind: cron expression}; an empty one schedules none of that kind), run as `user` (the
+    database OS user, who owns the repository). Every job of a stanza shares one lock, so a backup still
+    running makes the next job of that stanza log `skipped` instead of failing on pgBackRest's own lock.
+    The variables are checked first (pgbackrest_problems), the jobs then like every other."""
+    jobs = []
+    for stanza in stanzas:
+        name = stanza["name"]
+        # Job names take no dot; a stanza name may have one.
+        label = name.replace(".", "_")
+        for kind, schedule in times.items():
+            if not schedule:
+                continue
+            jobs.append({
+                "name": f"pgbackrest-{kind}-{label}",
+                "description": f"{PGBACKREST_DESCRIPTIONS[kind]} of stanza {name}",
+                "schedule": schedule,
+                "user": user,
+                "lock": f"{lock_dir.rstrip('/')}/pgbackrest-{label}.lock",
+                # Its INFO lines (the backup's label, the WAL it needs) go to the job's log.
+                "command": [program, f"--config={config}", f"--stanza={name}", "--log-level-console=info",
+                            *PGBACKREST_COMMANDS[kind]],
+            })
+    return jobs
+
+
+def pgbackrest_problems(stanzas, times):
+    """One line per problem of the pgBackRest schedule's variables; [] when it can be installed."""
+    problems = []
+    if not isinstance(times, dict):
+        return ["lifeboat_schedule_pgbackrest_times must be a mapping of full, diff, incr and verify to cron "
+                "expressions"]
+    unknown = sorted(set(times) - set(PGBACKREST_COMMANDS))
+    if unknown:
+        problems.append(f"lifeboat_schedule_pgbackrest_times: {', '.join(map(str, unknown))} is not one of "
+                        f"{', '.join(PGBACKREST_COMMANDS)}")
+    if not isinstance(stanzas, list) or not stanzas:
+        problems.append("lifeboat_schedule_pgbackrest_stanzas must be a non-empty list of stanzas "
+                        "(lifeboat_pgbackrest_stanzas)")
+        return problems
+    for stanza in stanzas:
+        name = stanza.get("name") if isinstance(stanza, dict) else None
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
+            problems.append(f"lifeboat_schedule_pgbackrest_stanzas: stanza name {name!r} must be letters, digits, "
+                            ". _ and - (as lifeboat_pgbackrest takes it)")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -307,4 +372,6 @@ class FilterModule:
             "lifeboat_schedule_access_paths": access_paths,
             "lifeboat_schedule_access_problems": access_problems,
             "lifeboat_schedule_installed_paths": installed_paths,
+            "lifeboat_schedule_pgbackrest_jobs": pgbackrest_jobs,
+            "lifeboat_schedule_pgbackrest_problems": pgbackrest_problems,
         }
