@@ -22,6 +22,9 @@ LOG_LINE = re.compile(r'^\S+ \S+ \S+ \[\d+\] (LOG|FATAL|PANIC|ERROR|WARNING):\s+
 # restore_command's own failure, as pgBackRest prints it to the server log: `ERROR: [045]: ...`
 ARCHIVE_GET_ERROR = re.compile(r'(?:^|\s)(?:ERROR|ASSERT): \[(\d+)\]: (.*)$')
 STOPPING = re.compile(r'^recovery stopping (.*)$')
+# What lifeboat's own connection attempts make the server log while it recovers: waiting, not the failure.
+CONNECTION_REFUSED = ('the database system is not yet accepting connections', 'the database system is starting up',
+                      'the database system is shutting down', 'the database system is in recovery mode')
 POLL_SECONDS = 0.3
 
 
@@ -93,7 +96,7 @@ class Instance(object):
 
     def why_it_stopped(self, log_offset):
         lines = log_lines(self.log_file, log_offset)
-        fatal = [text for level, text in lines if level in ('FATAL', 'PANIC')]
+        fatal = [text for level, text in lines if level in ('FATAL', 'PANIC') and text not in CONNECTION_REFUSED]
         archive = archive_get_errors(self.log_file, log_offset)
         detail = fatal[-1] if fatal else 'the postmaster exited'
         where = ''
@@ -172,10 +175,20 @@ def log_lines(path, offset):
 
 
 def archive_get_errors(path, offset):
-    return ['[%s] %s' % match.groups() for match in
-            (ARCHIVE_GET_ERROR.search(line) for line in read_log(path, offset).splitlines()
-             if not LOG_LINE.match(line))
-            if match]
+    """restore_command's failures in the server log, each on one line: pgBackRest continues an error on
+    indented lines (`unable to get 0000...06:` then the repository file and why)."""
+    errors = []
+    current = None
+    for line in read_log(path, offset).splitlines():
+        match = None if LOG_LINE.match(line) else ARCHIVE_GET_ERROR.search(line)
+        if match:
+            current = ['[%s] %s' % match.groups()]
+            errors.append(current)
+        elif current is not None and line[:1].isspace() and line.strip():
+            current.append(line.strip())
+        else:
+            current = None
+    return [' '.join(parts)[:500] for parts in errors]
 
 
 def last_line(text):

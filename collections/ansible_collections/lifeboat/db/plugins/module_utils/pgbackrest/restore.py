@@ -17,7 +17,7 @@ import time
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.command import PgBackRest
-from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.instance import Instance, log_size
+from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.instance import Instance, archive_get_errors, log_size
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.run import read_info
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.scratch import (
     HBA_FILE, LOG_FILE, STAGING, TABLESPACES, check_data_dir_place, check_port_free, check_settings, entries,
@@ -329,14 +329,14 @@ def check_reached(plan, reached, instance):
                                 % (reached['last_replayed_at'], target.value, plan.log_file))
     if target.kind == 'latest':
         end = lsn_end_of_archive(plan.facts['archives'], plan.facts['backups'])
-        if end is not None and reached['lsn'] and parse_lsn(reached['lsn']) < end:
-            raise LifeboatError('recovery to the end of the archive stopped at LSN %s, before its last segment (from %s): '
-                                'WAL in between could not be read%s; run pgbackrest verify - the live cluster was not '
-                                'touched' % (reached['lsn'], format_lsn(end), archive_detail(instance)))
+        # An archived segment always holds WAL, so recovery that read the last one ended past its start.
+        if end is not None and reached['lsn'] and parse_lsn(reached['lsn']) <= end:
+            raise LifeboatError('recovery to the end of the archive stopped at LSN %s, before the end of its last '
+                                'segment (which starts at %s): WAL could not be read%s; run pgbackrest verify - the live '
+                                'cluster was not touched' % (reached['lsn'], format_lsn(end), archive_detail(instance)))
 
 
 def archive_detail(instance):
-    from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.instance import archive_get_errors
     errors = archive_get_errors(instance.log_file, 0)
     return ' (pgBackRest archive-get: %s)' % errors[-1] if errors else ''
 

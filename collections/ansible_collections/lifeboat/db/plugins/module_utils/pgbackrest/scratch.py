@@ -71,9 +71,9 @@ def check_data_dir_place(data_dir, live_paths):
     real = os.path.realpath(data_dir)
     for live in live_paths:
         if real == live or real.startswith(live.rstrip('/') + '/'):
-            raise LifeboatError('data_dir %s is %s the stanza\'s own data directory %s (its pg1-path): a restore never '
+            raise LifeboatError('data_dir %s is %sthe stanza\'s own data directory %s (its pg1-path): a restore never '
                                 'goes over the live cluster; set data_dir to a new directory, e.g. %s-pitr'
-                                % (data_dir, 'inside' if real != live else '', live, live.rstrip('/')))
+                                % (data_dir, 'inside ' if real != live else '', live, live.rstrip('/')))
 
 
 def read_marker(data_dir):
