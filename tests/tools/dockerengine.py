@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 ENGINE_ROOT = Path(os.environ.get("LIFEBOAT_ENGINE_ROOT", "/var/tmp/lifeboat-engine"))
@@ -49,13 +50,13 @@ def problem():
     """Why the engine cannot run here (one line), or None."""
     if os.geteuid() != 0:
         return "the container tests need root (podman runs the containers rootful); run them as root"
-    missing = [name for name, program in PROGRAMS.items() if not shutil.which(program)]
+    # sbin too: a root shell's PATH may lack it, and iptables lives there.
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    missing = [name for name, program in PROGRAMS.items() if not shutil.which(program, path=search)]
     if missing:
         return ("not installed: %s (`make test` as root installs them: scripts/test-packages.sh)"
                 % " ".join(missing))
-    try:
-        import docker  # noqa: F401
-    except ImportError:
+    if find_spec("docker") is None:
         return "the docker Python package is not installed in this Python; run `make venv`"
     return None
 
@@ -106,7 +107,7 @@ class Engine:
             raise EngineError(why)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
-        with self._lock():
+        with self.locked():
             self._write_config()
             self.users.mkdir(exist_ok=True)
             if not self._ping():
@@ -117,7 +118,7 @@ class Engine:
 
     def release(self):
         """Remove what this owner made; the last user out stops the service and cleans the host."""
-        with self._lock():
+        with self.locked():
             try:
                 if self._ping():
                     self._remove_owned(lambda owner: owner == self.owner)
@@ -167,7 +168,9 @@ class Engine:
             'runroot = "%(root)s/run/storage"\n'
             % {"root": self.root})
 
-    def _lock(self):
+    def locked(self):
+        """The engine's lock: held while it starts or stops, while owners are swept, and while an image
+        is built (two test processes would write the same files)."""
         return _FileLock(self.root / "lock")
 
     # -- the service --------------------------------------------------------------------------------
@@ -237,7 +240,7 @@ class Engine:
         return live
 
     def _sweep_dead_owners(self):
-        with self._lock():
+        with self.locked():
             live = set(self._live_users())
             self._remove_owned(lambda owner: owner not in live)
 
@@ -376,7 +379,7 @@ def main(argv):
     elif command == "status":
         print(json.dumps(engine.status(), indent=2))
     else:
-        print(__doc__.strip().splitlines()[-3:], file=sys.stderr)
+        print("\n".join(__doc__.strip().splitlines()[-3:]), file=sys.stderr)
         return 2
     return 0
 

@@ -85,6 +85,11 @@ def ensure_image(engine, kind="postgres"):
     """The image's tag, built and imported unless the engine already has it for these inputs."""
     tag = PG_IMAGE if kind == "postgres" else BUSYBOX_IMAGE
     key = inputs_key(kind)
+    with engine.locked():
+        return _ensure(engine, kind, tag, key)
+
+
+def _ensure(engine, kind, tag, key):
     found = engine.podman("image", "inspect", "--format", "{{ index .Labels \"%s\" }}" % KEY_LABEL, tag,
                           check=False, text=True)
     if found.returncode == 0 and found.stdout.strip() == key:
