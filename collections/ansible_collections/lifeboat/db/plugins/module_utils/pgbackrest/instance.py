@@ -38,6 +38,8 @@ class Instance(object):
         self.log_file = log_file
         self.login_user = login_user
         self.dbname = dbname
+        # What to do when recovery ends before the target: the caller knows the target and the backup.
+        self.recovery_hint = 'the archive lacks or cannot read WAL needed for the target: run pgbackrest verify'
 
     def pg_ctl(self, *args):
         argv = [os.path.join(self.bin_dir, 'pg_ctl'), '-D', self.data_dir] + list(args)
@@ -104,11 +106,7 @@ class Instance(object):
         if redo:
             where = ' (%s)' % redo[-1].split(' system usage')[0]
         extra = ' - pgBackRest archive-get: %s' % archive[-1] if archive else ''
-        if 'recovery target' in detail or archive:
-            hint = ('the archive lacks or cannot read WAL needed for the target: run pgbackrest verify, or choose an '
-                    'earlier target')
-        else:
-            hint = 'see %s' % self.log_file
+        hint = self.recovery_hint if 'recovery target' in detail or archive else 'see %s' % self.log_file
         return ('recovery of the scratch instance stopped: %s%s%s; %s; the live cluster was not touched'
                 % (detail, where, extra, hint))
 

@@ -75,6 +75,8 @@ def make_plan(ctx, data_dir):
     p = ctx.params
     target = parse_target(p['target_type'], p['target'], p['target_exclusive'])
     check_settings(p['settings'])
+    if not 1 <= p['port'] <= 65535:
+        raise LifeboatError('port must be from 1 to 65535, not %d' % p['port'])
     if p['timeout'] < 1:
         raise LifeboatError('timeout must be at least 1 second, not %d' % p['timeout'])
     command = PgBackRest(ctx.run_command, p['stanza'], config=p['config'], repo=p['repo'], binary=p['pgbackrest_bin'])
@@ -233,6 +235,7 @@ def reuse(ctx, plan):
 def restore(ctx, plan, result):
     clock = time.monotonic()
     instance = instance_of(ctx, plan)
+    instance.recovery_hint = recovery_hint(plan)
     if plan.remove:
         if plan.stop_first:
             instance.stop('immediate')
@@ -313,6 +316,19 @@ def write_scratch_config(plan, settings):
         make_private_dir(plan.socket_dir)
     write_private(os.path.join(data_dir, 'postgresql.auto.conf'),
                   scratch_settings(plan.port, plan.socket_dir, data_dir, settings), mode='a')
+
+
+def recovery_hint(plan):
+    """What to do when recovery ends before the target, for this kind of target."""
+    verify = 'run pgbackrest verify to find WAL the archive lacks or cannot read'
+    if plan.target.kind == 'name':
+        return ('check the name, or set backup_set to a backup taken before the restore point was made (backup %s was '
+                'restored; pg_create_restore_point() earlier than it is never replayed), or %s'
+                % (plan.backup['label'], verify))
+    if plan.target.kind in ('time', 'lsn'):
+        return ('if the target is recent, its WAL may not be archived yet: run pg_switch_wal() on the cluster and wait '
+                'for archiving; else %s' % verify)
+    return verify
 
 
 def check_reached(plan, reached, instance):
