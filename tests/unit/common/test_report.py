@@ -309,3 +309,106 @@ def test_a_failed_runs_times_are_not_judged(tmp_path):
     incident = recovery.split("### Recovery steps")[0]
     assert "- **Recovered**: not recovered" in incident and "(target" not in incident
     assert 'The run failed at "(g) Verify row counts equal the baseline": lost rows.' in recovery
+
+
+# Physical backups (pgBackRest) beside the logical ones
+
+def stanza_result(name="main", failing=False, **changes):
+    """A lifeboat.db.pgbackrest_info result as a loop registers it (shape of a real run on pgBackRest 2.45)."""
+    result = {
+        "changed": False, "item": {"name": name}, "count": 2, "latest": "20261205-093344F_20261205-093348I",
+        "status": {"code": 0, "message": "ok"},
+        "stanza": {"name": name, "status": {"code": 0, "message": "ok"}, "cipher": "none", "backup_lock_held": False},
+        "backups": [
+            {"label": "20261205-093344F", "type": "full", "prior": None, "started_at": "2026-12-05T09:33:44Z",
+             "stopped_at": "2026-12-05T09:33:46Z", "started_epoch": 1796463224, "stopped_epoch": 1796463226,
+             "database_size": 22022524, "repository_size": 4242545},
+            {"label": "20261205-093344F_20261205-093348I", "type": "incr", "prior": "20261205-093344F",
+             "started_at": "2026-12-05T09:33:48Z", "stopped_at": "2026-12-05T09:33:49Z", "started_epoch": 1796463228,
+             "stopped_epoch": 1796463229, "database_size": 28022524, "repository_size": 4635945}],
+        "archives": [{"id": "15-1", "db_id": 1, "repo_key": 1, "min_wal": "000000010000000000000001",
+                      "max_wal": "000000010000000000000007"}],
+        "exposure_seconds": 912.5 if failing else 4.25,
+        "archiver": {"archived_count": 7, "failed_count": 3 if failing else 0, "failing": failing,
+                     "last_failed_wal": "000000010000000000000008" if failing else None},
+        "timing": {"finished_epoch": 1796463229 + 3600},
+    }
+    result.update(changes)
+    return result
+
+
+def test_physical_backups_are_shown_beside_the_logical_ones_in_both_files(tmp_path):
+    physical = {"results": [stanza_result("main"), stanza_result("reports", failing=True)]}
+    files, _ = build_reports("restore", str(tmp_path), "run", sample("restore"), SEED_002, "en", 10, physical=physical)
+    page, recovery = files["run/report.html"], files["run/recovery-report.md"]
+    section = page.split('<section id="physical">')[1].split("</section>")[0]
+    rows = re.findall(r'<tr data-host="" data-stanza="([^"]+)" data-failing="(\w+)" class="(\w+)">(.*?)</tr>', section)
+    assert [(stanza, failing, state) for stanza, failing, state, _ in rows] == [
+        ("main", "false", "met"), ("reports", "true", "missed")]
+    main = rows[0][3]
+    # The newest backup, its type, its age when the stanza was read (an hour), the archive range, the exposure.
+    assert "20261205-093344F_20261205-093348I" in main and "<td>incremental</td>" in main
+    assert 'data-age="3600.0">1 h<' in main and 'data-exposure="4.25">4.25 s<' in main
+    assert "000000010000000000000001 \u2013 000000010000000000000007" in main and "\u2713 ok" in main
+    assert "\u2717 failing" in rows[1][3]
+    assert ("stanza reports: WAL archiving is failing (3 failure(s), the last on 000000010000000000000008)"
+            in section.split('id="physical-problems">')[1])
+    # The restore's own sections are all still there, the stanzas after its tables.
+    assert page.index('id="tables"') < page.index('id="physical"') < page.index('id="history"')
+
+    part = recovery.split("### Physical backups (pgBackRest)\n")[1].split("\n### ")[0]
+    assert part.splitlines()[0] == (
+        "- stanza main on db2: latest backup 20261205-093344F_20261205-093348I (incremental, 1 h old), WAL archive "
+        "000000010000000000000001 - 000000010000000000000007, exposure 4.25 s, archiving ok")
+    assert "  - problem: stanza reports: WAL archiving is failing" in part
+    assert "- Physical backups: stanza reports: WAL archiving is failing" in recovery.split("### Improvements")[1]
+
+
+def test_a_japanese_report_names_the_physical_backups_in_japanese(tmp_path):
+    files, _ = build_reports("drill", str(tmp_path), "run", sample("drill"), {}, "ja", 10,
+                             physical=[stanza_result("main")])
+    page, recovery = files["run/report.html"], files["run/recovery-report.md"]
+    seen = re.sub(r"<[^>]*>", " ", re.sub(r"<style>.*</style>", "", page, flags=re.S))
+    for key in ("heading_physical", "column_stanza", "column_exposure", "backup_type_incr", "archiving_ok"):
+        assert TEXTS[key][1] in seen and TEXTS[key][0] not in seen, key
+    assert "### 物理バックアップ（pgBackRest）" in recovery
+    assert "スタンザ main: 最新のバックアップ" in recovery and "（増分、1 時間 前）" in recovery
+
+
+def test_a_stanza_that_could_not_be_read_is_a_problem_not_a_failure_of_the_report(tmp_path):
+    unread = {"failed": True, "item": {"name": "main"},
+              "msg": "pgbackrest info failed: ERROR: [055]: unable to load info file\nHINT: is the stanza created?"}
+    no_backup = stanza_result("fresh", backups=[], status={"code": 0, "message": "ok"})
+    files, _ = build_reports("restore", str(tmp_path), "run", sample("restore"), {}, "en", 10,
+                             physical=[unread, no_backup])
+    problems = files["run/report.html"].split('id="physical-problems">')[1]
+    assert ("stanza main: pgbackrest info failed: ERROR: [055]: unable to load info file HINT: is the stanza "
+            "created?" in problems)
+    assert "stanza fresh has no backup yet: take a full backup (pgbackrest backup --type=full)" in problems
+
+
+def test_the_fleet_report_shows_the_stanzas_its_summary_keeps(tmp_path):
+    from ansible_collections.lifeboat.db.plugins.module_utils.common.report_physical import physical_views
+    summary = sample("fleet")
+    summary["hosts"][0]["physical"] = physical_views([stanza_result("main", failing=True)], host="db1")
+    summary["hosts"][0]["physical"][0]["stanza"] = HOSTILE
+    page = render("fleet", summary, tmp_path / "none")[0]
+    assert '<tr data-host="db1" data-stanza="&lt;script&gt;' in page and "<script" not in page.lower()
+    assert "\u2717 failing" in page.split('<section id="physical">')[1]
+    # Without stanzas, no section.
+    assert 'id="physical"' not in render("fleet", sample("fleet"), tmp_path / "none")[0]
+
+
+def test_physical_of_the_wrong_shape_is_one_line(tmp_path):
+    bad = stanza_result("main")
+    bad["backups"][1]["type"] = "snapshot"
+    with pytest.raises(LifeboatError) as caught:
+        build_reports("restore", str(tmp_path), "run", sample("restore"), {}, "en", 10, physical=[bad])
+    assert caught.value.msg == ("physical: backups[].type is not full, diff or incr; pass lifeboat.db.pgbackrest_info "
+                                "results (a registered result, or a loop's .results)")
+    with pytest.raises(LifeboatError, match="^physical: physical is not a list of pgbackrest_info results"):
+        build_reports("restore", str(tmp_path), "run", sample("restore"), {}, "en", 10, physical="main")
+    summary = sample("fleet")
+    summary["hosts"][0]["physical"] = [{"stanza": "main", "exposure_seconds": "soon"}]
+    with pytest.raises(LifeboatError, match=r"^summary: hosts\[\].physical\[\].exposure_seconds is not a number"):
+        render("fleet", summary, tmp_path)

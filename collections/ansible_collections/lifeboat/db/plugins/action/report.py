@@ -26,7 +26,8 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=argument_spec())
         try:
             written = write_reports(args['kind'], args['dir'], args['run_id'], args['summary'], args['targets'],
-                                    args['lang'], args['history'], to_nice_json, check_mode=self._task.check_mode)
+                                    args['lang'], args['history'], to_nice_json, check_mode=self._task.check_mode,
+                                    physical=args['physical'])
         except LifeboatError as exc:
             return dict(result, failed=True, changed=False, msg=exc.msg)
         result.update(changed=True, dir=args['dir'], **written)

@@ -8,13 +8,22 @@
   lifeboat_backup), lifeboat_fleet_backup_failure and lifeboat_fleet_drill_failure (fleet.yml), and
   every host's lifeboat_drill_summaries (role lifeboat_drill; a drill counts for the host that took
   the backup it proved).
+  Hosts with lifeboat_pgbackrest_stanzas also get their pgBackRest stanzas (`physical`), from the
+  lifeboat.db.pgbackrest_info results fleet.yml registered as lifeboat_fleet_physical.
 - fleet_markdown(summary): that summary as a Markdown table and a list of problems.
 - seconds_between([start, end]): seconds between two UTC times as the modules write them, or None.
+- physical_views(results, host): pgbackrest_info results as the short views the summary and the
+  reports keep (module_utils/common/report_physical.py).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.lifeboat.db.plugins.module_utils.common.report_model import WrongShape
+from ansible_collections.lifeboat.db.plugins.module_utils.common.report_physical import physical_views as _views
 
 TIME_FORMAT = '%Y-%m-%dT%H:%M:%S.%fZ'
 
@@ -61,6 +70,26 @@ def _drill_view(drill):
         'status', 'run_id', 'backup_id', 'took_on', 'proved_on', 'rto_seconds', 'rpo_seconds', 'failed_step', 'failure'))
 
 
+def physical_views(results, host=None):
+    """pgbackrest_info results (a list, a loop's registered result, or one) as the summary's views."""
+    try:
+        return _views(results, host=host)
+    except WrongShape as exc:
+        raise AnsibleFilterError('physical_views: %s; pass lifeboat.db.pgbackrest_info results' % exc)
+
+
+def _physical(host_vars, host):
+    """The host's pgBackRest stanzas: [] unless the inventory set pgBackRest up there."""
+    if _get(host_vars, 'lifeboat_pgbackrest_stanzas', None) is None:
+        return []
+    read = _get(host_vars, 'lifeboat_fleet_physical', None)
+    if read is None:
+        return [dict(host=host, stanza=None, status='not read', backups=0, oldest_at=None, latest=None, archive=None,
+                     exposure_seconds=None, archiving_failing=None, failed_count=None, last_failed_wal=None,
+                     verify=None, problems=['pgBackRest stanzas: not read (the host left the run before)'])]
+    return physical_views(read, host)
+
+
 def fleet_summary(hostvars, hosts, unreachable, now=None):
     unreachable = set(unreachable or [])
     drills = []
@@ -94,7 +123,10 @@ def fleet_summary(hostvars, hosts, unreachable, now=None):
         drill_failure = _get(host_vars, 'lifeboat_fleet_drill_failure', None)
         if drill_failure and not any(drill.get('proved_on') == host for drill in drills):
             problems.append('drill: %s' % drill_failure)
-        rows.append(dict(host=host, state='failed' if problems else 'ok', problems=problems, databases=databases))
+        physical = _physical(host_vars, host)
+        problems += [problem for view in physical for problem in view['problems']]
+        rows.append(dict(host=host, state='failed' if problems else 'ok', problems=problems, databases=databases,
+                         physical=physical))
     counts = dict((state, sum(1 for row in rows if row['state'] == state)) for state in ('ok', 'failed', 'unreachable'))
     return dict(generated_at=(now or datetime.datetime.now(datetime.timezone.utc)).strftime(TIME_FORMAT),
                 hosts=rows, counts=counts)
@@ -125,6 +157,19 @@ def fleet_markdown(summary):
                 row['host'], row['state'], database['database'], database['backup'], database['last_backup_id'],
                 database['age_seconds'], database['size'], database['verified'], drill.get('status'),
                 drill.get('proved_on'), drill.get('rto_seconds'), drill.get('rpo_seconds'))))
+    stanzas = [view for row in summary['hosts'] for view in row.get('physical') or []]
+    if stanzas:
+        lines += ['', '## Physical backups (pgBackRest)', '',
+                  '| Host | Stanza | Status | Latest backup | Type | Age (s) | WAL archive | Exposure (s) | Archiving |',
+                  '|---|---|---|---|---|---:|---|---:|---|']
+        for view in stanzas:
+            latest, archive = view.get('latest') or {}, view.get('archive') or {}
+            failing = view.get('archiving_failing')
+            lines.append('| %s |' % ' | '.join(_cell(value) for value in (
+                view['host'], view['stanza'], view['status'], latest.get('label'), latest.get('type'),
+                latest.get('age_seconds'),
+                '%s - %s' % (archive['min_wal'], archive['max_wal']) if archive.get('max_wal') else None,
+                view.get('exposure_seconds'), None if failing is None else ('failing' if failing else 'ok'))))
     problems = [(row['host'], problem) for row in summary['hosts'] for problem in row['problems']]
     if problems:
         lines += ['', '## Problems', '']
@@ -134,4 +179,5 @@ def fleet_markdown(summary):
 
 class FilterModule(object):
     def filters(self):
-        return dict(fleet_summary=fleet_summary, fleet_markdown=fleet_markdown, seconds_between=seconds_between)
+        return dict(fleet_summary=fleet_summary, fleet_markdown=fleet_markdown, seconds_between=seconds_between,
+                    physical_views=physical_views)

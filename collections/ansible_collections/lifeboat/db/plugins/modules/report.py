@@ -71,6 +71,14 @@ options:
     description: How many earlier runs the history charts show (0 for none).
     type: int
     default: 10
+  physical:
+    description:
+      - Physical backups to show beside the logical ones - M(lifeboat.db.pgbackrest_info) results, one per pgBackRest
+        stanza (a registered result, a list of them, or a loop's registered result). Both files get a section with
+        each stanza's newest backup, its type and age, the WAL archive range, the recovery-point exposure, whether
+        archiving is failing and what is wrong (a failed read, a failing archiver, verify's problems).
+      - The fleet's report shows the stanzas its summary keeps per host (C(hosts[].physical)) without this option.
+    type: raw
 attributes:
   check_mode:
     support: full
@@ -92,6 +100,19 @@ EXAMPLES = r'''
       rto_seconds: 14400
       rpo_seconds: 14400
     lang: ja
+
+- name: Read the stanza the recovery used
+  lifeboat.db.pgbackrest_info:
+    stanza: main
+  register: lifeboat_stanza
+
+- name: A restore's reports with the physical backups beside the logical ones
+  lifeboat.db.report:
+    kind: restore
+    dir: "{{ lifeboat_restore_evidence_dir }}"
+    run_id: "{{ lifeboat_restore_summary.run_id }}"
+    summary: "{{ lifeboat_restore_summary }}"
+    physical: "{{ lifeboat_stanza }}"
 '''
 
 RETURN = r'''
@@ -136,6 +157,7 @@ def argument_spec():
         )),
         lang=dict(type='str', default='en', choices=['en', 'ja']),
         history=dict(type='int', default=10),
+        physical=dict(type='raw'),
     )
 
 

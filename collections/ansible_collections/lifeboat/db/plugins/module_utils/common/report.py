@@ -18,7 +18,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.common.evidence import
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_history import read_history
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_html import render_html
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_model import (
-    RECOVERY_KINDS, WrongShape, figures, resolve_targets, same_series, timeline)
+    RECOVERY_KINDS, WrongShape, figures, items, resolve_targets, same_series, timeline)
+from ansible_collections.lifeboat.db.plugins.module_utils.common.report_physical import physical_views, view_rows
 from ansible_collections.lifeboat.db.plugins.module_utils.common.report_recovery import render_recovery_report
 
 HTML_NAME = 'report.html'
@@ -38,8 +39,28 @@ def history_of(kind, folder, run_id, summary, limit):
     return [(name, figures(kind, earlier)) for name, earlier in runs], skipped
 
 
-def build_reports(kind, folder, run_id, summary, targets, lang, history_limit, now=None):
-    """({name relative to `folder`: text} of the run's reports, {history_runs, history_skipped})."""
+def physical_rows(kind, summary, physical):
+    """The pgBackRest stanzas the reports show: `physical` (pgbackrest_info results), and for the
+    fleet the views its summary keeps per host."""
+    rows = []
+    if physical is not None:
+        try:
+            rows += view_rows(physical_views(physical))
+        except WrongShape as exc:
+            raise LifeboatError('physical: %s; pass lifeboat.db.pgbackrest_info results (a registered result, '
+                                'or a loop\'s .results)' % exc)
+    if kind == 'fleet':
+        try:
+            for host in items(summary.get('hosts'), 'hosts'):
+                rows += view_rows(host.get('physical'), 'hosts[].physical')
+        except WrongShape as exc:
+            raise LifeboatError('summary: %s; pass the summary the role writes as summary.json' % exc)
+    return rows
+
+
+def build_reports(kind, folder, run_id, summary, targets, lang, history_limit, now=None, physical=None):
+    """({name relative to `folder`: text} of the run's reports, {history_runs, history_skipped}).
+    `physical`: lifeboat.db.pgbackrest_info results, shown beside the logical backups."""
     if history_limit < 0:
         raise LifeboatError('history is %d; give the number of earlier runs to chart, 0 or more' % history_limit)
     if len(evidence_parts(run_id)) != 1:
@@ -50,18 +71,21 @@ def build_reports(kind, folder, run_id, summary, targets, lang, history_limit, n
     except WrongShape as exc:
         raise LifeboatError('summary: %s; pass the summary the role writes as summary.json' % exc)
     chosen = resolve_targets(targets)
+    stanzas = physical_rows(kind, summary, physical)
     history, skipped = history_of(kind, folder, run_id, summary, history_limit)
     written_at = (now or datetime.datetime.now(datetime.timezone.utc)).strftime('%Y-%m-%d %H:%M:%S UTC')
     files = {run_id + '/' + HTML_NAME: render_html(kind, lang, summary, fig, chosen, history, skipped,
-                                                   (bars, marks, spans), written_at)}
+                                                   (bars, marks, spans), written_at, stanzas)}
     if kind in RECOVERY_KINDS:
-        files[run_id + '/' + RECOVERY_NAME] = render_recovery_report(kind, lang, summary, fig, chosen, history, bars)
+        files[run_id + '/' + RECOVERY_NAME] = render_recovery_report(kind, lang, summary, fig, chosen, history, bars,
+                                                                         stanzas)
     return files, dict(history_runs=len(history), history_skipped=skipped)
 
 
-def write_reports(kind, folder, run_id, summary, targets, lang, history_limit, to_text, check_mode=False):
+def write_reports(kind, folder, run_id, summary, targets, lang, history_limit, to_text, check_mode=False,
+                  physical=None):
     """Write the run's reports into `folder`; returns {html, recovery} (their paths; recovery None
     for integrity and the fleet), history_runs and history_skipped (earlier runs shown, skipped)."""
-    files, facts = build_reports(kind, folder, run_id, summary, targets, lang, history_limit)
+    files, facts = build_reports(kind, folder, run_id, summary, targets, lang, history_limit, physical=physical)
     paths = dict(zip(files, write_evidence(folder, files, to_text, check_mode=check_mode)))
     return dict(facts, html=paths[run_id + '/' + HTML_NAME], recovery=paths.get(run_id + '/' + RECOVERY_NAME))

@@ -71,10 +71,11 @@ def _num_attr(value):
 
 
 class _Page(object):
-    def __init__(self, kind, lang, summary, fig, targets, history, skipped, timeline):
+    def __init__(self, kind, lang, summary, fig, targets, history, skipped, timeline, physical=()):
         self.kind, self.lang, self.summary, self.fig = kind, lang, summary, fig
         self.targets, self.history, self.skipped = targets, history, skipped
         self.bars, self.marks, self.spans = timeline
+        self.physical = list(physical)
 
     def t(self, key, **values):
         return text(self.lang, key, **values)
@@ -368,6 +369,40 @@ class _Page(object):
                    esc(t('figure_backup_size')), esc(t('chart_rto')), esc(t('chart_rpo')), ''.join(body),
                    ('<h3>%s</h3><ul>%s</ul>' % (esc(t('heading_problems')), problems)) if problems else ''))
 
+    # Physical backups: each pgBackRest stanza beside the logical backups.
+
+    def physical_section(self):
+        if not self.physical:
+            return ''
+        t = self.t
+        body, problems = [], []
+        for row in self.physical:
+            failing = row['archiving_failing']
+            bad = failing or bool(row['problems'])
+            archive = ('%s \u2013 %s' % (row['min_wal'], row['max_wal'])) if row['max_wal'] else t('none')
+            archiving = t('none') if failing is None else '%s %s' % (
+                SYMBOL['failed' if failing else 'passed'], t('archiving_failing' if failing else 'archiving_ok'))
+            body.append(
+                '<tr data-host="%s" data-stanza="%s" data-failing="%s" class="%s"><td>%s</td><td>%s</td><td>%s</td>'
+                '<td>%s</td><td>%s</td><td class="num" data-age="%s">%s</td><td>%s</td>'
+                '<td class="num" data-exposure="%s">%s</td><td class="state">%s</td></tr>'
+                % (esc(row['host'] or ''), esc(row['stanza']), 'true' if failing else 'false', 'missed' if bad else 'met',
+                   esc(row['host'] or self.fig['host'] or t('none')), esc(row['stanza'] or t('none')),
+                   esc(self._state(row['status']) if row['status'] in ('ok', 'failed') else row['status'] or t('none')),
+                   esc(row['label'] or t('none')),
+                   esc(t('backup_type_' + row['type']) if row['type'] else t('none')), _num_attr(row['age_seconds']),
+                   esc(self.duration(row['age_seconds'])), esc(archive), _num_attr(row['exposure_seconds']),
+                   esc(self.duration(row['exposure_seconds'])), esc(archiving)))
+            problems += ['<li>%s</li>' % esc(problem) for problem in row['problems']]
+        return ('<section id="physical"><h2>%s</h2><p class="note">%s</p><table><thead><tr><th>%s</th><th>%s</th>'
+                '<th>%s</th><th>%s</th><th>%s</th><th class="num">%s</th><th>%s</th><th class="num">%s</th><th>%s</th>'
+                '</tr></thead><tbody>%s</tbody></table>%s</section>'
+                % (esc(t('heading_physical')), esc(t('physical_note')), esc(t('column_host')), esc(t('column_stanza')),
+                   esc(t('column_status')), esc(t('column_latest_backup')), esc(t('column_type')), esc(t('column_age')),
+                   esc(t('column_archive')), esc(t('column_exposure')), esc(t('column_archiving')), ''.join(body),
+                   ('<h3>%s</h3><ul id="physical-problems">%s</ul>' % (esc(t('heading_problems')), ''.join(problems)))
+                   if problems else ''))
+
     # History: small charts of the earlier runs and this one.
 
     def chart(self, metric, runs):
@@ -450,7 +485,7 @@ class _Page(object):
     def render(self, written_at):
         t = self.t
         body = ''.join([self.header(), self.figures(), self.targets_section(), self.timeline_section(),
-                        self.tables_section(), self.history_section(),
+                        self.tables_section(), self.physical_section(), self.history_section(),
                         '<footer>%s</footer>' % esc(t('generated', time=written_at))])
         title = '%s: %s' % (t('title_' + self.kind), self.fig['run_id'] or '')
         return ('<!DOCTYPE html>\n<html lang="%s">\n<head>\n<meta charset="utf-8">\n'
@@ -476,6 +511,7 @@ def _ticks(lo, hi, count=6):
     return ticks
 
 
-def render_html(kind, lang, summary, fig, targets, history, skipped, timeline, written_at):
-    """The page, as text. `history` is [(run name, figures)] of the earlier runs, oldest first."""
-    return _Page(kind, lang, summary, fig, targets, history, skipped, timeline).render(written_at)
+def render_html(kind, lang, summary, fig, targets, history, skipped, timeline, written_at, physical=()):
+    """The page, as text. `history` is [(run name, figures)] of the earlier runs, oldest first; `physical`
+    the pgBackRest stanzas to show (report_physical.view_rows)."""
+    return _Page(kind, lang, summary, fig, targets, history, skipped, timeline, physical).render(written_at)

@@ -28,9 +28,10 @@ def md(value):
 
 
 class _Report(object):
-    def __init__(self, kind, lang, summary, fig, targets, history, bars):
+    def __init__(self, kind, lang, summary, fig, targets, history, bars, physical=()):
         self.kind, self.lang, self.summary, self.fig = kind, lang, summary, fig
         self.targets, self.history, self.bars = targets, history, bars
+        self.physical = list(physical)
 
     def t(self, key, **values):
         return text(self.lang, key, **values)
@@ -110,6 +111,22 @@ class _Report(object):
             lines.append(t('rr_check_folders', name=md(name), backup=md(backup or t('none'))))
         return ['- %s' % line for line in lines] or ['- %s' % t('rr_no_checks')]
 
+    def physical_lines(self):
+        """One line per pgBackRest stanza (and one per problem it has): the physical backups beside the logical."""
+        t, lang, lines = self.t, self.lang, []
+        for row in self.physical:
+            failing = row['archiving_failing']
+            archive = '%s - %s' % (row['min_wal'], row['max_wal']) if row['max_wal'] else t('none')
+            lines.append('- %s' % t(
+                'rr_physical_line', stanza=md(row['stanza'] or t('none')),
+                host=md(row['host'] or self.fig['host'] or t('none')), label=md(row['label'] or t('none')),
+                type=t('backup_type_' + row['type']) if row['type'] else t('none'),
+                age=fmt.duration(lang, row['age_seconds']), archive=md(archive),
+                exposure=fmt.duration(lang, row['exposure_seconds']),
+                archiving=t('none') if failing is None else t('archiving_failing' if failing else 'archiving_ok')))
+            lines += ['  - %s' % t('rr_physical_problem', problem=md(problem)) for problem in row['problems']]
+        return lines
+
     def improvements(self):
         t, lang, fig, s = self.t, self.lang, self.fig, self.summary
         points = []
@@ -133,6 +150,8 @@ class _Report(object):
         if bigger:
             points.append(t('imp_bigger', value=fmt.size(lang, fig['size']), ratio=bigger[0],
                             median=fmt.size(lang, bigger[1])))
+        for row in self.physical:
+            points += [t('imp_physical', problem=md(problem)) for problem in row['problems']]
         return ['- %s' % point for point in points or [t('imp_none')]]
 
     def render(self):
@@ -141,10 +160,13 @@ class _Report(object):
         lines += self.incident()
         lines += ['', '### %s' % t('rr_steps')] + self.steps()
         lines += ['', '### %s' % t('rr_checks')] + self.checks()
+        if self.physical:
+            lines += ['', '### %s' % t('heading_physical')] + self.physical_lines()
         lines += ['', '### %s' % t('rr_improvements')] + self.improvements()
         return '\n'.join(lines) + '\n'
 
 
-def render_recovery_report(kind, lang, summary, fig, targets, history, bars):
-    """The Markdown text; `history` is [(run name, figures)] of the earlier runs, `bars` the timeline's."""
-    return _Report(kind, lang, summary, fig, targets, history, bars).render()
+def render_recovery_report(kind, lang, summary, fig, targets, history, bars, physical=()):
+    """The Markdown text; `history` is [(run name, figures)] of the earlier runs, `bars` the timeline's,
+    `physical` the pgBackRest stanzas to show (report_physical.view_rows)."""
+    return _Report(kind, lang, summary, fig, targets, history, bars, physical).render()

@@ -125,6 +125,30 @@ TEXTS = {
     'state_passed': ('passed', '合格'),
     'state_skipped': ('skipped', 'スキップ'),
     'state_error': ('could not run', '実行不可'),
+    # Physical backups (pgBackRest, issue 19)
+    'heading_physical': ('Physical backups (pgBackRest)', '物理バックアップ（pgBackRest）'),
+    'physical_note': ('Each stanza is one PostgreSQL cluster. Exposure: how long ago the last WAL segment reached '
+                      'the archive - what losing the server now would lose at most.',
+                      'スタンザは PostgreSQL クラスター 1 つに対応します。露出時間: 最後の WAL セグメントがアーカイブに'
+                      '届いてからの時間で、いまサーバーを失った場合に失われうる最大の範囲です。'),
+    'column_stanza': ('Stanza', 'スタンザ'),
+    'column_latest_backup': ('Latest backup', '最新のバックアップ'),
+    'column_type': ('Type', '種類'),
+    'column_age': ('Age', '経過時間'),
+    'column_archive': ('WAL archive', 'WAL アーカイブ'),
+    'column_exposure': ('Exposure', '露出時間'),
+    'column_archiving': ('Archiving', 'アーカイブ処理'),
+    'backup_type_full': ('full', 'フル'),
+    'backup_type_diff': ('differential', '差分'),
+    'backup_type_incr': ('incremental', '増分'),
+    'archiving_ok': ('ok', '正常'),
+    'archiving_failing': ('failing', '失敗中'),
+    'physical_backups': ('{count} backup(s), the oldest from {oldest}', 'バックアップ {count} 件（最古 {oldest}）'),
+    'rr_physical_line': ('stanza {stanza} on {host}: latest backup {label} ({type}, {age} old), WAL archive {archive}, '
+                         'exposure {exposure}, archiving {archiving}',
+                         '{host} のスタンザ {stanza}: 最新のバックアップ {label}（{type}、{age} 前）、WAL アーカイブ {archive}、'
+                         '露出時間 {exposure}、アーカイブ処理 {archiving}'),
+    'rr_physical_problem': ('problem: {problem}', '問題: {problem}'),
     # History
     'heading_history': ('History: the last {count} run(s)', '履歴: 直近 {count} 回'),
     'history_scope': ('Runs of {database} on {host} in this evidence folder, oldest on the left; the last bar is this run.',
@@ -216,6 +240,8 @@ TEXTS = {
                    'バックアップは {value} で、以前の実行の中央値（{median}）の {ratio} 倍です: ディスク容量とリストア時間への影響を確認してください。'),
     'imp_tables': ('{count} table(s) did not come back as expected: {tables}.',
                    '{count} 個のテーブルが期待どおりに復元されませんでした: {tables}。'),
+    'imp_physical': ('Physical backups: {problem}. Point-in-time recovery depends on it: fix it first.',
+                     '物理バックアップ: {problem}。ポイントインタイムリカバリはこれに依存します。まず修正してください。'),
     'imp_none': ('Nothing to improve from this run: every target met and every check passed.',
                  'この実行からの改善点はありません: すべての目標を達成し、すべての検査に合格しました。'),
 }
