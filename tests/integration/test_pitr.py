@@ -247,7 +247,7 @@ def test_bad_settings_are_refused_in_one_line_before_anything_runs(stanza, tmp_p
         tasks = PlayResult(proc, name, record).tasks
         assert tasks[-1][0].endswith(CHECK), (name, [task for task, _ in tasks])
         assert_one_line(tasks[-1][1], *fragments, "nothing was changed")
-        assert not any("Restore stanza" in task for task, _ in tasks), name
+        assert not any("Restore the stanza" in task for task, _ in tasks), name
     # A wrong choice is argument_specs' to refuse, before the role's first task.
     typed = ansible_playbook(["-i", inventory, "playbooks/pitr.yml", "--limit", "cutover", "-e",
                               json.dumps({"pitr_scope": "everything"})], record)
