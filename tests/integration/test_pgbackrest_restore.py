@@ -152,6 +152,7 @@ def play(stanza, tmp_path_factory):
         task("inside the live data directory", **options(facts, "live", made,
                                                          data_dir=facts["data_dir"] + "/pitr")),
         task("absent without marker", **options(facts, "crowded", made, state="absent")),
+        task("unknown role", **options(facts, "no-role", made, login_user="nobody_here")),
     ]
     try:
         result = ansible.play(tasks)
@@ -254,6 +255,9 @@ def test_faults_end_in_one_line_and_write_nothing(stanza, play):
     assert_one_line(results["the live data directory"], "the stanza's own data directory", "set data_dir")
     assert_one_line(results["inside the live data directory"], "inside the stanza's own data directory")
     assert_one_line(results["absent without marker"], "holds no lifeboat marker", "not removed")
+    # A role the restored cluster lacks fails at once (not after the timeout), the instance stopped.
+    assert_one_line(results["unknown role"], 'role "nobody_here" does not exist', "set login_user")
+    assert results["unknown role"]["timing"]["seconds"] < 60 and not running(scratch(made, "no-role"))
     for name in ("early", "future", "future-lsn", "no-offset", "taken", "live"):
         assert not os.path.lexists(scratch(made, name)), name
     assert not os.path.lexists(facts["data_dir"] + "/pitr")

@@ -76,6 +76,12 @@ def test_marker_round_trip_and_what_is_not_a_marker(tmp_path):
     assert scratch.read_marker(str(tmp_path)) is None
 
 
+def test_only_one_run_claims_a_directory(tmp_path):
+    assert scratch.claim(str(tmp_path), dict(state='restoring'))
+    assert not scratch.claim(str(tmp_path), dict(state='restoring'))
+    assert scratch.read_marker(str(tmp_path))['state'] == 'restoring'
+
+
 def test_removal_never_follows_a_link(tmp_path):
     outside = tmp_path / 'outside'
     outside.mkdir()

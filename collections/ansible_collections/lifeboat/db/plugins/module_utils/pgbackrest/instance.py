@@ -89,6 +89,11 @@ class Instance(object):
             except psycopg.Error as exc:
                 # Before the consistent point the server refuses connections; that is waiting, not failing.
                 last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if 'does not exist' in last_error:
+                    # No waiting makes a role or database appear in the restored cluster.
+                    self.stop('fast')
+                    raise LifeboatError('cannot read the scratch instance: %s; set login_user and db to a role and '
+                                        'database of the restored cluster (default postgres)' % last_error)
             if time.monotonic() > deadline:
                 self.stop('fast')
                 raise LifeboatError('recovery did not reach the target within timeout=%d s (%s); the scratch instance '

@@ -22,7 +22,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.run import 
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.scratch import (
     HBA_FILE, LOG_FILE, STAGING, TABLESPACES, check_data_dir_place, check_port_free, check_settings, entries,
     hba_text, make_private_dir, postmaster_pid, process_alive, read_marker, remove_tree, scratch_settings,
-    socket_dir_for, stanza_data_paths, write_marker, write_private)
+    claim, socket_dir_for, stanza_data_paths, write_marker, write_private)
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.target import (
     choose_backup, check_not_in_future, format_lsn, lsn_end_of_archive, parse_lsn, parse_target)
 
@@ -243,8 +243,11 @@ def restore(ctx, plan, result):
     os.makedirs(plan.data_dir, 0o700, exist_ok=True)
     os.chmod(plan.data_dir, 0o700)
     marker = dict(identity=plan.identity, state='restoring', started_at=iso(utc_now()), pid=os.getpid(),
-                  result=None, socket_dir=plan.socket_dir if plan.short_socket else None)
-    write_marker(plan.data_dir, marker)
+                  result=None, bin_dir=plan.bin_dir, socket_dir=plan.socket_dir if plan.short_socket else None)
+    # The first marker is created exclusively: of two runs given the same empty data_dir, one goes on.
+    if not claim(plan.data_dir, marker):
+        raise LifeboatError('another lifeboat run claimed data_dir %s a moment ago; wait for it, or set another data_dir'
+                            % plan.data_dir)
     try:
         restore_files(plan)
         restored = time.monotonic()
@@ -339,8 +342,9 @@ def check_reached(plan, reached, instance):
         raise LifeboatError('the scratch instance promoted without logging "recovery stopping" for %s; the target was '
                             'not reached - see %s' % (target.describe(), plan.log_file))
     if target.kind == 'time' and reached['last_replayed_at']:
+        # Both are 'YYYY-MM-DD HH:MM:SS.ffffff+00' here, so they compare as text.
         last = reached['last_replayed_at'].replace('T', ' ').replace('Z', '+00')
-        if last > target.value and not target.value.startswith(last[:26]):
+        if last > target.value:
             raise LifeboatError('recovery replayed a transaction at %s, after target %s; see %s'
                                 % (reached['last_replayed_at'], target.value, plan.log_file))
     if target.kind == 'latest':
@@ -383,7 +387,7 @@ def absent(ctx, data_dir):
     if ctx.check_mode:
         return result
     if running:
-        bin_dir = stored.get('bin_dir') or (marker.get('identity') or {}).get('bin_dir')
+        bin_dir = marker.get('bin_dir') or stored.get('bin_dir')
         if not bin_dir:
             raise LifeboatError('the scratch instance in %s runs (pid %d) and its marker names no bin_dir; stop it '
                                 'with pg_ctl -D %s stop, then run again' % (data_dir, running, data_dir))

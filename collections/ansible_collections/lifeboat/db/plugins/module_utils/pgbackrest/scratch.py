@@ -106,6 +106,22 @@ def write_marker(data_dir, marker):
     return marker
 
 
+def claim(data_dir, marker):
+    """Create the marker only if there is none (O_EXCL); False when another run was first."""
+    path = os.path.join(data_dir, MARKER)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            return False
+        raise
+    with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+        json.dump(dict(marker, kind=MARKER_KIND), handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
 def entries(data_dir):
     return sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []
 
