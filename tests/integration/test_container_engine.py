@@ -24,8 +24,9 @@ sys.path.insert(0, str(PROJECT / "collections"))
 import dockerengine  # noqa: E402
 import pgimage  # noqa: E402
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError  # noqa: E402
-from ansible_collections.lifeboat.db.plugins.module_utils.container import archive, engine  # noqa: E402
+from ansible_collections.lifeboat.db.plugins.module_utils.container import archive, engine, tools  # noqa: E402
 from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec  # noqa: E402
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import ConnectionOptions  # noqa: E402
 
 MISSING = dockerengine.problem()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
@@ -255,3 +256,41 @@ def test_bad_inputs_end_in_one_line(fleet, tmp_path):
     msg = one_line(lambda: found.run(["true"]))
     assert msg.startswith("container %r is not running, so true cannot run in it" % doomed.name), msg
     doomed.remove()
+
+
+def test_the_containers_own_tools_write_a_dump_into_a_file_here(fleet, tmp_path):
+    assert tools.open_container(dict(container=None, docker_host=fleet.engine.base_url)) == (None, None)
+    container, execer = tools.open_container(dict(container=fleet.db.name, docker_host=fleet.engine.base_url))
+    assert container.id == fleet.db.id and container.image["name"] == "localhost/postgres:18"
+    finder = tools.ContainerToolFinder(execer)
+    pg_dump = finder.find("pg_dump", 18, "the server is PostgreSQL 18")
+    assert (pg_dump.name, pg_dump.path, pg_dump.major) == ("pg_dump", "pg_dump", 18)
+    assert pg_dump.version.startswith("18.")
+    msg = one_line(lambda: finder.find("pg_dump", 19, "compress_method foo needs pg_dump 19 or newer"))
+    assert msg == ("pg_dump in container %r is version %s, but 19 or newer is needed (compress_method foo needs "
+                   "pg_dump 19 or newer); run it against the container of the server itself, whose image has the "
+                   "matching tools" % (fleet.db.name, pg_dump.version))
+    toolless = ContainerExec(engine.Container.find(fleet.api, fleet.toolless.name, fleet.engine.base_url))
+    msg = one_line(lambda: tools.ContainerToolFinder(toolless).find("pg_dump", 18, "x"))
+    assert msg.startswith("container %r has no pg_dump" % fleet.toolless.name), msg
+
+    env = tools.container_tool_environment(ConnectionOptions(dict(login_user="lifeboat",
+                                                                  login_password=fleet.password)), "app")
+    target = tmp_path / "app.dump"
+    seen = []
+    checksum = tools.stream_to_file(fleet.exec, ["pg_dump", "-Fc"], env, str(target), "pg_dump of database 'app'",
+                                    progress=seen.append)
+    assert checksum == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert target.stat().st_mode & 0o777 == 0o600 and seen[-1] == target.stat().st_size
+    pg_restore = pgimage.wheel_dirs()[0] / "pginstall" / "bin" / "pg_restore"
+    listing = subprocess.run([str(pg_restore), "--list", str(target)], capture_output=True, text=True,
+                             check=True).stdout
+    assert "TABLE DATA public item" in listing
+    # An existing file is never written over; a failing pg_dump ends in its own error line.
+    msg = one_line(lambda: tools.stream_to_file(fleet.exec, ["pg_dump"], env, str(target), "pg_dump again"))
+    assert msg.startswith("pg_dump again could not be written to %s: File exists" % target), msg
+    failing = dict(env, PGDATABASE="nosuchdb")
+    msg = one_line(lambda: tools.stream_to_file(fleet.exec, ["pg_dump", "-Fc"], failing, str(tmp_path / "x.dump"),
+                                                "pg_dump of database 'nosuchdb'"))
+    assert msg.startswith("pg_dump of database 'nosuchdb' failed in container %r (exit code 1): " % fleet.db.name)
+    assert 'database "nosuchdb" does not exist' in msg and fleet.password not in msg

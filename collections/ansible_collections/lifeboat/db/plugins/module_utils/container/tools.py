@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The client tools of a containerized server, as the modules use the host's (pg/tools, pg/stream).
+
+What a module needs to run pg_dump in the container instead of on the host: the options
+(`container_argument_spec`, documented by the lifeboat.db.container doc fragment), the container
+(`open_container`), its tools with their versions (`ContainerToolFinder`, ToolFinder's counterpart),
+their environment (`container_tool_environment`) and pg_dump's output written into the repository
+and hashed as it arrives (`stream_to_file`, pg/stream.stream_to_file's counterpart).
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import os
+
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.container.engine import Container, connect
+from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import VERSION_RE, Tool
+
+
+def container_argument_spec():
+    """Options documented by the lifeboat.db.container doc fragment."""
+    return dict(container=dict(type='str'), docker_host=dict(type='str'))
+
+
+def open_container(params):
+    """(Container, ContainerExec) for params['container'] on params['docker_host'], or (None, None)."""
+    if not params.get('container'):
+        return None, None
+    api = connect(params.get('docker_host'))
+    container = Container.find(api, params['container'], params.get('docker_host'))
+    return container, ContainerExec(container)
+
+
+class ContainerToolFinder(object):
+    """Finds a client tool on the container's PATH: the server's own tools, so normally the
+    server's version. Returns pg/tools.Tool, whose path is the name the container runs."""
+
+    def __init__(self, execer):
+        self.execer = execer
+        self._probed = {}
+
+    def find(self, name, min_major, why):
+        if name not in self._probed:
+            result = self.execer.run([name, '--version'])
+            if result.exit_code != 0:
+                raise LifeboatError(self.execer.failure(name, '%s --version' % name, result))
+            match = VERSION_RE.search((result.stdout or b'').decode('utf-8', 'replace'))
+            if not match:
+                raise LifeboatError('%s in container %r did not tell its PostgreSQL version (it answered %r); it is '
+                                    'not PostgreSQL\'s %s' % (name, self.execer.container.name,
+                                                               (result.stdout or b'')[:80], name))
+            self._probed[name] = Tool(name, name, match.group(0).split()[-1], int(match.group(1)))
+        tool = self._probed[name]
+        if tool.major < min_major:
+            raise LifeboatError('%s in container %r is version %s, but %d or newer is needed (%s); run it against the '
+                                'container of the server itself, whose image has the matching tools'
+                                % (name, self.execer.container.name, tool.version, min_major, why))
+        return tool
+
+
+def container_tool_environment(options, dbname):
+    """PG* variables for a tool in the container. It reaches the server in the same container over
+    the local socket (the tools and the server of one image agree on where it is), as the task's
+    login_user; the password, if any, travels in PGPASSWORD of the exec's environment - never in
+    its arguments, and there is no file to leave behind in the container."""
+    return dict(PGDATABASE=dbname, PGAPPNAME='lifeboat', PGUSER=options.user or 'postgres',
+                PGPASSWORD=options.password or '')
+
+
+def stream_to_file(execer, argv, env, path, what, progress=None):
+    """Run argv in the container and write its stdout to `path` on this host (created 0600, must not
+    exist), hashed as it arrives; returns the sha256. A failure raises with the tool's error line
+    after the partial file was written: the caller's staging folder is removed with it, so a partial
+    backup never counts."""
+    digest = hashlib.sha256()
+    written = [0]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (IOError, OSError) as exc:
+        raise LifeboatError('%s could not be written to %s: %s' % (what, path, exc.strerror or exc))
+    with os.fdopen(fd, 'wb') as out:
+        def write(block):
+            out.write(block)
+            digest.update(block)
+            written[0] += len(block)
+            if progress:
+                progress(written[0])
+        try:
+            result = execer.run(argv, environment=env, on_stdout=write)
+            out.flush()
+            os.fsync(out.fileno())
+        except (IOError, OSError) as exc:
+            raise LifeboatError('%s could not be written to %s: %s' % (what, path, exc.strerror or exc))
+    if result.exit_code != 0:
+        raise LifeboatError(execer.failure(argv[0], what, result))
+    return digest.hexdigest()
