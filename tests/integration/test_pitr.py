@@ -258,3 +258,33 @@ def test_bad_settings_are_refused_in_one_line_before_anything_runs(stanza, tmp_p
     refused = PlayResult(drill, "production", record).tasks
     assert drill.returncode != 0
     assert_one_line(refused[-1][1], "is marked lifeboat_production: the PITR drill writes markers")
+
+
+def test_a_failed_check_on_the_scratch_instance_leaves_the_live_cluster_untouched(stanza, tmp_path):
+    """Expectations the scratch instance does not meet stop the run before the dump and the restore: the
+    damaged table stays as it is, the evidence says what failed, the play fails after it."""
+    made, facts = stanza
+    shop(stanza)
+    time.sleep(0.3)
+    target = server_now(stanza)
+    time.sleep(1.0)
+    rows(stanza, "shop", "DELETE FROM orders")
+    made.switch_wal_and_wait()
+    data_dir = made.base / "scratch-failed"
+    ansible = playbook_ansible(stanza, tmp_path, lifeboat_pitr_data_dir=str(data_dir), lifeboat_pitr_port=free_port())
+    dumps_before = sorted((made.base / "dumps").rglob("manifest.json"))
+    play = ansible.run_playbook("playbooks/pitr.yml", "-e", json.dumps({
+        "pitr_target_type": "time", "pitr_target": target, "pitr_scope": "tables", "pitr_db": "shop",
+        "pitr_tables": ["public.orders"], "pitr_state": "absent",
+        "lifeboat_pitr_expected_row_counts": {"public.orders": 999}}))
+    assert play.rc != 0
+    assert_one_line(play.last, "did not pass the checks", "public.orders")
+    assert rows(stanza, "shop", "SELECT count(*) FROM orders") == [(0,)]
+    assert sorted((made.base / "dumps").rglob("manifest.json")) == dumps_before
+    assert not any(task.startswith(("Dump the database", "Restore the dump")) for task, _ in play.tasks)
+    run_dir, summary = one_run(tmp_path / "evidence" / "pitr")
+    assert summary["status"] == "failed" and summary["failed_task"] == "Stop before the live cluster is touched when a check failed"
+    assert summary["integrity_passed"] is False and summary["reached"]["timeline"] >= 2
+    # The scratch instance is still removed as asked.
+    assert summary["scratch"]["state"] == "absent" and not data_dir.exists()
+    assert_reports(run_dir, "en", "failed", {})
