@@ -227,6 +227,27 @@ def test_script_fed_through_stdin(fleet):
     assert counted.stdout == b"10\n"
 
 
+def test_the_callers_own_failures_come_back_as_they_are(fleet):
+    # Reading the input failed: that error, not one of the engine's, once the command has ended.
+    def cut_short():
+        yield b"some input\n"
+        raise OSError(5, "Input/output error")
+    with pytest.raises(OSError) as failed:
+        fleet.exec.run(["cat"], stdin=cut_short())
+    assert failed.value.errno == 5
+    # Writing the output failed (a full disk): that error, and the dump does not linger in the
+    # container holding its snapshot.
+    def full(block):
+        raise OSError(28, "No space left on device")
+    with pytest.raises(OSError) as failed:
+        fleet.exec.run(["pg_dump", "-U", "lifeboat", "app"], on_stdout=full)
+    assert failed.value.errno == 28
+    deadline = time.monotonic() + 10
+    while b"pg_dump" in fleet.exec.check(["ps", "-o", "args"], "ps").stdout:
+        assert time.monotonic() < deadline, "pg_dump still runs in the container after lifeboat stopped reading"
+        time.sleep(0.2)
+
+
 def one_line(call):
     with pytest.raises(LifeboatError) as failed:
         call()

@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib.util import find_spec
 from pathlib import Path
 
 ENGINE_ROOT = Path(os.environ.get("LIFEBOAT_ENGINE_ROOT", "/var/tmp/lifeboat-engine"))
@@ -38,6 +37,11 @@ PROGRAMS = {"podman": "podman", "runc": "runc", "iptables": "iptables", "netavar
 OWNER_LABEL = "lifeboat.test.owner"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 START_TIMEOUT = 30
+
+try:
+    import docker
+except ImportError:  # problem() says so
+    docker = None
 # podman's own network, which the Docker API names "bridge" like Docker's; it cannot be removed.
 DEFAULT_NETWORKS = ("podman", "bridge")
 
@@ -56,7 +60,7 @@ def problem():
     if missing:
         return ("not installed: %s (`make test` as root installs them: scripts/test-packages.sh)"
                 % " ".join(missing))
-    if find_spec("docker") is None:
+    if docker is None:
         return "the docker Python package is not installed in this Python; run `make venv`"
     return None
 
@@ -91,7 +95,6 @@ class Engine:
         return {OWNER_LABEL: self.owner}
 
     def client(self, timeout=120):
-        import docker
         # The API version podman 4.3 serves, given: asking (version="auto") costs podman half a second.
         return docker.DockerClient(base_url=self.base_url, version="1.41", timeout=timeout)
 
@@ -117,18 +120,22 @@ class Engine:
         return self
 
     def release(self):
-        """Remove what this owner made; the last user out stops the service and cleans the host."""
+        """Remove what this owner made; the last user out stops the service and cleans the host.
+        Whatever could not be removed is reported (EngineError) once everything else is done."""
+        failures = []
         with self.locked():
             try:
                 if self._ping():
-                    self._remove_owned(lambda owner: owner == self.owner)
+                    failures += self._remove_owned(lambda owner: owner == self.owner)
             finally:
                 try:
                     (self.users / self.owner).unlink()
                 except FileNotFoundError:
                     pass
                 if not self._live_users():
-                    self._shut_down()
+                    failures += self._shut_down()
+        if failures:
+            raise EngineError("could not remove: %s" % "; ".join(failures))
 
     def __enter__(self):
         return self.acquire()
@@ -179,7 +186,6 @@ class Engine:
         if not self.socket.exists():
             return False
         try:
-            import docker
             docker.APIClient(base_url=self.base_url, version="1.41", timeout=5).ping()
             return True
         except Exception:  # noqa: BLE001 - any failure means "not serving"
@@ -242,38 +248,38 @@ class Engine:
     def _sweep_dead_owners(self):
         with self.locked():
             live = set(self._live_users())
-            self._remove_owned(lambda owner: owner not in live)
+            failures = self._remove_owned(lambda owner: owner not in live)
+        if failures:
+            raise EngineError("could not remove what a finished test run left: %s" % "; ".join(failures))
 
     def _remove_owned(self, doomed):
-        """Containers, then networks and volumes, whose owner label `doomed` accepts."""
+        """Containers, then networks and volumes, whose owner label `doomed` accepts (every one when
+        doomed is None). Returns what could not be removed: the rest of the clean-up goes on."""
+        failures = []
         client = self.client(timeout=60)
         try:
-            for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
-                if doomed(container.labels.get(OWNER_LABEL)):
-                    container.remove(force=True, v=True)
-            for network in client.networks.list(filters={"label": OWNER_LABEL}):
-                if doomed(network.attrs.get("Labels", {}).get(OWNER_LABEL)):
-                    network.remove()
-            for volume in client.volumes.list(filters={"label": OWNER_LABEL}):
-                if doomed((volume.attrs.get("Labels") or {}).get(OWNER_LABEL)):
-                    volume.remove(force=True)
+            kinds = ((client.containers.list(all=True), lambda c: c.labels, lambda c: c.remove(force=True, v=True)),
+                     ([n for n in client.networks.list() if n.name not in DEFAULT_NETWORKS],
+                      lambda n: n.attrs.get("Labels"), lambda n: n.remove()),
+                     (client.volumes.list(), lambda v: v.attrs.get("Labels"), lambda v: v.remove(force=True)))
+            for found, labels, remove in kinds:
+                for thing in found:
+                    if doomed is not None and not doomed((labels(thing) or {}).get(OWNER_LABEL)):
+                        continue
+                    try:
+                        remove(thing)
+                    except docker.errors.APIError as exc:
+                        failures.append("%s: %s" % (thing.name, exc.explanation))
         finally:
             client.close()
+        return failures
 
     def _shut_down(self):
         """The last user is gone: every container of the private storage, the service, the processes
         it left (conmon, aardvark-dns; by pid, only those running on this engine's folder), netavark's
-        chains and namespaces, the storage's mounts, and ip_forward as it was."""
-        if self._ping():
-            client = self.client(timeout=60)
-            try:
-                for container in client.containers.list(all=True):
-                    container.remove(force=True, v=True)
-                for network in client.networks.list():
-                    if network.name not in DEFAULT_NETWORKS:
-                        network.remove()
-            finally:
-                client.close()
+        chains and namespaces, the storage's mounts, and ip_forward as it was. Returns what could not
+        be removed (the next start sweeps it: its owners are gone)."""
+        failures = self._remove_owned(None) if self._ping() else []
         self._stop_service()
         for pid in _processes_mentioning(str(self.root)):
             try:
@@ -286,6 +292,7 @@ class Engine:
         if saved.exists():
             IP_FORWARD.write_text(saved.read_text())
             saved.unlink()
+        return failures
 
     def status(self):
         return dict(root=str(self.root), socket=str(self.socket), serving=self._ping(),

@@ -4,8 +4,9 @@
 """Running a PostgreSQL client tool inside a container, as `docker exec` does, through the API.
 
 The SDK's high-level `exec_run(stream=True)` never reports the exit code, so a pg_dump that failed
-halfway would look like a short dump. Here: exec_create, exec_start (stdout and stderr apart, as
-they come), then exec_inspect until the command has ended, for its exit code. stdout goes to a
+halfway would look like a short dump. Here: exec_create, exec_start attached to the exec's socket
+(stdout and stderr apart, as they come), then exec_inspect until the command has ended, for its
+exit code. stdout goes to a
 callback as it arrives (into the repository, hashed on the way), stderr is kept for the message.
 
 Passwords travel in the exec's environment, never in its arguments: an exec's arguments are shown
@@ -59,17 +60,27 @@ class ContainerExec(object):
         sink = on_stdout or collected.append
         errors = bytearray()
         size = 0
+        frames = self._attached(exec_id, stdin)
         try:
-            frames = self._feed(exec_id, stdin) if stdin is not None else self._stream(exec_id)
-            for kind, block in frames:
+            while True:
+                # Only the engine's side is translated here: what the sink raises (a full disk) is
+                # the caller's to report.
+                try:
+                    kind, block = next(frames)
+                except StopIteration:
+                    break
+                except _InputFailed as failed:
+                    raise failed.error
+                except (docker.errors.DockerException, IOError, OSError) as exc:
+                    raise LifeboatError('%s in container %r: the engine broke off its output (%s); the result is '
+                                        'not trusted' % (argv[0], self.container.name, api_error_text(exc)))
                 if kind == STREAM_STDOUT:
                     size += len(block)
                     sink(block)
                 elif len(errors) < STDERR_LIMIT:
                     errors.extend(block[:STDERR_LIMIT - len(errors)])
-        except docker.errors.APIError as exc:
-            raise LifeboatError('%s in container %r: the engine broke off: %s'
-                                % (argv[0], self.container.name, api_error_text(exc)))
+        finally:
+            frames.close()
         exit_code = self._exit_code(exec_id, argv[0])
         return ExecResult(exec_id, exit_code, errors.decode('utf-8', 'replace'),
                           stdout=None if on_stdout else b''.join(collected), size=size)
@@ -104,56 +115,63 @@ class ContainerExec(object):
                                 % (argv[0], self.container.name, text))
         return created['Id']
 
-    def _stream(self, exec_id):
-        for out, err in self.api.exec_start(exec_id, stream=True, demux=True):
-            if out:
-                yield STREAM_STDOUT, out
-            if err:
-                yield STREAM_STDERR, err
+    def _attached(self, exec_id, blocks):
+        """Start the exec attached to its raw socket and yield (stream, block) as the output comes,
+        split from the engine's frames (8-byte header: stream, 3 zero bytes, length). Closing the
+        socket is what stops a command lifeboat no longer reads (a full disk here): the engine then
+        closes its output, so it cannot linger in the container holding a snapshot.
 
-    def _feed(self, exec_id, blocks):
-        """Attach to the exec's raw socket: a thread sends `blocks` to stdin (then closes it) while
-        the output is read, so a command that writes as it reads never blocks on a full pipe. The
-        engine multiplexes the output in frames (8-byte header: stream, 3 zero bytes, length).
-
-        If producing a block fails, the socket is closed at once and the error raised after the
-        command ended; the command has then seen its input end early, so a caller feeding a script
-        must make a cut script fail by itself (psql --single-transaction -v ON_ERROR_STOP=1 rolls
-        back only on an error, so such a caller checks this error and its own result)."""
+        With `blocks`, a thread sends them to stdin (then closes it) while the output is read, so a
+        command that writes as it reads never blocks on a full pipe. If producing a block fails,
+        the command sees its input end there, and that error is raised once the output ended. So
+        feed only input that is whole already: a script to apply in one transaction is better
+        copied in (archive.copy_in) and run with psql -f."""
         attached = self.api.exec_start(exec_id, socket=True)
         raw = getattr(attached, '_sock', attached)
         failed = []
 
         def send():
-            try:
-                for block in blocks:
+            source = iter(blocks)
+            while True:
+                try:
+                    block = next(source)
+                except StopIteration:
+                    break
+                except BaseException as exc:  # noqa: B902 - raised in the caller's thread below
+                    failed.append(exc)
+                    _shutdown(raw, socket.SHUT_RDWR)
+                    return
+                try:
                     raw.sendall(block)
-            except (IOError, OSError):
-                pass  # it stopped reading (psql's ON_ERROR_STOP): its stderr says why
-            except BaseException as exc:  # noqa: B902 - handed to the caller below
-                failed.append(exc)
-                raw.shutdown(socket.SHUT_RDWR)
-                return
-            try:
-                raw.shutdown(socket.SHUT_WR)
-            except (IOError, OSError):
-                pass
+                except (IOError, OSError):
+                    break  # it stopped reading (psql's ON_ERROR_STOP): its stderr says why
+            _shutdown(raw, socket.SHUT_WR)
 
-        sender = threading.Thread(target=send, name='exec-stdin')
-        sender.daemon = True
-        sender.start()
+        sender = None
+        if blocks is not None:
+            sender = threading.Thread(target=send, name='exec-stdin')
+            sender.daemon = True
+            sender.start()
         try:
             frames = FrameReader()
             for block in iter(lambda: raw.recv(CHUNK), b''):
                 for frame in frames.feed(block):
                     yield frame
-            sender.join()
+            if sender is not None:
+                sender.join()
             if failed:
-                raise failed[0]
+                raise _InputFailed(failed[0])
             frames.close()
         finally:
-            sender.join(5)
+            # Early (the caller stopped reading): the command's output is closed, and the sender
+            # unblocked.
+            _shutdown(raw, socket.SHUT_RDWR)
+            if sender is not None:
+                sender.join(5)
             raw.close()
+            close = getattr(attached, 'close', None)
+            if close is not None and attached is not raw:
+                close()
 
     def _exit_code(self, exec_id, program):
         deadline = time.monotonic() + EXIT_CODE_WAIT
@@ -171,6 +189,21 @@ class ContainerExec(object):
                                     'is not trusted' % (program, self.container.name, EXIT_CODE_WAIT))
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+class _InputFailed(Exception):
+    """What producing stdin raised, carried past run()'s translation of the engine's errors."""
+
+    def __init__(self, error):
+        super(_InputFailed, self).__init__(str(error))
+        self.error = error
+
+
+def _shutdown(sock, how):
+    try:
+        sock.shutdown(how)
+    except (IOError, OSError):
+        pass  # already closed by the other side
 
 
 class FrameReader(object):
