@@ -313,6 +313,24 @@ def test_a_run_killed_half_way_is_restored_afresh_by_the_next(stanza, play):
     assert not (Path(args["data_dir"]) / "lifeboat-restoring").exists()
 
 
+def test_an_instance_left_recovering_by_a_dead_run_is_stopped_and_restored_afresh(stanza, play):
+    made, facts, marks = stanza
+    latest = play[1]["latest"]
+    # What a run killed while PostgreSQL recovered leaves: the postmaster running, the marker `recovering`, the
+    # run's pid gone.
+    marker_file = Path(latest["data_dir"]) / "lifeboat-scratch.json"
+    marker = json.loads(marker_file.read_text())
+    marker.update(state="recovering", pid=2 ** 22 + 1)
+    marker_file.write_text(json.dumps(marker))
+    old_pid = int((Path(latest["data_dir"]) / "postmaster.pid").read_text().split()[0])
+    args = dict(stanza=facts["stanza"], config=facts["config"], data_dir=latest["data_dir"], port=latest["port"])
+    rerun = ok(play[0].play([task("rerun", **args)]).result("rerun"))
+    assert rerun["changed"] is True
+    assert "Removed the earlier scratch instance in %s (incomplete: recovering)" % latest["data_dir"] in rerun["actions"]
+    assert int((Path(latest["data_dir"]) / "postmaster.pid").read_text().split()[0]) != old_pid
+    assert rows(rerun) == [1, 2, 3, 4]
+
+
 def test_a_damaged_wal_segment_stops_recovery_in_one_line_and_the_live_cluster_is_untouched(stanza, play):
     made, facts, marks = stanza
     ansible = play[0]

@@ -70,7 +70,8 @@ options:
     type: int
     required: true
   bin_dir:
-    description: PostgreSQL server binaries of the backup's major version. Default is C(/usr/lib/postgresql/<major>/bin).
+    description: PostgreSQL server binaries of the backup's major version. Default is
+      C(/usr/lib/postgresql/<major>/bin).
     type: path
   state:
     description:

@@ -97,8 +97,8 @@ class Instance(object):
             if time.monotonic() > deadline:
                 self.stop('fast')
                 raise LifeboatError('recovery did not reach the target within timeout=%d s (%s); the scratch instance '
-                                    'is stopped - raise timeout, or see %s' % (timeout, last_error or 'still in recovery',
-                                                                              self.log_file))
+                                    'is stopped - raise timeout, or see %s'
+                                    % (timeout, last_error or 'still in recovery', self.log_file))
             time.sleep(POLL_SECONDS)
 
     def why_it_stopped(self, log_offset):
@@ -137,7 +137,8 @@ def read_history(data_dir, timeline):
     path = os.path.join(data_dir, 'pg_wal', '%08X.history' % timeline)
     try:
         with open(path, encoding='utf-8', errors='replace') as handle:
-            rows = [line.split('\t') for line in handle.read().splitlines() if line.strip() and not line.startswith('#')]
+            rows = [line.split('\t') for line in handle.read().splitlines()
+                    if line.strip() and not line.startswith('#')]
     except (IOError, OSError):
         return None
     if not rows or len(rows[-1]) < 2:

@@ -11,13 +11,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import pwd
 import re
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.command import PgBackRest
-from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.instance import Instance, archive_get_errors, log_size
+from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.instance import (
+    Instance, archive_get_errors, log_size)
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.run import read_info
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.scratch import (
     HBA_FILE, LOG_FILE, STAGING, TABLESPACES, check_data_dir_place, check_port_free, check_settings, entries,
@@ -31,7 +33,6 @@ VERSION = re.compile(r'\(PostgreSQL\) (\d+)')
 
 
 def os_user():
-    import pwd
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
@@ -246,8 +247,8 @@ def restore(ctx, plan, result):
                   result=None, bin_dir=plan.bin_dir, socket_dir=plan.socket_dir if plan.short_socket else None)
     # The first marker is created exclusively: of two runs given the same empty data_dir, one goes on.
     if not claim(plan.data_dir, marker):
-        raise LifeboatError('another lifeboat run claimed data_dir %s a moment ago; wait for it, or set another data_dir'
-                            % plan.data_dir)
+        raise LifeboatError('another lifeboat run claimed data_dir %s a moment ago; wait for it, or set another '
+                            'data_dir' % plan.data_dir)
     try:
         restore_files(plan)
         restored = time.monotonic()
@@ -352,8 +353,9 @@ def check_reached(plan, reached, instance):
         # An archived segment always holds WAL, so recovery that read the last one ended past its start.
         if end is not None and reached['lsn'] and parse_lsn(reached['lsn']) <= end:
             raise LifeboatError('recovery to the end of the archive stopped at LSN %s, before the end of its last '
-                                'segment (which starts at %s): WAL could not be read%s; run pgbackrest verify - the live '
-                                'cluster was not touched' % (reached['lsn'], format_lsn(end), archive_detail(instance)))
+                                'segment (which starts at %s): WAL could not be read%s; run pgbackrest verify - the '
+                                'live cluster was not touched'
+                                % (reached['lsn'], format_lsn(end), archive_detail(instance)))
 
 
 def archive_detail(instance):
@@ -375,8 +377,8 @@ def absent(ctx, data_dir):
         if not entries(data_dir):
             raise LifeboatError('data_dir %s is an empty directory lifeboat did not make; remove it by hand if it is '
                                 'not needed' % data_dir)
-        raise LifeboatError('data_dir %s holds no lifeboat marker (lifeboat-scratch.json): it is not a scratch instance '
-                            'lifeboat made, so it is not removed; check data_dir' % data_dir)
+        raise LifeboatError('data_dir %s holds no lifeboat marker (lifeboat-scratch.json): it is not a scratch '
+                            'instance lifeboat made, so it is not removed; check data_dir' % data_dir)
     stored = marker.get('result') or {}
     result['changed'] = True
     running = postmaster_pid(data_dir)

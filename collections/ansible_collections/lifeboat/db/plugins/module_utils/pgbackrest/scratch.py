@@ -38,7 +38,8 @@ RESERVED_SETTINGS = dict(
     archive_mode='a restored cluster must never archive into the live stanza', archive_command='archive_mode is off',
     archive_library='archive_mode is off', restore_command='pgBackRest writes it',
     data_directory='set data_dir', config_file='lifeboat starts the instance with data_dir\'s configuration',
-    external_pid_file='it could overwrite the live cluster\'s pid file', lc_messages='lifeboat reads the log in English',
+    external_pid_file='it could overwrite the live cluster\'s pid file',
+    lc_messages='lifeboat reads the log in English',
     log_line_prefix='lifeboat reads the log', logging_collector='lifeboat reads the log from log_file',
     log_destination='lifeboat reads the log from log_file')
 
@@ -212,8 +213,8 @@ def check_port_free(port, socket_dirs=('/var/run/postgresql', '/tmp')):
     for folder in socket_dirs:
         for name in ('.s.PGSQL.%d' % port, '.s.PGSQL.%d.lock' % port):
             if os.path.exists(os.path.join(folder, name)):
-                raise LifeboatError('port %d is taken on this host: a PostgreSQL socket %s is in %s; set port to a free one'
-                                    % (port, name, folder))
+                raise LifeboatError('port %d is taken on this host: a PostgreSQL socket %s is in %s; set port to a '
+                                    'free one' % (port, name, folder))
 
 
 def quote(value):
