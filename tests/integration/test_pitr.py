@@ -203,9 +203,16 @@ def test_database_swapped_in_at_a_point_in_time(stanza, tmp_path):
     made.switch_wal_and_wait()
     data_dir = made.base / "scratch-db"
     ansible = playbook_ansible(stanza, tmp_path, lifeboat_pitr_data_dir=str(data_dir), lifeboat_pitr_port=free_port())
-    play = ansible.run_playbook("playbooks/pitr.yml", "-e", json.dumps({
-        "pitr_target_type": "time", "pitr_target": target, "pitr_scope": "database", "pitr_db": "ledger",
-        "pitr_state": "absent"}))
+    settings = json.dumps({"pitr_target_type": "time", "pitr_target": target, "pitr_scope": "database",
+                           "pitr_db": "ledger", "pitr_state": "absent"})
+    # Check mode: every check of the restore runs, nothing is written - no scratch instance, no evidence.
+    planned = ansible.run_playbook("playbooks/pitr.yml", "--check", "-e", settings)
+    assert planned.rc == 0, planned.stdout[-4000:]
+    assert "Would restore" in " ".join(planned.result(
+        "lifeboat_pitr : Restore the stanza to the target into the scratch instance %s" % data_dir)["actions"])
+    assert not data_dir.exists() and not (tmp_path / "evidence" / "pitr").exists()
+    assert rows(stanza, "ledger", "SELECT sum(amount) FROM entries") == [(0,)]
+    play = ansible.run_playbook("playbooks/pitr.yml", "-e", settings)
     assert play.rc == 0, play.stdout[-4000:]
     assert rows(stanza, "ledger", "SELECT count(*), sum(amount) FROM entries") == [(100, 5050)]
     assert rows(stanza, "ledger", "SELECT to_regclass('mistake') IS NULL") == [(True,)]
