@@ -355,3 +355,36 @@ def test_a_damaged_wal_segment_stops_recovery_in_one_line_and_the_live_cluster_i
     assert_one_line(result.result("latest"), "before the end of its last segment", "[042] unable to get")
     assert made.sql("SELECT count(*) FROM pitr_marks")[0][0] == rows_before
     assert made.sql("SELECT pg_is_in_recovery()")[0][0] is False
+
+
+def test_a_debian_backup_without_configuration_files_and_with_a_tablespace(stanza, play):
+    """Last in this file: its backup becomes the stanza's newest. Debian keeps postgresql.conf, pg_hba.conf and
+    pg_ident.conf in /etc, so its backups have none (here: pgBackRest's --exclude); a tablespace must be restored
+    inside data_dir, never where the live cluster's is."""
+    made, facts, marks = stanza
+    live_space = Path(made.base) / "live-tablespace"
+    live_space.mkdir()
+    made.own(live_space)
+    made.sql("CREATE TABLESPACE lifeboat_space LOCATION '%s'" % live_space)
+    # No autovacuum: its hint bits would rewrite the live files this test proves untouched.
+    made.sql("CREATE TABLE spaced WITH (autovacuum_enabled = off) TABLESPACE lifeboat_space "
+             "AS SELECT generate_series(1, 1000) AS n")
+    made.pgbackrest("backup", "--type=full", "--exclude=postgresql.conf", "--exclude=pg_hba.conf",
+                    "--exclude=pg_ident.conf")
+    label = json.loads(made.pgbackrest("info", "--output=json").stdout)[0]["backup"][-1]["label"]
+    live_files = sorted((str(p), p.stat().st_mtime_ns) for p in live_space.rglob("*"))
+    args = options(facts, "debian", made, target_type="immediate", backup_set=label,
+                   settings={"shared_buffers": "16MB"})
+    result = ok(play[0].play([task("debian", **args)]).result("debian"))
+    assert result["backup"]["label"] == label
+    data_dir = Path(result["data_dir"])
+    assert "the backup had none" in (data_dir / "postgresql.conf").read_text()
+    assert (data_dir / "pg_ident.conf").exists() and not (data_dir / "pg_hba.conf").exists()
+    with psycopg.connect(host=result["socket_dir"], port=result["port"], user="postgres", dbname="postgres",
+                         autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM spaced").fetchone()[0] == 1000
+        assert conn.execute("SHOW shared_buffers").fetchone()[0] == "16MB"
+        location = conn.execute("SELECT pg_tablespace_location(oid) FROM pg_tablespace "
+                                "WHERE spcname = 'lifeboat_space'").fetchone()[0]
+    assert location.startswith(str(data_dir) + "/lifeboat-tablespaces/"), location
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in live_space.rglob("*")) == live_files
