@@ -227,6 +227,32 @@ def test_script_fed_through_stdin(fleet):
     assert counted.stdout == b"10\n"
 
 
+def test_a_command_that_stops_reading_its_input_never_passes_for_a_whole_result(fleet):
+    # head reads 10 bytes and ends: the engine drops the rest of the input and, at times, what it
+    # had not yet sent of the output. Whichever happens, the result is exact or refused, never short.
+    payload = os.urandom(16 * 1024 * 1024)
+    outcomes = set()
+    for _ in range(5):
+        try:
+            result = fleet.exec.run(["head", "-c", "10"], stdin=[payload[i:i + 65536]
+                                                                for i in range(0, len(payload), 65536)])
+        except LifeboatError as exc:
+            assert exc.msg == ("head in container %r ended before reading all its input, and the engine dropped "
+                               "the end of its output with it; the result is not trusted" % fleet.db.name)
+            outcomes.add("refused")
+        else:
+            assert (result.exit_code, result.stdout) == (0, payload[:10])
+            outcomes.add("exact")
+    assert outcomes
+    # psql stopped by its first error in a long script: its exit code, and its own error line.
+    script = b"SELECT nosuchcolumn FROM item;\n" + b"SELECT 1;\n" * 2000000
+    stopped = fleet.exec.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", "lifeboat", "-d", "app"], stdin=[script])
+    assert stopped.exit_code == 3
+    msg = fleet.exec.failure("psql", "applying the script", stopped)
+    assert msg.startswith("applying the script failed in container %r (exit code 3): " % fleet.db.name), msg
+    assert 'column "nosuchcolumn" does not exist' in msg or "it stopped reading its input" in msg, msg
+
+
 def test_the_callers_own_failures_come_back_as_they_are(fleet):
     # Reading the input failed: that error, not one of the engine's, once the command has ended.
     def cut_short():
@@ -307,6 +333,13 @@ def test_the_containers_own_tools_write_a_dump_into_a_file_here(fleet, tmp_path)
     listing = subprocess.run([str(pg_restore), "--list", str(target)], capture_output=True, text=True,
                              check=True).stdout
     assert "TABLE DATA public item" in listing
+    # Read back by the container's own pg_restore, fed from here: the same table of contents.
+    assert tools.read_toc(execer, "pg_restore", str(target), "reading back app.dump") == listing
+    damaged = tmp_path / "damaged.dump"
+    damaged.write_bytes(target.read_bytes()[:5] + b"\xff" * 64)
+    msg = one_line(lambda: tools.read_toc(execer, "pg_restore", str(damaged), "reading back damaged.dump"))
+    assert msg.startswith("reading back damaged.dump failed in container %r (exit code 1): pg_restore: error: "
+                          % fleet.db.name), msg
     # An existing file is never written over; a failing pg_dump ends in its own error line.
     msg = one_line(lambda: tools.stream_to_file(fleet.exec, ["pg_dump"], env, str(target), "pg_dump again"))
     assert msg.startswith("pg_dump again could not be written to %s: File exists" % target), msg

@@ -73,3 +73,10 @@ def test_a_failing_command_is_quoted_by_its_error_line():
     assert EXECER.failure('psql', 'psql', ExecResult('id', 127, 'psql: error: other\n')).endswith(
         '(exit code 127): psql: error: other')
     assert EXECER.failure('sh', 'a script', ExecResult('id', 3, '')).endswith('(exit code 3): no error message')
+
+
+def test_a_command_whose_output_was_cut_says_so():
+    cut = ExecResult('id', 3, '', cut=True)
+    assert EXECER.failure('psql', 'applying the script', cut) == (
+        "applying the script failed in container 'legacy-db' (exit code 3): no error message (it stopped reading its "
+        "input; the rest of its messages were lost)")

@@ -15,6 +15,7 @@ by `docker inspect` and `ps` inside the container, its environment is not logged
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import socket
 import struct
 import threading
@@ -36,8 +37,9 @@ STREAM_STDOUT, STREAM_STDERR = 1, 2
 
 
 class ExecResult(object):
-    def __init__(self, exec_id, exit_code, stderr, stdout=None, size=0):
+    def __init__(self, exec_id, exit_code, stderr, stdout=None, size=0, cut=False):
         self.exec_id = exec_id
+        self.cut = cut  # it stopped reading its input and the engine dropped the rest of its output
         self.exit_code = exit_code
         self.stderr = stderr
         self.stdout = stdout  # the output itself, when no callback took it
@@ -60,7 +62,8 @@ class ContainerExec(object):
         sink = on_stdout or collected.append
         errors = bytearray()
         size = 0
-        frames = self._attached(exec_id, stdin)
+        state = dict(cut=False)
+        frames = self._attached(exec_id, stdin, state)
         try:
             while True:
                 # Only the engine's side is translated here: what the sink raises (a full disk) is
@@ -82,8 +85,11 @@ class ContainerExec(object):
         finally:
             frames.close()
         exit_code = self._exit_code(exec_id, argv[0])
+        if state['cut'] and exit_code == 0:
+            raise LifeboatError('%s in container %r ended before reading all its input, and the engine dropped the end '
+                                'of its output with it; the result is not trusted' % (argv[0], self.container.name))
         return ExecResult(exec_id, exit_code, errors.decode('utf-8', 'replace'),
-                          stdout=None if on_stdout else b''.join(collected), size=size)
+                          stdout=None if on_stdout else b''.join(collected), size=size, cut=state['cut'])
 
     def check(self, argv, what, **kwargs):
         """run(), then one line for a failure: a missing program, or the command's own error line."""
@@ -98,6 +104,8 @@ class ContainerExec(object):
             return ('container %r has no %s (not found in its PATH); run it against the container of the '
                     'PostgreSQL server itself, whose image holds the client tools' % (self.container.name, program))
         detail = last_error_line(result.stderr, 'no error message')
+        if result.cut:
+            detail += ' (it stopped reading its input; the rest of its messages were lost)'
         return '%s failed in container %r (exit code %d): %s' % (what, self.container.name, result.exit_code, detail)
 
     def _create(self, argv, environment, user, workdir, with_stdin):
@@ -115,7 +123,7 @@ class ContainerExec(object):
                                 % (argv[0], self.container.name, text))
         return created['Id']
 
-    def _attached(self, exec_id, blocks):
+    def _attached(self, exec_id, blocks, state):
         """Start the exec attached to its raw socket and yield (stream, block) as the output comes,
         split from the engine's frames (8-byte header: stream, 3 zero bytes, length). Closing the
         socket is what stops a command lifeboat no longer reads (a full disk here): the engine then
@@ -125,7 +133,9 @@ class ContainerExec(object):
         command that writes as it reads never blocks on a full pipe. If producing a block fails,
         the command sees its input end there, and that error is raised once the output ended. So
         feed only input that is whole already: a script to apply in one transaction is better
-        copied in (archive.copy_in) and run with psql -f."""
+        copied in (archive.copy_in) and run with psql -f. A command that ends before reading all its
+        input may lose the end of its output (state['cut']): one that reads only the start of its
+        input must drain the rest (see tools.read_toc)."""
         attached = self.api.exec_start(exec_id, socket=True)
         raw = getattr(attached, '_sock', attached)
         failed = []
@@ -152,9 +162,21 @@ class ContainerExec(object):
             sender = threading.Thread(target=send, name='exec-stdin')
             sender.daemon = True
             sender.start()
+        def receive():
+            try:
+                return raw.recv(CHUNK)
+            except (IOError, OSError) as exc:
+                # A command that ended before reading all its input (psql stopped by an error): the
+                # engine drops the connection with our unread input in it, and what it had not yet
+                # sent of the output is lost. Its exit code still tells; run() decides.
+                if blocks is not None and getattr(exc, 'errno', None) == errno.ECONNRESET:
+                    state['cut'] = True
+                    return b''
+                raise
+
         try:
             frames = FrameReader()
-            for block in iter(lambda: raw.recv(CHUNK), b''):
+            for block in iter(receive, b''):
                 for frame in frames.feed(block):
                     yield frame
             if sender is not None:

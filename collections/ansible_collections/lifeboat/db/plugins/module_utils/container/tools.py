@@ -6,8 +6,9 @@
 What a module needs to run pg_dump in the container instead of on the host: the options
 (`container_argument_spec`, documented by the lifeboat.db.container doc fragment), the container
 (`open_container`), its tools with their versions (`ContainerToolFinder`, ToolFinder's counterpart),
-their environment (`container_tool_environment`) and pg_dump's output written into the repository
-and hashed as it arrives (`stream_to_file`, pg/stream.stream_to_file's counterpart).
+their environment (`container_tool_environment`), pg_dump's output written into the repository
+and hashed as it arrives (`stream_to_file`, pg/stream.stream_to_file's counterpart), and a custom
+archive here read back by the container's pg_restore (`read_toc`, pg/toc.read_toc's counterpart).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -19,6 +20,10 @@ from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import L
 from ansible_collections.lifeboat.db.plugins.module_utils.container.engine import Container, connect
 from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import VERSION_RE, Tool
+
+CHUNK = 1024 * 1024
+# Every PostgreSQL image has a POSIX shell (Debian's and Alpine's official ones, this project's test image).
+DRAIN_SHELL = 'sh'
 
 
 def container_argument_spec():
@@ -98,3 +103,23 @@ def stream_to_file(execer, argv, env, path, what, progress=None):
     if result.exit_code != 0:
         raise LifeboatError(execer.failure(argv[0], what, result))
     return digest.hexdigest()
+
+
+def read_toc(execer, pg_restore, archive, what):
+    """The text `pg_restore --list` prints for the custom-format archive file `archive` on this host,
+    run in the container with the file on its standard input: the archive is proven to read back
+    with the server's own pg_restore, without a copy of it in the container. pg_restore reads the
+    header and the table of contents only; the container's sh then drains the rest, for an exec
+    that stops reading its input loses the end of its output (exec.ContainerExec._attached)."""
+    def blocks():
+        try:
+            with open(archive, 'rb') as source:
+                for block in iter(lambda: source.read(CHUNK), b''):
+                    yield block
+        except (IOError, OSError) as exc:
+            raise LifeboatError('%s: cannot read %s: %s' % (what, archive, exc.strerror or exc))
+    drained = [DRAIN_SHELL, '-c', '"$0" --list; status=$?; cat >/dev/null; exit $status', pg_restore]
+    result = execer.run(drained, stdin=blocks())
+    if result.exit_code != 0:
+        raise LifeboatError(execer.failure(pg_restore, what, result))
+    return result.stdout.decode('utf-8', 'replace')
