@@ -11,14 +11,12 @@ import datetime
 import json
 import os
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import Ansible, Server, assert_one_line
+from conftest import Ansible, PlayResult, Server, ansible_playbook, assert_one_line
 from report_checks import assert_reports
 
 import pgbackrest_stanza  # tests/tools, on sys.path through conftest
@@ -144,6 +142,25 @@ def test_pitr_drill_end_to_end(stanza, tmp_path, chromium):
                                             "rto-verdict": ("data-verdict", "met"),
                                             "rpo-verdict": ("data-verdict", "met")}, chromium=chromium)
 
+    # Again with DROP TABLE, the reports in Japanese, and the scratch instance left running to look at.
+    again = ansible.run_playbook("playbooks/pitr_drill.yml", "-e", json.dumps({
+        "lifeboat_pitr_drill_fault": "drop_table", "lifeboat_report_lang": "ja", "lifeboat_pitr_drill_state": "started"}))
+    assert again.rc == 0, again.stdout[-4000:]
+    run_dir = max(path for path in (tmp_path / "evidence" / "pitr-drill").iterdir() if path.is_dir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "passed" and summary["fault"].startswith("DROP TABLE"), summary
+    assert summary["markers"]["verified"] is True and summary["scratch"]["state"] == "started"
+    assert rows(stanza, "drill", "SELECT to_regclass('lifeboat_pitr_drill.marks') IS NULL") == [(True,)]
+    # The running scratch instance holds the table as it was one second before it was dropped.
+    scratch = summary["scratch"]
+    assert running(stanza, scratch["data_dir"])
+    seen = made.run([facts["bin_dir"] + "/psql", "-XAtq", "-h", scratch["socket_dir"], "-p", str(scratch["port"]),
+                     "-U", "postgres", "-d", "drill", "-c",
+                     "SELECT string_agg(id::text, ',' ORDER BY id) FROM lifeboat_pitr_drill.marks"])
+    assert seen.stdout.strip() == "1,2,3", seen.stdout
+    assert_reports(run_dir, "ja", "passed", {"rpo": ("data-seconds", summary["rpo_seconds"])})
+    made.run([facts["bin_dir"] + "/pg_ctl", "-D", scratch["data_dir"], "-m", "fast", "-w", "stop"])
+
 
 def shop(stanza):
     rows(stanza, "postgres", "DROP DATABASE IF EXISTS shop WITH (FORCE)")
@@ -247,7 +264,6 @@ def test_bad_settings_are_refused_in_one_line_before_anything_runs(stanza, tmp_p
     inventory.write_text(json.dumps({"all": {"children": {"databases": {"hosts": {
         name: dict(base, **settings) for name, (settings, *_) in cases.items()}}}}}))
     record = tmp_path / "results.jsonl"
-    from conftest import PlayResult, ansible_playbook
     proc = ansible_playbook(["-i", inventory, "playbooks/pitr.yml"], record)
     assert proc.returncode != 0
     for name, (settings, *fragments) in cases.items():
@@ -290,7 +306,8 @@ def test_a_failed_check_on_the_scratch_instance_leaves_the_live_cluster_untouche
     assert sorted((made.base / "dumps").rglob("manifest.json")) == dumps_before
     assert not any(task.startswith(("Dump the database", "Restore the dump")) for task, _ in play.tasks)
     run_dir, summary = one_run(tmp_path / "evidence" / "pitr")
-    assert summary["status"] == "failed" and summary["failed_task"] == "Stop before the live cluster is touched when a check failed"
+    assert summary["status"] == "failed"
+    assert summary["failed_task"] == "Stop before the live cluster is touched when a check failed"
     assert summary["integrity_passed"] is False and summary["reached"]["timeline"] >= 2
     # The scratch instance is still removed as asked.
     assert summary["scratch"]["state"] == "absent" and not data_dir.exists()
