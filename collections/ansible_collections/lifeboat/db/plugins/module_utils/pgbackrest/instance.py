@@ -95,7 +95,8 @@ class Instance(object):
                     raise LifeboatError('cannot read the scratch instance: %s; set login_user and db to a role and '
                                         'database of the restored cluster (default postgres)' % last_error)
             if time.monotonic() > deadline:
-                self.stop('fast')
+                # Recovery is cut short anyway, and a fast stop waits for whatever the startup process runs.
+                self.stop('immediate')
                 raise LifeboatError('recovery did not reach the target within timeout=%d s (%s); the scratch instance '
                                     'is stopped - raise timeout, or see %s'
                                     % (timeout, last_error or 'still in recovery', self.log_file))
