@@ -348,3 +348,27 @@ def test_the_containers_own_tools_write_a_dump_into_a_file_here(fleet, tmp_path)
                                                 "pg_dump of database 'nosuchdb'"))
     assert msg.startswith("pg_dump of database 'nosuchdb' failed in container %r (exit code 1): " % fleet.db.name)
     assert 'database "nosuchdb" does not exist' in msg and fleet.password not in msg
+
+
+def test_pg_dump_in_the_container_reads_the_snapshot_exported_here(fleet, tmp_path):
+    # How the dump module takes its row counts: in the snapshot pg_dump reads, exported by this host's
+    # connection (at the container's published port) and read by the container's pg_dump.
+    host, port = fleet.container.address()
+    login = dict(host=host, port=port, user="lifeboat", password=fleet.password, dbname="app")
+    with psycopg.connect(autocommit=True, **login) as writer:
+        writer.execute("CREATE TABLE moving AS SELECT g AS n FROM generate_series(1, 1000) g")
+        with psycopg.connect(**login) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            counted = conn.execute("SELECT count(*) FROM moving").fetchone()[0]
+            writer.execute("INSERT INTO moving SELECT generate_series(1001, 1500)")
+            env = tools.container_tool_environment(ConnectionOptions(dict(login_user="lifeboat",
+                                                                          login_password=fleet.password)), "app")
+            target = tmp_path / "moving.sql"
+            tools.stream_to_file(fleet.exec, ["pg_dump", "--snapshot", snapshot, "-t", "moving", "--restrict-key=k"],
+                                 env, str(target), "pg_dump of table moving")
+        assert writer.execute("SELECT count(*) FROM moving").fetchone()[0] == 1500
+    text = target.read_text()
+    rows = text.split("COPY public.moving (n) FROM stdin;\n", 1)[1].split("\\.\n", 1)[0].splitlines()
+    assert counted == len(rows) == 1000 and rows[-1] == "1000"
