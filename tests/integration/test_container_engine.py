@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -294,7 +295,13 @@ def test_bad_inputs_end_in_one_line(fleet, tmp_path):
     assert msg.startswith("container %r has no pg_dump (not found in its PATH)" % fleet.toolless.name), msg
     nowhere = "unix://%s" % (tmp_path / "no-engine.sock")
     msg = one_line(lambda: engine.connect(nowhere, timeout=5))
-    assert msg.startswith("cannot reach the container engine at %s: " % nowhere) and "docker_host" in msg, msg
+    assert msg == ("cannot reach the container engine at %s: no such socket; start Docker (or podman system "
+                   "service) there, or point docker_host (or DOCKER_HOST) at its socket" % nowhere)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = "tcp://127.0.0.1:%d" % probe.getsockname()[1]
+    msg = one_line(lambda: engine.connect(closed, timeout=5))
+    assert msg.startswith("cannot reach the container engine at %s: connection refused; " % closed), msg
     # Found running, then stopped before the command: the engine's refusal, in one line.
     doomed = fleet.client.containers.run("lifeboat-busybox:test", ["sleep", "600"], name=fleet.prefix + "doomed",
                                          detach=True, labels=fleet.engine.labels)

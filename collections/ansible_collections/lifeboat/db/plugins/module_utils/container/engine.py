@@ -49,13 +49,20 @@ def connect(docker_host=None, timeout=60):
                             % (url, _reason(exc)))
 
 
+# What a failed connection to the engine comes down to, as requests and urllib3 word it deep inside.
+CONNECTION_REASONS = (('filenotfounderror', 'no such socket'), ('no such file or directory', 'no such socket'),
+                      ('connection refused', 'connection refused'), ('permission denied', 'permission denied'),
+                      ('timed out', 'no answer (timed out)'), ('name or service not known', 'unknown host name'),
+                      ('temporary failure in name resolution', 'unknown host name'))
+
+
 def _reason(exc):
-    """The innermost useful words of a connection failure (requests nests them deeply)."""
+    """The few words that matter of a connection failure (requests nests them deeply)."""
     text = getattr(exc, 'explanation', None) or str(exc)
-    for marker in ('FileNotFoundError', 'ConnectionRefusedError', 'PermissionError'):
-        if marker in text:
-            return {'FileNotFoundError': 'no such socket', 'ConnectionRefusedError': 'connection refused',
-                    'PermissionError': 'permission denied on its socket'}[marker]
+    lowered = text.lower()
+    for marker, reason in CONNECTION_REASONS:
+        if marker in lowered:
+            return reason
     return ' '.join(text.split())[:300]
 
 
