@@ -144,7 +144,7 @@ def test_pitr_drill_end_to_end(stanza, tmp_path, chromium):
 
     # Again with DROP TABLE, the reports in Japanese, and the scratch instance left running to look at.
     again = ansible.run_playbook("playbooks/pitr_drill.yml", "-e", json.dumps({
-        "lifeboat_pitr_drill_fault": "drop_table", "lifeboat_report_lang": "ja", "lifeboat_pitr_drill_state": "started"}))
+        "pitr_drill_fault": "drop_table", "lifeboat_report_lang": "ja", "pitr_drill_state": "started"}))
     assert again.rc == 0, again.stdout[-4000:]
     run_dir = max(path for path in (tmp_path / "evidence" / "pitr-drill").iterdir() if path.is_dir())
     summary = json.loads((run_dir / "summary.json").read_text())
