@@ -2,7 +2,7 @@
 """Writes awx/job_templates.yml and awx/workflows.yml: lifeboat's AWX job templates and workflow, in the
 variable format of the infra.aap_configuration collection, each survey generated from the roles'
 meta/argument_specs.yml; awx/schedules.yml, AWX's schedules for seed 002's clock (the jobs of
-roles/lifeboat_schedule, cron expressions turned into iCal rules); and the table of the surveys in
+roles/lifeboat_schedule, cron expressions turned into iCal rules) and for its pgBackRest jobs; and the table of the surveys in
 docs/awx.md, between its two markers.
 
 Declared here, per playbook: which command-line variable feeds which role option, and where a
@@ -70,6 +70,8 @@ class Template:
     credentials: tuple = (SSH, POSTGRES)
     # The playbook's hosts: variable (lifeboat_<x>_hosts) is answered by the template's limit.
     allow_simultaneous: bool = True
+    # {variable: why} for a command-line variable of the playbook that the survey does not ask.
+    not_asked: dict = field(default_factory=dict)
 
 
 RESTORE_QUESTIONS = [
@@ -152,6 +154,56 @@ TEMPLATES = [
     Template("lifeboat prepare", "playbooks/prepare.yml",
              "Prepare the database hosts as root: acl, psycopg 3, boto3, client tools, folders; checked as "
              "the database OS user.", []),
+    Template("lifeboat pitr setup", "playbooks/pitr_setup.yml",
+             "Set up pgBackRest on the limited hosts: configuration, WAL archiving (a restart only when archive_mode "
+             "was off), stanza-create, check and a first full backup (issue 19). Idempotent.",
+             [], allow_simultaneous=False),
+    Template("lifeboat pitr backup", "playbooks/pitr_backup.yml",
+             "One pgBackRest backup (full, diff, incr) or verify of every stanza of the limited hosts; set_stats "
+             "lifeboat_pgbackrest_backup (newest backup, archive range, exposure).",
+             [Question("lifeboat_pgbackrest_backup_type", "lifeboat_pgbackrest_backup",
+                       "lifeboat_pgbackrest_backup_type", "Backup type, or verify")],
+             # pgBackRest takes one backup of a stanza at a time; a second job would fail on its lock.
+             allow_simultaneous=False),
+    Template("lifeboat pitr", "playbooks/pitr.yml",
+             "Point-in-time recovery through pgBackRest into a scratch instance (never the live cluster), checked by "
+             "lifeboat.db.integrity; with scope database, one database swapped back into the live cluster; evidence "
+             "and reports on the controller (docs/pitr.md).",
+             [Question("pitr_stanza", "lifeboat_pitr", "lifeboat_pitr_stanza", "pgBackRest stanza to restore",
+                       keep_inventory="the inventory names each host's stanza (lifeboat_pitr_stanza)"),
+              Question("pitr_target_type", "lifeboat_pitr", "lifeboat_pitr_target_type", "Recover to"),
+              Question("pitr_target", "lifeboat_pitr", "lifeboat_pitr_target",
+                       "Target (a time with its offset, an LSN or a restore point's name)"),
+              Question("pitr_target_exclusive", "lifeboat_pitr", "lifeboat_pitr_target_exclusive",
+                       "Stop just before the target"),
+              Question("pitr_backup_set", "lifeboat_pitr", "lifeboat_pitr_backup_set",
+                       "Backup to start from (blank: pgBackRest picks)"),
+              Question("pitr_scope", "lifeboat_pitr", "lifeboat_pitr_scope", "What to bring back",
+                       left_out_choices={"tables": "needs pitr_tables, a list a survey cannot give: bring tables "
+                                                   "back with the playbook from a checkout (docs/pitr.md)"}),
+              Question("pitr_db", "lifeboat_pitr", "lifeboat_pitr_db", "Database to bring back (scope database)"),
+              Question("pitr_confirm", "lifeboat_pitr", "lifeboat_pitr_confirm",
+                       "On a production host, type the database name again to confirm"),
+              Question("pitr_state", "lifeboat_pitr", "lifeboat_pitr_state", "Leave the scratch instance"),
+              Question("pitr_port", "lifeboat_pitr", "lifeboat_pitr_port", "Port of the scratch instance",
+                       keep_inventory="the inventory may keep a port free for it (lifeboat_pitr_port)"),
+              Question("pitr_data_dir", "lifeboat_pitr", "lifeboat_pitr_data_dir",
+                       "Data directory of the scratch instance (new or lifeboat's earlier scratch)",
+                       keep_inventory="the role names it after the stanza (lifeboat-pitr-<stanza>): a default sent "
+                                      "here would be that placeholder"),
+              Question("pitr_evidence_dir", "lifeboat_pitr", "lifeboat_pitr_evidence_dir",
+                       "Evidence folder on the controller",
+                       keep_inventory="the inventory points the evidence at storage that outlives the job")],
+             credentials=(SSH, POSTGRES), allow_simultaneous=False,
+             not_asked={"pitr_tables": "a list, which a survey cannot give (scope tables is left out with it)",
+                        "pitr_cutover": "true is refused by the role (docs/pitr.md), so there is nothing to ask"}),
+    Template("lifeboat pitr drill", "playbooks/pitr_drill.yml",
+             "The PITR drill on a scratch host: markers, a fault, recovery to one second before it, every marker "
+             "before the target present and none after; RTO and measured RPO against the targets.",
+             [Question("lifeboat_pitr_stanza", "lifeboat_pitr", "lifeboat_pitr_stanza", "pgBackRest stanza",
+                       keep_inventory="the inventory names each host's stanza; an extra variable sent here would "
+                                      "outrank it")],
+             credentials=(SSH, POSTGRES), allow_simultaneous=False),
     Template("lifeboat fleet", "playbooks/fleet.yml",
              "Every host backed up and its backups proven, then one summary of the fleet.",
              [Question("lifeboat_backup_kind", "lifeboat_backup", "lifeboat_backup_kind", "Kind of backup")],
@@ -163,9 +215,6 @@ LEFT_OUT = {
     "playbooks/schedule.yml": "installs cron entries or systemd timers on the database hosts that run "
                               "ansible-playbook from a checkout there; under AWX the clock is AWX's own "
                               "schedules on these job templates (awx/schedules.yml)",
-    "playbooks/pitr_setup.yml": "issue 19's pgBackRest setup (roles/lifeboat_pgbackrest) gets its job template "
-                                "with the rest of issue 19 (scheduled physical backups, pitr.yml); until then it "
-                                "runs from a checkout, as prepare.yml can",
 }
 
 WORKFLOW = {
@@ -346,8 +395,14 @@ def cron_rrule(expression):
     time = (int(hour), int(minute))
     if dom == month == dow == "*":
         return (1, 1), time, "FREQ=DAILY;INTERVAL=1"
-    if dom == month == "*" and dow.isdigit():
-        return (1, 1), time, f"FREQ=WEEKLY;BYDAY={CRON_DAYS[int(dow) % 7]}"
+    if dom == month == "*" and re.fullmatch(r"[0-7](-[0-7])?(,[0-7](-[0-7])?)*", dow):
+        days = []
+        for part in dow.split(","):
+            first, _, last = part.partition("-")
+            days += [CRON_DAYS[day % 7] for day in range(int(first), int(last or first) + 1)]
+        # iCal wants each day once, Monday first, as AWX shows them.
+        ordered = [day for day in CRON_DAYS[1:] + CRON_DAYS[:1] if day in days]
+        return (1, 1), time, f"FREQ=WEEKLY;BYDAY={','.join(ordered)}"
     if dom.isdigit() and month == dow == "*":
         return (1, int(dom)), time, f"FREQ=MONTHLY;BYMONTHDAY={int(dom)}"
     if dom.isdigit() and month.isdigit() and dow == "*":
@@ -381,7 +436,35 @@ def schedules():
                 # A condition of the inventory (the delta kind's) is not known here: off until turned on.
                 "enabled": enabled if isinstance(enabled, bool) else False}
         items.append(item)
+    items += pgbackrest_schedules()
     return {"controller_schedules": items}
+
+
+# The job template and answer of each kind of roles/lifeboat_schedule's pgBackRest jobs.
+PGBACKREST_TEMPLATE = "lifeboat pitr backup"
+PGBACKREST_VARIABLE = "lifeboat_pgbackrest_backup_type"
+
+
+def pgbackrest_schedules():
+    """An AWX schedule per kind of pgBackRest job (full, diff, incr, verify) at the times the hosts' clock
+    uses (lifeboat_schedule_pgbackrest_times); one job backs up every stanza of the limited hosts. Off,
+    like the role's jobs, until turned on where pgBackRest is set up."""
+    defaults = yaml.safe_load(SCHEDULE_JOBS.read_text())
+    items = []
+    for kind, expression in defaults["lifeboat_schedule_pgbackrest_times"].items():
+        if not expression:
+            continue
+        (month, day), (hour, minute), rule = cron_rrule(expression)
+        items.append({
+            "name": f"lifeboat pgbackrest-{kind}",
+            "description": f"pgBackRest {kind} of every stanza ({expression}, as lifeboat_schedule's "
+                           f"pgbackrest-{kind}-<stanza>); off: turn it on where pgBackRest is set up",
+            "organization": ORGANIZATION, "unified_job_template": PGBACKREST_TEMPLATE,
+            "rrule": f"DTSTART;TZID={{{{ lifeboat_awx_timezone }}}}:2026{month:02d}{day:02d}T{hour:02d}{minute:02d}00 "
+                     f"RRULE:{rule}",
+            "limit": "{{ lifeboat_awx_schedule_limit }}", "extra_data": {PGBACKREST_VARIABLE: kind},
+            "enabled": False})
+    return items
 
 
 def _cell(text):
@@ -391,13 +474,16 @@ def _cell(text):
 def survey_table():
     """The Markdown of every survey: what each question asks and which role option it feeds."""
     lines = []
-    owners = [(t.name, f"`{t.playbook}`", t.questions) for t in TEMPLATES]
-    owners.append((WORKFLOW["name"], "workflow", WORKFLOW["questions"]))
-    for name, what, questions in owners:
+    owners = [(t.name, f"`{t.playbook}`", t.questions, t.not_asked) for t in TEMPLATES]
+    owners.append((WORKFLOW["name"], "workflow", WORKFLOW["questions"], {}))
+    for name, what, questions, not_asked in owners:
         lines += ["", f"**{name}** ({what})", ""]
         if not questions:
             lines.append("No survey: the playbook takes no variable from the command line.")
             continue
+        if not_asked:
+            lines += ["Not asked: " + "; ".join(f"`{variable}`, {_cell(why)}" for variable, why in not_asked.items())
+                      + ".", ""]
         lines += ["| variable | question | type | required | default | feeds |", "|---|---|---|---|---|---|"]
         for question in questions:
             item = survey_question(question)

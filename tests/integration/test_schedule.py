@@ -360,103 +360,211 @@ def test_a_job_user_who_could_not_write_its_log_is_refused_before_anything_is_wr
 PGBACKREST_TIMES = {"full": "30 1 * * 0", "diff": "30 1 * * 1-6", "incr": "15 * * * *", "verify": "30 4 * * 6"}
 
 
-def pgbackrest_stanza_or_skip():
+@pytest.fixture(scope="module")
+def pgbackrest():
+    """A Debian PostgreSQL 15 cluster archiving into a pgBackRest path repository (a full and an incremental
+    backup), shared by the tests below. Its local socket trusts every login, as peer authentication lets a
+    host's postgres in: pgbackrest, run by the jobs and the playbooks as that account, gets no password."""
     import pgbackrest_stanza  # tests/tools, on sys.path through conftest
     if os.getuid() != 0:
         pytest.skip("the pgBackRest jobs run as the account PostgreSQL runs as, which only root can switch to")
     if pgbackrest_stanza.missing():
         pytest.skip(pgbackrest_stanza.missing())
-    return pgbackrest_stanza
+    stanza = pgbackrest_stanza.Stanza("schedule-%s" % os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    try:
+        facts = stanza.start()
+        hba = Path(facts["data_dir"]) / "pg_hba.conf"
+        hba.write_text("local all all trust\n" + hba.read_text())
+        stanza.pg_ctl("reload")
+        yield stanza, facts
+    finally:
+        # The server stops and its data, repository included, goes, whatever the tests did.
+        stanza.stop(destroy=True)
 
 
-def test_pgbackrest_jobs_per_stanza_run_as_the_database_user_and_share_a_lock(tmp_path):
+def stanza_backups(stanza):
+    """The types of the stanza's backups, oldest first, as pgBackRest lists them."""
+    return [b["type"] for b in json.loads(stanza.pgbackrest("info", "--output=json").stdout)[0]["backup"]]
+
+
+def test_pgbackrest_jobs_per_stanza_run_as_the_database_user_and_share_a_lock(pgbackrest):
     """Four jobs per stanza with their times, run as the database OS user; then the cron lines run for real,
     as cron would, against a Debian PostgreSQL 15 stanza archiving into a path repository: an incremental
     backup lands in the repository, a verify reads it back, and a differential started while the full
     backup of the same stanza runs is skipped (exit 75) instead of failing on pgBackRest's own lock."""
-    tools = pgbackrest_stanza_or_skip()
-    stanza = tools.Stanza("schedule-%s" % os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    stanza, facts = pgbackrest
+    account = pwd.getpwnam(stanza.user)
+    group = grp.getgrgid(account.pw_gid).gr_name
+    # Under the stanza's folder, which its account can pass through (tmp_path is root's 0700).
+    target = Target(stanza.base / "schedule")
+    variables = dict(lifeboat_schedule_pgbackrest=True, lifeboat_schedule_pgbackrest_times=PGBACKREST_TIMES,
+                     lifeboat_pgbackrest_stanzas=[{"name": facts["stanza"]}, {"name": "other.db"}],
+                     lifeboat_pgbackrest_config=facts["config"], lifeboat_pgbackrest_db_user=stanza.user,
+                     lifeboat_schedule_group=group)
+    play = target.apply([], **variables)
+    assert play.rc == 0, play.stdout[-3000:] + play.stderr[-2000:]
+    lines = target.cron_lines()
+    assert sorted(lines) == sorted(f"pgbackrest-{kind}-{name}" for kind in PGBACKREST_TIMES
+                                   for name in (facts["stanza"], "other_db"))
+    for kind, times in PGBACKREST_TIMES.items():
+        schedule, user, argv = cron_command(lines[f"pgbackrest-{kind}-{facts['stanza']}"])
+        assert (" ".join(schedule), user) == (times, stanza.user)
+        lock = argv[argv.index("--lock") + 1]
+        assert lock == str(target.lock_dir / f"pgbackrest-{facts['stanza']}.lock"), "one lock per stanza"
+        command = argv[argv.index("--") + 1:]
+        assert command[:4] == ["/usr/bin/pgbackrest", f"--config={facts['config']}", f"--stanza={facts['stanza']}",
+                               "--log-level-console=info"]
+        assert command[4:] == (["verify"] if kind == "verify" else ["backup", f"--type={kind}"])
+    assert "--stanza=other.db" in cron_command(lines["pgbackrest-full-other_db"])[2]
+    assert oct(target.log_dir.stat().st_mode & 0o777) == "0o750" and target.log_dir.stat().st_gid == account.pw_gid
+
+    def run(name):
+        """The job's cron line, as cron starts it: as the line's user, with that user's group only."""
+        _, user, argv = cron_command(target.cron_lines()[name])
+        entry = pwd.getpwnam(user)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/", env=env,
+                                user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+
+    def backups():
+        return stanza_backups(stanza)
+
+    before = backups()
+    incr = run(f"pgbackrest-incr-{facts['stanza']}")
+    assert incr.wait(120) == 0, (incr.stderr.read(), (target.log_dir / f"pgbackrest-incr-{facts['stanza']}.log").read_text())
+    assert backups() == before + ["incr"]
+    log = (target.log_dir / f"pgbackrest-incr-{facts['stanza']}.log").read_text()
+    assert re.search(rf"^{STAMP} end: pgbackrest-incr-{facts['stanza']} exit 0 after \d+ s$", log, re.M), log
+    assert "new backup label" in log, "pgBackRest's INFO lines are the record of what the job backed up"
+
+    full = run(f"pgbackrest-full-{facts['stanza']}")
+    full_log = target.log_dir / f"pgbackrest-full-{facts['stanza']}.log"
+    deadline = time.monotonic() + 30
+    while "start: " not in (full_log.read_text() if full_log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    diff = run(f"pgbackrest-diff-{facts['stanza']}")
+    assert diff.wait(60) == 75, "the differential must wait for the next turn, not fight the full backup"
+    assert full.wait(120) == 0, full_log.read_text()
+    assert "skipped: pgbackrest-diff-" in (target.log_dir / f"pgbackrest-diff-{facts['stanza']}.log").read_text()
+    assert backups() == before + ["incr", "full"]
+
+    verify = run(f"pgbackrest-verify-{facts['stanza']}")
+    assert verify.wait(120) == 0, (target.log_dir / f"pgbackrest-verify-{facts['stanza']}.log").read_text()
+
+    # systemd: the same jobs as units run by the database OS user.
+    play = target.apply([], lifeboat_schedule_backend="systemd", **variables)
+    assert play.rc == 0, play.stdout[-3000:]
+    service = target.unit(f"lifeboat-pgbackrest-verify-{facts['stanza']}.service")
+    assert f"\nUser={stanza.user}\n" in service and f"--stanza={facts['stanza']}" in service
+    assert "\nOnCalendar=Sat *-*-* 04:30:00\n" in target.unit(f"lifeboat-pgbackrest-verify-{facts['stanza']}.timer")
+    assert "\nOnCalendar=Mon..Sat *-*-* 01:30:00\n" in target.unit("lifeboat-pgbackrest-diff-other_db.timer")
+
+    # Turned off: the jobs go, their logs stay.
+    play = target.apply([], **dict(variables, lifeboat_schedule_pgbackrest=False))
+    assert play.rc == 0, play.stdout[-3000:]
+    assert target.cron_lines() == {} and not list(target.systemd_dir.iterdir())
+    assert full_log.exists()
+
+    play = target.apply([], **dict(variables, lifeboat_schedule_pgbackrest_times={"weekly": "0 1 * * 0"}))
+    assert play.rc != 0
+    assert_one_line(play.result("lifeboat_schedule : Check the pgBackRest schedule's stanzas and times"),
+                    "lifeboat_schedule_pgbackrest: lifeboat_schedule_pgbackrest_times: weekly is not one of "
+                    "full, diff, incr, verify")
+
+
+def run_playbook(pgbackrest, tmp_path, playbook, host_vars=None, extra=()):
+    """A playbook of playbooks/ on this machine as a database host of group databases: local connection,
+    sudo to the stanza's account (as the inventories become postgres), lifeboat_connection to its server."""
+    stanza, facts = pgbackrest
+    # Debian's python3 (with its psycopg): the account cannot reach this venv's, under root's home.
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_become": True, "ansible_become_user": stanza.user, "ansible_become_method": "sudo",
+            "lifeboat_connection": {"login_unix_socket": facts["socket_dir"], "port": facts["port"],
+                                    "login_user": facts["user"]},
+            "lifeboat_pgbackrest_stanzas": [{"name": facts["stanza"], "socket_path": facts["socket_dir"],
+                                             "port": facts["port"]}],
+            "lifeboat_pgbackrest_config": facts["config"], **(host_vars or {})}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"children": {"databases": {"hosts": {HOST: host}}}}}))
+    record = tmp_path / "results.jsonl"
+    record.unlink(missing_ok=True)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+               ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).parent / "callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="record_results", LIFEBOAT_TEST_RECORD=str(record))
+    argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PROJECT / "playbooks" / playbook), *extra]
+    proc = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    return PlayResult(proc, HOST, record)
+
+
+def test_pitr_backup_playbook_backs_up_or_verifies_each_stanza_as_awx_schedules_it(pgbackrest, tmp_path):
+    """playbooks/pitr_backup.yml, the job of AWX's pgbackrest-* schedules: a differential lands in the
+    repository and the stanza's state is handed on (set_stats); verify reads it back; no type is one line."""
+    stanza, facts = pgbackrest
+    before = stanza_backups(stanza)
+    play = run_playbook(pgbackrest, tmp_path, "pitr_backup.yml", extra=["-e", "lifeboat_pgbackrest_backup_type=diff"])
+    assert play.rc == 0, play.stdout[-3000:] + play.stderr[-2000:]
+    assert stanza_backups(stanza) == before + ["diff"]
+    (read,) = play.result("lifeboat_pgbackrest_backup : Read each stanza")["results"]
+    assert read["backups"][-1]["type"] == "diff" and not read["archiver"]["failing"]
+    stats = play.result("lifeboat_pgbackrest_backup : Hand the stanzas' state to the next job "
+                        "(lifeboat_pgbackrest_backup)")["ansible_stats"]["data"]["lifeboat_pgbackrest_backup"]
+    (view,) = stats[HOST]
+    assert (view["stanza"], view["latest"]["type"], view["latest"]["label"]) == (
+        facts["stanza"], "diff", read["backups"][-1]["label"])
+    assert view["problems"] == [] and 0 <= view["exposure_seconds"] < 300
+
+    play = run_playbook(pgbackrest, tmp_path, "pitr_backup.yml", extra=["-e", "lifeboat_pgbackrest_backup_type=verify"])
+    assert play.rc == 0, play.stdout[-3000:] + play.stderr[-2000:]
+    (read,) = play.result("lifeboat_pgbackrest_backup : Read each stanza and verify its repository")["results"]
+    assert read["verify"]["ok"] and read["verify"]["problems"] == 0
+    assert stanza_backups(stanza) == before + ["diff"], "verify backs nothing up"
+
+    play = run_playbook(pgbackrest, tmp_path, "pitr_backup.yml")
+    assert play.rc != 0 and "missing required arguments: lifeboat_pgbackrest_backup_type" in play.stdout
+
+
+def test_the_fleet_summary_and_report_show_each_stanza_beside_the_logical_backups(pgbackrest, tmp_path):
+    """playbooks/fleet.yml on a host with pgBackRest set up: the summary (JSON, Markdown) and report.html
+    hold its stanza - newest backup, type, age, archive range, exposure, archiving. Then archive_command
+    is broken for real: the next run says archiving is failing, the host is not ok and the run fails."""
+    stanza, facts = pgbackrest
+    evidence = tmp_path / "evidence"
+    # A production host with no logical databases: nothing to back up or drill, only its stanza to read.
+    fleet_vars = {"lifeboat_production": True, "lifeboat_backup_databases": []}
+    # The summary is the controller's (localhost's) play: its folder comes from the command line.
+    extra = ["-e", f"lifeboat_fleet_evidence_dir={evidence}"]
+    play = run_playbook(pgbackrest, tmp_path, "fleet.yml", fleet_vars, extra)
+    assert play.rc == 0, play.stdout[-3000:] + play.stderr[-2000:]
+    summary = json.loads((evidence / "latest-summary.json").read_text())
+    (row,) = summary["hosts"]
+    assert row["state"] == "ok" and row["problems"] == []
+    (view,) = row["physical"]
+    newest = json.loads(stanza.pgbackrest("info", "--output=json").stdout)[0]["backup"][-1]
+    assert (view["host"], view["stanza"], view["status"]) == (HOST, facts["stanza"], "ok")
+    assert view["latest"]["label"] == newest["label"] and view["latest"]["type"] == newest["type"]
+    assert 0 <= view["latest"]["age_seconds"] < 600 and 0 <= view["exposure_seconds"] < 300
+    assert view["archive"]["min_wal"] <= newest["archive"]["start"] <= view["archive"]["max_wal"]
+    assert view["archiving_failing"] is False
+    markdown = (evidence / "latest-summary.md").read_text()
+    assert "## Physical backups (pgBackRest)" in markdown and f"| {HOST} | {facts['stanza']} | ok | {newest['label']} |" in markdown
+    (run,) = [p for p in evidence.iterdir() if p.is_dir()]
+    page = (run / "report.html").read_text()
+    assert f'<tr data-host="{HOST}" data-stanza="{facts["stanza"]}" data-failing="false" class="met">' in page
+
+    # archive_command pointed at a stanza that does not exist: the next segment fails to archive.
+    stanza.sql("ALTER SYSTEM SET archive_command = '/usr/bin/pgbackrest --config=%s --stanza=nowhere "
+               "archive-push %%p'" % facts["config"])
     try:
-        facts = stanza.start()
-        account = pwd.getpwnam(stanza.user)
-        group = grp.getgrgid(account.pw_gid).gr_name
-        # Under the stanza's folder, which its account can pass through (tmp_path is root's 0700).
-        target = Target(stanza.base / "schedule")
-        variables = dict(lifeboat_schedule_pgbackrest=True, lifeboat_schedule_pgbackrest_times=PGBACKREST_TIMES,
-                         lifeboat_pgbackrest_stanzas=[{"name": facts["stanza"]}, {"name": "other.db"}],
-                         lifeboat_pgbackrest_config=facts["config"], lifeboat_pgbackrest_db_user=stanza.user,
-                         lifeboat_schedule_group=group)
-        play = target.apply([], **variables)
-        assert play.rc == 0, play.stdout[-3000:] + play.stderr[-2000:]
-        lines = target.cron_lines()
-        assert sorted(lines) == sorted(f"pgbackrest-{kind}-{name}" for kind in PGBACKREST_TIMES
-                                       for name in (facts["stanza"], "other_db"))
-        for kind, times in PGBACKREST_TIMES.items():
-            schedule, user, argv = cron_command(lines[f"pgbackrest-{kind}-{facts['stanza']}"])
-            assert (" ".join(schedule), user) == (times, stanza.user)
-            lock = argv[argv.index("--lock") + 1]
-            assert lock == str(target.lock_dir / f"pgbackrest-{facts['stanza']}.lock"), "one lock per stanza"
-            command = argv[argv.index("--") + 1:]
-            assert command[:4] == ["/usr/bin/pgbackrest", f"--config={facts['config']}", f"--stanza={facts['stanza']}",
-                                   "--log-level-console=info"]
-            assert command[4:] == (["verify"] if kind == "verify" else ["backup", f"--type={kind}"])
-        assert "--stanza=other.db" in cron_command(lines["pgbackrest-full-other_db"])[2]
-        assert oct(target.log_dir.stat().st_mode & 0o777) == "0o750" and target.log_dir.stat().st_gid == account.pw_gid
-
-        def run(name):
-            """The job's cron line, as cron starts it: as the line's user, with that user's group only. The
-            test cluster wants a password where a host's postgres logs in by peer: it comes in the
-            environment, as a ~/.pgpass would give it, never in the job's command."""
-            _, user, argv = cron_command(target.cron_lines()[name])
-            entry = pwd.getpwnam(user)
-            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
-                                    env=dict(os.environ, PGPASSWORD=facts["password"]),
-                                    user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-
-        def backups():
-            out = stanza.pgbackrest("info", "--output=json").stdout
-            return [b["type"] for b in json.loads(out)[0]["backup"]]
-
-        before = backups()
-        incr = run(f"pgbackrest-incr-{facts['stanza']}")
-        assert incr.wait(120) == 0, (incr.stderr.read(), (target.log_dir / f"pgbackrest-incr-{facts['stanza']}.log").read_text())
-        assert backups() == before + ["incr"]
-        log = (target.log_dir / f"pgbackrest-incr-{facts['stanza']}.log").read_text()
-        assert re.search(rf"^{STAMP} end: pgbackrest-incr-{facts['stanza']} exit 0 after \d+ s$", log, re.M), log
-        assert "new backup label" in log, "pgBackRest's INFO lines are the record of what the job backed up"
-
-        full = run(f"pgbackrest-full-{facts['stanza']}")
-        full_log = target.log_dir / f"pgbackrest-full-{facts['stanza']}.log"
-        deadline = time.monotonic() + 30
-        while "start: " not in (full_log.read_text() if full_log.exists() else "") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        diff = run(f"pgbackrest-diff-{facts['stanza']}")
-        assert diff.wait(60) == 75, "the differential must wait for the next turn, not fight the full backup"
-        assert full.wait(120) == 0, full_log.read_text()
-        assert "skipped: pgbackrest-diff-" in (target.log_dir / f"pgbackrest-diff-{facts['stanza']}.log").read_text()
-        assert backups() == before + ["incr", "full"]
-
-        verify = run(f"pgbackrest-verify-{facts['stanza']}")
-        assert verify.wait(120) == 0, (target.log_dir / f"pgbackrest-verify-{facts['stanza']}.log").read_text()
-
-        # systemd: the same jobs as units run by the database OS user.
-        play = target.apply([], lifeboat_schedule_backend="systemd", **variables)
-        assert play.rc == 0, play.stdout[-3000:]
-        service = target.unit(f"lifeboat-pgbackrest-verify-{facts['stanza']}.service")
-        assert f"\nUser={stanza.user}\n" in service and f"--stanza={facts['stanza']}" in service
-        assert "\nOnCalendar=Sat *-*-* 04:30:00\n" in target.unit(f"lifeboat-pgbackrest-verify-{facts['stanza']}.timer")
-        assert "\nOnCalendar=Mon..Sat *-*-* 01:30:00\n" in target.unit("lifeboat-pgbackrest-diff-other_db.timer")
-
-        # Turned off: the jobs go, their logs stay.
-        play = target.apply([], **dict(variables, lifeboat_schedule_pgbackrest=False))
-        assert play.rc == 0, play.stdout[-3000:]
-        assert target.cron_lines() == {} and not list(target.systemd_dir.iterdir())
-        assert full_log.exists()
-
-        play = target.apply([], **dict(variables, lifeboat_schedule_pgbackrest_times={"weekly": "0 1 * * 0"}))
+        stanza.sql("SELECT pg_reload_conf()")
+        stanza.switch_wal_and_wait()
+        play = run_playbook(pgbackrest, tmp_path, "fleet.yml", fleet_vars, extra)
         assert play.rc != 0
-        assert_one_line(play.result("lifeboat_schedule : Check the pgBackRest schedule's stanzas and times"),
-                        "lifeboat_schedule_pgbackrest: lifeboat_schedule_pgbackrest_times: weekly is not one of "
-                        "full, diff, incr, verify")
+        summary = json.loads((evidence / "latest-summary.json").read_text())
+        (row,) = summary["hosts"]
+        (view,) = row["physical"]
+        assert row["state"] == "failed" and view["archiving_failing"] is True and view["failed_count"] >= 1
+        assert row["problems"] == [view["problems"][0]] and "WAL archiving is failing" in row["problems"][0]
+        assert "fleet: 0 ok, 1 failed, 0 unreachable - target" in " ".join(play.stdout.split())
     finally:
-        stanza.stop(destroy=True)
+        stanza.sql("ALTER SYSTEM RESET archive_command")
+        stanza.sql("SELECT pg_reload_conf()")

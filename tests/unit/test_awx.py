@@ -220,6 +220,9 @@ def test_survey_asks_exactly_the_command_line(playbook):
     template = next(t for t in objects("controller_templates") if t["name"] == playbook.name)
     asked = {q["variable"] for q in (template.get("survey_spec") or {}).get("spec", [])}
     wanted = command_line_variables(ROOT / template["playbook"])
+    assert set(playbook.not_asked) <= wanted and all(playbook.not_asked.values()), (
+        f"{template['name']}: not_asked names a variable {template['playbook']} does not take, or gives no reason")
+    wanted -= set(playbook.not_asked)
     assert asked == wanted, (
         f"{template['name']}: the survey asks {sorted(asked - wanted)} that {template['playbook']} does not take "
         f"and misses {sorted(wanted - asked)} that it does: fix TEMPLATES in scripts/awx_surveys.py")
@@ -370,21 +373,22 @@ def cron_matches(expression, when):
             return True
         if spec.startswith("*/"):
             return value % int(spec[2:]) == 0
-        return value == int(spec)
+        for part in spec.split(","):
+            first, _, last = part.partition("-")
+            if int(first) <= value <= int(last or first):
+                return True
+        return False
     minute, hour, dom, month, dow = expression.split()
     return (field(minute, when.minute) and field(hour, when.hour) and field(dom, when.day)
             and field(month, when.month) and field(dow, (when.weekday() + 1) % 7))
 
 
 def test_awx_schedules_run_when_seed_002s_cron_jobs_do():
-    import datetime
-    from dateutil import rrule
     jobs = yaml.safe_load((ROOT / "roles" / "lifeboat_schedule" / "defaults" / "main.yml").read_text())[
         "lifeboat_schedule_jobs"]
     schedules = {s["name"]: s for s in objects("controller_schedules")}
     templates = {t["name"]: t for t in objects("controller_templates")}
-    assert set(schedules) == {f"lifeboat {job['name']}" for job in jobs}
-    start, end = datetime.datetime(2026, 1, 1), datetime.datetime(2028, 1, 1)
+    assert set(schedules) - PGBACKREST_SCHEDULES == {f"lifeboat {job['name']}" for job in jobs}
     for job in jobs:
         schedule = schedules[f"lifeboat {job['name']}"]
         where = f"schedule {schedule['name']}"
@@ -396,16 +400,46 @@ def test_awx_schedules_run_when_seed_002s_cron_jobs_do():
             assert f"'-e', '{variable}={value}'" in job["command"], where
         enabled = job.get("enabled", True)
         assert schedule["enabled"] is (enabled if isinstance(enabled, bool) else False), where
-        # AWX reads the rule with dateutil; a time zone of its own does not change which hours match.
-        rule = schedule["rrule"].replace("{{ lifeboat_awx_timezone }}", "UTC")
-        assert re.fullmatch(r"DTSTART;TZID=UTC:\d{8}T\d{6}Z? RRULE:\S+", rule), where
-        runs = [r.replace(tzinfo=None) for r in rrule.rrulestr(rule.replace(" ", "\n")).between(
-            start.replace(tzinfo=datetime.timezone.utc), end.replace(tzinfo=datetime.timezone.utc), inc=True)
-            if r.replace(tzinfo=None) < end]
-        hours = (start + datetime.timedelta(hours=h) for h in range(int((end - start).total_seconds() // 3600)))
-        cron = [h.replace(minute=int(job["schedule"].split()[0])) for h in hours]
-        cron = [when for when in cron if cron_matches(job["schedule"], when)]
-        assert runs == cron, f"{where}: {rule} runs {runs[:3]}..., cron {job['schedule']} {cron[:3]}..."
+        assert_runs_as_cron(schedule, job["schedule"])
+
+
+def assert_runs_as_cron(schedule, expression):
+    """The AWX schedule's rule runs exactly when the cron expression does, over two years."""
+    import datetime
+    from dateutil import rrule
+    where = f"schedule {schedule['name']}"
+    start, end = datetime.datetime(2026, 1, 1), datetime.datetime(2028, 1, 1)
+    # AWX reads the rule with dateutil; a time zone of its own does not change which hours match.
+    rule = schedule["rrule"].replace("{{ lifeboat_awx_timezone }}", "UTC")
+    assert re.fullmatch(r"DTSTART;TZID=UTC:\d{8}T\d{6}Z? RRULE:\S+", rule), where
+    runs = [r.replace(tzinfo=None) for r in rrule.rrulestr(rule.replace(" ", "\n")).between(
+        start.replace(tzinfo=datetime.timezone.utc), end.replace(tzinfo=datetime.timezone.utc), inc=True)
+        if r.replace(tzinfo=None) < end]
+    hours = (start + datetime.timedelta(hours=h) for h in range(int((end - start).total_seconds() // 3600)))
+    cron = [h.replace(minute=int(expression.split()[0])) for h in hours]
+    cron = [when for when in cron if cron_matches(expression, when)]
+    assert runs == cron, f"{where}: {rule} runs {runs[:3]}..., cron {expression} {cron[:3]}..."
+
+
+PGBACKREST_SCHEDULES = {f"lifeboat pgbackrest-{kind}" for kind in ("full", "diff", "incr", "verify")}
+
+
+def test_awx_schedules_run_pgbackrests_jobs_when_the_hosts_clock_would():
+    """One AWX schedule per kind of lifeboat_schedule's pgBackRest jobs, at the same times, running the pitr
+    backup template with that kind as its answer; off until turned on, as the role's are."""
+    times = yaml.safe_load((ROOT / "roles" / "lifeboat_schedule" / "defaults" / "main.yml").read_text())[
+        "lifeboat_schedule_pgbackrest_times"]
+    schedules = {s["name"]: s for s in objects("controller_schedules") if s["name"] in PGBACKREST_SCHEDULES}
+    templates = {t["name"]: t for t in objects("controller_templates")}
+    assert set(schedules) == {f"lifeboat pgbackrest-{kind}" for kind in times} == PGBACKREST_SCHEDULES
+    for kind, expression in times.items():
+        schedule = schedules[f"lifeboat pgbackrest-{kind}"]
+        template = templates[schedule["unified_job_template"]]
+        assert template["playbook"] == "playbooks/pitr_backup.yml" and template["allow_simultaneous"] is False
+        assert schedule["extra_data"] == {"lifeboat_pgbackrest_backup_type": kind}
+        check_answers(f"schedule {schedule['name']}", template, schedule["extra_data"])
+        assert schedule["enabled"] is False
+        assert_runs_as_cron(schedule, expression)
 
 
 def check_survey(where, owner):
