@@ -37,6 +37,11 @@ ENGINE_ROOT = Path(os.environ.get("LIFEBOAT_ENGINE_ROOT", "/var/tmp/lifeboat-eng
 PROGRAMS = {"podman": "podman", "runc": "runc", "iptables": "iptables", "netavark": "/usr/lib/podman/netavark"}
 OWNER_LABEL = "lifeboat.test.owner"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+# Made on the host by podman 4.3 as root wherever its configuration points: netavark's and
+# aardvark-dns's state, and runc's. Removed at the end if our first start made them.
+NETAVARK_RUN_DIR = Path("/run/containers")
+RUNC_ROOT = Path("/run/runc")
+HOST_DIRS = (NETAVARK_RUN_DIR, RUNC_ROOT)
 START_TIMEOUT = 30
 
 try:
@@ -197,10 +202,11 @@ class Engine:
 
     def _start_service(self):
         self._stop_service()  # a service that no longer answers
-        forward = self.root / "ip_forward.saved"
-        if not forward.exists():
-            # The value before any of our runs: a crashed run's saved value is kept, not overwritten.
-            forward.write_text(IP_FORWARD.read_text())
+        saved = self.root / "host-state.json"
+        if not saved.exists():
+            # The host as it was before any of our runs: a crashed run's record is kept, not overwritten.
+            saved.write_text(json.dumps(dict(ip_forward=IP_FORWARD.read_text(),
+                                             created=[str(path) for path in HOST_DIRS if not path.exists()])))
         if self.socket.exists():
             self.socket.unlink()
         log = self.root / "service.log"
@@ -280,9 +286,10 @@ class Engine:
 
     def _shut_down(self):
         """The last user is gone: every container of the private storage, the service, the processes
-        it left (conmon, aardvark-dns; by pid, only those running on this engine's folder), netavark's
-        chains and namespaces, the storage's mounts, and ip_forward as it was. Returns what could not
-        be removed (the next start sweeps it: its owners are gone)."""
+        it left (conmon, by pid, only those running on this engine's folders), the storage's mounts,
+        the run state (ours, and runc's of our containers), netavark's chains, namespaces and state
+        (/run/containers, when our first start made it), and ip_forward as it was. Returns what could
+        not be removed (the next start sweeps it: its owners are gone)."""
         failures = self._remove_owned(None) if self._ping() else []
         self._stop_service()
         for pid in _processes_mentioning(str(self.root)) + _processes_mentioning(str(self.run_dir)):
@@ -290,12 +297,17 @@ class Engine:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _remove_netavark_state()
         _unmount_under(self.root)
         _unmount_under(self.run_dir)
-        saved = self.root / "ip_forward.saved"
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        saved = self.root / "host-state.json"
+        before = json.loads(saved.read_text()) if saved.exists() else dict(ip_forward=None, created=[])
+        created = [Path(path) for path in before["created"]]
+        _remove_runc_state(str(self.root), created)
+        _remove_netavark_state(created)
+        if before["ip_forward"] is not None:
+            IP_FORWARD.write_text(before["ip_forward"])
         if saved.exists():
-            IP_FORWARD.write_text(saved.read_text())
             saved.unlink()
         return failures
 
@@ -352,9 +364,27 @@ def _unmount_under(root):
         subprocess.run(["umount", point], capture_output=True)
 
 
-def _remove_netavark_state():
-    """netavark's iptables chains and the network namespaces podman mounted under /run/netns; only
-    when no netavark bridge is left on the machine (another podman could still be using them)."""
+def _remove_runc_state(root, created):
+    """runc's state of containers of our storage that are gone (runc keeps it under /run/runc when a
+    container could not be removed cleanly), then /run/runc itself if that left it empty."""
+    for state in RUNC_ROOT.glob("*/state.json") if RUNC_ROOT.exists() else ():
+        try:
+            ours = root in state.read_text(errors="replace")
+        except OSError:
+            continue
+        if ours:
+            shutil.rmtree(state.parent, ignore_errors=True)
+    if RUNC_ROOT in created:
+        try:
+            RUNC_ROOT.rmdir()
+        except OSError:
+            pass  # a container of another runc user lives on
+
+
+def _remove_netavark_state(created):
+    """netavark's iptables chains, the network namespaces podman mounted under /run/netns, and of
+    `created` (what our first start made) what is left empty or is netavark's; only when no netavark
+    bridge is left on the machine (another podman could still be using them)."""
     links = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True)
     if any(line.split(":")[1].strip().startswith("podman") for line in links.stdout.splitlines() if ":" in line):
         return
@@ -377,6 +407,8 @@ def _remove_netavark_state():
             entry.unlink()
         except OSError:
             pass
+    if NETAVARK_RUN_DIR in created:
+        shutil.rmtree(NETAVARK_RUN_DIR, ignore_errors=True)
 
 
 def main(argv):
