@@ -227,6 +227,26 @@ def test_long_data_dir_gets_a_short_socket_folder_and_stops(stanza, play):
     assert not running(result["data_dir"])
 
 
+def test_a_stopped_instance_is_started_again_and_absent_removes_its_socket_folder(stanza, play):
+    made, facts, marks = stanza
+    long = play[1]["long"]
+    # /tmp cleaned since (a reboot): the short socket folder is made again.
+    os.rmdir(long["socket_dir"])
+    args = dict(stanza=facts["stanza"], config=facts["config"], data_dir=long["data_dir"], port=long["port"])
+    # The rows are read between the two tasks, while the instance runs.
+    read = {"name": "read", "ansible.builtin.command": {"argv": [
+        pgbackrest_stanza.DEBIAN_PG15.as_posix() + "/psql", "-h", long["socket_dir"], "-p", str(long["port"]),
+        "-U", "postgres", "-d", "postgres", "-XAtc", "SELECT string_agg(id::text, ',' ORDER BY id) FROM pitr_marks"]},
+        "changed_when": False}
+    result = play[0].play([task("start", **args), read, task("absent", state="absent", **args)])
+    started = ok(result.result("start"))
+    assert started["changed"] is True and started["actions"][-1] == "Started it on port %d" % long["port"]
+    assert started["reached"] == long["reached"] and ok(result.result("read"))["stdout"] == "1,2,3,4"
+    absent = ok(result.result("absent"))
+    assert absent["changed"] is True and absent["actions"][0].startswith("Stopped the scratch instance (pid ")
+    assert not os.path.lexists(long["data_dir"]) and not os.path.lexists(long["socket_dir"])
+
+
 def test_second_run_reports_the_instance_unchanged(play):
     first, again = play[1]["time"], ok(play[1]["again"])
     assert again["changed"] is False

@@ -58,8 +58,7 @@ def run(ctx):
     if plan.reuse:
         return reuse(ctx, plan)
     result = base_result(plan)
-    verb = 'Would' if ctx.check_mode else ''
-    result['actions'] = ['%s %s' % ('Would remove' if verb else 'Removed', action) for action in plan.actions]
+    result['actions'] = ['%s %s' % ('Would remove' if ctx.check_mode else 'Removed', action) for action in plan.actions]
     result['actions'].append('%s stanza %s backup %s into %s and recover to %s on port %d'
                              % ('Would restore' if ctx.check_mode else 'Restored', plan.command.stanza,
                                 plan.backup['label'], plan.data_dir, plan.target.describe(), plan.port))
@@ -96,7 +95,9 @@ def make_plan(ctx, data_dir):
                 identity=identity(p, target, command))
     inspect_data_dir(plan)
     if not (plan.reuse and plan.reuse.get('running')):
-        check_port_free(port, ('/var/run/postgresql', '/tmp') + (() if socket_dir == data_dir else (socket_dir,)))
+        # A short socket folder may hold the socket of the instance that is about to be stopped and removed.
+        own = () if socket_dir == data_dir or plan.stop_first else (socket_dir,)
+        check_port_free(port, ('/var/run/postgresql', '/tmp') + own)
     return plan
 
 
@@ -221,6 +222,8 @@ def reuse(ctx, plan):
         result['changed'] = True
         result['actions'].append('%s it on port %d' % ('Would start' if ctx.check_mode else 'Started', plan.port))
         if not ctx.check_mode:
+            if plan.short_socket:
+                make_private_dir(plan.socket_dir)  # /tmp may have been cleaned since (a reboot)
             offset = log_size(instance.log_file)
             instance.start()
             instance.wait_for_promotion(ctx.params['timeout'], offset)
@@ -382,10 +385,10 @@ def absent(ctx, data_dir):
     stored = marker.get('result') or {}
     result['changed'] = True
     running = postmaster_pid(data_dir)
-    verb = 'Would' if ctx.check_mode else ''
     if running:
-        result['actions'].append('%s the scratch instance (pid %d)' % ('Would stop' if verb else 'Stopped', running))
-    result['actions'].append('%s %s' % ('Would remove' if verb else 'Removed', data_dir))
+        result['actions'].append('%s the scratch instance (pid %d)' % ('Would stop' if ctx.check_mode else 'Stopped',
+                                                                       running))
+    result['actions'].append('%s %s' % ('Would remove' if ctx.check_mode else 'Removed', data_dir))
     if ctx.check_mode:
         return result
     if running:
