@@ -38,10 +38,12 @@ PROGRAMS = {"podman": "podman", "runc": "runc", "iptables": "iptables", "netavar
 OWNER_LABEL = "lifeboat.test.owner"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 # Made on the host by podman 4.3 as root wherever its configuration points: netavark's and
-# aardvark-dns's state, and runc's. Removed at the end if our first start made them.
+# aardvark-dns's state, runc's, and the image library's caches (short-name aliases, blob digests:
+# `podman import` writes them). Removed at the end if our first start made them.
 NETAVARK_RUN_DIR = Path("/run/containers")
 RUNC_ROOT = Path("/run/runc")
-HOST_DIRS = (NETAVARK_RUN_DIR, RUNC_ROOT)
+IMAGE_CACHES = (Path("/var/lib/containers"), Path("/var/cache/containers"))
+HOST_DIRS = (NETAVARK_RUN_DIR, RUNC_ROOT) + IMAGE_CACHES
 START_TIMEOUT = 30
 
 try:
@@ -305,6 +307,9 @@ class Engine:
         created = [Path(path) for path in before["created"]]
         _remove_runc_state(str(self.root), created)
         _remove_netavark_state(created)
+        for cache in IMAGE_CACHES:
+            if cache in created:
+                shutil.rmtree(cache, ignore_errors=True)
         if before["ip_forward"] is not None:
             IP_FORWARD.write_text(before["ip_forward"])
         if saved.exists():
