@@ -6,6 +6,9 @@ The cluster is one of scripts/pgserver.py's (as root it runs as `lifeboat-pg`, i
 archive-push that PostgreSQL runs as that account can write there. Then stanza-create, check, a full
 and an incremental backup.
 
+`Stanza(name, s3={...})` puts the repository in an S3 bucket instead (moto over TLS in the tests, see
+S3_KEYS); the path repository stays the default.
+
     python tests/tools/pgbackrest_stanza.py start NAME   # prints the facts as JSON
     python tests/tools/pgbackrest_stanza.py stop NAME
 """
@@ -33,9 +36,17 @@ def missing():
     return None
 
 
+# What Stanza(s3=...) takes: where the bucket is, and the CA file that signed the endpoint's certificate
+# (copied beside the configuration, where the account PostgreSQL runs as can read it).
+S3_KEYS = {"endpoint", "port", "bucket", "region", "key", "key_secret", "ca_file"}
+
+
 class Stanza:
-    def __init__(self, name):
+    def __init__(self, name, s3=None):
+        if s3 is not None and set(s3) != S3_KEYS:
+            raise ValueError("s3 needs exactly %s" % ", ".join(sorted(S3_KEYS)))
         self.name = name
+        self.s3 = s3
         self.user = pgserver.run_as_user()
         self.paths = pgserver.paths(name)
         self.base = self.paths["base"]
@@ -78,9 +89,12 @@ class Stanza:
         for folder in (repo, self.base / "log", self.base / "lock", self.base / "spool"):
             folder.mkdir(mode=0o700, exist_ok=True)
             self.own(folder)
+        # Never world-readable, not even for a moment: it may hold S3 keys.
+        self.config.unlink(missing_ok=True)
+        self.config.touch(mode=0o600)
         self.config.write_text(
             "[global]\n"
-            "repo1-path=%s\n" % repo
+            + self.repository(repo)
             + "log-path=%s\nlock-path=%s\nspool-path=%s\n" % (self.base / "log", self.base / "lock", self.base / "spool")
             + "log-level-console=warn\nlog-level-file=off\n"
             # Small and quick: the test cluster is a few dozen MB.
@@ -107,6 +121,19 @@ class Stanza:
         self.sql("INSERT INTO marks (payload) VALUES ('after the incremental')")
         self.switch_wal_and_wait()
         return dict(self.facts, config=str(self.config), stanza=STANZA, repo=str(repo))
+
+    def repository(self, repo):
+        """The [global] lines of repo1: the folder `repo`, or the S3 bucket (path-style, the CA checked)."""
+        if self.s3 is None:
+            return "repo1-path=%s\n" % repo
+        ca_file = self.base / "s3-ca.pem"
+        ca_file.write_bytes(Path(self.s3["ca_file"]).read_bytes())
+        self.own(ca_file)
+        return ("repo1-type=s3\nrepo1-path=/%s\nrepo1-s3-endpoint=%s\nrepo1-storage-port=%d\nrepo1-s3-bucket=%s\n"
+                "repo1-s3-region=%s\nrepo1-s3-uri-style=path\nrepo1-s3-key=%s\nrepo1-s3-key-secret=%s\n"
+                "repo1-storage-ca-file=%s\n"
+                % (self.name, self.s3["endpoint"], self.s3["port"], self.s3["bucket"], self.s3["region"],
+                   self.s3["key"], self.s3["key_secret"], ca_file))
 
     def switch_wal_and_wait(self, timeout=30):
         """Write a row, close the current WAL segment and wait until the archiver has tried it (a segment
