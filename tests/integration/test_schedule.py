@@ -522,6 +522,18 @@ def test_pitr_backup_playbook_backs_up_or_verifies_each_stanza_as_awx_schedules_
     play = run_playbook(pgbackrest, tmp_path, "pitr_backup.yml")
     assert play.rc != 0 and "missing required arguments: lifeboat_pgbackrest_backup_type" in play.stdout
 
+    # A stanza pgBackRest does not know: the others are still backed up, then one line says which failed.
+    stanzas = [{"name": "nowhere"}, {"name": facts["stanza"], "socket_path": facts["socket_dir"], "port": facts["port"]}]
+    play = run_playbook(pgbackrest, tmp_path, "pitr_backup.yml", {"lifeboat_pgbackrest_stanzas": stanzas},
+                        ["-e", "lifeboat_pgbackrest_backup_type=incr"])
+    assert play.rc != 0
+    assert_one_line(play.result("lifeboat_pgbackrest_backup : Check that every stanza was backed up"),
+                    "pgbackrest backup --type=incr failed: stanza nowhere (exit ", "ERROR: [",
+                    "see pgBackRest's log on the host")
+    assert facts["stanza"] + " (exit" not in play.result(
+        "lifeboat_pgbackrest_backup : Check that every stanza was backed up")["msg"]
+    assert stanza_backups(stanza) == before + ["diff", "incr"]
+
 
 def test_the_fleet_summary_and_report_show_each_stanza_beside_the_logical_backups(pgbackrest, tmp_path):
     """playbooks/fleet.yml on a host with pgBackRest set up: the summary (JSON, Markdown) and report.html
