@@ -56,4 +56,6 @@ test: venv
 
 clean: stop
 	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/pgserver.py stop --all --destroy; fi
+	@# A container engine left by a killed test run (tests/tools/dockerengine.py; docs/containers.md).
+	@if [ -x $(BIN)/python ] && [ "$$(id -u)" = 0 ]; then $(BIN)/python tests/tools/dockerengine.py stop; fi
 	rm -rf .lifeboat
