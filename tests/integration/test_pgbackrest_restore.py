@@ -11,6 +11,7 @@ scratch instances must never archive into its stanza.
 import datetime
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -61,9 +62,15 @@ def stanza():
         facts = made.start()
         yield made, facts, Marks(made)
     finally:
-        # Every scratch instance lives under the stanza's folder: stop them before it goes.
+        # Every scratch instance lives under the stanza's folder: stop them before it goes, and remove the short
+        # socket folders in /tmp their markers name.
         for pid_file in Path(made.base).glob("*/postmaster.pid"):
-            made.run([facts["bin_dir"] + "/pg_ctl", "-D", str(pid_file.parent), "-m", "immediate", "stop"], check=False)
+            made.run([str(pgbackrest_stanza.DEBIAN_PG15 / "pg_ctl"), "-D", str(pid_file.parent), "-m", "immediate",
+                      "stop"], check=False)
+        for marker in Path(made.base).glob("*/lifeboat-scratch.json"):
+            socket_dir = json.loads(marker.read_text()).get("socket_dir")
+            if socket_dir and socket_dir.startswith("/tmp/lifeboat-sock-"):
+                shutil.rmtree(socket_dir, ignore_errors=True)
         made.stop(destroy=True)
 
 
@@ -161,7 +168,8 @@ def play(stanza, tmp_path_factory):
         result = ansible.play(tasks)
     finally:
         taken.close()
-    assert result.tasks, "playbook did not run: rc=%s\n%s\n%s" % (result.rc, result.stdout[-3000:], result.stderr[-3000:])
+    assert result.tasks, "playbook did not run: rc=%s\n%s\n%s" % (result.rc, result.stdout[-3000:],
+                                                                 result.stderr[-3000:])
     results = dict(result.tasks)
     for name in ("time", "name", "lsn", "latest", "immediate"):
         results[name]["rows"] = rows(results[name]) if not results[name]["failed"] else "failed"
@@ -235,7 +243,7 @@ def test_a_stopped_instance_is_started_again_and_absent_removes_its_socket_folde
     args = dict(stanza=facts["stanza"], config=facts["config"], data_dir=long["data_dir"], port=long["port"])
     # The rows are read between the two tasks, while the instance runs.
     read = {"name": "read", "ansible.builtin.command": {"argv": [
-        pgbackrest_stanza.DEBIAN_PG15.as_posix() + "/psql", "-h", long["socket_dir"], "-p", str(long["port"]),
+        str(pgbackrest_stanza.DEBIAN_PG15 / "psql"), "-h", long["socket_dir"], "-p", str(long["port"]),
         "-U", "postgres", "-d", "postgres", "-XAtc", "SELECT string_agg(id::text, ',' ORDER BY id) FROM pitr_marks"]},
         "changed_when": False}
     result = play[0].play([task("start", **args), read, task("absent", state="absent", **args)])
@@ -353,7 +361,8 @@ def test_an_instance_left_recovering_by_a_dead_run_is_stopped_and_restored_afres
     args = dict(stanza=facts["stanza"], config=facts["config"], data_dir=latest["data_dir"], port=latest["port"])
     rerun = ok(play[0].play([task("rerun", **args)]).result("rerun"))
     assert rerun["changed"] is True
-    assert "Removed the earlier scratch instance in %s (incomplete: recovering)" % latest["data_dir"] in rerun["actions"]
+    removed = "Removed the earlier scratch instance in %s (incomplete: recovering)" % latest["data_dir"]
+    assert removed in rerun["actions"], rerun["actions"]
     assert int((Path(latest["data_dir"]) / "postmaster.pid").read_text().split()[0]) != old_pid
     assert rows(rerun) == [1, 2, 3, 4]
 
