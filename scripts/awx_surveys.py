@@ -59,6 +59,8 @@ class Question:
     required: tuple = ()
     # {choice: why} for a spec choice the playbook's command line cannot use.
     left_out_choices: dict = field(default_factory=dict)
+    # The role's entry point the playbook runs (tasks_from), whose argument spec the option is in.
+    entry: str = "main"
 
 
 @dataclass
@@ -200,9 +202,14 @@ TEMPLATES = [
     Template("lifeboat pitr drill", "playbooks/pitr_drill.yml",
              "The PITR drill on a scratch host: markers, a fault, recovery to one second before it, every marker "
              "before the target present and none after; RTO and measured RPO against the targets.",
-             [Question("lifeboat_pitr_stanza", "lifeboat_pitr", "lifeboat_pitr_stanza", "pgBackRest stanza",
-                       keep_inventory="the inventory names each host's stanza; an extra variable sent here would "
-                                      "outrank it")],
+             [Question("pitr_stanza", "lifeboat_pitr", "lifeboat_pitr_stanza", "pgBackRest stanza", entry="drill",
+                       keep_inventory="the inventory names each host's stanza (lifeboat_pitr_stanza)"),
+              Question("pitr_drill_db", "lifeboat_pitr", "lifeboat_pitr_drill_db",
+                       "Database of the live cluster the markers are written into", entry="drill",
+                       keep_inventory="the inventory names the scratch host's drill database"),
+              Question("pitr_drill_fault", "lifeboat_pitr", "lifeboat_pitr_drill_fault", "Fault", entry="drill"),
+              Question("pitr_drill_state", "lifeboat_pitr", "lifeboat_pitr_drill_state",
+                       "Leave the scratch instance", entry="drill")],
              credentials=(SSH, POSTGRES), allow_simultaneous=False),
     Template("lifeboat fleet", "playbooks/fleet.yml",
              "Every host backed up and its backups proven, then one summary of the fleet.",
@@ -240,16 +247,16 @@ class SurveyError(Exception):
     """A declared question that the argument spec cannot back."""
 
 
-def argument_spec(role, option, _cache={}):
-    """The spec of `option` in roles/<role>/meta/argument_specs.yml (entry point main)."""
-    if role not in _cache:
+def argument_spec(role, option, entry="main", _cache={}):
+    """The spec of `option` in roles/<role>/meta/argument_specs.yml (entry point `entry`)."""
+    if (role, entry) not in _cache:
         path = ROOT / "roles" / role / "meta" / "argument_specs.yml"
-        _cache[role] = yaml.safe_load(path.read_text())["argument_specs"]["main"]["options"]
+        _cache[role, entry] = yaml.safe_load(path.read_text())["argument_specs"][entry]["options"]
     try:
-        return _cache[role][option]
+        return _cache[role, entry][option]
     except KeyError:
-        raise SurveyError(f"roles/{role}/meta/argument_specs.yml has no option {option}: fix the question's "
-                          f"option in scripts/awx_surveys.py") from None
+        raise SurveyError(f"roles/{role}/meta/argument_specs.yml has no option {option} in entry point {entry}: fix "
+                          f"the question's option in scripts/awx_surveys.py") from None
 
 
 def _describe(spec):
@@ -263,7 +270,7 @@ def is_secret(question, spec):
 
 def survey_question(question):
     """The survey question of `question`, its type, choices, default and required from the spec."""
-    spec = argument_spec(question.role, question.option)
+    spec = argument_spec(question.role, question.option, question.entry)
     kind = spec.get("type", "str")
     choices = [c for c in spec.get("choices", []) if c not in question.left_out_choices]
     unknown = set(question.left_out_choices) - set(spec.get("choices", []))

@@ -100,9 +100,9 @@ def declared_questions():
     return table
 
 
-def argument_spec(role, option):
+def argument_spec(role, option, entry="main"):
     specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
-    return specs["argument_specs"]["main"]["options"][option]
+    return specs["argument_specs"][entry]["options"][option]
 
 
 # --- what a playbook reads, found in the playbook itself -------------------------------------------
@@ -188,7 +188,7 @@ def fed_option(playbook, variable):
     fed = set()
     for _, data in playbook_sources(playbook):
         for task in data if isinstance(data, list) else []:
-            for block in [task] + task.get("pre_tasks", []):
+            for block in [task] + task.get("pre_tasks", []) + task.get("tasks", []):
                 facts = block.get("ansible.builtin.set_fact") or {}
                 fed |= {option for option, value in facts.items()
                         if isinstance(value, str) and variable in template_variables(value)}
@@ -239,7 +239,7 @@ def test_every_question_agrees_with_the_option_it_feeds():
         where = f"{owner['name']}: {question['variable']}"
         decl = declared.get((owner["name"], question["variable"]))
         assert decl, f"{where} is not in the table of scripts/awx_surveys.py"
-        option = argument_spec(decl.role, decl.option)
+        option = argument_spec(decl.role, decl.option, decl.entry)
         if owner["name"] in templates:
             playbook = ROOT / templates[owner["name"]].playbook
             assert decl.option in fed_option(playbook, question["variable"]), (
