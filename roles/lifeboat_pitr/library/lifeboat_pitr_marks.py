@@ -20,7 +20,7 @@ description:
     archive holds everything a recovery to the target needs, the commits after it included.
   - Times are the server's (C(clock_timestamp())), as PostgreSQL compares a recovery target with its commit
     records. Each marker has C(written_at) (its row's time, before its commit) and C(committed_by) (read after
-    its commit returned): its commit lies between, and the plan keeps every marker at least 0.25 s from the target.
+    its commit returned), so its commit lies between them; the plan keeps every marker at least 0.25 s from the target.
 extends_documentation_fragment:
   - lifeboat.db.connection
 options:
@@ -28,6 +28,7 @@ options:
     description: Database on the live cluster to write the markers into (it must exist).
     type: str
     required: true
+    aliases: [login_db, database]
   table:
     description: The marker table, C(schema.table); the schema is created when missing.
     type: str
@@ -61,6 +62,12 @@ options:
     description: Must equal O(db) - the fault destroys the markers on purpose.
     type: str
     required: true
+attributes:
+  check_mode:
+    support: none
+    description: It writes and breaks its markers; the drill refuses check mode before it runs.
+  diff_mode:
+    support: none
 author:
   - lifeboat developers
 '''
