@@ -160,6 +160,8 @@ def play(stanza, tmp_path_factory):
                                                          data_dir=facts["data_dir"] + "/pitr")),
         task("absent without marker", **options(facts, "crowded", made, state="absent")),
         task("unknown role", **options(facts, "no-role", made, login_user="nobody_here")),
+        task("unknown setting", **options(facts, "no-setting", made, settings={"shared_bufers": "64MB"})),
+        task("bad setting value", **options(facts, "bad-value", made, settings={"shared_buffers": "lots"})),
         # recovery_end_command runs before recovery ends (pg_is_in_recovery() stays true): a recovery that
         # outlasts the timeout.
         task("timeout", **options(facts, "slow", made, timeout=3, settings={"recovery_end_command": "sleep 20"})),
@@ -289,6 +291,11 @@ def test_faults_end_in_one_line_and_write_nothing(stanza, play):
     # A role the restored cluster lacks fails at once (not after the timeout), the instance stopped.
     assert_one_line(results["unknown role"], 'role "nobody_here" does not exist', "set login_user")
     assert results["unknown role"]["timing"]["seconds"] < 60 and not running(scratch(made, "no-role"))
+    assert_one_line(results["unknown setting"], "settings.shared_bufers is not a PostgreSQL 15 setting")
+    assert not os.path.lexists(scratch(made, "no-setting"))
+    assert_one_line(results["bad setting value"], "the scratch instance did not start",
+                    'invalid value for parameter "shared_buffers": "lots"', "fix settings")
+    assert not running(scratch(made, "bad-value"))
     assert_one_line(results["timeout"], "recovery did not reach the target within timeout=3 s",
                     "the scratch instance is stopped - raise timeout")
     assert results["timeout"]["timing"]["seconds"] < 20 and not running(scratch(made, "slow"))

@@ -169,6 +169,18 @@ def test_why_recovery_stopped_is_the_fatal_line_with_pgbackrests_error(tmp_path)
     assert instance.log_lines(str(tmp_path / 'missing.log'), 0) == []
 
 
+def test_a_configuration_error_is_said_as_such(tmp_path):
+    log = tmp_path / 'scratch.log'
+    log.write_text('2026-12-05 12:18:01.377 GMT [15381] LOG:  invalid value for parameter "shared_buffers": "lots"\n'
+                   '2026-12-05 12:18:01.377 GMT [15381] FATAL:  configuration file "/srv/pitr/postgresql.auto.conf" '
+                   'contains errors\n')
+    msg = instance.Instance(None, '/bin', '/srv/pitr', 5499, '/srv/pitr', str(log), 'postgres',
+                            'postgres').why_it_stopped(0)
+    assert msg == ('the scratch instance did not start: invalid value for parameter "shared_buffers": "lots" '
+                   '(configuration file "/srv/pitr/postgresql.auto.conf" contains errors); fix settings, or the '
+                   'restored postgresql.conf in /srv/pitr - the live cluster was not touched')
+
+
 def test_the_timeline_history_file_gives_where_recovery_ended(tmp_path):
     (tmp_path / 'pg_wal').mkdir()
     (tmp_path / 'pg_wal' / '00000002.history').write_text('1\t0/6000148\tbefore 2026-12-05 10:01:59+00\n')

@@ -107,6 +107,11 @@ class Instance(object):
         fatal = [text for level, text in lines if level in ('FATAL', 'PANIC') and text not in CONNECTION_REFUSED]
         archive = archive_get_errors(self.log_file, log_offset)
         detail = fatal[-1] if fatal else 'the postmaster exited'
+        if detail.startswith('configuration file'):
+            # PostgreSQL names the bad line in the LOG lines before; a restored postgresql.conf may hold it.
+            errors = [text for level, text in lines if level == 'LOG']
+            return ('the scratch instance did not start: %s (%s); fix settings, or the restored postgresql.conf in %s '
+                    '- the live cluster was not touched' % ('; '.join(errors[-3:]) or detail, detail, self.data_dir))
         where = ''
         redo = [text for level, text in lines if level == 'LOG' and text.startswith('redo done at')]
         if redo:

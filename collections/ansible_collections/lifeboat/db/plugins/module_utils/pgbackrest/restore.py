@@ -86,6 +86,7 @@ def make_plan(ctx, data_dir):
     check_not_in_future(target, time.time(), facts['archives'], facts['backups'])
     major = backup_major(facts, backup)
     bin_dir = check_bin_dir(ctx.run_command, p['bin_dir'], major)
+    check_setting_names(ctx.run_command, bin_dir, major, p['settings'])
     check_data_dir_place(data_dir, stanza_data_paths(command.config, command.stanza))
     port = p['port']
     socket_dir, short_socket = socket_dir_for(data_dir, port)
@@ -131,6 +132,22 @@ def check_bin_dir(run_command, bin_dir, major):
         raise LifeboatError('%s holds PostgreSQL %s, but the backup is PostgreSQL %s; set bin_dir to PostgreSQL %s\'s '
                             'binaries (e.g. %s)' % (bin_dir, match.group(1), major, major, DEBIAN_BIN_DIR % major))
     return bin_dir
+
+
+def check_setting_names(run_command, bin_dir, major, settings):
+    """A setting this PostgreSQL does not know would stop the instance at start, after the restore: refuse it
+    now (`postgres --describe-config` lists them; an extension's `prefix.name` cannot be checked this way)."""
+    unknown = sorted(name for name in settings or {} if '.' not in name)
+    if not unknown:
+        return
+    rc, out, err = run_command([os.path.join(bin_dir, 'postgres'), '--describe-config'], environ_update={'LC_ALL': 'C'})
+    known = set(line.split('\t', 1)[0].lower() for line in (out or '').splitlines())
+    if rc != 0 or not known:
+        return  # not worth failing for: PostgreSQL names a bad setting itself at start
+    unknown = [name for name in unknown if name.lower() not in known]
+    if unknown:
+        raise LifeboatError('settings.%s is not a PostgreSQL %s setting; check its name (postgres --describe-config '
+                            'lists them)' % (unknown[0], major))
 
 
 def inspect_data_dir(plan):
