@@ -90,7 +90,7 @@ options:
   settings:
     description: Extra PostgreSQL settings for the scratch instance, e.g. C(shared_buffers) V(256MB). A
       C(listen_addresses) also lets loopback TCP in with a password. Those lifeboat sets (port, archiving, the socket
-      folder, the log) are refused.
+      folder, the log) are refused, and so is a name this PostgreSQL does not know (before anything is written).
     type: dict
     default: {}
   login_user:
