@@ -131,6 +131,11 @@ def play(stanza, tmp_path_factory):
     crowded.mkdir()
     (crowded / "keep.txt").write_text("not lifeboat's\n")
     made.own(crowded)
+    # pgbackrest whose restore fails as pgBackRest fails (its ERROR line, its exit code); info is the real one's.
+    failing = Path(made.base) / "pgbackrest-failing-restore"
+    failing.write_text('#!/bin/sh\ncase " $* " in *" restore "*) echo "ERROR: [104]: unable to read the backup" >&2; '
+                       'exit 104;; esac\nexec /usr/bin/pgbackrest "$@"\n')
+    failing.chmod(0o755)
     time_options = options(facts, "time", made, target_type="time", target=marks.time_text(hours=2))
     # A data_dir whose socket path passes 107 bytes: the socket goes to a short private folder instead.
     long_name = "latest-" + "x" * (100 - len(str(made.base)))
@@ -160,6 +165,7 @@ def play(stanza, tmp_path_factory):
                                                          data_dir=facts["data_dir"] + "/pitr")),
         task("absent without marker", **options(facts, "crowded", made, state="absent")),
         task("unknown role", **options(facts, "no-role", made, login_user="nobody_here")),
+        task("pgbackrest restore fails", **options(facts, "restore-fails", made, pgbackrest_bin=str(failing))),
         task("unknown setting", **options(facts, "no-setting", made, settings={"shared_bufers": "64MB"})),
         task("bad setting value", **options(facts, "bad-value", made, settings={"shared_buffers": "lots"})),
         # recovery_end_command runs before recovery ends (pg_is_in_recovery() stays true): a recovery that
@@ -291,6 +297,10 @@ def test_faults_end_in_one_line_and_write_nothing(stanza, play):
     # A role the restored cluster lacks fails at once (not after the timeout), the instance stopped.
     assert_one_line(results["unknown role"], 'role "nobody_here" does not exist', "set login_user")
     assert results["unknown role"]["timing"]["seconds"] < 60 and not running(scratch(made, "no-role"))
+    assert_one_line(results["pgbackrest restore fails"], "pgbackrest restore for stanza 'lifeboat' failed (rc 104)",
+                    "[104] unable to read the backup")
+    failed = json.loads((Path(scratch(made, "restore-fails")) / "lifeboat-scratch.json").read_text())
+    assert failed["state"] == "failed" and "rc 104" in failed["error"]
     assert_one_line(results["unknown setting"], "settings.shared_bufers is not a PostgreSQL 15 setting")
     assert not os.path.lexists(scratch(made, "no-setting"))
     assert_one_line(results["bad setting value"], "the scratch instance did not start",
