@@ -306,7 +306,7 @@ def restore(ctx, plan, result):
 
 def restore_files(plan):
     """pgbackrest restore into the staging folder, then its files move up into data_dir beside the marker.
-    Tablespaces go inside data_dir too, so nothing is written where the live cluster's live."""
+    Tablespaces go inside data_dir too, so nothing is written where the live cluster keeps its files."""
     staging = os.path.join(plan.data_dir, STAGING)
     os.mkdir(staging, 0o700)
     options = ['--pg1-path=%s' % staging, '--set=%s' % plan.backup['label'], '--archive-mode=off',
