@@ -41,6 +41,12 @@ def test_the_stanzas_data_paths_come_from_its_sections_only(tmp_path):
                       'pg2-path=/srv/standby/\npg1-port=5432\n\n[other]\npg1-path=/var/lib/postgresql/15/other\n')
     assert scratch.stanza_data_paths(str(config), 'main') == ['/var/lib/postgresql/15/main', '/srv/standby']
     assert scratch.stanza_data_paths(str(config), 'nope') == []
+    # A configuration that cannot be read is refused, never taken as naming no live directory.
+    (tmp_path / 'unreadable.conf').mkdir()
+    refused(scratch.stanza_data_paths, str(tmp_path / 'unreadable.conf'), 'main', say=['cannot read pgBackRest '
+                                                                                      'configuration'])
+    config.write_text('pg1-path=/before/any/section\n')
+    refused(scratch.stanza_data_paths, str(config), 'main', say=['check config'])
 
 
 def test_data_dir_must_not_be_the_live_cluster_nor_inside_it(tmp_path):

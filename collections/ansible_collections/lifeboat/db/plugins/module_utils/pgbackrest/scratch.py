@@ -52,11 +52,19 @@ def stanza_data_paths(config, stanza):
         files.extend(sorted(glob.glob(os.path.join(DEFAULT_INCLUDE_PATH, '*.conf'))))
     paths = []
     for path in files:
+        if not os.path.exists(path):
+            continue
         parser = configparser.RawConfigParser(strict=False, interpolation=None)
+        # Read explicitly: configparser.read() skips a file it cannot open, and then no pg1-path would be guarded.
         try:
-            parser.read(path, encoding='utf-8')
+            with open(path, encoding='utf-8') as handle:
+                parser.read_file(handle, source=path)
+        except (IOError, OSError) as exc:
+            raise LifeboatError('cannot read pgBackRest configuration %s (%s); it names the live data directories - '
+                                'run as a user that may read it (become_user: postgres)' % (path, exc.strerror or exc))
         except (configparser.Error, UnicodeDecodeError) as exc:
-            raise LifeboatError('cannot read pgBackRest configuration %s (%s); check config' % (path, str(exc)[:200]))
+            raise LifeboatError('cannot read pgBackRest configuration %s (%s); check config'
+                                % (path, str(exc).splitlines()[0][:200]))
         for section in (stanza, stanza + ':restore', 'global', 'global:restore'):
             if parser.has_section(section):
                 paths.extend(value for key, value in parser.items(section) if re.match(r'^pg\d+-path$', key))
