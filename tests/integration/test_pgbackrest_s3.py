@@ -11,6 +11,7 @@ the bucket into a new data directory replays WAL up to a row written after the b
 cipher passphrase appear in no play output, task result or pgBackRest log, and the configuration is 0640.
 db2 is put back as it was at the end."""
 import json
+import re
 import secrets
 import shutil
 import time
@@ -64,7 +65,7 @@ def tls_moto(db_hosts, tmp_path_factory):
 
 
 def changed(play, host=HOST):
-    import re
+    """The `changed=` count of the play recap for `host`."""
     match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)" % re.escape(host), play.stdout, re.M)
     assert match, play.stdout[-3000:]
     return int(match.group(1))
@@ -154,6 +155,7 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         setup = play()
         assert setup.rc == 0, setup.stdout[-3000:]
         print(f"pitr_setup.yml with S3 over TLS, first run: {time.monotonic() - started:.1f} s")
+        started = time.monotonic()
         assert setting(db_hosts, "archive_mode") == "on"
         assert db_hosts.enter(HOST, "stat", "-c", "%U %G %a", "/etc/pgbackrest/pgbackrest.conf").stdout.split() \
             == ["root", "postgres", "640"]
@@ -184,6 +186,8 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         again = play()
         assert again.rc == 0 and changed(again) == 0, again.stdout[-3000:]
 
+        print(f"archived, read, second run: {time.monotonic() - started:.1f} s")
+        started = time.monotonic()
         # S3 unreachable from the host (its firewall refuses the endpoint): archive_command fails.
         db_hosts.enter(HOST, "iptables", "-A", *blocked)
         archived, failed = archiver(db_hosts)
@@ -202,6 +206,8 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         print(f"the role while S3 is unreachable: {result['msg']}")
         assert archiver(db_hosts)[0] == archived, "nothing reached the archive during the outage"
 
+        print(f"the outage: {time.monotonic() - started:.1f} s")
+        started = time.monotonic()
         # S3 back: the role's check passes once the archiver has pushed what waited, and nothing is failing.
         db_hosts.enter(HOST, "iptables", "-D", *blocked)
         back = play()
@@ -211,6 +217,8 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
             caught_up["archiver"]
         assert caught_up["exposure_seconds"] < outage["exposure_seconds"] + 60, caught_up["exposure_seconds"]
 
+        print(f"S3 back: {time.monotonic() - started:.1f} s")
+        started = time.monotonic()
         # A restore from the bucket into a new data directory, recovering to the end of the archived WAL.
         db_hosts.enter(HOST, "install", "-d", "-m", "0700", "-o", "postgres", "-g", "postgres", RESTORED)
         restore = db_hosts.enter(HOST, "runuser", "-u", "postgres", "--", "pgbackrest", "--stanza=main",
@@ -230,6 +238,7 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         marks = restored("SELECT string_agg(payload, ',' ORDER BY payload) FROM s3_marks").split(",")
         assert "after the backup" in marks and "during the outage" in marks, marks
 
+        print(f"restore from S3: {time.monotonic() - started:.1f} s")
         # No secret anywhere: not in any play's output or the recorded task results, not in pgBackRest's logs.
         record = (db_hosts.workdir / "results.jsonl").read_text()
         for secret in (moto.SECRET_KEY, CIPHER_PASS):
