@@ -33,8 +33,14 @@ description:
     checked against S3's checksums, and retention applied there too. With O(repository) an
     C(s3://) URL, pg_dump streams straight to S3 and nothing is written locally but the lock and
     the progress file (in O(cache_dir)).
+  - With O(container), C(pg_dump) and C(pg_dumpall) run inside that container through the Docker API -
+    the server's own tools - and their output streams into the repository on this host, hashed as it
+    arrives; the custom archive is read back by the container's C(pg_restore) through its standard input.
+    The manifest names the container (C(container) - name, id, image). Formats C(custom) and C(plain) only;
+    O(format=directory) and an C(s3://) O(repository) are refused in one line (use O(offsite_url)).
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.container
   - lifeboat.db.s3
   - lifeboat.db.offsite
 options:
@@ -263,6 +269,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import c
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import FORMATS, METHODS
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import container_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.run import run
 
 
@@ -290,6 +297,7 @@ def argument_spec():
         offsite_keep_days=dict(type='float'),
     )
     spec.update(s3_argument_spec())
+    spec.update(container_argument_spec())
     return spec
 
 

@@ -32,6 +32,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import (
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import TARGET_LOCK_DB, try_target_lock
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import read_toc
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.offsite import copy_offsite
+from ansible_collections.lifeboat.db.plugins.module_utils.container import tools as container_tools
 
 GLOBALS_NAME = 'globals.sql'
 # A safety backup is taken by the restore that holds the per-target lock (swap.try_target_lock), of the
@@ -92,10 +93,22 @@ def take_backup(ctx, request):
 def _sink(ctx, request):
     """Where the dump is written: S3 itself for an s3:// repository (unless request.local), else on disk."""
     sink = S3Sink(ctx.store) if ctx.store is not None and not request.local else LocalSink(ctx.repository)
+    if getattr(ctx, 'container', None) is not None:
+        _refuse_in_container(ctx, request, sink)
     if sink.streams_only and request.options.format == 'directory':
         raise LifeboatError('format %s cannot be streamed to S3 (pg_dump writes it as a folder); use format custom '
                             'or plain, or a local repository with offsite_url' % request.options.format)
     return sink
+
+
+def _refuse_in_container(ctx, request, sink):
+    """What a dump in a container does not do yet, refused before anything runs."""
+    if sink.streams_only:
+        raise LifeboatError('a dump in container %r cannot stream to an s3:// repository yet; use a local repository '
+                            'path with offsite_url to copy each set to S3' % ctx.container.name)
+    if request.options.format == 'directory':
+        raise LifeboatError('format directory is not supported with container %r yet (pg_dump would write the folder '
+                            'inside the container); use format custom or plain' % ctx.container.name)
 
 
 def _find_tools(ctx, request, conn, version):
@@ -183,7 +196,7 @@ def _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backu
         verified_at = _verify_archive(ctx, opts, sink, request.database, pg_dump.major)
         finished = utc_now()
         files = sink.files()
-        manifest = _manifest(request, conn, sink, pg_dump, version, backup_id, files, counts, settings,
+        manifest = _manifest(ctx, request, conn, sink, pg_dump, version, backup_id, files, counts, settings,
                              dict(started=started, finished=finished, verified_at=verified_at, clock=clock))
         final = sink.commit(request.database, manifest)
         progress.update(force=True, phase='done', bytes=sum(f['size'] for f in files))
@@ -198,9 +211,10 @@ def _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backu
                 leftovers=leftovers, retention=retention, offsite=offsite)
 
 
-def _manifest(request, conn, sink, pg_dump, version, backup_id, files, counts, settings, times):
+def _manifest(ctx, request, conn, sink, pg_dump, version, backup_id, files, counts, settings, times):
     """The set's manifest.json: what was dumped, how, when, and the proof (checksums, row counts)."""
     opts = request.options
+    container = ctx.container_facts() if getattr(ctx, 'container', None) is not None else None
     if request.with_globals:
         for entry in files:
             entry['secret'] = entry['name'] == GLOBALS_NAME
@@ -213,10 +227,13 @@ def _manifest(request, conn, sink, pg_dump, version, backup_id, files, counts, s
         server_version=version, pg_dump_version=pg_dump.version, pg_dump_path=pg_dump.path,
         host=socket.gethostname(), started_at=iso(times['started']), finished_at=iso(times['finished']),
         verified_at=times['verified_at'],
-        checksums='streamed' if opts.streamed or sink.streams_only else 'after-write',
+        checksums='streamed' if opts.streamed or sink.streams_only or container else 'after-write',
         duration_seconds=round(time.monotonic() - times['clock'], 3), files=files, row_counts=counts,
         total_rows=sum(counts.values()), database_settings=settings,
         database_size=database_size(conn, request.database))
+    if container:
+        # Which server's tools wrote it: the set restores anywhere, but the evidence names where it came from.
+        manifest['container'] = container
     manifest.update(request.annotations)
     return manifest
 
@@ -300,10 +317,19 @@ class LocalSink(object):
     def path(self, name):
         return os.path.join(self.staging, name)
 
-    def write_stream(self, argv, env, name, what, progress=None):
+    def write_stream(self, argv, env, name, what, progress=None, execer=None):
+        if execer is not None:
+            # The tool runs in the container; its stdout comes here through the engine, hashed as it arrives.
+            self.known[name] = container_tools.stream_to_file(execer, argv, env, self.path(name), what,
+                                                              progress=progress)
+            return
         self.known[name] = stream_to_file(argv, env, self.path(name), what, progress=progress)
 
     def list_archive(self, ctx, pg_restore, name, what):
+        if getattr(ctx, 'execer', None) is not None:
+            # The container's own pg_restore reads the archive here through its stdin: no copy in the container.
+            container_tools.read_toc(ctx.execer, pg_restore, self.path(name), what)
+            return
         read_toc(ctx, pg_restore, self.path(name), what)
 
     def files(self):
@@ -400,7 +426,16 @@ def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):
     selected = [t for t in data_tables(conn) if opts.selects(*t)]
     progress.update(force=True, phase='dumping', tables_total=len(selected))
     old_umask = os.umask(0o077)
+    execer = getattr(ctx, 'execer', None)
     try:
+        if execer is not None:
+            # In the container, custom archives are streamed out too: written to a pipe, they have no data
+            # offsets, so pg_restore finds each table's data by reading on (the content is the same).
+            argv = opts.pg_dump_argv(pg_dump.path, snapshot, None)
+            env = container_tools.container_tool_environment(ctx.options, request.database)
+            sink.write_stream(argv, env, name, 'pg_dump of database %r' % request.database,
+                              progress=lambda written: progress.update(bytes=written), execer=execer)
+            return _counted(conn, opts, progress), settings
         with PassFile(ctx.options, ctx.tmpdir) as passfile:
             env = ctx.options.tool_environment(request.database, passfile)
             what = 'pg_dump of database %r' % request.database
@@ -414,16 +449,26 @@ def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):
                 run_following_stderr(argv, env, what, lambda line: progress.tool_line(line, archive))
     finally:
         os.umask(old_umask)
+    return _counted(conn, opts, progress), settings
+
+
+def _counted(conn, opts, progress):
+    """The exact row counts in the snapshot pg_dump read (conn's transaction), which then ends."""
     progress.update(force=True, phase='counting rows')
     counts = exact_row_counts(conn, opts.selects)
     conn.rollback()
-    return counts, settings
+    return counts
 
 
 def _dump_globals(ctx, pg_dumpall, sink):
     """Roles (with their password hashes) and tablespaces: secrets, so 0600 like every file."""
     old_umask = os.umask(0o077)
     try:
+        if getattr(ctx, 'execer', None) is not None:
+            env = container_tools.container_tool_environment(ctx.options, 'postgres')
+            sink.write_stream([pg_dumpall.path, '--globals-only', '--no-password'], env, GLOBALS_NAME,
+                              'pg_dumpall --globals-only', execer=ctx.execer)
+            return
         with PassFile(ctx.options, ctx.tmpdir) as passfile:
             env = ctx.options.tool_environment('postgres', passfile)
             sink.write_stream([pg_dumpall.path, '--globals-only', '--no-password'], env, GLOBALS_NAME,

@@ -18,6 +18,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Se
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import ToolFinder
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.cache import DEFAULT_CACHE_DIR, private_dir
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import ContainerToolFinder, open_container
 
 
 class TaskContext(object):
@@ -37,6 +38,28 @@ class TaskContext(object):
             self.store = S3Store(repository, S3Settings(module.params))
             repository = private_dir(module.params.get('cache_dir') or DEFAULT_CACHE_DIR, module.check_mode)
         self.repository = Repository(repository) if repository else None
+        self.container = self.execer = None
+        if module.params.get('container'):
+            self._use_container(module.params)
+
+    def _use_container(self, params):
+        """The client tools run in the container (issue 20): its own, found on its PATH. This host's
+        connection goes to login_host/port when given (or login_unix_socket), else to where the
+        container's server is reached from here (its published 5432/tcp, else its network address)."""
+        if params.get('pg_bin_dir'):
+            raise LifeboatError('pg_bin_dir names client tools on this host, but with container the tools of container '
+                                '%r run; drop pg_bin_dir (or container)' % params['container'])
+        self.container, self.execer = open_container(params)
+        self.finder = ContainerToolFinder(self.execer)
+        if not self.options.host:
+            self.options.host, self.options.port = self.container.address()
+
+    def container_facts(self):
+        """What a manifest or result says of the container the tools ran in, or None."""
+        if self.container is None:
+            return None
+        return dict(name=self.container.name, id=self.container.id, image=self.container.image['name'],
+                    image_id=self.container.image['id'], docker_host=self.container.docker_host)
 
     def offsite_store(self):
         """The S3 store of `offsite_url`, or None."""
