@@ -60,8 +60,14 @@ description:
     checked against the manifest as it arrives, then restored as from a local repository; the
     download is removed after a successful restore. A set in GLACIER or DEEP_ARCHIVE must be
     restored from there first (O(glacier_restore)).
+  - With O(container), the set is checked on this host as always, and the container's own C(pg_restore) and C(psql)
+    restore it - the archive's table of contents read through their standard input, a custom archive copied
+    into a private folder in the container (so O(jobs) works) and removed afterwards, a plain dump fed to
+    C(psql) inside C(BEGIN)/C(COMMIT) sent by lifeboat. Modes C(new), C(replace) and C(swap); O(mode=tables)
+    and directory-format backups are refused in one line. The result names the container.
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.container
   - lifeboat.db.s3
 options:
   db:
@@ -371,6 +377,11 @@ pg_restore:
   description: The pg_restore used (name, path, version).
   returned: always
   type: dict
+container:
+  description:
+    - With O(container), the container the tools ran in (C(name), C(id), C(image), C(image_id), C(docker_host)).
+  returned: when container is set
+  type: dict
 timings:
   description: Seconds spent verifying, taking the safety backup, restoring, analyzing, and in total.
   returned: success and not check mode
@@ -393,6 +404,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import c
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.request import MODES
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import container_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.run import run
 
 
@@ -425,6 +437,7 @@ def argument_spec():
         tables=dict(type='list', elements='str'),
     )
     spec.update(s3_argument_spec())
+    spec.update(container_argument_spec())
     return spec
 
 

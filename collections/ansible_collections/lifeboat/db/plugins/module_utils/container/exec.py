@@ -53,10 +53,12 @@ class ContainerExec(object):
         self.container = container
         self.api = container.api
 
-    def run(self, argv, environment=None, on_stdout=None, user=None, workdir=None, stdin=None):
+    def run(self, argv, environment=None, on_stdout=None, user=None, workdir=None, stdin=None, on_stderr=None):
         """Run argv in the container; return an ExecResult (a failing command is not an error here:
         see `check`). on_stdout(block) receives stdout as it arrives; without it, stdout is
-        collected. `stdin`, an iterable of bytes blocks, is fed to the command's standard input."""
+        collected. on_stderr(block) sees stderr as it arrives too (pg_restore --verbose's progress),
+        which is kept for the message all the same. `stdin`, an iterable of bytes blocks, is fed to
+        the command's standard input."""
         exec_id = self._create(argv, environment, user, workdir, stdin is not None)
         collected = []
         sink = on_stdout or collected.append
@@ -80,8 +82,11 @@ class ContainerExec(object):
                 if kind == STREAM_STDOUT:
                     size += len(block)
                     sink(block)
-                elif len(errors) < STDERR_LIMIT:
-                    errors.extend(block[:STDERR_LIMIT - len(errors)])
+                else:
+                    if on_stderr is not None:
+                        on_stderr(block)
+                    if len(errors) < STDERR_LIMIT:
+                        errors.extend(block[:STDERR_LIMIT - len(errors)])
         finally:
             frames.close()
         exit_code = self._exit_code(exec_id, argv[0])

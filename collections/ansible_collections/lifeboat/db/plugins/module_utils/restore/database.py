@@ -36,6 +36,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import (
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import failure_line
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.verification import dump_major
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.request import RestoreRequest, phase
+from ansible_collections.lifeboat.db.plugins.module_utils.restore import container
 
 # CREATE DATABASE's SQLSTATEs for a locale this server has not got (wrong_object_type) or an
 # encoding and locale that disagree here (invalid_parameter_value).
@@ -125,6 +126,7 @@ def _restore_staging(ctx, conn, request, backup, pg_restore, archive, staging, f
     staged = RestoreRequest(request.backup_db, request.backup, staging, 'new', jobs=request.jobs,
                             no_owner=request.no_owner, no_acl=request.no_acl, role=request.role)
     staged.progress = request.progress
+    staged.warnings = request.warnings
     # The mark is what lets a later run drop it as this target's staging (swap.remove_stale_staging).
     mark(conn, staging, 'staging', request.target_db)
     phase(request, 'restoring', staging_db=staging)
@@ -299,6 +301,10 @@ def _creatable_settings(conn, request, backup, owner, actions):
 
 def _pg_restore(ctx, tool, archive, request, manifest):
     """pg_restore a custom or directory archive, or feed a plain dump to psql."""
+    if container.in_container(ctx):
+        container.run_restore(ctx, tool, archive, request, manifest, _pg_restore_options(request),
+                              _table_follower(request.progress))
+        return
     if manifest.get('format') == 'plain':
         # No --dbname: psql would parse a name holding '=' as a connection string; PGDATABASE is
         # only ever a name.
@@ -311,9 +317,18 @@ def _pg_restore(ctx, tool, archive, request, manifest):
                 env['PGOPTIONS'] = '-c role=%s' % request.role.replace('\\', '\\\\').replace(' ', '\\ ')
             stream_from_file(argv, env, archive, 'psql into database %r' % request.target_db, decompress)
         return
+    argv = [tool.path] + _pg_restore_options(request) + [archive]
+    follow = _table_follower(request.progress)
+    with PassFile(ctx.options, ctx.tmpdir) as passfile:
+        env = ctx.options.tool_environment(request.target_db, passfile)
+        run_following_stderr(argv, env, 'pg_restore into database %r' % request.target_db, follow)
+
+
+def _pg_restore_options(request):
+    """pg_restore's options before the archive, on the host as in a container."""
     # pg_restore only connects with --dbname, which it parses as a connection string: the name goes
     # in one, quoted (connection.dbname_argument).
-    argv = [tool.path, '--no-password', '--exit-on-error', '--verbose', dbname_argument(request.target_db),
+    argv = ['--no-password', '--exit-on-error', '--verbose', dbname_argument(request.target_db),
             '--jobs=%d' % request.jobs]
     if request.no_owner:
         argv.append('--no-owner')
@@ -321,18 +336,17 @@ def _pg_restore(ctx, tool, archive, request, manifest):
         argv.append('--no-acl')
     if request.role:
         argv.append('--role=%s' % request.role)
-    argv.append(archive)
-    progress = request.progress
+    return argv
 
+
+def _table_follower(progress):
+    """on_line for pg_restore --verbose's stderr: it names each table as it starts loading its rows."""
     def follow(line):
-        # pg_restore --verbose names each table as it starts loading its rows.
         loading = RESTORE_TABLE_LINE.search(line) if progress is not None else None
         if loading:
             progress.state['tables_done'] = (progress.state.get('tables_done') or 0) + 1
             progress.update(current_table=loading.group(1))
-    with PassFile(ctx.options, ctx.tmpdir) as passfile:
-        env = ctx.options.tool_environment(request.target_db, passfile)
-        run_following_stderr(argv, env, 'pg_restore into database %r' % request.target_db, follow)
+    return follow
 
 
 def _run_checks(ctx, dbname, request, facts, actions):

@@ -30,6 +30,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.verification i
     archive_path, check_backup, dump_major)
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.database import restore_database
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.request import phase, plan
+from ansible_collections.lifeboat.db.plugins.module_utils.restore import container
 
 RESTORE_PROGRESS_NAME = '.restore-progress.json'
 
@@ -143,7 +144,11 @@ def _remove_download(cache, remote, downloaded, request, actions):
 def _restore_set(ctx, conn, request, backup, timings, clock):
     """Check and restore the local (or downloaded) set `backup`; returns the task's result."""
     manifest = backup.manifest
-    verified = check_backup(ctx, backup)
+    if container.in_container(ctx):
+        container.refuse_unsupported(ctx, request, backup)
+        verified = container.check_backup(ctx, backup)
+    else:
+        verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
     if request.progress is not None and backup.toc is not None:
         request.progress.state['tables_total'] = len([e for e in parse_toc(backup.toc) if e.desc == 'TABLE DATA'])
@@ -164,6 +169,8 @@ def _restore_set(ctx, conn, request, backup, timings, clock):
     facts = dict(backup_id=backup.backup_id, backup_path=backup.path, target_db=request.target_db,
                  mode=request.mode, verified_files=verified, pg_restore=pg_restore.as_dict(),
                  backup_finished_at=manifest.get('finished_at'), expected_row_counts=manifest['row_counts'])
+    if container.in_container(ctx):
+        facts['container'] = ctx.container_facts()
     if manifest.get('external'):
         actions = ['Backup %s was not written by lifeboat: there is no manifest, so no checksums to check and no '
                    'row counts to compare; its table of contents reads back' % backup.path]

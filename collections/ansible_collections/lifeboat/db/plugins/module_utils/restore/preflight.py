@@ -31,8 +31,12 @@ def needed_extensions(backup, archive):
     if backup.toc is not None:
         return extensions(backup.toc)
     opener = gzip.open if backup.manifest['compression']['method'] == 'gzip' else open
-    with opener(archive, 'rb') as handle:
-        head = handle.read(PLAIN_HEAD_BYTES).decode('utf-8', 'replace')
+    try:
+        with opener(archive, 'rb') as handle:
+            head = handle.read(PLAIN_HEAD_BYTES).decode('utf-8', 'replace')
+    except EOFError as exc:
+        # A gzip file cut short (one lifeboat did not write: no checksum caught it) - one line, not a traceback.
+        raise LifeboatError('cannot read %s: %s; nothing was changed' % (archive, exc))
     return sorted(set(PLAIN_EXTENSION.findall(head)))
 
 

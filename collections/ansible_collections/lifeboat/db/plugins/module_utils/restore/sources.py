@@ -30,6 +30,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Lo
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.cache import DEFAULT_CACHE_DIR, private_dir
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import dumped_by, dumped_database, read_toc
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.container import in_container, read_external_toc
 
 CUSTOM_MAGIC = b'PGDMP'
 PLAIN_VERSION = re.compile(r'^-- Dumped by pg_dump version (\d+(?:\.\d+)?)', re.M)
@@ -140,6 +141,8 @@ def _plain_version(path, method):
 def _read_toc_any(ctx, path):
     """The table of contents, read with the newest pg_restore installed (it reads every older
     archive version, and the header then says which pg_dump wrote it)."""
+    if in_container(ctx):
+        return read_external_toc(ctx, path)
     tools = ctx.finder.candidates('pg_restore')
     if not tools:
         ctx.finder.find('pg_restore', 0, 'reading %s' % path)

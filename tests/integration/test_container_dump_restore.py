@@ -1,0 +1,304 @@
+"""lifeboat.db.dump and lifeboat.db.restore against a database that lives in a container (issue 20).
+
+Through ansible-playbook, as a user runs them: the Docker host (this machine, through the tests'
+podman engine serving the Docker API, tests/tools/dockerengine.py) has the repository, and the
+client tools are the container's own (postgres:18, tests/tools/pgimage.py; this host's client
+tools are PostgreSQL 15, which could not even read that server's archives). One container for the
+module; each test runs its cases in one play.
+"""
+import gzip
+import hashlib
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import PlayResult, ansible_playbook, assert_one_line, backup_sets, leftovers
+
+PROJECT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT / "tests" / "tools"))
+import dockerengine  # noqa: E402
+import pgimage  # noqa: E402
+
+MISSING = dockerengine.problem()
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+ROWS = 20000
+HOST = "dockerhost"
+
+
+class Site:
+    """The Docker host's side: the engine, the database container (port 5432 published on
+    127.0.0.1), a stopped one and one without PostgreSQL's tools."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.client = engine.client()
+        self.prefix = "lifeboat-%s-dr-" % WORKER
+        self.password = secrets.token_urlsafe(18)
+
+    def start(self):
+        pg_image = pgimage.ensure_image(self.engine, "postgres")
+        busybox = pgimage.ensure_image(self.engine, "busybox")
+        self.db = self.client.containers.run(
+            pg_image, ["postgres", "-c", "fsync=off"], name=self.prefix + "db", detach=True,
+            labels=self.engine.labels, ports={"5432/tcp": ("127.0.0.1", None)},
+            environment={"POSTGRES_PASSWORD": self.password, "POSTGRES_USER": "lifeboat", "POSTGRES_DB": "app",
+                         "POSTGRES_INITDB_ARGS": "--no-sync"})
+        self.stopped = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "stopped",
+                                                  detach=True, labels=self.engine.labels)
+        self.stopped.stop(timeout=1)
+        self.toolless = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "toolless",
+                                                   detach=True, labels=self.engine.labels)
+        self.db.reload()
+        self.port = int(self.db.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
+        self._wait_ready()
+        with self.connect("app") as conn:
+            conn.execute("CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL);"
+                         "INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, %d) g;"
+                         "CREATE TABLE tag (item int REFERENCES item, label text);"
+                         "INSERT INTO tag SELECT g, 'l' || g FROM generate_series(1, 300) g;" % ROWS)
+        return self
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with self.connect("app"):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    pytest.fail("PostgreSQL in %s was not ready within 60 s" % self.db.name)
+                time.sleep(0.2)
+
+    def connect(self, db):
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="lifeboat", password=self.password, dbname=db,
+                               autocommit=True, connect_timeout=10)
+
+    def sql(self, db, query):
+        with self.connect(db) as conn:
+            cursor = conn.execute(query)
+            return cursor.fetchall() if cursor.description else None
+
+    def in_container(self, *argv):
+        exit_code, output = self.db.exec_run(list(argv))
+        return exit_code, output.decode(errors="replace")
+
+    def close(self):
+        self.client.close()
+
+
+@pytest.fixture(scope="module")
+def site():
+    made = dockerengine.Engine()
+    made.acquire()
+    site = None
+    try:
+        site = Site(made).start()
+        yield site
+    finally:
+        if site is not None:
+            site.close()
+        made.release()
+
+
+def play(site, workdir, tasks, check=False):
+    """Run `tasks` on the Docker host (this machine) with the container's connection as module defaults."""
+    inventory = workdir / "inventory.json"
+    fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"all": {"hosts": {HOST: {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "repository": str(workdir / "repo"),
+            # No login_host: lifeboat finds the server at the port the container publishes.
+            "lifeboat_container": {"container": site.db.name, "docker_host": site.engine.base_url,
+                                   "login_user": "lifeboat", "login_password": site.password}}}}}, out)
+    playbook = workdir / "play.yml"
+    playbook.write_text(json.dumps([{
+        "name": "containers", "hosts": "all", "gather_facts": False,
+        "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_container }}"}, "tasks": tasks}], indent=1))
+    record = workdir / "results.jsonl"
+    proc = ansible_playbook(["-i", inventory, playbook] + (["--check"] if check else []), record)
+    result = PlayResult(proc, HOST, record)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return result
+
+
+def task(name, module, ignore=False, check=False, **args):
+    entry = {"name": name, "lifeboat.db.%s" % module: args}
+    if ignore:
+        entry["ignore_errors"] = True
+    if check:
+        entry["check_mode"] = True
+    return entry
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_dump_in_container(site, tmp_path):
+    repo = tmp_path / "repo"
+    gone = "lifeboat-%s-no-such-container" % WORKER
+    result = play(site, tmp_path, [
+        task("custom", "dump", db="app", repository=str(repo), globals=True),
+        task("plain", "dump", db="app", repository=str(repo), format="plain", kind="plain"),
+        task("check mode", "dump", check=True, db="app", repository=str(repo)),
+        task("directory", "dump", ignore=True, db="app", repository=str(repo), format="directory"),
+        task("failing pg_dump", "dump", ignore=True, db="app", repository=str(repo), tables=["public.nosuch"]),
+        task("unknown container", "dump", ignore=True, db="app", repository=str(repo), container=gone),
+        task("stopped container", "dump", ignore=True, db="app", repository=str(repo),
+             container=site.stopped.name),
+        task("container without tools", "dump", ignore=True, db="app", repository=str(repo),
+             container=site.toolless.name, login_host="127.0.0.1", port=site.port),
+        task("engine not reachable", "dump", ignore=True, db="app", repository=str(repo),
+             docker_host="unix://%s/no-engine.sock" % tmp_path),
+        task("s3 repository", "dump", ignore=True, db="app", repository="s3://bucket/prefix",
+             s3_endpoint_url="http://127.0.0.1:9", aws_access_key="lifeboat-test-key",
+             aws_secret_key="lifeboat-test-secret-value"),
+        task("pg_bin_dir", "dump", ignore=True, db="app", repository=str(repo), pg_bin_dir="/usr/bin"),
+    ])
+    assert result.rc == 0, result.stdout[-3000:]  # the bad inputs failed (ignored), the rest did not
+
+    custom = result.result("custom")
+    assert not custom["failed"], custom
+    manifest = custom["manifest"]
+    assert manifest["container"]["name"] == site.db.name and manifest["container"]["id"] == site.db.id
+    # podman names a local image localhost/postgres:18, Docker postgres:18.
+    assert manifest["container"]["image"].split("/")[-1] == "postgres:18"
+    assert manifest["container"]["image_id"].split(":")[-1] == site.db.image.id.split(":")[-1]
+    # The container's own tools (18), not this host's (15); the dump streamed out and hashed on the way.
+    assert manifest["pg_dump_version"].startswith("18") and manifest["server_version"].startswith("18")
+    assert custom["pg_dump"]["path"] == "pg_dump" and manifest["checksums"] == "streamed"
+    assert manifest["row_counts"] == {"public.item": ROWS, "public.tag": 300}
+    folder = Path(custom["backup_path"])
+    files = {f["name"]: f for f in manifest["files"]}
+    assert set(files) == {"app.dump", "globals.sql"} and files["globals.sql"]["secret"]
+    for name, entry in files.items():
+        assert sha256(folder / name) == entry["sha256"] and (folder / name).stat().st_size == entry["size"]
+        assert (folder / name).stat().st_mode & 0o777 == 0o600
+    assert (folder / "app.dump").read_bytes()[:5] == b"PGDMP"
+    assert b"CREATE ROLE lifeboat" in (folder / "globals.sql").read_bytes()
+    plain = result.result("plain")
+    assert not plain["failed"], plain
+    text = gzip.decompress(Path(plain["backup_path"], "app.sql.gz").read_bytes())
+    assert sha256(Path(plain["backup_path"], "app.sql.gz")) == plain["sha256"]
+    copy = text.split(b"COPY public.item (id, name) FROM stdin;\n", 1)[1].split(b"\n\\.\n", 1)[0]
+    assert len(copy.splitlines()) == ROWS
+    assert plain["manifest"]["container"]["name"] == site.db.name
+
+    would = result.result("check mode")
+    assert not would["failed"] and would["pg_dump"]["version"].startswith("18"), would
+    assert sorted(backup_sets(repo / "app")) == sorted([custom["backup_id"], plain["backup_id"]])
+
+    assert_one_line(result.result("directory"), "format directory is not supported with container %r"
+                    % site.db.name)
+    failing = result.result("failing pg_dump")
+    assert_one_line(failing, "pg_dump of database 'app' failed in container %r (exit code 1): " % site.db.name,
+                    'no matching tables were found for pattern "public.nosuch"')
+    # The failed dump counts for nothing: no set, nothing half-written left behind.
+    assert sorted(backup_sets(repo / "app")) == sorted([custom["backup_id"], plain["backup_id"]])
+    assert leftovers(repo / "app") == []
+    assert_one_line(result.result("unknown container"), "container %r does not exist on the engine at %s"
+                    % (gone, site.engine.base_url))
+    assert_one_line(result.result("stopped container"), "container %r is exited" % site.stopped.name,
+                    "docker start %s" % site.stopped.name)
+    assert_one_line(result.result("container without tools"), "container %r has no pg_dump" % site.toolless.name)
+    assert_one_line(result.result("engine not reachable"), "cannot reach the container engine at unix://",
+                    "no such socket")
+    assert_one_line(result.result("s3 repository"), "cannot stream to an s3:// repository yet")
+    assert_one_line(result.result("pg_bin_dir"), "drop pg_bin_dir (or container)")
+    assert site.password not in result.stdout + result.stderr
+
+
+def scratch_left(site):
+    """The scratch folders lifeboat made in the container and did not remove."""
+    code, listed = site.in_container("sh", "-c", "ls -d /tmp/lifeboat.* 2>/dev/null; true")
+    return listed.split()
+
+
+def test_restore_in_container(site, tmp_path):
+    repo = str(tmp_path / "repo")
+    # A database whose table belongs to a role that is gone by the time it is restored with its owners:
+    # pg_restore then fails inside the container, halfway through a replace.
+    site.sql("postgres", "DROP DATABASE IF EXISTS ghosty")
+    site.sql("postgres", "DROP ROLE IF EXISTS ghost")
+    site.sql("postgres", "CREATE ROLE ghost")
+    site.sql("postgres", "CREATE DATABASE ghosty")
+    site.sql("ghosty", "CREATE TABLE haunted (id int); INSERT INTO haunted VALUES (1);"
+             "ALTER TABLE haunted OWNER TO ghost")
+    dumps = play(site, tmp_path, [
+        task("custom", "dump", db="app", repository=repo),
+        task("plain", "dump", db="app", repository=repo, format="plain", kind="plain"),
+        task("ghosty", "dump", db="ghosty", repository=repo),
+    ])
+    assert dumps.rc == 0, dumps.stdout[-3000:]
+    site.sql("ghosty", "DROP TABLE haunted")
+    site.sql("postgres", "DROP ROLE ghost")
+    with site.connect("app") as conn:
+        conn.execute("DELETE FROM tag; DELETE FROM item WHERE id > 10")  # the live database drifts after the backup
+    # A hand-made plain dump cut in the middle of its rows: psql in the container must not keep any of it.
+    # (Its first MiB, which the restore's preflight reads for extensions, is whole: a comment.)
+    text = gzip.decompress(Path(dumps.result("plain")["backup_path"], "app.sql.gz").read_bytes())
+    head, rest = text.split(b"\nSET ", 1)
+    whole = gzip.compress(head + b"\n" + b"-- padding\n" * 120000 + b"SET " + rest)
+    cut = tmp_path / "cut.sql.gz"
+    cut.write_bytes(whole[:len(whole) // 2])
+    for db in ("app_new", "app_plain", "app_cut"):
+        site.sql("postgres", "DROP DATABASE IF EXISTS %s" % db)
+
+    result = play(site, tmp_path, [
+        task("new", "restore", db="app_new", backup_db="app", repository=repo, mode="new", kind="full", jobs=2),
+        task("plain", "restore", db="app_plain", backup_db="app", repository=repo, mode="new", kind="plain"),
+        task("check mode", "restore", check=True, db="app", repository=repo, mode="swap", kind="full"),
+        task("swap", "restore", db="app", repository=repo, mode="swap", kind="full", keep_previous=1),
+        task("replace failing", "restore", ignore=True, db="app_new", backup_db="ghosty", repository=repo,
+             mode="replace", no_owner=False),
+        task("cut plain dump", "restore", ignore=True, db="app_cut", repository=repo, mode="new", backup=str(cut)),
+        task("tables", "restore", ignore=True, db="app", repository=repo, mode="tables", tables=["public.item"]),
+        task("new over existing", "restore", ignore=True, db="app_new", backup_db="app", repository=repo,
+             mode="new"),
+    ])
+    assert result.rc == 0, result.stdout[-3000:]
+
+    new = result.result("new")
+    assert not new["failed"], new
+    assert new["container"]["name"] == site.db.name and new["pg_restore"]["version"].startswith("18")
+    assert new["backup_id"] == dumps.result("custom")["backup_id"]
+    assert site.sql("app_new", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
+    plain = result.result("plain")
+    assert not plain["failed"] and plain["pg_restore"]["name"] == "psql", plain
+    assert site.sql("app_plain", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
+
+    would = result.result("check mode")
+    assert not would["failed"] and would["container"]["name"] == site.db.name, would
+    assert any(step.startswith("Would ") for step in would["actions"]), would["actions"]
+    swap = result.result("swap")
+    assert not swap["failed"], swap
+    assert swap["row_count_check"]["status"] == "passed", swap["row_count_check"]
+    previous = swap["swap"]["previous_db"]
+    assert site.sql("app", "SELECT count(*) FROM item") == [(ROWS,)]
+    assert site.sql(previous, "SELECT count(*) FROM item") == [(10,)]
+
+    failing = result.result("replace failing")
+    safety = failing.get("safety_backup_id")
+    assert_one_line(failing, "pg_restore into database 'app_new' failed in container %r" % site.db.name,
+                    'role "ghost" does not exist', "was put back as it was from safety backup %s" % safety)
+    assert site.sql("app_new", "SELECT count(*) FROM item") == [(ROWS,)]
+    manifest = json.loads((Path(repo) / "app_new" / safety / "manifest.json").read_text())
+    assert manifest["kind"] == "pre-restore" and manifest["container"]["name"] == site.db.name
+
+    assert_one_line(result.result("cut plain dump"), "cannot read %s: Compressed file ended" % cut,
+                    "nothing of it was kept in database 'app_cut'", "the half-restored database 'app_cut' was dropped")
+    assert site.sql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'app_cut'") == [(0,)]
+    assert_one_line(result.result("tables"), "mode=tables is not supported with container %r" % site.db.name)
+    assert_one_line(result.result("new over existing"), "database 'app_new' already exists and mode=new")
+    # Every archive copied in was removed again, the failed one's too.
+    assert scratch_left(site) == []
+    assert site.password not in result.stdout + result.stderr
