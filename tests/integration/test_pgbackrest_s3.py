@@ -239,6 +239,18 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         assert "after the backup" in marks and "during the outage" in marks, marks
 
         print(f"restore from S3: {time.monotonic() - started:.1f} s")
+
+        # pgBackRest's own check failing (the stanza pointed at a data directory that is not the cluster's):
+        # the role's check task says so in one line, not pgBackRest's page of hints.
+        wrong_path = play("-e", json.dumps({"lifeboat_pgbackrest_stanzas": [
+            {"name": "main", "cluster": "15/main", "pg_path": "/var/lib/postgresql/15/elsewhere"}]}))
+        assert wrong_path.rc != 0, wrong_path.stdout[-3000:]
+        name, result = wrong_path.on(HOST).tasks[-1]
+        assert name == "lifeboat_pgbackrest : Report a failed check of stanza main", [n for n, _ in wrong_path.on(HOST).tasks]
+        assert_one_line(result, "pgbackrest check of stanza main failed (rc 27)", "ERROR: [027]",
+                        "the stanza's pg_path, port and socket_path must be those of the running cluster 15/main")
+        assert "HINT" not in result["msg"], result["msg"]
+        print(f"a failed check: {result['msg']}")
         # No secret anywhere: not in any play's output or the recorded task results, not in pgBackRest's logs.
         record = (db_hosts.workdir / "results.jsonl").read_text()
         for secret in (moto.SECRET_KEY, CIPHER_PASS):
