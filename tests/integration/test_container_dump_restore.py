@@ -302,3 +302,43 @@ def test_restore_in_container(site, tmp_path):
     # Every archive copied in was removed again, the failed one's too.
     assert scratch_left(site) == []
     assert site.password not in result.stdout + result.stderr
+
+
+def drill_role_takes_a_container():
+    """Whether the lifeboat_drill that ansible-playbook will use (ANSIBLE_ROLES_PATH's, else the project's)
+    has the container option."""
+    folders = [Path(p) for p in os.environ.get("ANSIBLE_ROLES_PATH", "").split(os.pathsep) if p] + [PROJECT / "roles"]
+    role = next(folder / "lifeboat_drill" for folder in folders if (folder / "lifeboat_drill").is_dir())
+    return "lifeboat_drill_container" in (role / "defaults" / "main.yml").read_text()
+
+
+@pytest.mark.skipif(not drill_role_takes_a_container(),
+                    reason="roles/lifeboat_drill has no lifeboat_drill_container yet")
+def test_drill_in_container(site, tmp_path):
+    """playbooks/drill.yml on the containerized database: the backup and the restore run the
+    container's tools; the other steps reach its server at the published port; the evidence names
+    the container and its image."""
+    evidence = tmp_path / "evidence"
+    inventory = tmp_path / "inventory.json"
+    fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"all": {"hosts": {HOST: {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "lifeboat_connection": {"login_host": "127.0.0.1", "port": site.port, "login_user": "lifeboat",
+                                    "login_password": site.password},
+            "lifeboat_drill_container": site.db.name, "lifeboat_drill_docker_host": site.engine.base_url,
+            "lifeboat_drill_db": "drill", "lifeboat_drill_sample_scale": 100,
+            "lifeboat_drill_repository": str(tmp_path / "repo"),
+            "lifeboat_drill_evidence_dir": str(evidence)}}}}, out)
+    record = tmp_path / "results.jsonl"
+    proc = ansible_playbook(["-i", inventory, "playbooks/drill.yml", "-e", "lifeboat_drill_hosts=all"], record)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    summary = json.loads((evidence / "latest-summary.json").read_text())
+    assert summary["status"] == "passed", summary
+    assert summary["container"]["name"] == site.db.name
+    assert summary["container"]["image"].split("/")[-1] == "postgres:18"
+    report = (evidence / summary["run_id"] / "report.md").read_text()
+    assert "| Container | %s (image " % site.db.name in report
+    manifest = json.loads((tmp_path / "repo" / "drill" / summary["backup_id"] / "manifest.json").read_text())
+    assert manifest["container"]["id"] == site.db.id and manifest["pg_dump_version"].startswith("18")
+    assert scratch_left(site) == []
