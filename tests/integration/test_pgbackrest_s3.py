@@ -14,7 +14,9 @@ import json
 import re
 import secrets
 import shutil
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +64,29 @@ def tls_moto(db_hosts, tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+class ArgvWatch(threading.Thread):
+    """Every process's argv and environment, sampled while the plays run (the test hosts share this machine's
+    process table, so pgbackrest, psql and the modules on db2 are seen too), kept where a secret shows."""
+
+    def __init__(self, *secrets):
+        super().__init__(daemon=True)
+        self.secrets = [secret.encode() for secret in secrets]
+        self.done, self.seen, self.samples = threading.Event(), [], 0
+
+    def run(self):
+        while not self.done.is_set():
+            for proc in Path("/proc").glob("[0-9]*"):
+                for part in ("cmdline", "environ"):
+                    try:
+                        data = (proc / part).read_bytes()
+                    except OSError:
+                        continue
+                    if any(secret in data for secret in self.secrets):
+                        self.seen.append((proc.name, part, data[:300]))
+            self.samples += 1
+            self.done.wait(0.05)
 
 
 def changed(play, host=HOST):
@@ -118,8 +143,15 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         outputs.append(run.stdout + run.stderr)
         return run
 
+    def extra_vars(extra):
+        """-e @file: the test's own ansible-playbook argv must not hold a secret either (ArgvWatch)."""
+        path = tmp_path / f"extra-{secrets.token_hex(4)}.json"
+        path.write_text(json.dumps(extra))
+        path.chmod(0o600)
+        return f"@{path}"
+
     def refused(extra, task, *fragments):
-        run = play("-e", json.dumps(extra))
+        run = play("-e", extra_vars(extra))
         assert run.rc != 0, run.stdout[-3000:]
         name, result = run.on(HOST).tasks[-1]
         assert name == task, [name for name, _ in run.on(HOST).tasks]
@@ -132,6 +164,8 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         assert run.rc == 0, run.stdout[-3000:]
         return run.on(HOST).result("Read the stanza")
 
+    watch = ArgvWatch(moto.SECRET_KEY, CIPHER_PASS)
+    watch.start()
     try:
         db_hosts.psql(HOST, "postgres", "CREATE TABLE s3_marks (payload text)")
         # Bad input, each one line before the cluster changes (archive_mode stays off).
@@ -144,7 +178,7 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         refused({"lifeboat_pgbackrest_cipher_pass": ""}, "lifeboat_pgbackrest : Check the repository encryption settings",
                 "aes-256-cbc needs a passphrase")
         # An unknown URI style is argument_specs' to refuse, before the role's first task.
-        styled = play("-e", json.dumps({"lifeboat_pgbackrest_s3": dict(s3, uri_style="virtual")}))
+        styled = play("-e", extra_vars({"lifeboat_pgbackrest_s3": dict(s3, uri_style="virtual")}))
         assert styled.rc != 0 and "uri_style" in styled.stdout and "host, path" in styled.stdout, styled.stdout[-3000:]
         # Keys moto does not know: pgBackRest's 403 in one line, nothing on the cluster changed.
         wrong = refused({"lifeboat_pgbackrest_s3": dict(s3, key_secret="not-the-secret-" + secrets.token_hex(8))},
@@ -259,7 +293,11 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
             leaked = db_hosts.enter(HOST, "grep", "-rlF", secret, "/var/log/pgbackrest", "/var/log/postgresql", check=False)
             assert leaked.returncode == 1 and not leaked.stdout, leaked.stdout
         assert db_hosts.enter(HOST, "sh", "-c", "ls /var/log/pgbackrest | wc -l").stdout.strip() != "0"
+        watch.done.set()
+        watch.join()
+        assert watch.samples > 100 and not watch.seen, (watch.samples, watch.seen[:3])
     finally:
+        watch.done.set()
         db_hosts.enter(HOST, "iptables", "-D", *blocked, check=False)
         db_hosts.enter(HOST, "runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", RESTORED,
                        "-m", "immediate", "stop", check=False)
