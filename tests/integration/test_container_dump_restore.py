@@ -12,7 +12,9 @@ import json
 import os
 import secrets
 import sys
+import threading
 import time
+import zlib
 from pathlib import Path
 
 import psycopg
@@ -342,3 +344,62 @@ def test_drill_in_container(site, tmp_path):
     manifest = json.loads((tmp_path / "repo" / "drill" / summary["backup_id"] / "manifest.json").read_text())
     assert manifest["container"]["id"] == site.db.id and manifest["pg_dump_version"].startswith("18")
     assert scratch_left(site) == []
+
+
+def test_plain_dump_cut_short_keeps_nothing(site, tmp_path):
+    """restore/container's psql path on its own, into a database that stays: a script whose end
+    could not be read never reaches lifeboat's COMMIT, so even the CREATE TABLEs psql ran are gone.
+    The file is a pipe: its start (the schema, then more than the 1 MiB lifeboat reads at a time)
+    arrives, psql has a second and a half to run it, then the rest is cut short."""
+    sys.path.insert(0, str(PROJECT / "collections"))
+    from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+    from ansible_collections.lifeboat.db.plugins.module_utils.container import engine, exec as container_exec
+    from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import ConnectionOptions
+    from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import Tool
+    from ansible_collections.lifeboat.db.plugins.module_utils.restore import container
+
+    _, script = site.in_container("pg_dump", "-U", "lifeboat", "--restrict-key=lifeboat", "app")
+    head, rest = script.encode().split(b"COPY public.item", 1)
+    assert b"CREATE TABLE public.item" in head
+    gz = zlib.compressobj(wbits=31)  # gzip framing
+    start = gz.compress(head + b"-- padding\n" * 200000) + gz.flush(zlib.Z_SYNC_FLUSH)
+    end = gz.compress(b"COPY public.item" + rest) + gz.flush()
+    site.sql("postgres", "DROP DATABASE IF EXISTS app_kept")
+    site.sql("postgres", "CREATE DATABASE app_kept")
+    pipe = tmp_path / "cut.sql.gz"
+    os.mkfifo(pipe)
+
+    def feed():
+        with open(pipe, "wb") as out:
+            out.write(start + end[:len(end) // 2])
+            out.flush()
+            time.sleep(1.5)
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+
+    class Ctx:
+        api = site.engine.client().api
+        container = engine.Container.find(api, site.db.name, site.engine.base_url)
+        execer = container_exec.ContainerExec(container)
+        options = ConnectionOptions(dict(login_user="lifeboat", login_password=site.password))
+
+    class Request:
+        target_db, role, warnings = "app_kept", None, []
+
+    manifest = dict(format="plain", compression=dict(method="gzip"))
+    psql = Tool("psql", "psql", "18", 18)
+    try:
+        with pytest.raises(LifeboatError) as failed:
+            container.run_restore(Ctx, psql, str(pipe), Request, manifest, [], None)
+        assert "cannot read %s" % pipe in failed.value.msg and "\n" not in failed.value.msg
+        assert site.sql("app_kept", "SELECT to_regclass('public.item') IS NULL, to_regclass('public.tag') IS NULL") \
+            == [(True, True)]
+        # The same script whole goes in.
+        whole = tmp_path / "whole.sql.gz"
+        whole.write_bytes(start + end)
+        container.run_restore(Ctx, psql, str(whole), Request, manifest, [], None)
+        assert site.sql("app_kept", "SELECT count(*) FROM item") == site.sql("app", "SELECT count(*) FROM item")
+    finally:
+        feeder.join()
+        Ctx.api.close()
+        site.sql("postgres", "DROP DATABASE IF EXISTS app_kept")
