@@ -306,16 +306,6 @@ def test_restore_in_container(site, tmp_path):
     assert site.password not in result.stdout + result.stderr
 
 
-def drill_role_takes_a_container():
-    """Whether the lifeboat_drill that ansible-playbook will use (ANSIBLE_ROLES_PATH's, else the project's)
-    has the container option."""
-    folders = [Path(p) for p in os.environ.get("ANSIBLE_ROLES_PATH", "").split(os.pathsep) if p] + [PROJECT / "roles"]
-    role = next(folder / "lifeboat_drill" for folder in folders if (folder / "lifeboat_drill").is_dir())
-    return "lifeboat_drill_container" in (role / "defaults" / "main.yml").read_text()
-
-
-@pytest.mark.skipif(not drill_role_takes_a_container(),
-                    reason="roles/lifeboat_drill has no lifeboat_drill_container yet")
 def test_drill_in_container(site, tmp_path):
     """playbooks/drill.yml on the containerized database: the backup and the restore run the
     container's tools; the other steps reach its server at the published port; the evidence names
