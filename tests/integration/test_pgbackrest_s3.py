@@ -232,6 +232,9 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         assert outage["exposure_seconds"] > exposure_before, (exposure_before, outage["exposure_seconds"])
         assert outage["status"]["code"] == 99 and "HostConnectError" in outage["stanza"]["repos"][0]["status"]["message"]
         assert any("WAL archiving is failing" in warning for warning in outage.get("warnings", [])), outage.get("warnings")
+        # The status-99 warning says why, from the repository's own status.
+        assert any("status code 99" in warning and "repo1: " in warning and "HostConnectError" in warning
+                   for warning in outage.get("warnings", [])), outage.get("warnings")
         stopped = play()
         assert stopped.rc != 0, stopped.stdout[-3000:]
         name, result = stopped.on(HOST).tasks[-1]

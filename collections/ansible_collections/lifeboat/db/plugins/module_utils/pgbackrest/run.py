@@ -40,8 +40,12 @@ def run(ctx):
                            % (len(backups), len(facts['archives']), command.stanza)])
     warnings = []
     if facts['stanza']['status']['code'] != 0:
-        warnings.append('pgBackRest reports stanza %s as %r (status code %d)'
-                        % (command.stanza, facts['stanza']['status']['message'], facts['stanza']['status']['code']))
+        # Status 99 ('other') says nothing by itself: the repository's own status says why (unreachable, 403, ...).
+        reasons = ['repo%d: %s' % (repo['key'], ' '.join(repo['status']['message'].split())[:300])
+                   for repo in facts['stanza']['repos'] if repo['status']['code'] != 0]
+        warnings.append('pgBackRest reports stanza %s as %r (status code %d)%s'
+                        % (command.stanza, facts['stanza']['status']['message'], facts['stanza']['status']['code'],
+                           ''.join('; ' + reason for reason in reasons)))
     warnings.extend('backup %s has page checksum errors (pgBackRest error flag)' % b['label']
                     for b in backups if b['error'])
     dbname = ctx.params['db'] or 'postgres'
