@@ -246,7 +246,13 @@ def test_bad_settings_are_refused_in_one_line_before_anything_runs(stanza, tmp_p
             "lifeboat_pitr_stanza": facts["stanza"], "lifeboat_pitr_config": facts["config"],
             "lifeboat_pitr_data_dir": str(made.base / "scratch-never"), "lifeboat_pitr_evidence_dir": str(tmp_path / "ev")}
     cases = {
-        "cutover": ({"pitr_cutover": True}, "pitr_cutover) true is refused: lifeboat never restores over the live data"),
+        # A cutover (test_pitr_cutover.py) only of the whole cluster, on production with the stanza's name.
+        "cutover": ({"pitr_cutover": True, "lifeboat_pitr_scope": "database", "lifeboat_pitr_db": "shop",
+                     "lifeboat_pitr_confirm": facts["stanza"]}, "is only taken with pitr_scope cluster, not database"),
+        "cutover_production": ({"pitr_cutover": True, "lifeboat_production": True},
+                               "a cutover replaces its live cluster", "needs -e pitr_confirm=%s" % facts["stanza"]),
+        "cutover_confirm": ({"pitr_cutover": True, "lifeboat_pitr_confirm": "shop"},
+                            "does not name the stanza %s" % facts["stanza"]),
         "no_target": ({"lifeboat_pitr_target_type": "time"}, "is required with target type time"),
         "no_offset": ({"lifeboat_pitr_target_type": "time", "lifeboat_pitr_target": "2026-12-05 10:00:00"},
                       "is not a time with its offset"),
