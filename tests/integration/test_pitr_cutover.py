@@ -171,8 +171,10 @@ def test_cutover_killed_half_way_recovered_then_done(stanza, tmp_path):
     cutover = summary["cutover"]
     assert summary["status"] == "passed" and cutover["done"] is True, summary
     assert timeline >= 2 and cutover["timeline"] == timeline == summary["reached"]["timeline"], (timeline, cutover)
-    # The old data directory is kept, with the rows as they were after the fault, and the cutover's record.
     before = cutover["before"]
+    assert "| Cutover | %s runs the restored cluster on timeline %d; the old data directory kept as %s |" % (
+        live, timeline, before) in (run_dir / "report.md").read_text()
+    # The old data directory is kept, with the cutover's record.
     assert before.startswith(live + ".before-pitr-") and os.path.exists(os.path.join(before, "PG_VERSION"))
     assert json.loads(open(os.path.join(before, "lifeboat-cutover.json")).read())["step"] == "done"
     # No scratch-only setting or file is left in the live cluster.
