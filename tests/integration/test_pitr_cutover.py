@@ -100,6 +100,10 @@ def test_cutover_killed_half_way_recovered_then_done(stanza, tmp_path):
     rows(stanza, "postgres", "CREATE DATABASE shop")
     rows(stanza, "shop", "CREATE TABLE orders (id integer PRIMARY KEY, total numeric NOT NULL)")
     rows(stanza, "shop", "INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g")
+    # archive_mode by ALTER SYSTEM too, as lifeboat_pgbackrest sets it: in postgresql.auto.conf, where pgBackRest's
+    # --archive-mode=off (the scratch instance's) goes as well; the cutover must leave it on. A backup that has it.
+    rows(stanza, "postgres", "ALTER SYSTEM SET archive_mode = 'on'")
+    made.pgbackrest("backup", "--type=incr")
     time.sleep(0.3)
     target = rows(stanza, "postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
                                       "'YYYY-MM-DD HH24:MI:SS.US') || '+00'")[0][0]
@@ -179,7 +183,9 @@ def test_cutover_killed_half_way_recovered_then_done(stanza, tmp_path):
     assert json.loads(open(os.path.join(before, "lifeboat-cutover.json")).read())["step"] == "done"
     # No scratch-only setting or file is left in the live cluster.
     auto = open(os.path.join(live, "postgresql.auto.conf")).read()
-    assert "scratch instance settings" not in auto and "archive_mode" not in auto and "recovery_target" not in auto, auto
+    assert "scratch instance settings" not in auto and "recovery_target" not in auto, auto
+    assert [line for line in auto.splitlines() if "archive_mode" in line] == ["archive_mode = 'on'"], auto
+    assert rows(stanza, "postgres", "SHOW archive_mode") == [("on",)]
     assert "--pg1-path=%s --stanza" % live in auto and "scratch-cutover" not in auto, auto
     assert not any(os.path.exists(os.path.join(live, name))
                    for name in ("lifeboat-scratch.json", "lifeboat_hba.conf", "lifeboat-scratch.log"))
