@@ -200,7 +200,8 @@ TEMPLATES = [
                        "Host whose stanza to restore here (scope cluster; blank: this host's own)")],
              credentials=(SSH, POSTGRES), allow_simultaneous=False,
              not_asked={"pitr_tables": "a list, which a survey cannot give (scope tables is left out with it)",
-                        "pitr_cutover": "true is refused by the role (docs/pitr.md), so there is nothing to ask"}),
+                        "pitr_cutover": "a cutover replaces the live cluster, a deliberate -e pitr_cutover=true with "
+                                        "pitr_confirm=<stanza> (docs/pitr.md, Cutover), never a survey answer"}),
     Template("lifeboat pitr drill", "playbooks/pitr_drill.yml",
              "The PITR drill on a scratch host: markers, a fault, recovery to one second before it, every marker "
              "before the target present and none after; RTO and measured RPO against the targets.",
