@@ -277,7 +277,7 @@ def test_built_image_would_get_lifeboats_libraries_and_tools(built_requirements)
     python = (built_requirements / "requirements.txt").read_text()
     assert "psycopg[binary]==3.3.9  # from collection lifeboat.db" in python
     assert "boto3==1.44.5  # from collection lifeboat.db" in python
-    assert "docker" not in python
+    assert "docker==7.2.0  # from collection lifeboat.db" in python
     system = Depends((built_requirements / "bindep.txt").read_text())
     el9 = {rule[0] for rule in system.active_rules(["platform:rpm", "platform:redhat", "platform:almalinux"])}
     debian = {rule[0] for rule in system.active_rules(["platform:dpkg", "platform:debian"])}
