@@ -28,6 +28,21 @@ from s3server import start_moto  # noqa: E402  (test_s3.py and bench_s3.py impor
 import browser  # noqa: E402
 
 
+# The longest files first (make test's --durations, slowest first). With --dist loadfile, xdist hands
+# the files out in collection order, so a long file collected last (test_schedule.py, alphabetically near
+# the end) keeps one worker busy after the other has run out of work. The sort is stable and the same on
+# every worker, as xdist requires.
+LONGEST_FILES = ("test_pgbackrest_s3.py", "test_schedule.py", "test_hosts_fleet.py", "test_hosts_roles.py",
+                 "test_hostile_names.py", "test_baseline_gate.py", "test_pitr_hosts.py", "test_hosts_pgbackrest.py",
+                 "test_hosts_dr.py", "test_hosts_prepare.py", "test_drill.py", "test_pgbackrest_restore.py",
+                 "test_restore_safety.py", "test_pitr.py", "test_restore_sources.py", "test_backup_role.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 # The tests of behaviour that does not depend on the server's version run on the embedded server
 # alone (the suite's time budget); the version-dependent ones run on every server.
 embedded_only = pytest.mark.parametrize("server", ["embedded"], indirect=True)
