@@ -13,7 +13,6 @@ and the old one put back the same way.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import configparser
 import datetime
 import json
 import os
@@ -22,7 +21,7 @@ import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.scratch import (
-    DEFAULT_CONFIG, DEFAULT_INCLUDE_PATH, HBA_FILE, LOG_FILE, MARKER, STAGING, TABLESPACES, postmaster_pid,
+    DEFAULT_CONFIG, HBA_FILE, LOG_FILE, MARKER, STAGING, TABLESPACES, config_parsers, postmaster_pid,
     read_marker, write_private)
 
 JOURNAL_SUFFIX = '.lifeboat-cutover.json'
@@ -44,21 +43,8 @@ def utc_stamp():
 def stanza_pg1_path(config, stanza):
     """The stanza's pg1-path (the live data directory), read as pgBackRest reads it: the stanza's section
     over [global], conf.d with the default configuration."""
-    files = [config or DEFAULT_CONFIG]
-    if not config or os.path.abspath(config) == DEFAULT_CONFIG:
-        files.extend(sorted(os.path.join(DEFAULT_INCLUDE_PATH, name) for name in os.listdir(DEFAULT_INCLUDE_PATH)
-                            if name.endswith('.conf')) if os.path.isdir(DEFAULT_INCLUDE_PATH) else [])
     found = {}
-    for path in files:
-        if not os.path.exists(path):
-            continue
-        parser = configparser.RawConfigParser(strict=False, interpolation=None)
-        try:
-            with open(path, encoding='utf-8') as handle:
-                parser.read_file(handle, source=path)
-        except (IOError, OSError) as exc:
-            raise LifeboatError('cannot read pgBackRest configuration %s (%s); run as a user that may read it '
-                                '(become_user: postgres)' % (path, exc.strerror or exc))
+    for parser in config_parsers(config):
         for rank, section in enumerate((stanza, 'global')):
             if parser.has_section(section) and parser.has_option(section, 'pg1-path'):
                 found.setdefault(rank, parser.get(section, 'pg1-path').strip())

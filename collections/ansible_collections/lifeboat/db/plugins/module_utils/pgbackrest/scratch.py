@@ -44,13 +44,14 @@ RESERVED_SETTINGS = dict(
     log_destination='lifeboat reads the log from log_file')
 
 
-def stanza_data_paths(config, stanza):
-    """Every pgN-path of the stanza in its pgBackRest configuration (and conf.d when it is the default one):
-    a scratch instance must never be restored into or inside one of them."""
+def config_parsers(config):
+    """The pgBackRest configuration as pgBackRest reads it - the file, and conf.d with the default one - one
+    parser per file that exists. A file that cannot be read or parsed is one line: it names the live data
+    directories, so it is never skipped."""
     files = [config or DEFAULT_CONFIG]
     if not config or os.path.abspath(config) == DEFAULT_CONFIG:
         files.extend(sorted(glob.glob(os.path.join(DEFAULT_INCLUDE_PATH, '*.conf'))))
-    paths = []
+    parsers = []
     for path in files:
         if not os.path.exists(path):
             continue
@@ -65,6 +66,15 @@ def stanza_data_paths(config, stanza):
         except (configparser.Error, UnicodeDecodeError) as exc:
             raise LifeboatError('cannot read pgBackRest configuration %s (%s); check config'
                                 % (path, str(exc).splitlines()[0][:200]))
+        parsers.append(parser)
+    return parsers
+
+
+def stanza_data_paths(config, stanza):
+    """Every pgN-path of the stanza in its pgBackRest configuration (and conf.d when it is the default one):
+    a scratch instance must never be restored into or inside one of them."""
+    paths = []
+    for parser in config_parsers(config):
         for section in (stanza, stanza + ':restore', 'global', 'global:restore'):
             if parser.has_section(section):
                 paths.extend(value for key, value in parser.items(section) if re.match(r'^pg\d+-path$', key))
