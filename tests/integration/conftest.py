@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,13 @@ LONGEST_FILES = ("test_pgbackrest_s3.py", "test_schedule.py", "test_hosts_fleet.
                  "test_hostile_names.py", "test_baseline_gate.py", "test_pitr_hosts.py", "test_hosts_pgbackrest.py",
                  "test_hosts_dr.py", "test_hosts_prepare.py", "test_drill.py", "test_pgbackrest_restore.py",
                  "test_restore_safety.py", "test_pitr.py", "test_restore_sources.py", "test_backup_role.py")
+
+
+def free_port():
+    """A TCP port nothing listens on now (the kernel's pick on loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -1,19 +1,12 @@
 """Bad input gets a one-line error that says what is wrong, and nothing changes."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
 
-from conftest import assert_one_line, embedded_only
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from conftest import assert_one_line, embedded_only, free_port
 
 
 def test_unreachable_server(server, ansible):

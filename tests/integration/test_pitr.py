@@ -10,13 +10,12 @@ with its password, as test_pgbackrest_info.py does.
 import datetime
 import json
 import os
-import socket
 import time
 
 import psycopg
 import pytest
 
-from conftest import Ansible, PlayResult, Server, ansible_playbook, assert_one_line
+from conftest import Ansible, PlayResult, Server, ansible_playbook, assert_one_line, free_port
 from report_checks import assert_reports
 
 import pgbackrest_stanza  # tests/tools, on sys.path through conftest
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 CHECK = "Check the recovery's settings"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

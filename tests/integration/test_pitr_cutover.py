@@ -8,13 +8,12 @@ cluster's OS user, as test_pitr.py's do; the live cluster is reached over TCP wi
 """
 import json
 import os
-import socket
 import time
 
 import psycopg
 import pytest
 
-from conftest import Ansible, Server, assert_one_line
+from conftest import Ansible, Server, assert_one_line, free_port
 
 import pgbackrest_stanza  # tests/tools, on sys.path through conftest
 
@@ -22,12 +21,6 @@ MISSING = pgbackrest_stanza.missing()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
 
 DEBIAN_PYTHON = "/usr/bin/python3"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
