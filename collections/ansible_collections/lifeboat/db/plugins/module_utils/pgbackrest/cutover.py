@@ -20,6 +20,8 @@ import re
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+# A rename is durable once its folder is synced: the repository's helper for it.
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import fsync_dir
 from ansible_collections.lifeboat.db.plugins.module_utils.pgbackrest.scratch import (
     DEFAULT_CONFIG, HBA_FILE, LOG_FILE, MARKER, STAGING, TABLESPACES, config_parsers, postmaster_pid,
     read_marker, write_private)
@@ -91,7 +93,7 @@ class Cutover(object):
         with open(temporary, encoding='utf-8') as handle:
             os.fsync(handle.fileno())
         os.rename(temporary, self.journal_path)
-        sync_dir(os.path.dirname(self.journal_path))
+        fsync_dir(os.path.dirname(self.journal_path))
 
     def close_journal(self, outcome):
         """The journal goes into the kept directory (the old cluster's, or the failed new one's) as a record."""
@@ -179,14 +181,14 @@ class Cutover(object):
         self.log('Stopped the live cluster %s (fast)' % self.live)
         self.write_journal('live-moving')
         os.rename(self.live, before)
-        sync_dir(os.path.dirname(self.live))
+        fsync_dir(os.path.dirname(self.live))
         self.write_journal('live-moved')
         self.log('Renamed the live data directory to %s (kept; lifeboat never removes it)' % before)
         self.strip(self.scratch)
         self.write_journal('scratch-moving')
         os.rename(self.scratch, self.live)
-        sync_dir(os.path.dirname(self.live))
-        sync_dir(os.path.dirname(self.scratch))
+        fsync_dir(os.path.dirname(self.live))
+        fsync_dir(os.path.dirname(self.scratch))
         self.write_journal('scratch-moved')
         self.log('Renamed the scratch instance %s to %s' % (self.scratch, self.live))
         try:
@@ -220,7 +222,7 @@ class Cutover(object):
                 os.rename(self.live, failed)
                 self.log('Moved the new cluster aside to %s (kept)' % failed)
             os.rename(before, self.live)
-            sync_dir(os.path.dirname(self.live))
+            fsync_dir(os.path.dirname(self.live))
             self.log('Renamed %s back to %s' % (before, self.live))
         if journal.get('step') in ('live-moved', 'scratch-moving') and os.path.isdir(self.scratch) \
                 and read_marker(self.scratch) is None:
@@ -325,15 +327,6 @@ class Cutover(object):
 def read_text(path):
     with open(path, encoding='utf-8', errors='replace') as handle:
         return handle.read()
-
-
-def sync_dir(path):
-    """A rename is durable once its folder is synced."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def last_line(text):
