@@ -341,6 +341,12 @@ class HostsPlay:
     def on(self, host):
         return PlayResult(self.proc, host, self.record)
 
+    def changed(self, host):
+        """The `changed=` count of the play recap for `host`."""
+        match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)" % re.escape(host), self.stdout, re.M)
+        assert match, self.stdout[-3000:]
+        return int(match.group(1))
+
 
 class Hosts:
     """The test hosts of one harness, and playbooks run against them as a user would run them:

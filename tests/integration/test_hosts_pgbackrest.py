@@ -4,7 +4,6 @@ a run makes the Debian PostgreSQL 15 cluster archive its WAL into a path reposit
 and a second run changes nothing. db1 is put back as it was at the end (archive_mode off, no pgBackRest files),
 as the other tests share the hosts."""
 import json
-import re
 import time
 
 from conftest import assert_one_line
@@ -26,13 +25,6 @@ INFO_PLAY = """
         login_unix_socket: /var/run/postgresql
         login_user: postgres
 """ % HOST
-
-
-def changed(play, host=HOST):
-    """The `changed=` count of the play recap for `host`."""
-    match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)" % re.escape(host), play.stdout, re.M)
-    assert match, play.stdout[-3000:]
-    return int(match.group(1))
 
 
 def setting(db_hosts, name):
@@ -71,14 +63,14 @@ def test_pitr_setup_archives_backs_up_and_is_idempotent(db_hosts, tmp_path):
         # Check mode on the fresh host: it says what would change and changes nothing.
         planned = db_hosts.run_playbook(inventory, "pitr_setup.yml", "--check")
         assert planned.rc == 0, planned.stdout[-3000:]
-        assert changed(planned) > 0, planned.stdout[-3000:]
+        assert planned.changed(HOST) > 0, planned.stdout[-3000:]
         untouched(db_hosts)
 
         started = time.monotonic()
         setup = db_hosts.run_playbook(inventory, "pitr_setup.yml")
         assert setup.rc == 0, setup.stdout[-3000:]
         print(f"pitr_setup.yml, first run: {time.monotonic() - started:.1f} s")
-        assert changed(setup) > 0
+        assert setup.changed(HOST) > 0
         # archive_mode took a restart; the settings are the running ones now.
         assert setting(db_hosts, "archive_mode") == "on"
         assert setting(db_hosts, "archive_command") == "pgbackrest --stanza=main archive-push %p"
@@ -111,16 +103,16 @@ def test_pitr_setup_archives_backs_up_and_is_idempotent(db_hosts, tmp_path):
         # Idempotent: the second run changes nothing (no restart, no reload, no second backup), and nor
         # does check mode now.
         again = db_hosts.run_playbook(inventory, "pitr_setup.yml")
-        assert again.rc == 0 and changed(again) == 0, again.stdout[-3000:]
+        assert again.rc == 0 and again.changed(HOST) == 0, again.stdout[-3000:]
         planned = db_hosts.run_playbook(inventory, "pitr_setup.yml", "--check")
-        assert planned.rc == 0 and changed(planned) == 0, planned.stdout[-3000:]
+        assert planned.rc == 0 and planned.changed(HOST) == 0, planned.stdout[-3000:]
 
         # Only archive_command differs (still a working one): it is set back with a reload, no restart.
         started_at = db_hosts.psql(HOST, "postgres", "SELECT pg_postmaster_start_time()")[0][0]
         db_hosts.psql(HOST, "postgres", "ALTER SYSTEM SET archive_command = 'pgbackrest  --stanza=main archive-push %p'")
         db_hosts.psql(HOST, "postgres", "SELECT pg_reload_conf()")
         fixed = db_hosts.run_playbook(inventory, "pitr_setup.yml")
-        assert fixed.rc == 0 and changed(fixed) == 1, fixed.stdout[-3000:]
+        assert fixed.rc == 0 and fixed.changed(HOST) == 1, fixed.stdout[-3000:]
         assert setting(db_hosts, "archive_command") == "pgbackrest --stanza=main archive-push %p"
         assert db_hosts.psql(HOST, "postgres", "SELECT pg_postmaster_start_time()")[0][0] == started_at
     finally:

