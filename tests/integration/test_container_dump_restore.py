@@ -10,14 +10,12 @@ import gzip
 import hashlib
 import json
 import os
-import secrets
 import sys
 import threading
 import time
 import zlib
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from conftest import PlayResult, ansible_playbook, assert_one_line, backup_sets, leftovers
@@ -25,7 +23,7 @@ from conftest import PlayResult, ansible_playbook, assert_one_line, backup_sets,
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "tests" / "tools"))
 import dockerengine  # noqa: E402
-import pgimage  # noqa: E402
+import pgcontainers  # noqa: E402
 
 MISSING = dockerengine.problem()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
@@ -35,79 +33,19 @@ ROWS = 20000
 HOST = "dockerhost"
 
 
-class Site:
-    """The Docker host's side: the engine, the database container (port 5432 published on
-    127.0.0.1), a stopped one and one without PostgreSQL's tools."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.client = engine.client()
-        self.prefix = "lifeboat-%s-dr-" % WORKER
-        self.password = secrets.token_urlsafe(18)
-
-    def start(self):
-        pg_image = pgimage.ensure_image(self.engine, "postgres")
-        busybox = pgimage.ensure_image(self.engine, "busybox")
-        self.db = self.client.containers.run(
-            pg_image, ["postgres", "-c", "fsync=off"], name=self.prefix + "db", detach=True,
-            labels=self.engine.labels, ports={"5432/tcp": ("127.0.0.1", None)},
-            environment={"POSTGRES_PASSWORD": self.password, "POSTGRES_USER": "lifeboat", "POSTGRES_DB": "app",
-                         "POSTGRES_INITDB_ARGS": "--no-sync"})
-        self.stopped = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "stopped",
-                                                  detach=True, labels=self.engine.labels)
-        self.stopped.stop(timeout=1)
-        self.toolless = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "toolless",
-                                                   detach=True, labels=self.engine.labels)
-        self.db.reload()
-        self.port = int(self.db.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
-        self._wait_ready()
-        with self.connect("app") as conn:
-            conn.execute("CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL);"
-                         "INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, %d) g;"
-                         "CREATE TABLE tag (item int REFERENCES item, label text);"
-                         "INSERT INTO tag SELECT g, 'l' || g FROM generate_series(1, 300) g;" % ROWS)
-        return self
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with self.connect("app"):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    pytest.fail("PostgreSQL in %s was not ready within 60 s" % self.db.name)
-                time.sleep(0.2)
-
-    def connect(self, db):
-        return psycopg.connect(host="127.0.0.1", port=self.port, user="lifeboat", password=self.password, dbname=db,
-                               autocommit=True, connect_timeout=10)
-
-    def sql(self, db, query):
-        with self.connect(db) as conn:
-            cursor = conn.execute(query)
-            return cursor.fetchall() if cursor.description else None
-
-    def in_container(self, *argv):
-        exit_code, output = self.db.exec_run(list(argv))
-        return exit_code, output.decode(errors="replace")
-
-    def close(self):
-        self.client.close()
-
-
 @pytest.fixture(scope="module")
 def site():
-    made = dockerengine.Engine()
-    made.acquire()
-    site = None
-    try:
-        site = Site(made).start()
+    """The Docker host's side: the engine and the database container (port 5432 published on
+    127.0.0.1, database app with ROWS items and 300 tags); the stopped and the tool-less containers
+    are made by the test that names them."""
+    with pgcontainers.container_site("dr") as site:
+        db = site.postgres("db")
+        db.sql("app", "CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL);"
+               "INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, %d) g;"
+               "CREATE TABLE tag (item int REFERENCES item, label text);"
+               "INSERT INTO tag SELECT g, 'l' || g FROM generate_series(1, 300) g;" % ROWS)
+        site.db = db
         yield site
-    finally:
-        if site is not None:
-            site.close()
-        made.release()
 
 
 def play(site, workdir, tasks, check=False):
@@ -120,7 +58,7 @@ def play(site, workdir, tasks, check=False):
             "repository": str(workdir / "repo"),
             # No login_host: lifeboat finds the server at the port the container publishes.
             "lifeboat_container": {"container": site.db.name, "docker_host": site.engine.base_url,
-                                   "login_user": "lifeboat", "login_password": site.password}}}}}, out)
+                                   "login_user": "lifeboat", "login_password": site.db.password}}}}}, out)
     playbook = workdir / "play.yml"
     playbook.write_text(json.dumps([{
         "name": "containers", "hosts": "all", "gather_facts": False,
@@ -158,7 +96,7 @@ def test_dump_in_container(site, tmp_path):
         task("stopped container", "dump", ignore=True, db="app", repository=str(repo),
              container=site.stopped.name),
         task("container without tools", "dump", ignore=True, db="app", repository=str(repo),
-             container=site.toolless.name, login_host="127.0.0.1", port=site.port),
+             container=site.toolless.name, login_host="127.0.0.1", port=site.db.port),
         task("engine not reachable", "dump", ignore=True, db="app", repository=str(repo),
              docker_host="unix://%s/no-engine.sock" % tmp_path),
         task("s3 repository", "dump", ignore=True, db="app", repository="s3://bucket/prefix",
@@ -174,7 +112,7 @@ def test_dump_in_container(site, tmp_path):
     assert manifest["container"]["name"] == site.db.name and manifest["container"]["id"] == site.db.id
     # podman names a local image localhost/postgres:18, Docker postgres:18.
     assert manifest["container"]["image"].split("/")[-1] == "postgres:18"
-    assert manifest["container"]["image_id"].split(":")[-1] == site.db.image.id.split(":")[-1]
+    assert manifest["container"]["image_id"].split(":")[-1] == site.db.container.image.id.split(":")[-1]
     # The container's own tools (18), not this host's (15); the dump streamed out and hashed on the way.
     assert manifest["pg_dump_version"].startswith("18") and manifest["server_version"].startswith("18")
     assert custom["pg_dump"]["path"] == "pg_dump" and manifest["checksums"] == "streamed"
@@ -216,24 +154,18 @@ def test_dump_in_container(site, tmp_path):
                     "no such socket")
     assert_one_line(result.result("s3 repository"), "cannot stream to an s3:// repository yet")
     assert_one_line(result.result("pg_bin_dir"), "drop pg_bin_dir (or container)")
-    assert site.password not in result.stdout + result.stderr
-
-
-def scratch_left(site):
-    """The scratch folders lifeboat made in the container and did not remove."""
-    code, listed = site.in_container("sh", "-c", "ls -d /tmp/lifeboat.* 2>/dev/null; true")
-    return listed.split()
+    assert site.db.password not in result.stdout + result.stderr
 
 
 def test_restore_in_container(site, tmp_path):
     repo = str(tmp_path / "repo")
     # A database whose table belongs to a role that is gone by the time it is restored with its owners:
     # pg_restore then fails inside the container, halfway through a replace.
-    site.sql("postgres", "DROP DATABASE IF EXISTS ghosty")
-    site.sql("postgres", "DROP ROLE IF EXISTS ghost")
-    site.sql("postgres", "CREATE ROLE ghost")
-    site.sql("postgres", "CREATE DATABASE ghosty")
-    site.sql("ghosty", "CREATE TABLE haunted (id int); INSERT INTO haunted VALUES (1);"
+    site.db.sql("postgres", "DROP DATABASE IF EXISTS ghosty")
+    site.db.sql("postgres", "DROP ROLE IF EXISTS ghost")
+    site.db.sql("postgres", "CREATE ROLE ghost")
+    site.db.sql("postgres", "CREATE DATABASE ghosty")
+    site.db.sql("ghosty", "CREATE TABLE haunted (id int); INSERT INTO haunted VALUES (1);"
              "ALTER TABLE haunted OWNER TO ghost")
     dumps = play(site, tmp_path, [
         task("custom", "dump", db="app", repository=repo),
@@ -241,9 +173,9 @@ def test_restore_in_container(site, tmp_path):
         task("ghosty", "dump", db="ghosty", repository=repo),
     ])
     assert dumps.rc == 0, dumps.stdout[-3000:]
-    site.sql("ghosty", "DROP TABLE haunted")
-    site.sql("postgres", "DROP ROLE ghost")
-    with site.connect("app") as conn:
+    site.db.sql("ghosty", "DROP TABLE haunted")
+    site.db.sql("postgres", "DROP ROLE ghost")
+    with site.db.connect("app") as conn:
         conn.execute("DELETE FROM tag; DELETE FROM item WHERE id > 10")  # the live database drifts after the backup
     # A hand-made plain dump cut in the middle of its rows: psql in the container must not keep any of it.
     # (Its first MiB, which the restore's preflight reads for extensions, is whole: a comment.)
@@ -253,7 +185,7 @@ def test_restore_in_container(site, tmp_path):
     cut = tmp_path / "cut.sql.gz"
     cut.write_bytes(whole[:len(whole) // 2])
     for db in ("app_new", "app_plain", "app_cut"):
-        site.sql("postgres", "DROP DATABASE IF EXISTS %s" % db)
+        site.db.sql("postgres", "DROP DATABASE IF EXISTS %s" % db)
 
     result = play(site, tmp_path, [
         task("new", "restore", db="app_new", backup_db="app", repository=repo, mode="new", kind="full", jobs=2),
@@ -273,10 +205,10 @@ def test_restore_in_container(site, tmp_path):
     assert not new["failed"], new
     assert new["container"]["name"] == site.db.name and new["pg_restore"]["version"].startswith("18")
     assert new["backup_id"] == dumps.result("custom")["backup_id"]
-    assert site.sql("app_new", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
+    assert site.db.sql("app_new", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
     plain = result.result("plain")
     assert not plain["failed"] and plain["pg_restore"]["name"] == "psql", plain
-    assert site.sql("app_plain", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
+    assert site.db.sql("app_plain", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
 
     would = result.result("check mode")
     assert not would["failed"] and would["container"]["name"] == site.db.name, would
@@ -285,25 +217,25 @@ def test_restore_in_container(site, tmp_path):
     assert not swap["failed"], swap
     assert swap["row_count_check"]["status"] == "passed", swap["row_count_check"]
     previous = swap["swap"]["previous_db"]
-    assert site.sql("app", "SELECT count(*) FROM item") == [(ROWS,)]
-    assert site.sql(previous, "SELECT count(*) FROM item") == [(10,)]
+    assert site.db.sql("app", "SELECT count(*) FROM item") == [(ROWS,)]
+    assert site.db.sql(previous, "SELECT count(*) FROM item") == [(10,)]
 
     failing = result.result("replace failing")
     safety = failing.get("safety_backup_id")
     assert_one_line(failing, "pg_restore into database 'app_new' failed in container %r" % site.db.name,
                     'role "ghost" does not exist', "was put back as it was from safety backup %s" % safety)
-    assert site.sql("app_new", "SELECT count(*) FROM item") == [(ROWS,)]
+    assert site.db.sql("app_new", "SELECT count(*) FROM item") == [(ROWS,)]
     manifest = json.loads((Path(repo) / "app_new" / safety / "manifest.json").read_text())
     assert manifest["kind"] == "pre-restore" and manifest["container"]["name"] == site.db.name
 
     assert_one_line(result.result("cut plain dump"), "cannot read %s: Compressed file ended" % cut,
                     "nothing of it was kept in database 'app_cut'", "the half-restored database 'app_cut' was dropped")
-    assert site.sql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'app_cut'") == [(0,)]
+    assert site.db.sql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'app_cut'") == [(0,)]
     assert_one_line(result.result("tables"), "mode=tables is not supported with container %r" % site.db.name)
     assert_one_line(result.result("new over existing"), "database 'app_new' already exists and mode=new")
     # Every archive copied in was removed again, the failed one's too.
-    assert scratch_left(site) == []
-    assert site.password not in result.stdout + result.stderr
+    assert site.db.scratch_left() == []
+    assert site.db.password not in result.stdout + result.stderr
 
 
 def test_drill_in_container(site, tmp_path):
@@ -316,8 +248,8 @@ def test_drill_in_container(site, tmp_path):
     with os.fdopen(fd, "w") as out:
         json.dump({"all": {"hosts": {HOST: {
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-            "lifeboat_connection": {"login_host": "127.0.0.1", "port": site.port, "login_user": "lifeboat",
-                                    "login_password": site.password},
+            "lifeboat_connection": {"login_host": "127.0.0.1", "port": site.db.port, "login_user": "lifeboat",
+                                    "login_password": site.db.password},
             "lifeboat_drill_container": site.db.name, "lifeboat_drill_docker_host": site.engine.base_url,
             "lifeboat_drill_db": "drill", "lifeboat_drill_sample_scale": 100,
             "lifeboat_drill_repository": str(tmp_path / "repo"),
@@ -333,7 +265,7 @@ def test_drill_in_container(site, tmp_path):
     assert "| Container | %s (image " % site.db.name in report
     manifest = json.loads((tmp_path / "repo" / "drill" / summary["backup_id"] / "manifest.json").read_text())
     assert manifest["container"]["id"] == site.db.id and manifest["pg_dump_version"].startswith("18")
-    assert scratch_left(site) == []
+    assert site.db.scratch_left() == []
 
 
 def test_plain_dump_cut_short_keeps_nothing(site, tmp_path):
@@ -348,14 +280,14 @@ def test_plain_dump_cut_short_keeps_nothing(site, tmp_path):
     from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import Tool
     from ansible_collections.lifeboat.db.plugins.module_utils.restore import container
 
-    _, script = site.in_container("pg_dump", "-U", "lifeboat", "--restrict-key=lifeboat", "app")
+    _, script = site.db.exec("pg_dump", "-U", "lifeboat", "--restrict-key=lifeboat", "app")
     head, rest = script.encode().split(b"COPY public.item", 1)
     assert b"CREATE TABLE public.item" in head
     gz = zlib.compressobj(wbits=31)  # gzip framing
     start = gz.compress(head + b"-- padding\n" * 200000) + gz.flush(zlib.Z_SYNC_FLUSH)
     end = gz.compress(b"COPY public.item" + rest) + gz.flush()
-    site.sql("postgres", "DROP DATABASE IF EXISTS app_kept")
-    site.sql("postgres", "CREATE DATABASE app_kept")
+    site.db.sql("postgres", "DROP DATABASE IF EXISTS app_kept")
+    site.db.sql("postgres", "CREATE DATABASE app_kept")
     pipe = tmp_path / "cut.sql.gz"
     os.mkfifo(pipe)
 
@@ -371,7 +303,7 @@ def test_plain_dump_cut_short_keeps_nothing(site, tmp_path):
         api = site.engine.client().api
         container = engine.Container.find(api, site.db.name, site.engine.base_url)
         execer = container_exec.ContainerExec(container)
-        options = ConnectionOptions(dict(login_user="lifeboat", login_password=site.password))
+        options = ConnectionOptions(dict(login_user="lifeboat", login_password=site.db.password))
 
     class Request:
         target_db, role, warnings = "app_kept", None, []
@@ -382,14 +314,14 @@ def test_plain_dump_cut_short_keeps_nothing(site, tmp_path):
         with pytest.raises(LifeboatError) as failed:
             container.run_restore(Ctx, psql, str(pipe), Request, manifest, [], None)
         assert "cannot read %s" % pipe in failed.value.msg and "\n" not in failed.value.msg
-        assert site.sql("app_kept", "SELECT to_regclass('public.item') IS NULL, to_regclass('public.tag') IS NULL") \
+        assert site.db.sql("app_kept", "SELECT to_regclass('public.item') IS NULL, to_regclass('public.tag') IS NULL") \
             == [(True, True)]
         # The same script whole goes in.
         whole = tmp_path / "whole.sql.gz"
         whole.write_bytes(start + end)
         container.run_restore(Ctx, psql, str(whole), Request, manifest, [], None)
-        assert site.sql("app_kept", "SELECT count(*) FROM item") == site.sql("app", "SELECT count(*) FROM item")
+        assert site.db.sql("app_kept", "SELECT count(*) FROM item") == site.db.sql("app", "SELECT count(*) FROM item")
     finally:
         feeder.join()
         Ctx.api.close()
-        site.sql("postgres", "DROP DATABASE IF EXISTS app_kept")
+        site.db.sql("postgres", "DROP DATABASE IF EXISTS app_kept")

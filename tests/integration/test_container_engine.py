@@ -9,7 +9,6 @@ and each bad input must end in one line that says what to do.
 import hashlib
 import json
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "tests" / "tools"))
 sys.path.insert(0, str(PROJECT / "collections"))
 import dockerengine  # noqa: E402
+import pgcontainers  # noqa: E402
 import pgimage  # noqa: E402
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError  # noqa: E402
 from ansible_collections.lifeboat.db.plugins.module_utils.container import archive, engine, tools  # noqa: E402
@@ -32,85 +32,30 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import C
 MISSING = dockerengine.problem()
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "")
 
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 ROWS = 50000
 
 
-class Fleet:
-    """What the module's tests share: the engine, a network, a PostgreSQL container on it with a
-    published port, a stopped container and one without PostgreSQL's tools."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.client = engine.client()
-        self.api = engine.client().api
-        self.prefix = "lifeboat-%s-" % WORKER
-        self.password = secrets.token_urlsafe(18)
-
-    def start(self):
-        pg_image = pgimage.ensure_image(self.engine, "postgres")
-        busybox = pgimage.ensure_image(self.engine, "busybox")
-        self.network = self.client.networks.create(self.prefix + "net", labels=self.engine.labels)
-        self.db = self.client.containers.run(
-            pg_image, ["postgres", "-c", "fsync=off"], name=self.prefix + "db", detach=True,
-            labels=self.engine.labels, network=self.network.name, ports={"5432/tcp": ("127.0.0.1", None)},
-            environment={"POSTGRES_PASSWORD": self.password, "POSTGRES_USER": "lifeboat", "POSTGRES_DB": "app",
-                         "POSTGRES_INITDB_ARGS": "--no-sync"})
-        self.stopped = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "stopped",
-                                                  detach=True, labels=self.engine.labels)
-        self.stopped.stop(timeout=1)
-        self.toolless = self.client.containers.run(busybox, ["sleep", "600"], name=self.prefix + "toolless",
-                                                   detach=True, labels=self.engine.labels)
-        self.container = engine.Container.find(self.api, self.db.name, self.engine.base_url)
-        self.exec = ContainerExec(self.container)
-        self._wait_ready()
-        self.exec.check(["psql", "-v", "ON_ERROR_STOP=1", "-U", "lifeboat", "-d", "app", "-c",
+@pytest.fixture(scope="module")
+def site():
+    """The engine, a network, a PostgreSQL container on it with a published port (filled with
+    ROWS items); the stopped and the tool-less containers are made by the test that uses them."""
+    started = time.monotonic()
+    with pgcontainers.container_site("ce") as site:
+        db = site.postgres("db", network="net")
+        db.execer.check(["psql", "-v", "ON_ERROR_STOP=1", "-U", "lifeboat", "-d", "app", "-c",
                          "CREATE TABLE item (id int PRIMARY KEY, name text NOT NULL);"
                          "INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, %d) g;" % ROWS],
                         "filling database app")
-        return self
-
-    def _wait_ready(self):
-        # Over TCP: the entry point's first, socket-only start is not the server a client will get.
-        deadline = time.monotonic() + 60
-        while self.exec.run(["pg_isready", "-h", "127.0.0.1", "-q"]).exit_code != 0:
-            if time.monotonic() > deadline:
-                pytest.fail("PostgreSQL in %s was not ready within 60 s: %s"
-                            % (self.db.name, self.db.logs()[-500:].decode(errors="replace")))
-            time.sleep(0.1)
-
-    def docker_exec(self, *argv, env=None):
-        """`docker exec` as the runbook does it (podman's CLI on the same engine)."""
-        flags = []
-        for name, value in (env or {}).items():
-            flags += ["--env", name]  # the value from our environment: not in argv
-        return subprocess.run(["podman", "exec", *flags, self.db.name, *argv], capture_output=True, check=True,
-                              env=dict(self.engine.environ, **(env or {})), timeout=120).stdout
-
-    def close(self):
-        for client in (self.client, self.api):
-            client.close()
+        print("container engine and site ready in %.1f s" % (time.monotonic() - started))
+        yield site
 
 
 @pytest.fixture(scope="module")
-def fleet():
-    made = dockerengine.Engine()
-    started = time.monotonic()
-    made.acquire()
-    fleet = None
-    try:
-        fleet = Fleet(made).start()
-        print("container engine and fleet ready in %.1f s" % (time.monotonic() - started))
-        yield fleet
-    finally:
-        # Containers and the network go (they carry this process's label), and the service too when
-        # no other test process uses it - whatever the tests did.
-        if fleet is not None:
-            fleet.close()
-        made.release()
+def db(site):
+    return site.databases["db"]
 
 
-def test_pg_dump_streams_out_byte_exact_and_hashed(fleet, tmp_path):
+def test_pg_dump_streams_out_byte_exact_and_hashed(site, db, tmp_path):
     digest = hashlib.sha256()
     target = tmp_path / "app.sql"
     argv = ["pg_dump", "-h", "127.0.0.1", "-U", "lifeboat", "--restrict-key=lifeboat", "app"]
@@ -118,90 +63,90 @@ def test_pg_dump_streams_out_byte_exact_and_hashed(fleet, tmp_path):
         def write(block):
             out.write(block)
             digest.update(block)
-        result = fleet.exec.check(argv, "pg_dump of database app", environment={"PGPASSWORD": fleet.password},
+        result = db.execer.check(argv, "pg_dump of database app", environment={"PGPASSWORD": db.password},
                                   on_stdout=write)
     assert result.exit_code == 0 and result.stdout is None
-    by_docker_exec = fleet.docker_exec(*argv, env={"PGPASSWORD": fleet.password})
+    by_docker_exec = db.docker_exec(*argv, env={"PGPASSWORD": db.password})
     assert result.size == len(by_docker_exec) == target.stat().st_size > ROWS * 30
     assert digest.hexdigest() == hashlib.sha256(by_docker_exec).hexdigest() == hashlib.sha256(
         target.read_bytes()).hexdigest()
     assert b"COPY public.item (id, name) FROM stdin;" in by_docker_exec
 
 
-def test_exit_codes_and_stderr_are_the_commands(fleet):
-    shell = fleet.exec.run(["sh", "-c", "echo out; echo 'ERROR: broken' >&2; exit 3"])
+def test_exit_codes_and_stderr_are_the_commands(site, db):
+    shell = db.execer.run(["sh", "-c", "echo out; echo 'ERROR: broken' >&2; exit 3"])
     assert (shell.exit_code, shell.stdout, shell.stderr) == (3, b"out\n", "ERROR: broken\n")
-    assert fleet.exec.run(["true"]).exit_code == 0
+    assert db.execer.run(["true"]).exit_code == 0
     with pytest.raises(LifeboatError) as failed:
-        fleet.exec.check(["pg_dump", "-U", "lifeboat", "nosuchdb"], "pg_dump of database 'nosuchdb'")
+        db.execer.check(["pg_dump", "-U", "lifeboat", "nosuchdb"], "pg_dump of database 'nosuchdb'")
     msg = failed.value.msg
     assert "\n" not in msg and msg.startswith("pg_dump of database 'nosuchdb' failed in container %r (exit code 1): "
-                                              % fleet.db.name), msg
+                                              % db.name), msg
     assert 'database "nosuchdb" does not exist' in msg, msg
 
 
-def test_password_travels_in_the_exec_environment_only(fleet):
+def test_password_travels_in_the_exec_environment_only(site, db):
     argv = ["psql", "-h", "127.0.0.1", "-U", "lifeboat", "-d", "app", "-Atc", "SELECT count(*) FROM item"]
     # Over TCP the server asks for the password: without it the command fails, with it in the
     # exec's environment it succeeds.
-    refused = fleet.exec.run(argv, environment={"PGPASSWORD": ""})
+    refused = db.execer.run(argv, environment={"PGPASSWORD": ""})
     assert refused.exit_code == 2 and "no password supplied" in refused.stderr
-    counted = fleet.exec.check(argv, "counting", environment={"PGPASSWORD": fleet.password})
+    counted = db.execer.check(argv, "counting", environment={"PGPASSWORD": db.password})
     assert counted.stdout == b"%d\n" % ROWS
-    shown = fleet.api.exec_inspect(counted.exec_id)
-    assert fleet.password not in json.dumps(shown["ProcessConfig"])
-    assert fleet.password.encode() not in fleet.db.logs()
+    shown = site.api.exec_inspect(counted.exec_id)
+    assert db.password not in json.dumps(shown["ProcessConfig"])
+    assert db.password.encode() not in db.container.logs()
 
 
-def test_server_address_on_its_network_and_published_port(fleet):
-    host, port = fleet.container.address()
-    published = fleet.api.inspect_container(fleet.db.id)["NetworkSettings"]["Ports"]["5432/tcp"][0]
+def test_server_address_on_its_network_and_published_port(site, db):
+    host, port = db.execer.container.address()
+    published = site.api.inspect_container(db.id)["NetworkSettings"]["Ports"]["5432/tcp"][0]
     assert (host, port) == ("127.0.0.1", int(published["HostPort"]))
-    on_network = fleet.container.address(network=fleet.network.name)
+    on_network = db.execer.container.address(network=site.networks["net"].name)
     assert on_network[1] == 5432 and on_network[0] != "127.0.0.1"
     for address in ((host, port), on_network):
-        with psycopg.connect(host=address[0], port=address[1], user="lifeboat", password=fleet.password,
+        with psycopg.connect(host=address[0], port=address[1], user="lifeboat", password=db.password,
                              dbname="app", connect_timeout=10) as conn:
             assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
     with pytest.raises(LifeboatError) as wrong:
-        fleet.container.address(network="nosuchnet")
-    assert "has no address on network 'nosuchnet'" in wrong.value.msg and fleet.network.name in wrong.value.msg
+        db.execer.container.address(network="nosuchnet")
+    assert "has no address on network 'nosuchnet'" in wrong.value.msg and site.networks["net"].name in wrong.value.msg
 
 
-def test_custom_archive_copied_in_and_restored_in_parallel(fleet, tmp_path):
+def test_custom_archive_copied_in_and_restored_in_parallel(site, db, tmp_path):
     archive_file = tmp_path / "app.dump"
     with open(archive_file, "wb") as out:
-        fleet.exec.check(["pg_dump", "-Fc", "-U", "lifeboat", "app"], "pg_dump -Fc", on_stdout=out.write)
-    scratch = archive.scratch_dir(fleet.exec, "the restore of app")
+        db.execer.check(["pg_dump", "-Fc", "-U", "lifeboat", "app"], "pg_dump -Fc", on_stdout=out.write)
+    scratch = archive.scratch_dir(db.execer, "the restore of app")
     try:
-        inside = archive.copy_in(fleet.exec, str(archive_file), scratch, "app.dump", uid=999, gid=999)
-        listed = fleet.exec.check(["sha256sum", inside], "sha256sum").stdout.split()[0].decode()
+        inside = archive.copy_in(db.execer, str(archive_file), scratch, "app.dump", uid=999, gid=999)
+        listed = db.execer.check(["sha256sum", inside], "sha256sum").stdout.split()[0].decode()
         assert listed == hashlib.sha256(archive_file.read_bytes()).hexdigest()
-        fleet.exec.check(["createdb", "-U", "lifeboat", "app_restored"], "createdb")
+        db.execer.check(["createdb", "-U", "lifeboat", "app_restored"], "createdb")
         # -j needs a file it can seek in: the reason the archive is copied in rather than streamed.
-        fleet.exec.check(["pg_restore", "-U", "lifeboat", "-d", "app_restored", "-j", "2", "--exit-on-error", inside],
+        db.execer.check(["pg_restore", "-U", "lifeboat", "-d", "app_restored", "-j", "2", "--exit-on-error", inside],
                          "pg_restore of app")
-        counted = fleet.exec.check(["psql", "-U", "lifeboat", "-d", "app_restored", "-Atc",
+        counted = db.execer.check(["psql", "-U", "lifeboat", "-d", "app_restored", "-Atc",
                                     "SELECT count(*), sum(length(name)) FROM item"], "count")
         assert counted.stdout == b"%d|%d\n" % (ROWS, ROWS * 32)
     finally:
-        assert archive.remove_in(fleet.exec, scratch) is None
-    assert fleet.exec.run(["test", "-e", scratch]).exit_code == 1
+        assert archive.remove_in(db.execer, scratch) is None
+    assert db.execer.run(["test", "-e", scratch]).exit_code == 1
 
 
-def test_directory_format_dump_copied_out(fleet, tmp_path):
-    scratch = archive.scratch_dir(fleet.exec, "a directory-format dump")
+def test_directory_format_dump_copied_out(site, db, tmp_path):
+    scratch = archive.scratch_dir(db.execer, "a directory-format dump")
     try:
-        fleet.exec.check(["pg_dump", "-Fd", "-j", "2", "-U", "lifeboat", "-f", scratch + "/app.dir", "app"],
+        db.execer.check(["pg_dump", "-Fd", "-j", "2", "-U", "lifeboat", "-f", scratch + "/app.dir", "app"],
                          "pg_dump -Fd")
         inside = {}
-        for line in fleet.exec.check(["sh", "-c", "cd %s && sha256sum app.dir/*" % scratch],
+        for line in db.execer.check(["sh", "-c", "cd %s && sha256sum app.dir/*" % scratch],
                                      "sha256sum").stdout.decode().splitlines():
             checksum, name = line.split()
             inside[name] = checksum
-        files = archive.copy_out(fleet.exec, scratch + "/app.dir", str(tmp_path))
+        files = archive.copy_out(db.execer, scratch + "/app.dir", str(tmp_path))
     finally:
-        archive.remove_in(fleet.exec, scratch)
+        archive.remove_in(db.execer, scratch)
     assert {f["name"]: f["sha256"] for f in files} == inside and "app.dir/toc.dat" in inside
     for f in files:
         path = tmp_path / f["name"]
@@ -213,33 +158,33 @@ def test_directory_format_dump_copied_out(fleet, tmp_path):
     assert "TABLE DATA public item" in listing
 
 
-def test_script_fed_through_stdin(fleet):
+def test_script_fed_through_stdin(site, db):
     payload = os.urandom(3 * 1024 * 1024)
-    summed = fleet.exec.run(["sha256sum"], stdin=iter([payload[:1000], payload[1000:]]))
+    summed = db.execer.run(["sha256sum"], stdin=iter([payload[:1000], payload[1000:]]))
     assert summed.exit_code == 0
     assert summed.stdout.split()[0].decode() == hashlib.sha256(payload).hexdigest()
     script = b"CREATE TABLE fed (n int);\nINSERT INTO fed SELECT generate_series(1, 10);\n"
-    fleet.exec.check(["psql", "-v", "ON_ERROR_STOP=1", "-1", "-q", "-U", "lifeboat", "-d", "app"], "psql",
+    db.execer.check(["psql", "-v", "ON_ERROR_STOP=1", "-1", "-q", "-U", "lifeboat", "-d", "app"], "psql",
                      stdin=[script])
-    stopped = fleet.exec.run(["psql", "-v", "ON_ERROR_STOP=1", "-1", "-q", "-U", "lifeboat", "-d", "app"],
+    stopped = db.execer.run(["psql", "-v", "ON_ERROR_STOP=1", "-1", "-q", "-U", "lifeboat", "-d", "app"],
                              stdin=[b"INSERT INTO fed VALUES (11);\nSELECT nosuchcolumn FROM fed;\n"])
     assert stopped.exit_code == 3 and 'column "nosuchcolumn" does not exist' in stopped.stderr
-    counted = fleet.exec.check(["psql", "-U", "lifeboat", "-d", "app", "-Atc", "SELECT count(*) FROM fed"], "count")
+    counted = db.execer.check(["psql", "-U", "lifeboat", "-d", "app", "-Atc", "SELECT count(*) FROM fed"], "count")
     assert counted.stdout == b"10\n"
 
 
-def test_a_command_that_stops_reading_its_input_never_passes_for_a_whole_result(fleet):
+def test_a_command_that_stops_reading_its_input_never_passes_for_a_whole_result(site, db):
     # head reads 10 bytes and ends: the engine drops the rest of the input and, at times, what it
     # had not yet sent of the output. Whichever happens, the result is exact or refused, never short.
     payload = os.urandom(16 * 1024 * 1024)
     outcomes = set()
     for _ in range(5):
         try:
-            result = fleet.exec.run(["head", "-c", "10"], stdin=[payload[i:i + 65536]
+            result = db.execer.run(["head", "-c", "10"], stdin=[payload[i:i + 65536]
                                                                 for i in range(0, len(payload), 65536)])
         except LifeboatError as exc:
             assert exc.msg == ("head in container %r ended before reading all its input, and the engine dropped "
-                               "the end of its output with it; the result is not trusted" % fleet.db.name)
+                               "the end of its output with it; the result is not trusted" % db.name)
             outcomes.add("refused")
         else:
             assert (result.exit_code, result.stdout) == (0, payload[:10])
@@ -247,30 +192,30 @@ def test_a_command_that_stops_reading_its_input_never_passes_for_a_whole_result(
     assert outcomes
     # psql stopped by its first error in a long script: its exit code, and its own error line.
     script = b"SELECT nosuchcolumn FROM item;\n" + b"SELECT 1;\n" * 2000000
-    stopped = fleet.exec.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", "lifeboat", "-d", "app"], stdin=[script])
+    stopped = db.execer.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", "lifeboat", "-d", "app"], stdin=[script])
     assert stopped.exit_code == 3
-    msg = fleet.exec.failure("psql", "applying the script", stopped)
-    assert msg.startswith("applying the script failed in container %r (exit code 3): " % fleet.db.name), msg
+    msg = db.execer.failure("psql", "applying the script", stopped)
+    assert msg.startswith("applying the script failed in container %r (exit code 3): " % db.name), msg
     assert 'column "nosuchcolumn" does not exist' in msg or "it stopped reading its input" in msg, msg
 
 
-def test_the_callers_own_failures_come_back_as_they_are(fleet):
+def test_the_callers_own_failures_come_back_as_they_are(site, db):
     # Reading the input failed: that error, not one of the engine's, once the command has ended.
     def cut_short():
         yield b"some input\n"
         raise OSError(5, "Input/output error")
     with pytest.raises(OSError) as failed:
-        fleet.exec.run(["cat"], stdin=cut_short())
+        db.execer.run(["cat"], stdin=cut_short())
     assert failed.value.errno == 5
     # Writing the output failed (a full disk): that error, and the dump does not linger in the
     # container holding its snapshot.
     def full(block):
         raise OSError(28, "No space left on device")
     with pytest.raises(OSError) as failed:
-        fleet.exec.run(["pg_dump", "-U", "lifeboat", "app"], on_stdout=full)
+        db.execer.run(["pg_dump", "-U", "lifeboat", "app"], on_stdout=full)
     assert failed.value.errno == 28
     deadline = time.monotonic() + 10
-    while b"pg_dump" in fleet.exec.check(["ps", "-o", "args"], "ps").stdout:
+    while b"pg_dump" in db.execer.check(["ps", "-o", "args"], "ps").stdout:
         assert time.monotonic() < deadline, "pg_dump still runs in the container after lifeboat stopped reading"
         time.sleep(0.2)
 
@@ -283,16 +228,16 @@ def one_line(call):
     return msg
 
 
-def test_bad_inputs_end_in_one_line(fleet, tmp_path):
-    url = fleet.engine.base_url
-    msg = one_line(lambda: engine.Container.find(fleet.api, "lifeboat-nosuch-container", url))
+def test_bad_inputs_end_in_one_line(site, db, tmp_path):
+    url = site.engine.base_url
+    msg = one_line(lambda: engine.Container.find(site.api, "lifeboat-nosuch-container", url))
     assert msg == ("container 'lifeboat-nosuch-container' does not exist on the engine at %s; check its name with "
                    "`docker ps -a`" % url)
-    msg = one_line(lambda: engine.Container.find(fleet.api, fleet.stopped.name, url))
-    assert msg.startswith("container %r is exited, so nothing can run in it; start it" % fleet.stopped.name), msg
-    toolless = ContainerExec(engine.Container.find(fleet.api, fleet.toolless.name, url))
+    msg = one_line(lambda: engine.Container.find(site.api, site.stopped.name, url))
+    assert msg.startswith("container %r is exited, so nothing can run in it; start it" % site.stopped.name), msg
+    toolless = ContainerExec(engine.Container.find(site.api, site.toolless.name, url))
     msg = one_line(lambda: toolless.check(["pg_dump", "--version"], "pg_dump"))
-    assert msg.startswith("container %r has no pg_dump (not found in its PATH)" % fleet.toolless.name), msg
+    assert msg.startswith("container %r has no pg_dump (not found in its PATH)" % site.toolless.name), msg
     nowhere = "unix://%s" % (tmp_path / "no-engine.sock")
     msg = one_line(lambda: engine.connect(nowhere, timeout=5))
     assert msg == ("cannot reach the container engine at %s: no such socket; start Docker (or podman system "
@@ -303,19 +248,19 @@ def test_bad_inputs_end_in_one_line(fleet, tmp_path):
     msg = one_line(lambda: engine.connect(closed, timeout=5))
     assert msg.startswith("cannot reach the container engine at %s: connection refused; " % closed), msg
     # Found running, then stopped before the command: the engine's refusal, in one line.
-    doomed = fleet.client.containers.run("lifeboat-busybox:test", ["sleep", "600"], name=fleet.prefix + "doomed",
-                                         detach=True, labels=fleet.engine.labels)
-    found = ContainerExec(engine.Container.find(fleet.api, doomed.name, url))
+    doomed = site.client.containers.run("lifeboat-busybox:test", ["sleep", "600"], name=site.prefix + "doomed",
+                                         detach=True, labels=site.labels)
+    found = ContainerExec(engine.Container.find(site.api, doomed.name, url))
     doomed.stop(timeout=1)
     msg = one_line(lambda: found.run(["true"]))
     assert msg.startswith("container %r is not running, so true cannot run in it" % doomed.name), msg
     doomed.remove()
 
 
-def test_the_containers_own_tools_write_a_dump_into_a_file_here(fleet, tmp_path):
-    assert tools.open_container(dict(container=None, docker_host=fleet.engine.base_url)) == (None, None)
-    container, execer = tools.open_container(dict(container=fleet.db.name, docker_host=fleet.engine.base_url))
-    assert container.id == fleet.db.id and container.image["name"] == "localhost/postgres:18"
+def test_the_containers_own_tools_write_a_dump_into_a_file_here(site, db, tmp_path):
+    assert tools.open_container(dict(container=None, docker_host=site.engine.base_url)) == (None, None)
+    container, execer = tools.open_container(dict(container=db.name, docker_host=site.engine.base_url))
+    assert container.id == db.id and container.image["name"] == "localhost/postgres:18"
     finder = tools.ContainerToolFinder(execer)
     pg_dump = finder.find("pg_dump", 18, "the server is PostgreSQL 18")
     assert (pg_dump.name, pg_dump.path, pg_dump.major) == ("pg_dump", "pg_dump", 18)
@@ -323,16 +268,16 @@ def test_the_containers_own_tools_write_a_dump_into_a_file_here(fleet, tmp_path)
     msg = one_line(lambda: finder.find("pg_dump", 19, "compress_method foo needs pg_dump 19 or newer"))
     assert msg == ("pg_dump in container %r is version %s, but 19 or newer is needed (compress_method foo needs "
                    "pg_dump 19 or newer); run it against the container of the server itself, whose image has the "
-                   "matching tools" % (fleet.db.name, pg_dump.version))
-    toolless = ContainerExec(engine.Container.find(fleet.api, fleet.toolless.name, fleet.engine.base_url))
+                   "matching tools" % (db.name, pg_dump.version))
+    toolless = ContainerExec(engine.Container.find(site.api, site.toolless.name, site.engine.base_url))
     msg = one_line(lambda: tools.ContainerToolFinder(toolless).find("pg_dump", 18, "x"))
-    assert msg.startswith("container %r has no pg_dump" % fleet.toolless.name), msg
+    assert msg.startswith("container %r has no pg_dump" % site.toolless.name), msg
 
     env = tools.container_tool_environment(ConnectionOptions(dict(login_user="lifeboat",
-                                                                  login_password=fleet.password)), "app")
+                                                                  login_password=db.password)), "app")
     target = tmp_path / "app.dump"
     seen = []
-    checksum = tools.stream_to_file(fleet.exec, ["pg_dump", "-Fc"], env, str(target), "pg_dump of database 'app'",
+    checksum = tools.stream_to_file(db.execer, ["pg_dump", "-Fc"], env, str(target), "pg_dump of database 'app'",
                                     progress=seen.append)
     assert checksum == hashlib.sha256(target.read_bytes()).hexdigest()
     assert target.stat().st_mode & 0o777 == 0o600 and seen[-1] == target.stat().st_size
@@ -346,22 +291,22 @@ def test_the_containers_own_tools_write_a_dump_into_a_file_here(fleet, tmp_path)
     damaged.write_bytes(target.read_bytes()[:5] + b"\xff" * 64)
     msg = one_line(lambda: tools.read_toc(execer, "pg_restore", str(damaged), "reading back damaged.dump"))
     assert msg.startswith("reading back damaged.dump failed in container %r (exit code 1): pg_restore: error: "
-                          % fleet.db.name), msg
+                          % db.name), msg
     # An existing file is never written over; a failing pg_dump ends in its own error line.
-    msg = one_line(lambda: tools.stream_to_file(fleet.exec, ["pg_dump"], env, str(target), "pg_dump again"))
+    msg = one_line(lambda: tools.stream_to_file(db.execer, ["pg_dump"], env, str(target), "pg_dump again"))
     assert msg.startswith("pg_dump again could not be written to %s: File exists" % target), msg
     failing = dict(env, PGDATABASE="nosuchdb")
-    msg = one_line(lambda: tools.stream_to_file(fleet.exec, ["pg_dump", "-Fc"], failing, str(tmp_path / "x.dump"),
+    msg = one_line(lambda: tools.stream_to_file(db.execer, ["pg_dump", "-Fc"], failing, str(tmp_path / "x.dump"),
                                                 "pg_dump of database 'nosuchdb'"))
-    assert msg.startswith("pg_dump of database 'nosuchdb' failed in container %r (exit code 1): " % fleet.db.name)
-    assert 'database "nosuchdb" does not exist' in msg and fleet.password not in msg
+    assert msg.startswith("pg_dump of database 'nosuchdb' failed in container %r (exit code 1): " % db.name)
+    assert 'database "nosuchdb" does not exist' in msg and db.password not in msg
 
 
-def test_pg_dump_in_the_container_reads_the_snapshot_exported_here(fleet, tmp_path):
+def test_pg_dump_in_the_container_reads_the_snapshot_exported_here(site, db, tmp_path):
     # How the dump module takes its row counts: in the snapshot pg_dump reads, exported by this host's
     # connection (at the container's published port) and read by the container's pg_dump.
-    host, port = fleet.container.address()
-    login = dict(host=host, port=port, user="lifeboat", password=fleet.password, dbname="app")
+    host, port = db.execer.container.address()
+    login = dict(host=host, port=port, user="lifeboat", password=db.password, dbname="app")
     with psycopg.connect(autocommit=True, **login) as writer:
         writer.execute("CREATE TABLE moving AS SELECT g AS n FROM generate_series(1, 1000) g")
         with psycopg.connect(**login) as conn:
@@ -371,9 +316,9 @@ def test_pg_dump_in_the_container_reads_the_snapshot_exported_here(fleet, tmp_pa
             counted = conn.execute("SELECT count(*) FROM moving").fetchone()[0]
             writer.execute("INSERT INTO moving SELECT generate_series(1001, 1500)")
             env = tools.container_tool_environment(ConnectionOptions(dict(login_user="lifeboat",
-                                                                          login_password=fleet.password)), "app")
+                                                                          login_password=db.password)), "app")
             target = tmp_path / "moving.sql"
-            tools.stream_to_file(fleet.exec, ["pg_dump", "--snapshot", snapshot, "-t", "moving", "--restrict-key=k"],
+            tools.stream_to_file(db.execer, ["pg_dump", "--snapshot", snapshot, "-t", "moving", "--restrict-key=k"],
                                  env, str(target), "pg_dump of table moving")
         assert writer.execute("SELECT count(*) FROM moving").fetchone()[0] == 1500
     text = target.read_text()
