@@ -42,8 +42,16 @@ description:
     O(cache_dir) with every file checked against its sha256, then restored as above; the download
     is removed afterwards.
   - Connects to no database; the connection options are accepted for C(module_defaults) but unused.
+  - With O(container), O(path) and O(dest) are named as the container sees them, and must be on one of its
+    volumes or bind mounts - where an application's uploads live, on the Docker host already. lifeboat
+    reads and writes them in the mount's folder on the Docker host (found from the container's mounts),
+    exactly as above; nothing is copied through the engine. A path in the container's own layer, on a
+    tmpfs, or on a remote engine's host is refused in one line, and so is a O(dest) that is the mount
+    point itself (the swap renames O(dest), and the container would keep the old folder) - restore into a
+    folder below it. RV(container) names the container and the paths as the container sees them.
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.container
   - lifeboat.db.s3
   - lifeboat.db.offsite
 options:
@@ -136,6 +144,12 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+container:
+  description:
+    - The container - C(name), C(id), C(image), C(image_id), C(docker_host) - and C(path_in_container) or
+      C(dest_in_container), the folder as the container sees it (RV(dest) and the actions name its Docker host folder).
+  returned: with O(container)
+  type: dict
 backup_id:
   description: Id of the files backup taken or restored.
   returned: always
@@ -208,6 +222,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import container_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.files.run import run
 
 
@@ -228,6 +243,7 @@ def argument_spec():
         offsite_keep_days=dict(type='float'),
     )
     spec.update(s3_argument_spec())
+    spec.update(container_argument_spec())
     return spec
 
 

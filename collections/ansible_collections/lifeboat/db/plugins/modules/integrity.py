@@ -24,8 +24,11 @@ description:
     in its own savepoint with a statement timeout. A check that cannot run (SQL that does not parse, a table that
     does not exist, a baseline of another database) is reported with status C(error) and the others still run.
   - The task fails when a check of severity C(error) fails or cannot run, unless O(fail_on=never).
+  - With O(container), every check (amcheck too) still runs over this host's connection, which goes to the
+    container's server (see the fragment); no client tool runs. The result names the container (RV(container)).
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.container
 options:
   db:
     description: Database to check.
@@ -164,6 +167,12 @@ options:
       password:
         description: Password of O(parity_with.user).
         type: str
+      container:
+        description:
+          - The container the other database's server runs in, on the same engine as O(container) (O(docker_host)),
+            for example seed 000's Legacy beside Modernized; its server is reached as for O(container).
+          - Not with O(parity_with.host) or O(parity_with.port).
+        type: str
   fail_on:
     description:
       - C(error) fails the task when a check of severity error fails or cannot run; C(warning) also when a
@@ -238,6 +247,10 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+container:
+  description: The container the database lives in - C(name), C(id), C(image), C(image_id), C(docker_host).
+  returned: with O(container)
+  type: dict
 checks:
   description:
     - One entry per check - C(name), C(kind), C(severity) (error or warning), C(status) (passed, failed, skipped,
@@ -296,6 +309,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity import checks as checks_lib
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import container_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.run import run
 
 
@@ -328,9 +342,11 @@ def argument_spec():
             port=dict(type='int'),
             user=dict(type='str'),
             password=dict(type='str', no_log=True),
+            container=dict(type='str'),
         )),
         fail_on=dict(type='str', default='error', choices=['error', 'warning', 'never']),
     )
+    spec.update(container_argument_spec())
     return spec
 
 

@@ -33,8 +33,14 @@ description:
     the table it was written on (same OID and name), owned by the parent's owner or the login, with the
     parent's columns. Any other marked table is left alone with a warning, and O(restore_partition) refuses it.
   - One run per table at a time (an advisory lock).
+  - With O(container), the archive is dumped by the container's own C(pg_dump) and streamed through the Docker API
+    into O(repository) on this host (the Docker host), as M(lifeboat.db.dump) does, and read back - table of
+    contents, rows, the restore of O(restore_partition) - by the container's C(pg_restore) through its standard
+    input, so no copy is left in the container. Everything else runs over this host's connection to the
+    container's server (see the fragment). The result names the container (RV(container)).
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.container
   - lifeboat.db.s3
 options:
   db:
@@ -179,6 +185,10 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+container:
+  description: The container the database lives in - C(name), C(id), C(image), C(image_id), C(docker_host).
+  returned: with O(container)
+  type: dict
 table:
   description: The partitioned table, C(schema.table).
   returned: always
@@ -261,6 +271,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import c
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.run import RETENTION_ACTIONS, run
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import s3_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import container_argument_spec
 
 
 def argument_spec():
@@ -286,6 +297,7 @@ def argument_spec():
         backup_id=dict(type='str'),
     )
     spec.update(s3_argument_spec())
+    spec.update(container_argument_spec())
     return spec
 
 

@@ -36,8 +36,13 @@ description:
     always rolled back, and fails unless it wrote at least one row.
   - O(action=export_schema) writes C(pg_dump --schema-only --no-owner --no-privileges) of O(db) to
     O(dest) (C(0600), written under a temporary name and renamed), leaving out the history tables.
+  - With O(container), O(action=export_schema)'s C(pg_dump) is the container's own, run there through the
+    Docker API, its output streamed into O(dest) on this host (the Docker host) as above. Every other action
+    runs over this host's connection, which goes to the container's server (see the fragment); the files
+    and migrations are read on this host. The result names the container (RV(container)).
 extends_documentation_fragment:
   - lifeboat.db.connection
+  - lifeboat.db.container
 options:
   db:
     description: Database to work on.
@@ -196,6 +201,10 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+container:
+  description: The container the database lives in - C(name), C(id), C(image), C(image_id), C(docker_host).
+  returned: with O(container)
+  type: dict
 schema:
   description: Schema of the history tables.
   returned: always
@@ -281,6 +290,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import connection_argument_spec
 from ansible_collections.lifeboat.db.plugins.module_utils.migrate.run import run
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import run_module
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import container_argument_spec
 
 ACTIONS = ['apply', 'baseline', 'migrate', 'info', 'validate', 'repair', 'smoke', 'export_schema']
 
@@ -314,6 +324,7 @@ def argument_spec():
         dest=dict(type='path'),
         exclude_tables=dict(type='list', elements='str'),
     )
+    spec.update(container_argument_spec())
     return spec
 
 

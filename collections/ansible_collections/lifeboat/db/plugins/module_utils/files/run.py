@@ -7,11 +7,29 @@ __metaclass__ = type
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.files.archive import backup_files, restore_files
+from ansible_collections.lifeboat.db.plugins.module_utils.files.container import host_path
 from ansible_collections.lifeboat.db.plugins.module_utils.files.offsite import offsite_request
 from ansible_collections.lifeboat.db.plugins.module_utils.files.restore_s3 import restore_from_s3
 
 
 def run(ctx):
+    container = getattr(ctx, 'container', None)
+    if container is None:
+        return _run(ctx)
+    # path and dest are named as the container sees them; the work is done on their host folders.
+    p = ctx.params
+    seen = dict(path=p['path'], dest=p['dest'])
+    if p['path'] and p['action'] == 'backup':
+        p['path'] = host_path(container, 'path', p['path'])
+    if p['dest'] and p['action'] == 'restore':
+        p['dest'] = host_path(container, 'dest', p['dest'], restore=True)
+    result = _run(ctx)
+    result['container'] = dict(ctx.container_facts(), **dict(
+        ('%s_in_container' % key, value) for key, value in seen.items() if value))
+    return result
+
+
+def _run(ctx):
     p = ctx.params
     if p['action'] == 'backup':
         if not p['path']:

@@ -24,6 +24,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.integrity.runner impor
     Check, Snapshot, result, run_checks, wrap)
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.sequences import sequence_states
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import open_container
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.schema import describe, diff, fingerprint
 
 
@@ -128,9 +129,17 @@ def schema_against(left, right, left_name, right_name):
 def other_schema(ctx):
     """The schema of parity_with's database, read on a connection of its own (read-only)."""
     other = ctx.params['parity_with']
-    params = dict(ctx.params)
-    if other.get('host'):
-        params.update(login_host=other['host'], login_unix_socket=None)
+    # The task's own server as the task reaches it (with container: where the Docker host reaches it).
+    params = dict(ctx.params, login_host=ctx.options.host, login_unix_socket=None, port=ctx.options.port)
+    if other.get('container'):
+        if other.get('host') is not None or other.get('port') is not None:
+            raise LifeboatError('parity_with names container %r and host or port: give the container (its server is '
+                                'found from its settings) or host and port, not both' % other['container'])
+        # Seed 000's Legacy in a container of its own on the same engine as the task's.
+        container, _ = open_container(dict(container=other['container'], docker_host=ctx.params.get('docker_host')))
+        params['login_host'], params['port'] = container.address()
+    elif other.get('host'):
+        params.update(login_host=other['host'])
     for key, option in (('port', 'port'), ('user', 'login_user'), ('password', 'login_password')):
         if other.get(key) is not None:
             params[option] = other[key]
@@ -226,4 +235,7 @@ def run(ctx):
                             'with action=capture')
     if ctx.params['baseline'] and ctx.params['baseline'] != 'latest':
         ctx.params['baseline'] = os.path.expanduser(ctx.params['baseline'])
-    return capture(ctx) if ctx.params['action'] == 'capture' else check(ctx)
+    outcome = capture(ctx) if ctx.params['action'] == 'capture' else check(ctx)
+    if getattr(ctx, 'container', None) is not None:
+        outcome['container'] = ctx.container_facts()
+    return outcome

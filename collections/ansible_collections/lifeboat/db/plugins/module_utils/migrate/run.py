@@ -23,6 +23,9 @@ def run(ctx):
         if schema is None:
             raise LifeboatError('the connection has no current schema (empty search_path); set the schema option')
         result = dict(changed=False, schema=schema, actions=[])
+        if getattr(ctx, 'container', None) is not None:
+            # Which container and image the database was (the baseline gate's evidence names them).
+            result['container'] = ctx.container_facts()
         ACTIONS[params['action']](ctx, conn, schema, result)
         return result
     finally:

@@ -2,7 +2,10 @@
 # Copyright: lifeboat developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The seed module's export_schema action: pg_dump --schema-only of the database, without the
-history tables, written atomically and only when it changed."""
+history tables, written atomically and only when it changed.
+
+With `container` (issue 20), the container's own pg_dump runs there, through the Docker API, and its
+output is streamed out into the staging file here; dest stays on this host (the Docker host)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
@@ -11,6 +14,7 @@ import tempfile
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile, server_major
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.container import tools as container_tools
 from ansible_collections.lifeboat.db.plugins.module_utils.migrate import seed
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
 
@@ -35,11 +39,20 @@ def export_schema(ctx, conn, schema, result):
     os.close(fd)
     os.chmod(staging, 0o600)
     try:
-        argv = [pg_dump.path, '--schema-only', '--no-owner', '--no-privileges', '--file', staging]
+        argv = [pg_dump.path, '--schema-only', '--no-owner', '--no-privileges']
         argv += ['--exclude-table=%s' % pattern for pattern in excluded]
-        with PassFile(ctx.options, ctx.tmpdir) as passfile:
-            run_tool(ctx.run_command, argv, ctx.options.tool_environment(params['db'], passfile),
-                     'pg_dump --schema-only of database %r' % params['db'])
+        what = 'pg_dump --schema-only of database %r' % params['db']
+        execer = getattr(ctx, 'execer', None)
+        if execer is not None:
+            # container_tools.stream_to_file makes the file itself (O_EXCL): the name mkstemp
+            # reserved is handed over empty, and one that reappears meanwhile is refused, not overwritten.
+            os.unlink(staging)
+            container_tools.stream_to_file(execer, argv, container_tools.container_tool_environment(
+                ctx.options, params['db']), staging, what)
+        else:
+            with PassFile(ctx.options, ctx.tmpdir) as passfile:
+                run_tool(ctx.run_command, argv + ['--file', staging],
+                         ctx.options.tool_environment(params['db'], passfile), what)
         result['changed'] = not _same_dump(staging, dest)
         if result['changed']:
             os.rename(staging, dest)
@@ -47,8 +60,9 @@ def export_schema(ctx, conn, schema, result):
     finally:
         if staging and os.path.exists(staging):
             os.unlink(staging)
-    result['actions'].append('%s the schema of %s to %s' % ('wrote' if result['changed'] else 'unchanged:',
-                                                             params['db'], dest))
+    result['actions'].append('%s the schema of %s to %s%s' % (
+        'wrote' if result['changed'] else 'unchanged:', params['db'], dest,
+        ' (pg_dump in container %s)' % ctx.container.name if getattr(ctx, 'execer', None) is not None else ''))
 
 
 def _same_dump(new, old):

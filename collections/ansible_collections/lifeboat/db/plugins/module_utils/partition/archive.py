@@ -9,6 +9,11 @@ Each step can be interrupted and is finished by the next run: the partition is m
 comment, partition.RetiredMark) before it is detached, the archive's id is added to the mark
 once the set is committed, and the table is dropped only in a transaction that holds it locked
 and finds exactly the rows the archive was proven to hold.
+
+With `container` (issue 20) the container's own tools do it: its pg_dump writes the archive through
+the Docker API into the repository here (backup/pg_dump.take_backup), and its pg_restore reads the
+archive back through its standard input - the table of contents, the rows, the restore of a
+partition - so the repository stays on the Docker host and no copy is left in the container.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -23,6 +28,9 @@ from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import L
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.bounds import Bounds, RetiredMark, qualified, shown
 from ansible_collections.lifeboat.db.plugins.module_utils.partition.table import Detached
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.container import tools as container_tools
+from ansible_collections.lifeboat.db.plugins.module_utils.container.feed import run_on_file
+from ansible_collections.lifeboat.db.plugins.module_utils.restore import container as restore_container
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import tool_output
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.verification import (
@@ -107,7 +115,10 @@ def archived_bounds(table, backup, key):
 def prove_archive(ctx, backup, schema, name):
     """Checksums, table of contents, and the rows in the archive itself counted against the
     manifest: the archive holds exactly what was counted in the dump's snapshot. Returns the rows."""
-    check_backup(ctx, backup)
+    if restore_container.in_container(ctx):
+        restore_container.check_backup(ctx, backup)
+    else:
+        check_backup(ctx, backup)
     key = table_key(schema, name)
     counts = backup.manifest.get('row_counts')
     expected = counts.get(key) if isinstance(counts, dict) else None
@@ -126,21 +137,34 @@ def count_archived_rows(ctx, backup, schema, name):
     COPY text format escapes newlines inside values)."""
     pg_restore = ctx.finder.find('pg_restore', dump_major(backup.manifest), 'backup %s was written by pg_dump %s'
                                  % (backup.backup_id, backup.manifest['pg_dump_version']))
-    argv = [pg_restore.path, '--data-only', '--schema=%s' % schema, '--table=%s' % name, '--file=-',
-            archive_path(backup)]
-    rows, inside, pending = 0, False, b''
-    for block in tool_output(argv, {}, 'reading the rows of %s back from backup %s' % (name, backup.backup_id)):
-        lines = (pending + block).split(b'\n')
-        pending = lines.pop()
+    argv = [pg_restore.path, '--data-only', '--schema=%s' % schema, '--table=%s' % name, '--file=-']
+    what = 'reading the rows of %s back from backup %s' % (name, backup.backup_id)
+    counter = _RowCounter()
+    if restore_container.in_container(ctx):
+        run_on_file(ctx.execer, argv, archive_path(backup), what, on_stdout=counter.feed)
+    else:
+        for block in tool_output(argv + [archive_path(backup)], {}, what):
+            counter.feed(block)
+    return counter.rows
+
+
+class _RowCounter(object):
+    """Counts the rows of the COPY blocks in pg_restore's output as it arrives."""
+
+    def __init__(self):
+        self.rows, self.inside, self.pending = 0, False, b''
+
+    def feed(self, block):
+        lines = (self.pending + block).split(b'\n')
+        self.pending = lines.pop()
         for line in lines:
-            if inside:
+            if self.inside:
                 if line == b'\\.':
-                    inside = False
+                    self.inside = False
                 else:
-                    rows += 1
+                    self.rows += 1
             elif COPY_START.match(line):
-                inside = True
-    return rows
+                self.inside = True
 
 
 def drop_archived(conn, detached, rows, backup_id):
@@ -175,13 +199,17 @@ def restore_archive(ctx, backup, schema, name):
     pg_restore = ctx.finder.find('pg_restore', dump_major(backup.manifest), 'backup %s was written by pg_dump %s'
                                  % (backup.backup_id, backup.manifest['pg_dump_version']))
     db = ctx.params['db']
+    # The whole archive: it holds this one table with its own indexes, constraints and grants.
+    # pg_restore restores into a database only when given --dbname, and reads a --dbname holding
+    # `=` as connection options (`x host=...` would restore onto another server). An empty one
+    # makes libpq take the name from PGDATABASE (tool_environment), which is only ever a name.
+    argv = [pg_restore.path, '--single-transaction', '--exit-on-error', '--no-password', '--dbname=']
+    what = 'pg_restore of %s from backup %s' % (table_key(schema, name), backup.backup_id)
+    if restore_container.in_container(ctx):
+        # Through stdin, in one transaction: input that ends early fails pg_restore, and nothing is kept.
+        run_on_file(ctx.execer, argv, archive_path(backup), what,
+                    environment=container_tools.container_tool_environment(ctx.options, db))
+        return pg_restore
     with PassFile(ctx.options, ctx.tmpdir) as passfile:
-        env = ctx.options.tool_environment(db, passfile)
-        # The whole archive: it holds this one table with its own indexes, constraints and grants.
-        # pg_restore restores into a database only when given --dbname, and reads a --dbname holding
-        # `=` as connection options (`x host=...` would restore onto another server). An empty one
-        # makes libpq take the name from PGDATABASE (tool_environment), which is only ever a name.
-        run_tool(ctx.run_command, [pg_restore.path, '--single-transaction', '--exit-on-error', '--no-password',
-                                   '--dbname=', archive_path(backup)], env,
-                 'pg_restore of %s from backup %s' % (table_key(schema, name), backup.backup_id))
+        run_tool(ctx.run_command, argv + [archive_path(backup)], ctx.options.tool_environment(db, passfile), what)
     return pg_restore

@@ -25,12 +25,16 @@ RETENTION_ACTIONS = ('detach', 'archive', 'archive_and_drop')
 def run(ctx):
     p = ctx.params
     if p['restore_partition']:
-        return _with_table(ctx, reattach)
-    if p['retention_action'] != 'detach' and p['retain'] is not None and ctx.repository is None:
-        raise LifeboatError('retention_action %s needs repository: the folder on the target host that receives the '
-                            'archives' % p['retention_action'])
-    validate_extra_indexes(p['partition_indexes'])
-    return _with_table(ctx, _keep)
+        result = _with_table(ctx, reattach)
+    else:
+        if p['retention_action'] != 'detach' and p['retain'] is not None and ctx.repository is None:
+            raise LifeboatError('retention_action %s needs repository: the folder on the target host that receives '
+                                'the archives' % p['retention_action'])
+        validate_extra_indexes(p['partition_indexes'])
+        result = _with_table(ctx, _keep)
+    if getattr(ctx, 'container', None) is not None:
+        result['container'] = ctx.container_facts()
+    return result
 
 
 def _with_table(ctx, work):
