@@ -136,8 +136,9 @@ def plan_retention(candidates, keep_last=None, keep_days=None, incoming=0, now=N
 
 
 # Kinds `latest` never picks unless asked for by name: a pre-restore safety backup holds what a
-# restore replaced, a partition archive holds one partition, and neither is "the database".
-NOT_LATEST_KINDS = ('pre-restore', 'partition-archive', 'files')
+# restore replaced, a partition archive holds one partition, and neither is "the database"; a
+# SQLite set (lifeboat.db.sqlite) is a database, but never a PostgreSQL one of the same name.
+NOT_LATEST_KINDS = ('pre-restore', 'partition-archive', 'files', 'sqlite', 'sqlite-pre-restore')
 
 
 def whole_database(backup):
