@@ -27,7 +27,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import L
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import FORMAT_VERSION, describe_files
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import new_backup_id
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import (
-    facts, integrity_problems, is_busy, open_copy, open_live, row_counts)
+    facts, hot_journal, integrity_problems, is_busy, open_copy, open_live, row_counts)
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.holders import locked_message
 
 KIND = 'sqlite'
@@ -113,6 +113,8 @@ def _step_copy(source, target, step_pages, busy_timeout, result):
 def _source_error(path, exc, busy_timeout, what):
     if is_busy(exc):
         return LifeboatError(locked_message(path, exc, busy_timeout, what))
+    if hot_journal(path, exc):
+        return LifeboatError('%s: %s' % (what, hot_journal(path, exc)))
     return LifeboatError('%s: cannot read %s as a SQLite database: %s; check it with action=check (a damaged file '
                          'is restored from a backup with action=restore)' % (what, path, exc))
 

@@ -23,7 +23,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results impo
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import read_manifest
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.backup import KIND, PRE_RESTORE_KIND
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import (
-    integrity_problems, is_busy, open_live, row_counts)
+    hot_journal, integrity_problems, is_busy, open_live, row_counts)
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.holders import locked_message
 
 CHECK_KEYS = ('name', 'sql', 'params', 'rows', 'value', 'severity')
@@ -122,6 +122,8 @@ def run_checks(ctx, path, name):
         except sqlite3.Error as exc:
             if is_busy(exc):
                 raise LifeboatError(locked_message(path, exc, p['busy_timeout'], 'check of %s' % path))
+            if hot_journal(path, exc):
+                raise LifeboatError('check of %s: %s' % (path, hot_journal(path, exc)))
             # A file SQLite cannot read at all fails the integrity check, not the task's error path.
             results.append(builtin('integrity', [str(exc)], ''))
     finally:

@@ -119,3 +119,13 @@ def is_busy(exc):
     """Whether a sqlite3 error says another connection held a lock past the busy timeout."""
     text = str(exc).lower()
     return 'locked' in text or 'busy' in text
+
+
+def hot_journal(path, exc):
+    """The one line for a read-only open that met a hot journal, or None: a writer died in the
+    middle of a transaction and only a read-write open may roll it back."""
+    if 'readonly' not in str(exc).replace(' ', '').lower() or not os.path.exists(path + '-journal'):
+        return None
+    return ('%s has a hot journal (%s-journal): a writer died in the middle of a transaction and a read-only open '
+            'cannot roll it back; let the application open it once (SQLite rolls it back), then run again'
+            % (path, path))

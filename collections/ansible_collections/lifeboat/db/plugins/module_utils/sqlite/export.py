@@ -20,7 +20,7 @@ import sqlite3
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import fsync_dir
-from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import is_busy, open_live
+from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import hot_journal, is_busy, open_live
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.holders import locked_message
 
 
@@ -87,6 +87,8 @@ def export(ctx, path):
     except sqlite3.Error as exc:
         if is_busy(exc):
             raise LifeboatError(locked_message(path, exc, p['busy_timeout'], 'export from %s' % path))
+        if hot_journal(path, exc):
+            raise LifeboatError('export from %s: %s' % (path, hot_journal(path, exc)))
         raise LifeboatError('export from %s: the query failed: %s; nothing was written' % (path, exc))
     finally:
         conn.close()
