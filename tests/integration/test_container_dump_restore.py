@@ -90,8 +90,10 @@ def test_dump_in_container(site, tmp_path):
         task("custom", "dump", db="app", repository=str(repo), globals=True),
         task("plain", "dump", db="app", repository=str(repo), format="plain", kind="plain"),
         task("check mode", "dump", check=True, db="app", repository=str(repo)),
-        task("directory", "dump", ignore=True, db="app", repository=str(repo), format="directory"),
+        task("directory", "dump", db="app", repository=str(repo), format="directory", kind="dir", jobs=2),
         task("failing pg_dump", "dump", ignore=True, db="app", repository=str(repo), tables=["public.nosuch"]),
+        task("failing directory pg_dump", "dump", ignore=True, db="app", repository=str(repo), format="directory",
+             kind="dir", tables=["public.nosuch"]),
         task("unknown container", "dump", ignore=True, db="app", repository=str(repo), container=gone),
         task("stopped container", "dump", ignore=True, db="app", repository=str(repo),
              container=site.stopped.name),
@@ -135,16 +137,29 @@ def test_dump_in_container(site, tmp_path):
 
     would = result.result("check mode")
     assert not would["failed"] and would["pg_dump"]["version"].startswith("18"), would
-    assert sorted(backup_sets(repo / "app")) == sorted([custom["backup_id"], plain["backup_id"]])
+    # pg_dump -Fd -j 2 in the container, the folder copied out file by file: each one 0600, hashed as
+    # it arrived, read back by the container's pg_restore, and the folder in the container gone.
+    directory = result.result("directory")
+    assert not directory["failed"], directory
+    assert directory["manifest"]["format"] == "directory" and directory["manifest"]["jobs"] == 2
+    assert directory["manifest"]["row_counts"] == {"public.item": ROWS, "public.tag": 300}
+    files = directory["manifest"]["files"]
+    assert "app.dir/toc.dat" in {f["name"] for f in files} and len(files) >= 3
+    for entry in files:
+        path = Path(directory["backup_path"], entry["name"])
+        assert sha256(path) == entry["sha256"] and path.stat().st_size == entry["size"]
+        assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    sets = [custom["backup_id"], plain["backup_id"], directory["backup_id"]]
+    assert sorted(backup_sets(repo / "app")) == sorted(sets)
 
-    assert_one_line(result.result("directory"), "format directory is not supported with container %r"
-                    % site.db.name)
     failing = result.result("failing pg_dump")
     assert_one_line(failing, "pg_dump of database 'app' failed in container %r (exit code 1): " % site.db.name,
                     'no matching tables were found for pattern "public.nosuch"')
-    # The failed dump counts for nothing: no set, nothing half-written left behind.
-    assert sorted(backup_sets(repo / "app")) == sorted([custom["backup_id"], plain["backup_id"]])
-    assert leftovers(repo / "app") == []
+    assert_one_line(result.result("failing directory pg_dump"), "pg_dump of database 'app' failed in container %r "
+                    "(exit code 1): " % site.db.name, 'no matching tables were found for pattern "public.nosuch"')
+    # The failed dumps count for nothing: no set, nothing half-written left behind here or in the container.
+    assert sorted(backup_sets(repo / "app")) == sorted(sets)
+    assert leftovers(repo / "app") == [] and site.db.scratch_left() == []
     assert_one_line(result.result("unknown container"), "container %r does not exist on the engine at %s"
                     % (gone, site.engine.base_url))
     assert_one_line(result.result("stopped container"), "container %r is exited" % site.stopped.name,
@@ -169,6 +184,7 @@ def test_restore_in_container(site, tmp_path):
              "ALTER TABLE haunted OWNER TO ghost")
     dumps = play(site, tmp_path, [
         task("custom", "dump", db="app", repository=repo),
+        task("directory", "dump", db="app", repository=repo, format="directory", kind="dir", jobs=2),
         task("plain", "dump", db="app", repository=repo, format="plain", kind="plain"),
         task("ghosty", "dump", db="ghosty", repository=repo),
     ])
@@ -184,12 +200,13 @@ def test_restore_in_container(site, tmp_path):
     whole = gzip.compress(head + b"\n" + b"-- padding\n" * 120000 + b"SET " + rest)
     cut = tmp_path / "cut.sql.gz"
     cut.write_bytes(whole[:len(whole) // 2])
-    for db in ("app_new", "app_plain", "app_cut"):
+    for db in ("app_new", "app_plain", "app_cut", "app_dir"):
         site.db.sql("postgres", "DROP DATABASE IF EXISTS %s" % db)
 
     result = play(site, tmp_path, [
         task("new", "restore", db="app_new", backup_db="app", repository=repo, mode="new", kind="full", jobs=2),
         task("plain", "restore", db="app_plain", backup_db="app", repository=repo, mode="new", kind="plain"),
+        task("directory", "restore", db="app_dir", backup_db="app", repository=repo, mode="new", kind="dir", jobs=2),
         task("check mode", "restore", check=True, db="app", repository=repo, mode="swap", kind="full"),
         task("swap", "restore", db="app", repository=repo, mode="swap", kind="full", keep_previous=1),
         task("replace failing", "restore", ignore=True, db="app_new", backup_db="ghosty", repository=repo,
@@ -209,6 +226,10 @@ def test_restore_in_container(site, tmp_path):
     plain = result.result("plain")
     assert not plain["failed"] and plain["pg_restore"]["name"] == "psql", plain
     assert site.db.sql("app_plain", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
+    directory = result.result("directory")
+    assert not directory["failed"] and directory["backup_id"] == dumps.result("directory")["backup_id"], directory
+    assert directory["pg_restore"]["name"] == "pg_restore", directory
+    assert site.db.sql("app_dir", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
 
     would = result.result("check mode")
     assert not would["failed"] and would["container"]["name"] == site.db.name, would

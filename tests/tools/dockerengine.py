@@ -260,7 +260,9 @@ class Engine:
     def _sweep_dead_owners(self):
         with self.locked():
             live = set(self._live_users())
-            failures = self._remove_owned(lambda owner: owner not in live)
+            # Only what carries a dead owner's label: an anonymous volume (the image's VOLUME) has none,
+            # and while its container runs for a live owner it is theirs - it goes with the container.
+            failures = self._remove_owned(lambda owner: owner is not None and owner not in live)
         if failures:
             raise EngineError("could not remove what a finished test run left: %s" % "; ".join(failures))
 

@@ -216,7 +216,7 @@ class ContainerSite:
                                                labels=self.labels)
         if not running:
             container.stop(timeout=1)
-            container.reload()
+        container.reload()
         return container
 
     @property

@@ -1,9 +1,9 @@
 """pg_restore's stderr from a container, split into lines for the restore's progress and message.
 
-The engine hands stderr over in blocks cut anywhere; restore/container._LineTail must see whole
+The engine hands stderr over in blocks cut anywhere; container/exec.LineTail must see whole
 lines (a table name cut in two would never match the progress pattern) and keep the last ones,
 where pg_restore's error is, even when --verbose has written far more than the exec keeps."""
-from ansible_collections.lifeboat.db.plugins.module_utils.restore.container import TAIL_LINES, _LineTail
+from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import TAIL_LINES, LineTail
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.database import _table_follower
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import last_error_line
 
@@ -22,7 +22,7 @@ def test_lines_whole_whatever_the_blocks():
             b'pg_restore: error: could not execute query: ERROR:  role "ghost" does not exist')
     for size in (1, 3, 7, len(text)):
         progress = FakeProgress()
-        tail = _LineTail(_table_follower(progress))
+        tail = LineTail(_table_follower(progress))
         for start in range(0, len(text), size):
             tail.feed(text[start:start + size])
         tail.close()
@@ -32,7 +32,7 @@ def test_lines_whole_whatever_the_blocks():
 
 
 def test_only_the_last_lines_kept():
-    tail = _LineTail(None)
+    tail = LineTail(None)
     tail.feed(b"".join(b"pg_restore: creating TABLE t%d\n" % n for n in range(5000)))
     tail.feed(b"pg_restore: error: out of disk\n")
     tail.close()

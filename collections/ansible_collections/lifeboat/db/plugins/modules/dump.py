@@ -36,8 +36,10 @@ description:
   - With O(container), C(pg_dump) and C(pg_dumpall) run inside that container through the Docker API -
     the server's own tools - and their output streams into the repository on this host, hashed as it
     arrives; the custom archive is read back by the container's C(pg_restore) through its standard input.
-    The manifest names the container (C(container) - name, id, image). Formats C(custom) and C(plain) only;
-    O(format=directory) and an C(s3://) O(repository) are refused in one line (use O(offsite_url)).
+    O(format=directory) (with O(jobs)) is written into a private folder in the container, copied out file by
+    file (each checked, written 0600 and hashed) and the folder removed whatever happens.
+    The manifest names the container (C(container) - name, id, image). An C(s3://) O(repository) is refused
+    in one line (use O(offsite_url)).
 extends_documentation_fragment:
   - lifeboat.db.connection
   - lifeboat.db.container

@@ -61,10 +61,10 @@ description:
     download is removed after a successful restore. A set in GLACIER or DEEP_ARCHIVE must be
     restored from there first (O(glacier_restore)).
   - With O(container), the set is checked on this host as always, and the container's own C(pg_restore) and C(psql)
-    restore it - the archive's table of contents read through their standard input, a custom archive copied
-    into a private folder in the container (so O(jobs) works) and removed afterwards, a plain dump fed to
-    C(psql) inside C(BEGIN)/C(COMMIT) sent by lifeboat. Modes C(new), C(replace) and C(swap); O(mode=tables)
-    and directory-format backups are refused in one line. The result names the container.
+    restore it - a custom archive's table of contents read through their standard input, a custom archive or
+    a directory-format set copied into a private folder in the container (so O(jobs) works) and removed
+    afterwards, a plain dump fed to C(psql) inside C(BEGIN)/C(COMMIT) sent by lifeboat. Modes C(new),
+    C(replace) and C(swap); O(mode=tables) is refused in one line. The result names the container.
 extends_documentation_fragment:
   - lifeboat.db.connection
   - lifeboat.db.container

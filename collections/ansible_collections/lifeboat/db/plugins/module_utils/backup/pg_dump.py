@@ -26,13 +26,16 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest impor
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import (
     dated_ahead, new_backup_id, selection_key, validate_retention)
 from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
-from ansible_collections.lifeboat.db.plugins.module_utils.common.progress import Progress
+from ansible_collections.lifeboat.db.plugins.module_utils.common.progress import Progress, size_of
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import (
     run_following_stderr, stream_to_file, stream_to_s3)
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.swap import TARGET_LOCK_DB, try_target_lock
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import read_toc
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.offsite import copy_offsite
+from ansible_collections.lifeboat.db.plugins.module_utils.container import archive as container_archive
 from ansible_collections.lifeboat.db.plugins.module_utils.container import tools as container_tools
+from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import LineTail
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import last_error_line
 
 GLOBALS_NAME = 'globals.sql'
 # A safety backup is taken by the restore that holds the per-target lock (swap.try_target_lock), of the
@@ -57,6 +60,8 @@ class BackupRequest(object):
         # Facts the caller records in the manifest besides the dump's own (e.g. a partition's bounds).
         self.annotations = annotations or {}
         self.restore_waited = 0.0
+        # What went wrong beside the backup without spoiling it (a scratch folder left in a container).
+        self.warnings = []
 
 
 def take_backup(ctx, request):
@@ -106,9 +111,6 @@ def _refuse_in_container(ctx, request, sink):
     if sink.streams_only:
         raise LifeboatError('a dump in container %r cannot stream to an s3:// repository yet; use a local repository '
                             'path with offsite_url to copy each set to S3' % ctx.container.name)
-    if request.options.format == 'directory':
-        raise LifeboatError('format directory is not supported with container %r yet (pg_dump would write the folder '
-                            'inside the container); use format custom or plain' % ctx.container.name)
 
 
 def _find_tools(ctx, request, conn, version):
@@ -193,7 +195,7 @@ def _locked_backup(ctx, request, conn, pg_dump, pg_dumpall, version, sink, backu
             progress.update(force=True, phase='dumping globals')
             _dump_globals(ctx, pg_dumpall, sink)
         progress.update(force=True, phase='verifying')
-        verified_at = _verify_archive(ctx, opts, sink, request.database, pg_dump.major)
+        verified_at = _verify_archive(ctx, opts, sink, request, pg_dump.major)
         finished = utc_now()
         files = sink.files()
         manifest = _manifest(ctx, request, conn, sink, pg_dump, version, backup_id, files, counts, settings,
@@ -271,7 +273,7 @@ def _result(request, facts, pg_dump, lock, warnings):
                      % (request.database, manifest['total_rows'], len(counts), opts.format, size, pg_dump.name,
                         pg_dump.version, final)]
                   + ['Deleted backup %s (retention)' % old_id for old_id in deleted])
-    warnings = list(warnings)
+    warnings = list(warnings) + request.warnings
     if retention['errors']:
         result['retention_errors'] = retention['errors']
         warnings.append('backup %s is complete at %s, but retention could not finish: %s'
@@ -325,8 +327,16 @@ class LocalSink(object):
             return
         self.known[name] = stream_to_file(argv, env, self.path(name), what, progress=progress)
 
-    def list_archive(self, ctx, pg_restore, name, what):
+    def copy_out_of(self, execer, source):
+        """A folder in the container copied into the staging folder, every file hashed on the way."""
+        for entry in container_archive.copy_out(execer, source, self.staging):
+            self.known[entry['name']] = entry['sha256']
+
+    def list_archive(self, ctx, pg_restore, name, what, warnings):
         if getattr(ctx, 'execer', None) is not None:
+            if os.path.isdir(self.path(name)):
+                container_tools.read_toc_dir(ctx.execer, pg_restore, self.path(name), what, warnings)
+                return
             # The container's own pg_restore reads the archive here through its stdin: no copy in the container.
             container_tools.read_toc(ctx.execer, pg_restore, self.path(name), what)
             return
@@ -385,7 +395,7 @@ class S3Sink(object):
             self.toc_errors[name] = sent['toc_error']
         self.sent.append(dict(name=name, size=sent['size'], sha256=sent['sha256'], s3_checksum=sent['checksum']))
 
-    def list_archive(self, ctx, pg_restore, name, what):
+    def list_archive(self, ctx, pg_restore, name, what, warnings):
         if name not in self.toc_errors:
             raise LifeboatError('%s: the archive was not read back while it streamed' % what)
         if self.toc_errors[name]:
@@ -429,10 +439,13 @@ def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):
     execer = getattr(ctx, 'execer', None)
     try:
         if execer is not None:
+            env = container_tools.container_tool_environment(ctx.options, request.database)
+            if opts.format == 'directory':
+                _dump_directory_in_container(execer, pg_dump, snapshot, env, request, sink, progress)
+                return _counted(conn, opts, progress), settings
             # In the container, custom archives are streamed out too: written to a pipe, they have no data
             # offsets, so pg_restore finds each table's data by reading on (the content is the same).
             argv = opts.pg_dump_argv(pg_dump.path, snapshot, None)
-            env = container_tools.container_tool_environment(ctx.options, request.database)
             sink.write_stream(argv, env, name, 'pg_dump of database %r' % request.database,
                               progress=lambda written: progress.update(bytes=written), execer=execer)
             return _counted(conn, opts, progress), settings
@@ -450,6 +463,38 @@ def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):
     finally:
         os.umask(old_umask)
     return _counted(conn, opts, progress), settings
+
+
+def _dump_directory_in_container(execer, pg_dump, snapshot, env, request, sink, progress):
+    """A directory-format dump (pg_dump --jobs) in the container: written into a new private folder
+    there (mktemp -d), copied out into the staging folder (get_archive; the engine's tar is checked
+    member by member, each file written 0600 and hashed), and the folder removed in the container
+    whatever happened. A failure leaves the staging folder to the caller, which removes it."""
+    opts = request.options
+    name = opts.archive_name(request.database)
+    what = 'pg_dump of database %r' % request.database
+    scratch = container_archive.scratch_dir(execer, what)
+    try:
+        inside = scratch + '/' + name
+        # --verbose names each table as pg_dump starts on it: the progress file follows it.
+        tail = LineTail(lambda line: progress.tool_line(line, sink.path(name)))
+        result = execer.run(opts.pg_dump_argv(pg_dump.path, snapshot, inside) + ['--verbose'], environment=env,
+                            on_stderr=tail.feed)
+        tail.close()
+        if result.exit_code != 0:
+            if result.exit_code in (126, 127):
+                raise LifeboatError(execer.failure(pg_dump.path, what, result))
+            raise LifeboatError('%s failed in container %r (exit code %d): %s'
+                                % (what, execer.container.name, result.exit_code,
+                                   last_error_line('\n'.join(tail.lines), 'no error message')))
+        progress.update(force=True, phase='copying out of the container')
+        sink.copy_out_of(execer, inside)
+        progress.update(force=True, bytes=size_of(sink.path(name)))
+    finally:
+        problem = container_archive.remove_in(execer, scratch)
+        if problem:
+            request.warnings.append('%s; remove it by hand (docker exec %s rm -rf %s)'
+                                    % (problem, execer.container.name, scratch))
 
 
 def _counted(conn, opts, progress):
@@ -477,12 +522,12 @@ def _dump_globals(ctx, pg_dumpall, sink):
         os.umask(old_umask)
 
 
-def _verify_archive(ctx, opts, sink, database, dump_major):
+def _verify_archive(ctx, opts, sink, request, dump_major):
     """Prove the archive reads back before it becomes a backup: pg_restore --list for custom and
     directory archives (from S3 itself when streamed there). Plain dumps were checksummed while
     written."""
     if opts.format in ('custom', 'directory'):
         pg_restore = ctx.finder.find('pg_restore', dump_major, 'reading back an archive of pg_dump %d' % dump_major)
-        sink.list_archive(ctx, pg_restore.path, opts.archive_name(database),
-                          'reading back the new archive of database %r' % database)
+        sink.list_archive(ctx, pg_restore.path, opts.archive_name(request.database),
+                          'reading back the new archive of database %r' % request.database, request.warnings)
     return iso(utc_now())

@@ -15,6 +15,7 @@ __metaclass__ = type
 import hashlib
 import os
 import posixpath
+import stat
 import tarfile
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
@@ -26,11 +27,44 @@ BLOCK = tarfile.BLOCKSIZE
 
 def tar_stream(path, name, mode=0o600, uid=0, gid=0):
     """The blocks of a tar archive holding the file `path` as `name`, generated as they are read."""
-    size = os.stat(path).st_size
+    for block in _file_entry(path, name, mode, uid, gid):
+        yield block
+    yield b'\0' * (2 * BLOCK)
+
+
+def tar_folder_stream(path, name, uid=0, gid=0):
+    """The blocks of a tar archive holding the folder `path` as `name` (0700) with its regular files
+    (0600) and folders, generated as the files are read. Anything else in it (a link, a device) is
+    refused: a backup set holds files only, and a link would point somewhere in the container."""
+    yield _entry(name, tarfile.DIRTYPE, 0o700, uid, gid, 0, os.stat(path).st_mtime)
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        inside = posixpath.join(name, *os.path.relpath(root, path).split(os.sep)) if root != path else name
+        for entry in sorted(dirs + files):
+            full = os.path.join(root, entry)
+            facts = os.lstat(full)
+            member = posixpath.join(inside, entry)
+            if stat.S_ISDIR(facts.st_mode):
+                yield _entry(member, tarfile.DIRTYPE, 0o700, uid, gid, 0, facts.st_mtime)
+            elif stat.S_ISREG(facts.st_mode):
+                for block in _file_entry(full, member, 0o600, uid, gid):
+                    yield block
+            else:
+                raise LifeboatError('%s is not a regular file or folder; a backup set holds nothing else, so it is '
+                                    'not copied into the container' % full)
+    yield b'\0' * (2 * BLOCK)
+
+
+def _entry(name, kind, mode, uid, gid, size, mtime):
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.uid, info.gid = size, mode, uid, gid
-    info.mtime = int(os.stat(path).st_mtime)
-    yield info.tobuf(format=tarfile.PAX_FORMAT)
+    info.type, info.mode, info.uid, info.gid, info.size, info.mtime = kind, mode, uid, gid, size, int(mtime)
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def _file_entry(path, name, mode, uid, gid):
+    """One file's header, its blocks as they are read, and the padding to a whole tar block."""
+    size = os.stat(path).st_size
+    yield _entry(name, tarfile.REGTYPE, mode, uid, gid, size, os.stat(path).st_mtime)
     sent = 0
     with open(path, 'rb') as source:
         for block in iter(lambda: source.read(CHUNK), b''):
@@ -43,14 +77,15 @@ def tar_stream(path, name, mode=0o600, uid=0, gid=0):
                             'was restored from it' % (path, size, sent))
     if size % BLOCK:
         yield b'\0' * (BLOCK - size % BLOCK)
-    yield b'\0' * (2 * BLOCK)
 
 
 def copy_in(execer, path, directory, name, mode=0o600, uid=0, gid=0):
-    """Copy the file `path` into the container's `directory` as `name`; returns its path there."""
+    """Copy the file (or folder, as tar_folder_stream) `path` into the container's `directory` as
+    `name`; returns its path there."""
     container = execer.container
+    stream = tar_folder_stream(path, name, uid, gid) if os.path.isdir(path) else tar_stream(path, name, mode, uid, gid)
     try:
-        done = container.api.put_archive(container.id, directory, tar_stream(path, name, mode, uid, gid))
+        done = container.api.put_archive(container.id, directory, stream)
     except docker.errors.APIError as exc:
         raise LifeboatError('copying %s into container %r (%s) failed: %s'
                             % (path, container.name, directory, api_error_text(exc)))
@@ -170,3 +205,15 @@ def remove_in(execer, path):
     if result.exit_code != 0:
         return execer.failure('rm', 'removing %s' % path, result)
     return None
+
+
+def exec_user(execer):
+    """(uid, gid) the container's commands run as: files copied in are theirs, 0600."""
+    result = execer.check(['id', '-u'], 'asking the container for its user')
+    uid = result.stdout.decode('ascii', 'replace').strip()
+    result = execer.check(['id', '-g'], 'asking the container for its group')
+    gid = result.stdout.decode('ascii', 'replace').strip()
+    if not (uid.isdigit() and gid.isdigit()):
+        raise LifeboatError('container %r did not tell its user and group (id answered %r, %r)'
+                            % (execer.container.name, uid, gid))
+    return int(uid), int(gid)

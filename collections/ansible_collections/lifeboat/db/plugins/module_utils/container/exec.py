@@ -34,6 +34,8 @@ CHUNK = 1024 * 1024
 # The runtime's words when the program itself is missing (runc, crun, Docker: exit code 126/127).
 MISSING_PROGRAM = ('executable file not found', 'no such file or directory', 'command not found')
 STREAM_STDOUT, STREAM_STDERR = 1, 2
+# What is kept of a --verbose tool's stderr lines for the failure message: the lines around the end.
+TAIL_LINES = 50
 
 
 class ExecResult(object):
@@ -216,6 +218,34 @@ class ContainerExec(object):
                                     'is not trusted' % (program, self.container.name, EXIT_CODE_WAIT))
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+class LineTail(object):
+    """Splits stderr blocks (cut anywhere by the engine) into lines for `on_line` - a --verbose
+    tool's progress - and keeps the last TAIL_LINES of them for the failure message."""
+
+    def __init__(self, on_line):
+        self.on_line = on_line
+        self.pending = b''
+        self.lines = []
+
+    def feed(self, block):
+        self.pending += block
+        complete = self.pending.split(b'\n')
+        self.pending = complete.pop()
+        for raw in complete:
+            self._line(raw)
+
+    def close(self):
+        if self.pending:
+            self._line(self.pending)
+            self.pending = b''
+
+    def _line(self, raw):
+        line = raw.decode('utf-8', 'replace').rstrip()
+        self.lines = (self.lines + [line])[-TAIL_LINES:]
+        if self.on_line is not None:
+            self.on_line(line)
 
 
 class _InputFailed(Exception):

@@ -7,8 +7,9 @@ What a module needs to run pg_dump in the container instead of on the host: the 
 (`container_argument_spec`, documented by the lifeboat.db.container doc fragment), the container
 (`open_container`), its tools with their versions (`ContainerToolFinder`, ToolFinder's counterpart),
 their environment (`container_tool_environment`), pg_dump's output written into the repository
-and hashed as it arrives (`stream_to_file`, pg/stream.stream_to_file's counterpart), and a custom
-archive here read back by the container's pg_restore (`read_toc`, pg/toc.read_toc's counterpart).
+and hashed as it arrives (`stream_to_file`, pg/stream.stream_to_file's counterpart), and an
+archive here read back by the container's pg_restore (`read_toc` for a custom archive, `read_toc_dir`
+for a directory-format one; pg/toc.read_toc's counterparts).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -17,6 +18,7 @@ import hashlib
 import os
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.container import archive as container_archive
 from ansible_collections.lifeboat.db.plugins.module_utils.container.engine import Container, connect
 from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import VERSION_RE, Tool
@@ -122,4 +124,31 @@ def read_toc(execer, pg_restore, archive, what):
     result = execer.run(drained, stdin=blocks())
     if result.exit_code != 0:
         raise LifeboatError(execer.failure(pg_restore, what, result))
+    return result.stdout.decode('utf-8', 'replace')
+
+
+def read_toc_dir(execer, pg_restore, folder, what, warnings=None):
+    """The text `pg_restore --list` prints for the directory-format archive `folder` on this host, run
+    in the container. --list reads nothing of the archive but its toc.dat, so only that file is
+    copied into a private folder there (the data files are proven by their checksums); the folder is
+    removed afterwards whatever happened - a removal that fails is added to `warnings`, or without
+    them fails the read (in one line, after a success only: a failure's own message comes first)."""
+    toc = os.path.join(folder, 'toc.dat')
+    if not os.path.isfile(toc):
+        raise LifeboatError('%s: %s has no toc.dat, so it is not a directory-format archive' % (what, folder))
+    scratch = container_archive.scratch_dir(execer, what)
+    try:
+        uid, gid = container_archive.exec_user(execer)
+        container_archive.copy_in(execer, toc, scratch, 'toc.dat', uid=uid, gid=gid)
+        result = execer.run([pg_restore, '--list', scratch])
+        if result.exit_code != 0:
+            raise LifeboatError(execer.failure(pg_restore, what, result))
+    finally:
+        problem = container_archive.remove_in(execer, scratch)
+        left = problem and '%s; remove it by hand (docker exec %s rm -rf %s)' % (problem, execer.container.name,
+                                                                                 scratch)
+        if left and warnings is not None:
+            warnings.append(left)
+    if left:
+        raise LifeboatError(left)
     return result.stdout.decode('utf-8', 'replace')

@@ -146,7 +146,7 @@ def _restore_set(ctx, conn, request, backup, timings, clock):
     manifest = backup.manifest
     if container.in_container(ctx):
         container.refuse_unsupported(ctx, request, backup)
-        verified = container.check_backup(ctx, backup)
+        verified = container.check_backup(ctx, backup, request.warnings)
     else:
         verified = check_backup(ctx, backup)
     timings['verify_seconds'] = round(time.monotonic() - clock, 3)
