@@ -302,7 +302,7 @@ def argument_spec():
         busy_timeout=dict(type='float', default=10),
         step_pages=dict(type='int', default=1024),
         integrity=dict(type='str', default='quick', choices=['quick', 'full', 'none']),
-        foreign_keys=dict(type='bool', default=True),
+        foreign_keys=dict(type='bool', default=True, no_log=False),
         compare_counts=dict(type='bool', default=False),
         baseline=dict(type='path'),
         tolerance=dict(type='str'),

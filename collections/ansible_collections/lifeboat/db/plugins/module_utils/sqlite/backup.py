@@ -29,9 +29,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository imp
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import (
     facts, hot_journal, integrity_problems, is_busy, open_copy, open_live, row_counts)
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.holders import locked_message
+from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.sets import KIND, PRE_RESTORE_KIND
 
-KIND = 'sqlite'
-PRE_RESTORE_KIND = 'sqlite-pre-restore'
 SET_FILE = 'database.sqlite'
 
 

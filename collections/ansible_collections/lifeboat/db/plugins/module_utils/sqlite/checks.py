@@ -21,10 +21,10 @@ from ansible_collections.lifeboat.db.plugins.module_utils.integrity.custom impor
 from ansible_collections.lifeboat.db.plugins.module_utils.integrity.results import (
     ERROR, FAILED, PASSED, compare_row_counts, parse_tolerance)
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import read_manifest
-from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.backup import KIND, PRE_RESTORE_KIND
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import (
     hot_journal, integrity_problems, is_busy, open_live, row_counts)
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.holders import locked_message
+from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.sets import sqlite_set
 
 CHECK_KEYS = ('name', 'sql', 'params', 'rows', 'value', 'severity')
 SAMPLE_ROWS = 5
@@ -59,10 +59,7 @@ def reference_counts(ctx, name, reference, baseline):
     """(row counts, what they are) of a backup set of `name` or of a baseline JSON file."""
     if baseline:
         return read_manifest(baseline)['row_counts'], 'baseline %s' % baseline
-    backup = ctx.repository.resolve(name, reference, kind=KIND if reference == 'latest' else None)
-    if backup.kind not in (KIND, PRE_RESTORE_KIND):
-        raise LifeboatError('backup %s of %r is a %s backup, not a SQLite one; name a set lifeboat.db.sqlite took'
-                            % (backup.backup_id, name, backup.kind))
+    backup = sqlite_set(ctx.repository, name, reference)
     return backup.manifest.get('row_counts') or {}, 'backup %s' % backup.backup_id
 
 

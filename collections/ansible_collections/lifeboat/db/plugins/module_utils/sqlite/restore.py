@@ -23,17 +23,14 @@ import sqlite3
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import CHUNK, fsync_dir, member_path, verify_files
-from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.backup import KIND, PRE_RESTORE_KIND, SET_FILE, keep_pre_restore
+from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.backup import SET_FILE, keep_pre_restore
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import COMPANIONS, integrity_problems, open_copy
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.holders import refuse_if_held, refuse_if_locked
+from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.sets import sqlite_set
 
 
 def chosen_set(repository, name, reference):
-    """The set to restore: by id (a pre-restore set too, to roll forward), or the newest sqlite set."""
-    backup = repository.resolve(name, reference, kind=KIND if reference == 'latest' else None)
-    if backup.kind not in (KIND, PRE_RESTORE_KIND):
-        raise LifeboatError('backup %s of %r is a %s backup, not a SQLite one; name a set lifeboat.db.sqlite took'
-                            % (backup.backup_id, name, backup.kind))
+    backup = sqlite_set(repository, name, reference)
     if backup.manifest.get('raw'):
         raise LifeboatError('backup %s is a byte-for-byte copy of a file SQLite could not read (%s); it is kept so '
                             'nothing is lost, not restored: copy its files out of %s by hand'
