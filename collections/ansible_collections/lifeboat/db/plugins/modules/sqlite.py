@@ -222,6 +222,10 @@ seconds:
   description: How long the online copy and its checks took.
   returned: action is backup and not check mode
   type: float
+copy_seconds:
+  description: How long the copy itself held its read transaction (what a writer with a rollback journal waits for).
+  returned: action is backup and not check mode
+  type: float
 deleted:
   description: SQLite backups of O(name) removed by retention (backup; in check mode, those it would remove).
   returned: action is backup

@@ -47,6 +47,7 @@ class OnlineCopy(object):
         self.row_counts = {}
         self.problems = []
         self.steps = 0
+        self.copy_seconds = 0.0
         self.seconds = 0.0
 
 
@@ -78,6 +79,7 @@ def copy_online(path, dest, busy_timeout, step_pages, what):
         finally:
             target.close()
         source.execute('COMMIT')
+        result.copy_seconds = round(time.monotonic() - clock, 3)
     finally:
         source.close()
     copy = open_copy(dest)
@@ -174,6 +176,7 @@ def take_backup(ctx, path, name):
     result = dict(changed=True, backup_id=backup_id, backup_path=final, sha256=manifest['files'][0]['sha256'],
                   size=manifest['files'][0]['size'], row_counts=manifest['row_counts'],
                   total_rows=manifest['total_rows'], sqlite=source, deleted=deleted, seconds=copied.seconds,
+                  copy_seconds=copied.copy_seconds,
                   actions=['Copied %s (%d pages of %d bytes, journal mode %s) through the online backup API in %d '
                            'step(s) into %s' % (path, source['page_count'], source['page_size'],
                                                 source['journal_mode'], copied.steps, final),
@@ -184,7 +187,7 @@ def take_backup(ctx, path, name):
     if source['journal_mode'] != 'wal':
         warnings.append('%s uses journal mode %s: writers waited while the copy was read (%.1f s); with '
                         'PRAGMA journal_mode=WAL they never wait for a backup' % (path, source['journal_mode'],
-                                                                                 copied.seconds))
+                                                                                 copied.copy_seconds))
     if errors:
         result['retention_errors'] = errors
         warnings.append('SQLite backup %s is complete at %s, but retention could not finish: %s'
