@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -149,12 +148,8 @@ def ran(site):
              parity_with={"db": "copy", "container": site.db.name, "port": 5432}),
     ]
     (site.base / "bad").mkdir()
-    started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         good, failing = pool.map(lambda args: play(site, *args), ((site.base, tasks), (site.base / "bad", bad)))
-    print("plays: %.1f s" % (time.monotonic() - started))
-    for title, outcome in good.tasks + failing.tasks:
-        print("%6.2f s %s" % (outcome.get("timing", {}).get("seconds", -1), title))
     assert good.rc == 0, good.stdout[-3000:]
     assert failing.rc == 0, failing.stdout[-3000:]
     return dict(result=good, bad=failing, repo=repo, work=work, dump=dump)
