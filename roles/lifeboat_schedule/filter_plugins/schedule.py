@@ -363,6 +363,94 @@ def pgbackrest_problems(stanzas, times):
     return problems
 
 
+# Seed 003's recovery tests (issue 21): its "毎週 自動復旧テスト / 毎月 コンポーネント復旧テスト / 毎四半期
+# 完全復旧テスト", each a playbook of this project run by the schedule like the default jobs.
+RECOVERY_TEST_KINDS = {
+    "weekly": "weekly automatic-recovery test",
+    "monthly": "monthly component restore test",
+    "quarterly": "quarterly full recovery test",
+}
+
+
+def _recovery_playbook(playbook, project_dir):
+    return playbook if playbook.startswith("/") else f"{project_dir.rstrip('/')}/playbooks/{playbook}"
+
+
+def recovery_test_jobs(times, playbooks, args, ansible_command, project_dir, lock_dir):
+    """The scheduled recovery tests: one job per kind with a time in `times` ({kind: cron expression}; an empty
+    one schedules none of that kind), running `playbooks[kind]` (a name under the project's playbooks/, or an
+    absolute path) with `args[kind]` after `ansible_command`, from the project's folder. The three share one
+    lock: two recovery tests never run at once on a host (the later logs `skipped`). Checked first by
+    recovery_test_problems()."""
+    jobs = []
+    for kind, schedule in times.items():
+        if not schedule or kind not in RECOVERY_TEST_KINDS:
+            continue
+        playbook = _recovery_playbook(str(playbooks.get(kind) or ""), project_dir)
+        jobs.append({
+            "name": f"recovery-test-{kind}",
+            "description": f"{RECOVERY_TEST_KINDS[kind]}: {playbook.rsplit('/', 1)[-1]} (seed 003)",
+            "schedule": schedule,
+            "lock": f"{lock_dir.rstrip('/')}/recovery-test.lock",
+            "chdir": project_dir,
+            "command": [*ansible_command, playbook, *(str(arg) for arg in (args or {}).get(kind) or [])],
+        })
+    return jobs
+
+
+def _extra_vars(arguments):
+    """{name: value} of the -e name=value pairs of an argument list."""
+    values = {}
+    for flag, value in zip(arguments, arguments[1:]):
+        if flag in ("-e", "--extra-vars") and isinstance(value, str) and "=" in value:
+            name, _, rest = value.partition("=")
+            values[name.strip()] = rest.strip()
+    return values
+
+
+def recovery_test_problems(times, playbooks, args, production=False):
+    """One line per problem of the recovery tests' variables; [] when they can be installed."""
+    problems = []
+    for label, value in (("times", times), ("playbooks", playbooks), ("args", args)):
+        if not isinstance(value, dict):
+            problems.append(f"lifeboat_schedule_recovery_tests_{label} must be a mapping of weekly, monthly and "
+                            "quarterly to " + {"times": "cron expressions", "playbooks": "playbooks",
+                                               "args": "argument lists"}[label])
+        else:
+            unknown = sorted(set(value) - set(RECOVERY_TEST_KINDS))
+            if unknown:
+                problems.append(f"lifeboat_schedule_recovery_tests_{label}: {', '.join(map(str, unknown))} is not one "
+                                f"of {', '.join(RECOVERY_TEST_KINDS)}")
+    if problems:
+        return problems
+    for kind in RECOVERY_TEST_KINDS:
+        if not times.get(kind):
+            continue
+        playbook, arguments = playbooks.get(kind), args.get(kind) or []
+        if not isinstance(playbook, str) or not playbook.endswith((".yml", ".yaml")) or _has_control(playbook):
+            problems.append(f"lifeboat_schedule_recovery_tests_playbooks: the {kind} test needs a playbook (a .yml "
+                            f"under the project's playbooks/, or an absolute path), not {playbook!r}")
+            continue
+        if not isinstance(arguments, list) or not all(isinstance(a, (str, int)) for a in arguments):
+            problems.append(f"lifeboat_schedule_recovery_tests_args: the {kind} test's arguments must be a list of "
+                            "strings ([-e, name=value])")
+            continue
+        name = playbook.rsplit("/", 1)[-1]
+        extra = _extra_vars([str(a) for a in arguments])
+        # A restore test restores a copy beside the live database, never over it: restore.yml swaps the
+        # latest backup into restore_db, so restore_db must be a scratch database fed by another's backups.
+        if name == "restore.yml" and not (extra.get("restore_db") and extra.get("restore_backup_db")
+                                          and extra["restore_db"] != extra["restore_backup_db"]):
+            problems.append(f"lifeboat_schedule_recovery_tests_args: the {kind} restore test must restore into a "
+                            "scratch database from another one's backups, never over the live one: give it "
+                            "[-e, restore_db=<scratch>, -e, restore_backup_db=<live>] with two different names")
+        # A full recovery replaces the live database and uploads: a test of it belongs on a staging copy.
+        if name == "full_recovery.yml" and production:
+            problems.append(f"the {kind} full recovery test replaces the live database and uploads, and this host is "
+                            "marked lifeboat_production: schedule it on a staging copy (seed 003's test environment)")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -374,4 +462,6 @@ class FilterModule:
             "lifeboat_schedule_installed_paths": installed_paths,
             "lifeboat_schedule_pgbackrest_jobs": pgbackrest_jobs,
             "lifeboat_schedule_pgbackrest_problems": pgbackrest_problems,
+            "lifeboat_schedule_recovery_test_jobs": recovery_test_jobs,
+            "lifeboat_schedule_recovery_test_problems": recovery_test_problems,
         }
