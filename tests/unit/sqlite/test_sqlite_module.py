@@ -45,7 +45,7 @@ def db(tmp_path):
 
 
 def rows(path, query):
-    conn = sqlite3.connect(str(path))
+    conn = sqlite3.connect(str(path), uri=str(path).startswith('file:'))
     try:
         return conn.execute(query).fetchall()
     finally:
@@ -186,3 +186,30 @@ def test_restore_takes_only_sqlite_sets(db, tmp_path):
 
 def test_csv_cells():
     assert [cell(None), cell(b'\x00\xff'), cell('棚'), cell(1.5)] == ['', '00ff', '棚', 1.5]
+
+
+def test_retention_keeps_the_newest_sets_and_never_a_pre_restore_set(db, tmp_path):
+    repo = str(tmp_path / 'repo')
+    taken = [run(Task(action='backup', path=str(db), repository=repo))['backup_id']]
+    kept = run(Task(action='restore', path=str(db), repository=repo))['pre_restore']['backup_id']
+    taken += [run(Task(action='backup', path=str(db), repository=repo, keep_last=2))['backup_id'] for dummy in range(2)]
+    assert sorted(n for n in os.listdir(os.path.join(repo, 'app')) if not n.startswith('.')) == sorted(taken[1:] + [kept])
+
+
+def test_what_the_live_wal_held_is_in_the_pre_restore_set(tmp_path):
+    """A writer that died after committing into the -wal (never checkpointed): those rows are
+    committed data, and the restore must not lose them."""
+    live, repo = tmp_path / 'plan.db', str(tmp_path / 'repo')
+    conn = sqlite3.connect(str(live))
+    conn.executescript('PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);')
+    conn.close()
+    taken = run(Task(action='backup', path=str(live), repository=repo))
+    script = ("import sqlite3, os, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA wal_autocheckpoint = 0')\n"
+              "c.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(500)])\nc.commit()\nos._exit(0)\n")
+    subprocess.run([sys.executable, '-c', script, str(live)], check=True)
+    assert os.path.getsize(str(live) + '-wal') > 0
+    restored = run(Task(action='restore', path=str(live), repository=repo))
+    assert restored['backup_id'] == taken['backup_id'] and rows(live, 'SELECT count(*) FROM t') == [(1,)]
+    kept = os.path.join(restored['pre_restore']['backup_path'], 'database.sqlite')
+    assert rows('file:%s?mode=ro&immutable=1' % kept, 'SELECT count(*) FROM t') == [(501,)]
+    assert not os.path.exists(str(live) + '-wal') or os.path.getsize(str(live) + '-wal') == 0
