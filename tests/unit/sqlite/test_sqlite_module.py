@@ -213,3 +213,21 @@ def test_what_the_live_wal_held_is_in_the_pre_restore_set(tmp_path):
     kept = os.path.join(restored['pre_restore']['backup_path'], 'database.sqlite')
     assert rows('file:%s?mode=ro&immutable=1' % kept, 'SELECT count(*) FROM t') == [(501,)]
     assert not os.path.exists(str(live) + '-wal') or os.path.getsize(str(live) + '-wal') == 0
+
+
+def test_a_holder_is_found_by_the_file_it_has_open_not_by_its_name(db, tmp_path):
+    """The task names the database through a symbolic link to its folder, the application by its
+    real path (or the other way round): the names differ, the inode is the same."""
+    (tmp_path / 'via').symlink_to(tmp_path)
+    ready = tmp_path / 'ready'
+    child = subprocess.Popen([sys.executable, '-c', 'import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1])\n'
+                              'c.execute("SELECT 1 FROM runs").fetchall()\nopen(sys.argv[2], "w").close()\n'
+                              'time.sleep(60)\n', str(db), str(ready)])
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [h['pid'] for h in holders(str(tmp_path / 'via' / 'app.db'))[0]] == [child.pid]
+    finally:
+        child.kill()
+        child.wait()

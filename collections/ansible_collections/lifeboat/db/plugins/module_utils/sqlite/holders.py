@@ -25,10 +25,24 @@ def database_files(path):
     return [path] + [path + suffix for suffix in COMPANIONS]
 
 
+def identities(path):
+    """{(device, inode): name} of the database and those of its companion files that exist. A
+    process is matched by the file it has open, not by the path it opened it by: through a
+    symbolic link to a folder, a bind mount or a relative path the name differs, the inode not."""
+    wanted = {}
+    for name in database_files(path):
+        try:
+            facts = os.stat(name)
+        except OSError:
+            continue
+        wanted[(facts.st_dev, facts.st_ino)] = name
+    return wanted
+
+
 def holders(path, proc=PROC):
     """([{pid, command, files}], pids that could not be inspected): processes other than this one
     with a descriptor open on the database or its companion files."""
-    wanted = set(database_files(path))
+    wanted = identities(path)
     found, hidden = [], 0
     for pid in sorted((int(n) for n in os.listdir(proc) if n.isdigit())):
         if pid == os.getpid():
@@ -42,12 +56,11 @@ def holders(path, proc=PROC):
         files = set()
         for fd in fds:
             try:
-                target = os.readlink(os.path.join(fd_dir, fd))
+                facts = os.stat(os.path.join(fd_dir, fd))
             except OSError:
                 continue  # closed meanwhile
-            # An unlinked file reads '<path> (deleted)': the old inode, no longer the database.
-            if target in wanted:
-                files.add(target)
+            if (facts.st_dev, facts.st_ino) in wanted:
+                files.add(wanted[(facts.st_dev, facts.st_ino)])
         if files:
             found.append(dict(pid=pid, command=command_line(proc, pid), files=sorted(files)))
     return found, hidden
