@@ -220,6 +220,13 @@ TEMPLATES = [
              "Every host backed up and its backups proven, then one summary of the fleet.",
              [Question("lifeboat_backup_kind", "lifeboat_backup", "lifeboat_backup_kind", "Kind of backup")],
              credentials=(SSH, POSTGRES, AWS), allow_simultaneous=False),
+    Template("lifeboat service", "playbooks/service.yml",
+             "Seed 003's service recovery on the limited hosts' application: restart until the health URL answers "
+             "(each attempt reported), pause or resume its jobs, reload after a configuration test, smoke checks, "
+             "the certificate's expiry.",
+             [Question("service_action", "lifeboat_service", "lifeboat_service_action", "What to do with the service")],
+             # The application's service, not the database: only the hosts' login.
+             credentials=(SSH,), allow_simultaneous=False),
 ]
 
 # Playbooks without a job template, and why (the test checks every playbook is in one list or the other).

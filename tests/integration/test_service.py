@@ -3,14 +3,16 @@
 No systemd runs here: every case drives the application with lifeboat_service_manager `command` (its
 controller, ctl.py, as the start, stop, status and reload commands). Each case is a host of one
 inventory (all local), so one ansible-playbook run plays them all at once and a case that fails (on
-purpose) does not stop the others; a second run resumes what the first paused. Every application is
-a real process on loopback, over SQLite, and one over the session's PostgreSQL server.
+purpose) does not stop the others; a second run, through playbooks/service.yml, resumes what the first
+paused. Every application is a real process on loopback, over SQLite, and one over the session's PostgreSQL
+server.
 """
 import json
 import os
 import subprocess
 import time
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -109,8 +111,9 @@ class Site:
         self.apps.append(app)
         return app
 
-    def run(self, cases):
-        """One ansible-playbook run, a host per case; {case: PlayResult} and the run's output."""
+    def run(self, cases, playbook=None, *args):
+        """One ansible-playbook run of `playbook` (default a play of the role alone), a host per case;
+        {case: PlayResult}."""
         inventory = self.root / "inventory.json"
         hosts = {name: {"ansible_connection": "local", "ansible_python_interpreter": str(BIN / "python"), **variables}
                  for name, variables in cases.items()}
@@ -118,7 +121,8 @@ class Site:
         with os.fdopen(fd, "w") as out:
             json.dump({"all": {"hosts": hosts}}, out)
         started = time.monotonic()
-        proc = ansible_playbook(["-i", inventory, self.play], self.record, env={"ANSIBLE_FORKS": str(len(cases))},
+        proc = ansible_playbook(["-i", inventory, playbook or self.play, *args], self.record,
+                                env={"ANSIBLE_FORKS": str(len(cases))},
                                 timeout=300)
         self.seconds = time.monotonic() - started
         print(f"\nansible-playbook, {len(cases)} cases: {self.seconds:.1f} s")
@@ -142,7 +146,6 @@ def site(tmp_path_factory, server):
 @pytest.fixture(scope="module")
 def runs(site, server):
     """Both runs of every case, and the applications' state between them."""
-    from datetime import datetime, timedelta, timezone
     now = datetime.now(timezone.utc)
     apps = {
         "third": site.app("third", health_fail_requests=2),
@@ -164,7 +167,7 @@ def runs(site, server):
     # reload_bad: the file on disk broken while the application runs; reload_ok: a valid change.
     apps["reload_bad"].config_path.write_text(json.dumps(dict(apps["reload_bad"].config, port="eighty")))
     apps["reload_ok"].write_config(dict(apps["reload_ok"].config, users={"admin": "changed"}))
-    certs = root_certs = site.root / "certs"
+    root_certs = site.root / "certs"
     root_certs.mkdir()
     certs = {"valid": openssl_cert(root_certs, "valid", now - timedelta(days=1), now + timedelta(days=300)),
              "near": openssl_cert(root_certs, "near", now - timedelta(days=80), now + timedelta(days=5)),
@@ -197,19 +200,23 @@ def runs(site, server):
                       "lifeboat_service_stop_command": ["/bin/true"]},
     })
     first_seconds, first_output = site.seconds, site.output
-    # While paused: the job's rows stop growing.
+    # While paused the job's rows stop growing: six of its intervals without a row.
     paused = apps["pause"].health()
     time.sleep(0.3)
     paused_later = apps["pause"].health()
     paused_env = apps["pause"].env_file.stat()
+    # Through playbooks/service.yml, each host's action from the inventory.
     second = site.run({
         "pause": apps["pause"].role_vars("resume", jobs=True),
         # Already running: start with a status command changes nothing.
         "third": apps["third"].role_vars("start"),
-    })
-    resumed = apps["pause"].health()
-    time.sleep(0.3)
-    resumed_later = apps["pause"].health()
+    }, PROJECT / "playbooks" / "service.yml", "-e", "lifeboat_service_hosts=all")
+    resumed = resumed_later = apps["pause"].health()
+    # The job writes again: polled (a few rows a second), never longer than 10 s.
+    deadline = time.monotonic() + 10
+    while resumed_later["job_rows"] <= resumed["job_rows"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        resumed_later = apps["pause"].health()
     yield dict(first=first, second=second, apps=apps, before=before, paused=(paused, paused_later),
                paused_env=paused_env, resumed=(resumed, resumed_later), seconds=(first_seconds, site.seconds),
                output=first_output + site.output)
