@@ -101,9 +101,9 @@ def test_dump_in_container(site, tmp_path):
              container=site.toolless.name, login_host="127.0.0.1", port=site.db.port),
         task("engine not reachable", "dump", ignore=True, db="app", repository=str(repo),
              docker_host="unix://%s/no-engine.sock" % tmp_path),
-        task("s3 repository", "dump", ignore=True, db="app", repository="s3://bucket/prefix",
-             s3_endpoint_url="http://127.0.0.1:9", aws_access_key="lifeboat-test-key",
-             aws_secret_key="lifeboat-test-secret-value"),
+        task("s3 unreachable", "dump", ignore=True, db="app", repository="s3://bucket/prefix",
+             cache_dir=str(tmp_path / "cache"), s3_endpoint_url="http://127.0.0.1:9",
+             aws_access_key="lifeboat-test-key", aws_secret_key="lifeboat-test-secret-value"),
         task("pg_bin_dir", "dump", ignore=True, db="app", repository=str(repo), pg_bin_dir="/usr/bin"),
     ])
     assert result.rc == 0, result.stdout[-3000:]  # the bad inputs failed (ignored), the rest did not
@@ -167,13 +167,19 @@ def test_dump_in_container(site, tmp_path):
     assert_one_line(result.result("container without tools"), "container %r has no pg_dump" % site.toolless.name)
     assert_one_line(result.result("engine not reachable"), "cannot reach the container engine at unix://",
                     "no such socket")
-    assert_one_line(result.result("s3 repository"), "cannot stream to an s3:// repository yet")
+    # An S3 that cannot be reached: one line, before pg_dump ran, nothing left in the cache.
+    assert_one_line(result.result("s3 unreachable"), "http://127.0.0.1:9")
+    assert leftovers(tmp_path / "cache" / "app") == [] and backup_sets(tmp_path / "cache" / "app") == []
+    assert "lifeboat-test-secret-value" not in result.stdout + result.stderr
     assert_one_line(result.result("pg_bin_dir"), "drop pg_bin_dir (or container)")
     assert site.db.password not in result.stdout + result.stderr
 
 
-def test_restore_in_container(site, tmp_path):
+def test_restore_in_container(site, moto, bucket, tmp_path):
     repo = str(tmp_path / "repo")
+    # An s3:// repository: the container's dump is written into the cache and uploaded when whole; the
+    # restore downloads into the cache, checks every file, and restores in the container.
+    s3 = dict(moto.options(), repository="s3://%s/sets" % bucket, cache_dir=str(tmp_path / "cache"))
     # A database whose table belongs to a role that is gone by the time it is restored with its owners:
     # pg_restore then fails inside the container, halfway through a replace.
     site.db.sql("postgres", "DROP DATABASE IF EXISTS ghosty")
@@ -185,6 +191,8 @@ def test_restore_in_container(site, tmp_path):
     dumps = play(site, tmp_path, [
         task("custom", "dump", db="app", repository=repo),
         task("directory", "dump", db="app", repository=repo, format="directory", kind="dir", jobs=2),
+        task("s3 directory", "dump", db="app", format="directory", kind="dir", jobs=2, **s3),
+        task("s3 custom", "dump", db="app", **s3),
         task("plain", "dump", db="app", repository=repo, format="plain", kind="plain"),
         task("ghosty", "dump", db="ghosty", repository=repo),
     ])
@@ -200,19 +208,26 @@ def test_restore_in_container(site, tmp_path):
     whole = gzip.compress(head + b"\n" + b"-- padding\n" * 120000 + b"SET " + rest)
     cut = tmp_path / "cut.sql.gz"
     cut.write_bytes(whole[:len(whole) // 2])
-    for db in ("app_new", "app_plain", "app_cut", "app_dir"):
+    for db in ("app_new", "app_plain", "app_cut", "app_dir", "app_s3dir", "app_s3", "app_tbl"):
         site.db.sql("postgres", "DROP DATABASE IF EXISTS %s" % db)
+    # mode=tables restores into a live copy of the drifted database (app itself is swapped below).
+    site.db.sql("postgres", "CREATE DATABASE app_tbl TEMPLATE app")
 
     result = play(site, tmp_path, [
         task("new", "restore", db="app_new", backup_db="app", repository=repo, mode="new", kind="full", jobs=2),
         task("plain", "restore", db="app_plain", backup_db="app", repository=repo, mode="new", kind="plain"),
         task("directory", "restore", db="app_dir", backup_db="app", repository=repo, mode="new", kind="dir", jobs=2),
+        task("s3 directory", "restore", db="app_s3dir", backup_db="app", mode="new", kind="dir", jobs=2, **s3),
+        task("s3 custom", "restore", db="app_s3", backup_db="app", mode="new", kind="full", **s3),
         task("check mode", "restore", check=True, db="app", repository=repo, mode="swap", kind="full"),
         task("swap", "restore", db="app", repository=repo, mode="swap", kind="full", keep_previous=1),
         task("replace failing", "restore", ignore=True, db="app_new", backup_db="ghosty", repository=repo,
              mode="replace", no_owner=False),
         task("cut plain dump", "restore", ignore=True, db="app_cut", repository=repo, mode="new", backup=str(cut)),
-        task("tables", "restore", ignore=True, db="app", repository=repo, mode="tables", tables=["public.item"]),
+        task("tables orphaned", "restore", ignore=True, db="app_tbl", backup_db="app", repository=repo, mode="tables",
+             kind="dir", tables=["public.tag"]),
+        task("tables", "restore", db="app_tbl", backup_db="app", repository=repo, mode="tables", kind="full",
+             tables=["public.item", "public.tag"]),
         task("new over existing", "restore", ignore=True, db="app_new", backup_db="app", repository=repo,
              mode="new"),
     ])
@@ -230,6 +245,18 @@ def test_restore_in_container(site, tmp_path):
     assert not directory["failed"] and directory["backup_id"] == dumps.result("directory")["backup_id"], directory
     assert directory["pg_restore"]["name"] == "pg_restore", directory
     assert site.db.sql("app_dir", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
+    for name, db in (("s3 directory", "app_s3dir"), ("s3 custom", "app_s3")):
+        dumped, restored = dumps.result(name), result.result(name)
+        assert dumped["backup_path"] == "s3://%s/sets/app/%s" % (bucket, dumped["backup_id"]), dumped
+        keys = moto.keys(bucket, "sets/app/%s/" % dumped["backup_id"])
+        assert {k.split("/", 3)[3] for k in keys} == {f["name"] for f in dumped["manifest"]["files"]} | {
+            "manifest.json"}
+        assert not restored["failed"] and restored["backup_id"] == dumped["backup_id"], restored
+        assert restored["container"]["name"] == site.db.name
+        assert site.db.sql(db, "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
+    # The cache kept neither the uploaded sets nor the downloads once restored (only the restore's progress).
+    assert backup_sets(tmp_path / "cache" / "app") == []
+    assert leftovers(tmp_path / "cache" / "app") == [".restore-progress.json"]
 
     would = result.result("check mode")
     assert not would["failed"] and would["container"]["name"] == site.db.name, would
@@ -252,7 +279,15 @@ def test_restore_in_container(site, tmp_path):
     assert_one_line(result.result("cut plain dump"), "cannot read %s: Compressed file ended" % cut,
                     "nothing of it was kept in database 'app_cut'", "the half-restored database 'app_cut' was dropped")
     assert site.db.sql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'app_cut'") == [(0,)]
-    assert_one_line(result.result("tables"), "mode=tables is not supported with container %r" % site.db.name)
+    # mode=tables in the container: the set's folder (a directory set) or file copied in, the container's
+    # pg_restore's SQL fed into its psql in one transaction - rolled back when a check fails.
+    assert_one_line(result.result("tables orphaned"), "restoring table(s) public.tag from backup %s into database "
+                    "'app_tbl' failed: " % dumps.result("directory")["backup_id"],
+                    "has 290 row(s) without a match in public.item", "nothing was changed")
+    tables = result.result("tables")
+    assert not tables["failed"] and tables["container"]["name"] == site.db.name, tables
+    assert tables["backup_id"] == dumps.result("custom")["backup_id"] and tables["safety_backup_id"], tables
+    assert site.db.sql("app_tbl", "SELECT count(*), (SELECT count(*) FROM tag) FROM item") == [(ROWS, 300)]
     assert_one_line(result.result("new over existing"), "database 'app_new' already exists and mode=new")
     # Every archive copied in was removed again, the failed one's too.
     assert site.db.scratch_left() == []

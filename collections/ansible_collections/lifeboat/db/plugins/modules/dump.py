@@ -38,8 +38,9 @@ description:
     arrives; the custom archive is read back by the container's C(pg_restore) through its standard input.
     O(format=directory) (with O(jobs)) is written into a private folder in the container, copied out file by
     file (each checked, written 0600 and hashed) and the folder removed whatever happens.
-    The manifest names the container (C(container) - name, id, image). An C(s3://) O(repository) is refused
-    in one line (use O(offsite_url)).
+    With an C(s3://) O(repository) the set is written into O(cache_dir) first and uploaded when it is whole
+    (manifest last), then the local copy removed. The manifest names the container (C(container) - name, id,
+    image).
 extends_documentation_fragment:
   - lifeboat.db.connection
   - lifeboat.db.container

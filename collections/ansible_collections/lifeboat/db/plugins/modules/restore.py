@@ -63,8 +63,10 @@ description:
   - With O(container), the set is checked on this host as always, and the container's own C(pg_restore) and C(psql)
     restore it - a custom archive's table of contents read through their standard input, a custom archive or
     a directory-format set copied into a private folder in the container (so O(jobs) works) and removed
-    afterwards, a plain dump fed to C(psql) inside C(BEGIN)/C(COMMIT) sent by lifeboat. Modes C(new),
-    C(replace) and C(swap); O(mode=tables) is refused in one line. The result names the container.
+    afterwards, a plain dump fed to C(psql) inside C(BEGIN)/C(COMMIT) sent by lifeboat. Every mode; for
+    O(mode=tables) the container's C(pg_restore --file=-) output is carried into its C(psql) in one
+    transaction, as on a host. An C(s3://) set is downloaded into O(cache_dir) first. The result names the
+    container.
 extends_documentation_fragment:
   - lifeboat.db.connection
   - lifeboat.db.container

@@ -96,21 +96,18 @@ def take_backup(ctx, request):
 
 
 def _sink(ctx, request):
-    """Where the dump is written: S3 itself for an s3:// repository (unless request.local), else on disk."""
-    sink = S3Sink(ctx.store) if ctx.store is not None and not request.local else LocalSink(ctx.repository)
-    if getattr(ctx, 'container', None) is not None:
-        _refuse_in_container(ctx, request, sink)
+    """Where the dump is written: S3 itself for an s3:// repository (unless request.local), else on disk.
+    With container, an s3:// set is written into the cache first and uploaded when it is whole (StagedS3Sink)."""
+    if ctx.store is not None and not request.local:
+        if getattr(ctx, 'container', None) is not None:
+            return StagedS3Sink(ctx.repository, ctx.store)
+        sink = S3Sink(ctx.store)
+    else:
+        sink = LocalSink(ctx.repository)
     if sink.streams_only and request.options.format == 'directory':
         raise LifeboatError('format %s cannot be streamed to S3 (pg_dump writes it as a folder); use format custom '
                             'or plain, or a local repository with offsite_url' % request.options.format)
     return sink
-
-
-def _refuse_in_container(ctx, request, sink):
-    """What a dump in a container does not do yet, refused before anything runs."""
-    if sink.streams_only:
-        raise LifeboatError('a dump in container %r cannot stream to an s3:// repository yet; use a local repository '
-                            'path with offsite_url to copy each set to S3' % ctx.container.name)
 
 
 def _find_tools(ctx, request, conn, version):
@@ -129,7 +126,7 @@ def _plan(ctx, request, sink, pg_dump, backup_id):
     """Check mode: what a run would dump, copy and delete; nothing is written."""
     opts = request.options
     target = sink.location(request.database, backup_id)
-    if sink.streams_only:
+    if ctx.store is not None and not request.local:
         ctx.store.check_bucket()
     doomed = sink.retention_plan(request.database, request.kind, request.keep_last, request.keep_days,
                                  incoming=1, incoming_group=selection_key(opts.selection()))
@@ -359,6 +356,53 @@ class LocalSink(object):
 
     def backups(self, database, kind):
         return self.repository.backups(database, kind=kind)
+
+
+class StagedS3Sink(LocalSink):
+    """An s3:// repository with container: the set is written as into a local repository - into the
+    staging folder of the cache (O(cache_dir)), where the container's output arrives, a
+    directory-format dump is copied out, and the archive is read back - then uploaded to S3 when it
+    is whole (files, then the manifest last, as an offsite copy is), and the local copy removed.
+    Retention and the listing of sets are S3's."""
+
+    def __init__(self, repository, store):
+        LocalSink.__init__(self, repository)
+        self.store = store
+        self.database = self.backup_id = None
+
+    def location(self, database, backup_id):
+        return self.store.set_url(database, backup_id)
+
+    def remove_leftovers(self, database):
+        return LocalSink.remove_leftovers(self, database) + self.store.remove_leftovers(database)
+
+    def begin(self, database, backup_id):
+        self.store.check_bucket()
+        LocalSink.begin(self, database, backup_id)
+        self.database, self.backup_id = database, backup_id
+
+    def commit(self, database, manifest):
+        self.store.upload_set(database, self.backup_id, self.staging, manifest)
+        # In S3 with its manifest: the set is a backup, the cache's copy served its purpose.
+        self.repository.abort(self.staging)
+        return self.location(database, self.backup_id)
+
+    def abort(self):
+        LocalSink.abort(self)
+        if self.backup_id:
+            try:
+                self.store.delete_prefix(self.store.set_key(self.database, self.backup_id, ''))
+            except LifeboatError:
+                pass  # the next run sweeps sets without a manifest
+
+    def retention_plan(self, *args, **kwargs):
+        return self.store.retention_plan(*args, **kwargs)
+
+    def apply_retention(self, *args, **kwargs):
+        return self.store.apply_retention(*args, **kwargs)
+
+    def backups(self, database, kind):
+        return self.store.backups(database, kind=kind)
 
 
 class S3Sink(object):

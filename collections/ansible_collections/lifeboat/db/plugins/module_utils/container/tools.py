@@ -16,6 +16,8 @@ __metaclass__ = type
 
 import hashlib
 import os
+import queue
+import threading
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.container import archive as container_archive
@@ -152,3 +154,61 @@ def read_toc_dir(execer, pg_restore, folder, what, warnings=None):
     if left:
         raise LifeboatError(left)
     return result.stdout.decode('utf-8', 'replace')
+
+
+# Blocks of one command's output held on their way into another's input: enough to keep both busy,
+# bounded so a fast pg_restore waits for a slow psql instead of filling memory.
+PIPE_BLOCKS = 8
+_END = object()
+
+
+class _Stopped(Exception):
+    """The consumer of output_blocks went away: the producing command's output is closed."""
+
+
+def output_blocks(execer, argv, what, environment=None):
+    """The stdout of argv run in the container, as blocks as they arrive - to feed another command's
+    input, as `pg_restore --file=- | psql` does on a host. Raises after the last block when the
+    command failed, so a consumer never takes a cut output for a whole one (psql then never sees
+    the COMMIT that follows it). Closing the generator early closes the command's output."""
+    blocks = queue.Queue(maxsize=PIPE_BLOCKS)
+    stop = threading.Event()
+    outcome = {}
+
+    def put(item):
+        while True:
+            if stop.is_set():
+                raise _Stopped()
+            try:
+                blocks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def produce():
+        try:
+            outcome['result'] = execer.run(argv, environment=environment, on_stdout=put)
+        except BaseException as exc:  # noqa: B902 - handed to the consumer's thread
+            outcome['error'] = exc
+        try:
+            put(_END)
+        except _Stopped:
+            pass
+
+    producer = threading.Thread(target=produce, name='exec-output')
+    producer.daemon = True
+    producer.start()
+    try:
+        while True:
+            item = blocks.get()
+            if item is _END:
+                break
+            yield item
+    finally:
+        stop.set()
+        producer.join(30)
+    if 'error' in outcome:
+        raise outcome['error']
+    result = outcome['result']
+    if result.exit_code != 0:
+        raise LifeboatError(execer.failure(argv[0], what, result))

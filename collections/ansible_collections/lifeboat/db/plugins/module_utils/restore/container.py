@@ -33,14 +33,6 @@ def in_container(ctx):
     return getattr(ctx, 'execer', None) is not None
 
 
-def refuse_unsupported(ctx, request, backup):
-    """What a restore in a container does not do yet, refused before anything changes."""
-    name = ctx.container.name
-    if request.mode == 'tables':
-        raise LifeboatError('mode=tables is not supported with container %r yet; restore the backup into a new '
-                            'database (mode=new) and copy the tables from there; nothing was changed' % name)
-
-
 def check_backup(ctx, backup, warnings=None):
     """verification.check_backup with the container's pg_restore: every file against the manifest
     here, then the archive's table of contents read back in the container (kept as backup.toc).
@@ -73,6 +65,74 @@ def read_external_toc(ctx, path):
         # the container kept fails the read.
         return container_tools.read_toc_dir(ctx.execer, pg_restore.path, path, what)
     return container_tools.read_toc(ctx.execer, pg_restore.path, path, what)
+
+
+class ArchiveInside(object):
+    """mode=tables in the container (tables.py): the archive - a custom file or a directory set's
+    folder - copied once into a private folder there, where the container's pg_restore picks the
+    chosen tables' entries out of it (--use-list, each list copied in beside it) and its SQL goes
+    into the container's psql through lifeboat, as `pg_restore --file=- | psql` on a host. The
+    folder is removed on leaving, whatever happened (a removal that fails is a warning). The host's
+    counterpart is table_plan.HostArchive."""
+
+    def __init__(self, ctx, archive, warnings):
+        self.ctx = ctx
+        self.execer = ctx.execer
+        self.archive = archive
+        self.warnings = warnings
+        self.scratch = self.path = None
+        self.lists = 0
+
+    def __enter__(self):
+        self.scratch = container_archive.scratch_dir(self.execer, 'restoring tables from %s' % self.archive)
+        try:
+            self.uid, self.gid = container_archive.exec_user(self.execer)
+            self.path = container_archive.copy_in(self.execer, self.archive, self.scratch,
+                                                  os.path.basename(self.archive.rstrip('/')), uid=self.uid,
+                                                  gid=self.gid)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        problem = container_archive.remove_in(self.execer, self.scratch)
+        if problem:
+            self.warnings.append('%s; remove it by hand (docker exec %s rm -rf %s)'
+                                 % (problem, self.execer.container.name, self.scratch))
+
+    def _argv(self, argv, listing):
+        """argv (pg_restore and its options) with the list copied in and the archive in the container."""
+        self.lists += 1
+        inside = container_archive.copy_in(self.execer, listing, self.scratch, 'list-%d' % self.lists, uid=self.uid,
+                                           gid=self.gid)
+        return list(argv) + ['--use-list=%s' % inside, self.path]
+
+    def text(self, argv, listing, what):
+        """What pg_restore writes for the listed entries (their SQL), as text."""
+        result = self.execer.check(self._argv(argv, listing), what)
+        return result.stdout.decode('utf-8', 'replace')
+
+    def sql_blocks(self, argv, listing, what):
+        """pg_restore's SQL for the listed entries as it is written; raises after the last block
+        when pg_restore failed."""
+        return container_tools.output_blocks(self.execer, self._argv(argv, listing), what)
+
+    def apply(self, psql_argv, db, script, what):
+        """Feed `script` (blocks) to the container's psql connected to database `db`. Failures read
+        '<what> failed: <psql's error line>', as on the host."""
+        env = container_tools.container_tool_environment(self.ctx.options, db)
+        blocks = iter(script)
+        try:
+            result = self.execer.run(psql_argv, environment=env, stdin=blocks)
+        finally:
+            close = getattr(blocks, 'close', None)
+            if close is not None:
+                close()  # the pg_restore feeding it, if psql stopped reading first
+        if result.exit_code != 0:
+            raise LifeboatError('%s failed: %s' % (what, last_error_line(result.stderr, 'exit code %d in container %r'
+                                                                         % (result.exit_code,
+                                                                            self.execer.container.name))))
 
 
 def run_restore(ctx, tool, archive, request, manifest, argv_options, on_line):

@@ -145,7 +145,6 @@ def _restore_set(ctx, conn, request, backup, timings, clock):
     """Check and restore the local (or downloaded) set `backup`; returns the task's result."""
     manifest = backup.manifest
     if container.in_container(ctx):
-        container.refuse_unsupported(ctx, request, backup)
         verified = container.check_backup(ctx, backup, request.warnings)
     else:
         verified = check_backup(ctx, backup)

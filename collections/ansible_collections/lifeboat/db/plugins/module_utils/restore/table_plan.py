@@ -14,6 +14,8 @@ import re
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import parse_name, quoted_key, table_key, written
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import stream_into, tool_output
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import run_tool
 
 RECREATED, REPLACED = 'recreated', 'replaced'
@@ -107,17 +109,44 @@ class ArchiveObjects(object):
         return found
 
 
-def describe_archive(ctx, pg_restore, archive, toc, backup_id):
+def describe_archive(ctx, source, pg_restore, toc, backup_id):
+    """The definitions of the archive's described entries, read by pg_restore from `source`
+    (HostArchive, or restore/container.ArchiveInside in a container)."""
     entries = [entry for entry in toc if entry.desc in DESCRIBED]
     if not entries:
         return ArchiveObjects('')
     listing = write_list(ctx, entries)
     try:
-        text = run_tool(ctx.run_command, [pg_restore.path, '--file=-', '--use-list=%s' % listing, archive], None,
-                        'reading the definitions in backup %s' % backup_id)
+        text = source.text([pg_restore.path, '--file=-'], listing, 'reading the definitions in backup %s' % backup_id)
     finally:
         os.unlink(listing)
     return ArchiveObjects(text)
+
+
+class HostArchive(object):
+    """The archive as this host's pg_restore and psql use it for mode=tables: pg_restore picks the
+    listed entries out of it, its SQL goes into psql (restore/container.ArchiveInside is the same
+    in a container)."""
+
+    def __init__(self, ctx, archive):
+        self.ctx = ctx
+        self.archive = archive
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def text(self, argv, listing, what):
+        return run_tool(self.ctx.run_command, list(argv) + ['--use-list=%s' % listing, self.archive], None, what)
+
+    def sql_blocks(self, argv, listing, what):
+        return tool_output(list(argv) + ['--use-list=%s' % listing, self.archive], {}, what)
+
+    def apply(self, psql_argv, db, script, what):
+        with PassFile(self.ctx.options, self.ctx.tmpdir) as passfile:
+            stream_into(psql_argv, self.ctx.options.tool_environment(db, passfile), script, what)
 
 
 def write_list(ctx, entries):

@@ -32,14 +32,14 @@ import re
 import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.pg_dump import BackupRequest, take_backup
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import PassFile, database_exists, sql
+from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import database_exists, sql
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import quoted_key
 from ansible_collections.lifeboat.db.plugins.module_utils.backup.options import DumpOptions
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.pg.stream import stream_into, tool_output
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.toc import parse_toc
+from ansible_collections.lifeboat.db.plugins.module_utils.restore.container import ArchiveInside, in_container
 from ansible_collections.lifeboat.db.plugins.module_utils.restore.table_plan import (
-    LiveDatabase, TablesPlan, describe_archive, display, write_list)
+    HostArchive, LiveDatabase, TablesPlan, describe_archive, display, write_list)
 
 
 def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actions, timings):
@@ -47,9 +47,16 @@ def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actio
     advisory lock (restore._restore) that keeps a swap, another restore or a backup of the same
     database away."""
     _check_restorable(conn, request, backup)
+    # In a container the archive is copied in once, for both of pg_restore's reads of it.
+    source = ArchiveInside(ctx, archive, request.warnings) if in_container(ctx) else HostArchive(ctx, archive)
+    with source:
+        _restore_tables(ctx, source, request, backup, pg_restore, facts, actions, timings)
+
+
+def _restore_tables(ctx, source, request, backup, pg_restore, facts, actions, timings):
     # The table of contents check_backup read (and proved readable) before anything changed.
     toc = parse_toc(backup.toc)
-    objects = describe_archive(ctx, pg_restore, archive, toc, backup.backup_id)
+    objects = describe_archive(ctx, source, pg_restore, toc, backup.backup_id)
     target = ctx.options.connect(request.target_db)
     try:
         plan = TablesPlan(request.tables, toc, objects, LiveDatabase(target), backup.manifest, backup.backup_id)
@@ -61,7 +68,7 @@ def restore_tables(ctx, conn, request, backup, pg_restore, archive, facts, actio
         if plan.replaced and request.safety_backup:
             _take_safety_backup(ctx, request, plan, target, facts, actions, timings)
         step = time.monotonic()
-        _restore_in_one_transaction(ctx, request, backup, pg_restore, archive, plan, target, facts)
+        _restore_in_one_transaction(ctx, source, request, backup, pg_restore, plan, target, facts)
         timings['restore_seconds'] = round(time.monotonic() - step, 3)
         actions.extend(plan.skipped)
         actions.extend(_sentences(plan, backup.backup_id, would=False))
@@ -104,11 +111,11 @@ def _take_safety_backup(ctx, request, plan, target, facts, actions, timings):
                                                             ', '.join(display(k) for k in kept)))
 
 
-def _restore_in_one_transaction(ctx, request, backup, pg_restore, archive, plan, target, facts):
+def _restore_in_one_transaction(ctx, source, request, backup, pg_restore, plan, target, facts):
     """_load, with a failure told in one line: psql's and our checks' prefixes removed, and the
     safety backup named that still holds the tables as they were."""
     try:
-        _load(ctx, request, backup, pg_restore, archive, plan, target)
+        _load(ctx, source, request, backup, pg_restore, plan, target)
     except LifeboatError as exc:
         detail = re.sub(r'\s+', ' ', re.sub(r'^psql:[^:]*:\d+: ', '', exc.msg.split(' failed: ', 1)[-1]))
         detail = detail.replace('ERROR: lifeboat: ', '')
@@ -155,16 +162,15 @@ def _sentences(plan, backup_id, would):
     return said
 
 
-def _load(ctx, request, backup, pg_restore, archive, plan, target):
+def _load(ctx, source, request, backup, pg_restore, plan, target):
     """One psql transaction: our preamble, pg_restore's SQL for the chosen entries, our checks, COMMIT."""
     listing = write_list(ctx, plan.entries + plan.late)
     psql = ctx.finder.find('psql', pg_restore.major, 'running the SQL of pg_restore %s' % pg_restore.version)
-    restore_argv = [pg_restore.path, '--file=-', '--use-list=%s' % listing]
+    restore_argv = [pg_restore.path, '--file=-']
     if request.no_owner:
         restore_argv.append('--no-owner')
     if request.no_acl:
         restore_argv.append('--no-acl')
-    restore_argv.append(archive)
     # The database comes from PGDATABASE: a name given as --dbname would be parsed as a
     # connection string if it held '='.
     psql_argv = [psql.path, '--no-psqlrc', '--no-password', '--quiet', '--set=ON_ERROR_STOP=1']
@@ -173,14 +179,12 @@ def _load(ctx, request, backup, pg_restore, archive, plan, target):
 
     def script():
         yield preamble
-        for block in tool_output(restore_argv, {}, 'pg_restore of backup %s' % backup.backup_id):
+        for block in source.sql_blocks(restore_argv, listing, 'pg_restore of backup %s' % backup.backup_id):
             yield block
         yield epilogue
 
     try:
-        with PassFile(ctx.options, ctx.tmpdir) as passfile:
-            env = ctx.options.tool_environment(request.target_db, passfile)
-            stream_into(psql_argv, env, script(), 'psql into database %r' % request.target_db)
+        source.apply(psql_argv, request.target_db, script(), 'psql into database %r' % request.target_db)
     finally:
         os.unlink(listing)
 
