@@ -93,18 +93,36 @@ def pgserver(*args):
                           check=True, capture_output=True, text=True)
 
 
+@pytest.fixture(scope="session")
+def servers():
+    """This worker's servers, one per kind, each started the first time a test asks for it and stopped at
+    the end of the session. pytest keeps one value of a parametrized fixture at a time: `server` alone
+    would stop and make a server again each time the tests switch kinds, twice per file that runs on both."""
+    made, names = {}, []
+
+    def get(kind):
+        if kind not in made:
+            bin_dir = SERVERS[kind]
+            if bin_dir and not (bin_dir / "postgres").exists():
+                pytest.skip(f"Debian's PostgreSQL 15 is not installed ({bin_dir})")
+            # One server per kind and per xdist worker: workers never share a server's databases.
+            name = f"test-{kind}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+            pgserver("stop", "--name", name, "--destroy")
+            names.append(name)  # stopped at the end even when its start fails half-way
+            pgserver("start", "--name", name, *(["--bin-dir", str(bin_dir)] if bin_dir else []))
+            made[kind] = Server(json.loads((PROJECT / ".lifeboat" / "servers" / name / "server.json").read_text()))
+        return made[kind]
+
+    try:
+        yield get
+    finally:
+        for name in names:
+            pgserver("stop", "--name", name, "--destroy")
+
+
 @pytest.fixture(scope="session", params=sorted(SERVERS))
-def server(request):
-    bin_dir = SERVERS[request.param]
-    if bin_dir and not (bin_dir / "postgres").exists():
-        pytest.skip(f"Debian's PostgreSQL 15 is not installed ({bin_dir})")
-    # One server per kind and per xdist worker: workers never share a server's databases.
-    name = f"test-{request.param}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    pgserver("stop", "--name", name, "--destroy")
-    pgserver("start", "--name", name, *(["--bin-dir", str(bin_dir)] if bin_dir else []))
-    facts = json.loads((PROJECT / ".lifeboat" / "servers" / name / "server.json").read_text())
-    yield Server(facts)
-    pgserver("stop", "--name", name, "--destroy")
+def server(request, servers):
+    return servers(request.param)
 
 
 def playbook_environment(record, env=None):
