@@ -51,7 +51,7 @@ molecule: venv
 test: venv
 	sh scripts/test-packages.sh
 	$(MAKE) lint
-	$(BIN)/pytest -n 2 --dist loadfile --durations=25 tests/unit tests/integration
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25 tests/unit tests/integration
 	$(MAKE) molecule
 
 clean: stop

