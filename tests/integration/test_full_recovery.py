@@ -1,0 +1,212 @@
+"""playbooks/full_recovery.yml (roles/lifeboat_full_recovery) against the fixture web application over PostgreSQL.
+
+Two applications (real processes on loopback, each its own database on the session's PostgreSQL server and its
+own uploads folder), two hosts of one inventory, one ansible-playbook run: a first play backs each up
+(lifeboat.db.dump, lifeboat.db.files), then breaks it (table items dropped; a file uploaded after the backup;
+'whole' has its uploads folder wiped, 'bad' its database backup damaged), then full_recovery.yml runs on both:
+'whole' comes back to health with its RTO in the evidence, 'bad' fails at the verification with the previous
+database and uploads in place and the application running again on them.
+"""
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import BIN, PROJECT, PlayResult, ansible_playbook, embedded_only, free_port
+
+pytestmark = embedded_only
+
+WEBAPP = PROJECT / "tests" / "fixtures" / "webapp"
+CTL = [str(BIN / "python"), str(WEBAPP / "ctl.py")]
+PASSWORD = "recovery-Pa55-never-shown"
+ROLE = "lifeboat_full_recovery : "
+
+
+class App:
+    def __init__(self, root, name, server):
+        self.name = name
+        self.dir = root / name
+        self.dir.mkdir()
+        self.db = f"fullrec_{name}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+        server.drop_db(self.db)
+        server.sql("postgres", f'CREATE DATABASE "{self.db}"')
+        self.uploads = self.dir / "uploads"
+        self.uploads.mkdir()
+        for n in range(3):
+            (self.uploads / f"drawing-{n}.txt").write_text(f"drawing {n}\n" * 100)
+        self.port = free_port()
+        self.config_path = self.dir / "app.json"
+        self.url = f"http://127.0.0.1:{self.port}"
+        dsn = f"host={server.host} port={server.port} user={server.user} password={server.password} dbname={self.db}"
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"port": self.port, "database": {"postgresql": dsn}, "uploads_dir": str(self.uploads),
+                       "users": {"admin": PASSWORD}, "job_interval_ms": 100}, out)
+
+    def oid(self, server):
+        return server.sql("postgres", "SELECT oid FROM pg_database WHERE datname = %s", (self.db,))[0][0]
+
+    def ctl(self, action):
+        return [*CTL, action, "--config", str(self.config_path)]
+
+    def pid(self):
+        path = self.config_path.with_name("app.json.pid")
+        return int(path.read_text()) if path.exists() else None
+
+    def get(self, path, token=None):
+        request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+    def data(self):
+        login = urllib.request.Request(self.url + "/login", method="POST", headers={"Content-Type": "application/json"},
+                                       data=json.dumps({"username": "admin", "password": PASSWORD}).encode())
+        with urllib.request.urlopen(login, timeout=5) as answer:
+            token = json.load(answer)["token"]
+        return self.get("/data", token)
+
+    def host_vars(self, server, root):
+        return {
+            "ansible_connection": "local", "ansible_python_interpreter": str(BIN / "python"),
+            "lifeboat_connection": server.connection_options(), "app_db": self.db, "app_uploads": str(self.uploads),
+            "lifeboat_service_manager": "command", "lifeboat_service_start_command": self.ctl("start"),
+            "lifeboat_service_stop_command": self.ctl("stop"), "lifeboat_service_status_command": self.ctl("status"),
+            "lifeboat_service_health_url": self.url + "/health", "lifeboat_service_health_json": {"database": True},
+            "lifeboat_service_attempts": 20, "lifeboat_service_delay": 0.2,
+            "lifeboat_service_smoke": {
+                "login": {"url": self.url + "/login", "body": {"username": "admin", "password": PASSWORD}},
+                "data": {"url": self.url + "/data", "min_rows": 3},
+                "upload": {"url": self.url + "/upload", "filename": "after-recovery.txt"}},
+            "lifeboat_full_recovery_db": self.db,
+            "lifeboat_full_recovery_repository": str(root / "repo" / self.name),
+            "lifeboat_full_recovery_files": [{"name": "uploads", "dest": str(self.uploads)}],
+            "lifeboat_full_recovery_evidence_dir": str(root / "evidence"),
+            "lifeboat_full_recovery_rto_target_seconds": 3600,
+        }
+
+
+# The backups, then the damage: each host's database loses table items, an upload arrives after the backup,
+# 'whole' loses its uploads folder's content, 'bad' its database backup (overwritten, so its sha256 is wrong).
+BREAK = [{
+    "name": "Back up and break", "hosts": "all", "gather_facts": False,
+    "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
+    "tasks": [
+        {"name": "Back up the database", "register": "dumped",
+         "lifeboat.db.dump": {"db": "{{ app_db }}", "repository": "{{ lifeboat_full_recovery_repository }}"}},
+        {"name": "Back up the uploads",
+         "lifeboat.db.files": {"action": "backup", "name": "uploads", "path": "{{ app_uploads }}",
+                               "repository": "{{ lifeboat_full_recovery_repository }}"}},
+        {"name": "Break the database",
+         "lifeboat.db.fault": {"db": "{{ app_db }}", "fault": "drop_table", "table": "items", "confirm": "{{ app_db }}"}},
+        {"name": "Wipe the uploads", "when": "inventory_hostname == 'whole'",
+         "ansible.builtin.file": {"path": "{{ app_uploads }}/drawing-{{ item }}.txt", "state": "absent"},
+         "loop": [0, 1, 2]},
+        {"name": "An upload after the backup",
+         "ansible.builtin.copy": {"content": "uploaded after the backup\n", "dest": "{{ app_uploads }}/late.txt",
+                                  "mode": "0600"}},
+        {"name": "Damage the database backup", "when": "inventory_hostname == 'bad'",
+         "ansible.builtin.copy": {"content": "not a dump\n", "dest": "{{ dumped.backup_path }}/{{ app_db }}.dump",
+                                  "mode": "0600"}},
+    ]}, {"import_playbook": str(PROJECT / "playbooks" / "full_recovery.yml")}]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, server):
+    root = tmp_path_factory.mktemp("full_recovery")
+    apps = {name: App(root, name, server) for name in ("whole", "bad")}
+    try:
+        for app in apps.values():
+            subprocess.run(app.ctl("start"), check=True, capture_output=True, timeout=30,
+                           env=dict(os.environ, JOBS_ENABLED="0"))
+        before = {name: app.data() for name, app in apps.items()}
+        pids = {name: app.pid() for name, app in apps.items()}
+        # A swap puts a new database under the name: the oid says whether the database is still the one there was.
+        oids = {name: app.oid(server) for name, app in apps.items()}
+        inventory = root / "inventory.json"
+        fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"all": {"hosts": {name: app.host_vars(server, root) for name, app in apps.items()}}}, out)
+        play = root / "play.yml"
+        play.write_text(json.dumps(BREAK))
+        record = root / "results.jsonl"
+        started = time.monotonic()
+        proc = ansible_playbook(["-i", inventory, play, "-e", "lifeboat_full_recovery_hosts=all"], record,
+                                env={"ANSIBLE_FORKS": "2"}, timeout=300)
+        print(f"\nansible-playbook backup, break, full_recovery.yml, 2 hosts: {time.monotonic() - started:.1f} s")
+        results = {name: PlayResult(proc, name, record) for name in apps}
+        output = proc.stdout + proc.stderr + (record.read_text() if record.exists() else "")
+        yield dict(apps=apps, results=results, before=before, pids=pids, oids=oids, root=root, output=output, server=server)
+    finally:
+        for app in apps.values():
+            subprocess.run(app.ctl("stop"), capture_output=True, timeout=30)
+        for app in apps.values():
+            for (name,) in server.sql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                      (app.db + "%",)):
+                server.drop_db(name)
+
+
+def summary_of(runs, name):
+    run_id = runs["results"][name].result(ROLE + "Fix the run id")["ansible_facts"]["lifeboat_full_recovery_run_id"]
+    folder = runs["root"] / "evidence" / run_id
+    return json.loads((folder / "summary.json").read_text()), folder
+
+
+def test_full_recovery_back_to_health(runs):
+    result, app = runs["results"]["whole"], runs["apps"]["whole"]
+    assert not any(task["failed"] for _, task in result.tasks), runs["output"][-5000:]
+    # The database and the uploads as the backup had them; the application answering on them.
+    status, rows = app.data()
+    assert status == 200 and rows == runs["before"]["whole"][1]
+    assert sorted(p.name for p in app.uploads.iterdir()) == ["after-recovery.txt", "drawing-0.txt", "drawing-1.txt",
+                                                             "drawing-2.txt"]
+    assert (app.uploads / "drawing-1.txt").read_text() == "drawing 1\n" * 100
+    # The folder as it was before the restore is kept beside it, with the upload the backup did not have.
+    kept = [p for p in app.uploads.parent.iterdir() if p.name.startswith("uploads.prev-")]
+    assert len(kept) == 1 and sorted(p.name for p in kept[0].iterdir()) == ["late.txt"]
+    summary, folder = summary_of(runs, "whole")
+    assert summary["status"] == "passed" and summary["application"] == "running"
+    assert [s["name"] for s in summary["steps"]] == ["stop", "verify", "restore_database", "restore_files", "start",
+                                                    "smoke"]
+    assert summary["recovery_seconds"] == pytest.approx(sum(s["seconds"] for s in summary["steps"]), abs=0.01)
+    assert 0 < summary["recovery_seconds"] < 300 and summary["recovery_point_age_seconds"] > 0
+    assert summary["previous_database"].startswith(app.db + "_prev_")
+    assert app.oid(runs["server"]) != runs["oids"]["whole"]
+    assert list(summary["files_restored"]) == ["uploads"]
+    assert all(check["ok"] for check in summary["smoke"]) and len(summary["smoke"]) == 4
+    assert app.pid() != runs["pids"]["whole"]
+    html = (folder / "report.html").read_text()
+    assert 'data-status="passed"' in html and f'data-seconds="{summary["recovery_seconds"]}' in html.replace(".0\"", "\"")
+    recovery_report = (folder / "recovery-report.md").read_text()
+    assert "**Result**: PASSED" in recovery_report and "(target 1 h: met)" in recovery_report
+    assert "Full recovery" in (folder / "report.md").read_text()
+    for name in ("summary.json", "report.md", "steps/03-restore_database.json", "steps/06-smoke.json"):
+        assert (folder / name).stat().st_mode & 0o777 == 0o600
+    assert PASSWORD not in runs["output"]
+
+
+def test_failed_restore_leaves_the_previous_database_and_uploads(runs):
+    result, app, server = runs["results"]["bad"], runs["apps"]["bad"], runs["server"]
+    failure = result.result(ROLE + "Fail the play when a step failed")["msg"]
+    assert "\n" not in failure.strip()
+    assert "FAILED at step verify" in failure and "is damaged" in failure
+    assert "the previous database and folders are in place" in failure
+    assert "application running again" in failure
+    # Nothing restored: the same database as before, the late upload still there, no previous database made.
+    assert app.oid(server) == runs["oids"]["bad"]
+    assert sorted(p.name for p in app.uploads.iterdir()) == ["drawing-0.txt", "drawing-1.txt", "drawing-2.txt",
+                                                             "late.txt"]
+    assert not [p for p in app.uploads.parent.iterdir() if p.name.startswith("uploads.prev-")]
+    assert not server.sql("postgres", "SELECT 1 FROM pg_database WHERE datname LIKE %s", (app.db + "_prev%",))
+    # The application started again on them (a new process, answering).
+    status, body = app.get("/health")
+    assert status == 200 and body["database"] is True and app.pid() != runs["pids"]["bad"]
+    summary, folder = summary_of(runs, "bad")
+    assert summary["status"] == "failed" and summary["failed_step"] == "verify" and summary["recovery_seconds"] is None
+    assert 'data-status="failed"' in (folder / "report.html").read_text()
