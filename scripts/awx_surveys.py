@@ -227,6 +227,30 @@ TEMPLATES = [
              [Question("service_action", "lifeboat_service", "lifeboat_service_action", "What to do with the service")],
              # The application's service, not the database: only the hosts' login.
              credentials=(SSH,), allow_simultaneous=False),
+    Template("lifeboat full recovery", "playbooks/full_recovery.yml",
+             "Seed 003's full recovery on the limited host: stop the application, verify the sets, swap the database "
+             "and the uploads in, start it until healthy, smoke checks; evidence with the RTO and the recovery "
+             "report. A failure before the database restore leaves everything in place.",
+             [Question("recovery_db", "lifeboat_full_recovery", "lifeboat_full_recovery_db", "Database to recover",
+                       keep_inventory="the inventory names the application's database (lifeboat_full_recovery_db): "
+                                      "a default sent here would replace it"),
+              Question("recovery_backup", "lifeboat_full_recovery", "lifeboat_full_recovery_backup",
+                       "Backup to restore"),
+              Question("recovery_confirm", "lifeboat_full_recovery", "lifeboat_full_recovery_confirm",
+                       "Type the database name again to confirm",
+                       required=(True, "a full recovery replaces the database and the uploads: the operator repeats "
+                                       "the name on every launch, which production hosts require"))],
+             allow_simultaneous=False),
+    Template("lifeboat sqlite rollback", "playbooks/sqlite_rollback.yml",
+             "Seed 004's rollback of an application on SQLite: pause, pre-rollback backup, CSV snapshot, completeness "
+             "gate, optional restore, the fix within its row bounds, resume, smoke; evidence and a roll-forward "
+             "checklist. The checks, exports and fix are the inventory's (structured, not survey answers).",
+             [Question("sqlite_rollback_backup", "lifeboat_sqlite_rollback", "lifeboat_sqlite_rollback_restore_backup",
+                       "Backup to restore before the fix (a set id or latest; blank restores none)",
+                       keep_inventory="the inventory's lifeboat_sqlite_rollback_restore_backup (usually none) applies "
+                                      "when this is left blank")],
+             # SQLite on the host: no PostgreSQL login.
+             credentials=(SSH,), allow_simultaneous=False),
 ]
 
 # Playbooks without a job template, and why (the test checks every playbook is in one list or the other).
