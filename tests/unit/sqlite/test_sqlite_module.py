@@ -231,3 +231,20 @@ def test_a_holder_is_found_by_the_file_it_has_open_not_by_its_name(db, tmp_path)
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize('folder', ['fullstack', 'unlocked'])
+def test_a_damaged_file_is_restored_whatever_its_path_says(tmp_path, db, folder):
+    """The pre-restore copy tells a busy source or a full repository from a file SQLite cannot
+    read by the error's type: a path that contains 'full' or 'locked' changes nothing."""
+    live = tmp_path / folder / 'app.db'
+    live.parent.mkdir()
+    os.rename(str(db), str(live))
+    repo = str(tmp_path / 'repo')
+    taken = run(Task(action='backup', path=str(live), repository=repo))
+    with open(str(live), 'r+b') as handle:
+        handle.write(b'not a database header')
+    restored = run(Task(action='restore', path=str(live), repository=repo))
+    assert restored['backup_id'] == taken['backup_id'] and restored['pre_restore']['raw']
+    assert rows(live, 'SELECT count(*) FROM runs') == [(3,)]
+

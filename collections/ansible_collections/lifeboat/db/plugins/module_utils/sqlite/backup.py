@@ -38,6 +38,14 @@ class Stalled(Exception):
     """Raised from the backup's progress callback: the source stayed busy past busy_timeout."""
 
 
+class SourceBusy(LifeboatError):
+    """The live database stayed locked past busy_timeout: a holder, not damage."""
+
+
+class TargetFull(LifeboatError):
+    """The repository's disk filled up during the copy: the source is not at fault."""
+
+
 class OnlineCopy(object):
     """What copy_online found: the source's facts, the copy's counts and problems, the steps."""
 
@@ -70,11 +78,11 @@ def copy_online(path, dest, busy_timeout, step_pages, what):
         try:
             _step_copy(source, target, step_pages, busy_timeout, result)
         except Stalled:
-            raise LifeboatError(locked_message(path, 'the copy made no progress', busy_timeout, what))
+            raise SourceBusy(locked_message(path, 'the copy made no progress', busy_timeout, what))
         except sqlite3.Error as exc:
-            if 'full' in str(exc).lower():
-                raise LifeboatError('%s: the disk of %s is full (%s); nothing was added to the repository: free space '
-                                    'there or choose another repository' % (what, os.path.dirname(dest), exc))
+            if _is_full(exc):
+                raise TargetFull('%s: the disk of %s is full (%s); nothing was added to the repository: free space '
+                                 'there or choose another repository' % (what, os.path.dirname(dest), exc))
             raise _source_error(path, exc, busy_timeout, what)
         finally:
             target.close()
@@ -111,9 +119,15 @@ def _step_copy(source, target, step_pages, busy_timeout, result):
     source.backup(target, pages=step_pages, progress=progress, sleep=0.05)
 
 
+def _is_full(exc):
+    """SQLITE_FULL, by its code where Python gives it (3.11+) or by SQLite's own message, which
+    never holds a path."""
+    return getattr(exc, 'sqlite_errorname', None) == 'SQLITE_FULL' or 'database or disk is full' in str(exc)
+
+
 def _source_error(path, exc, busy_timeout, what):
     if is_busy(exc):
-        return LifeboatError(locked_message(path, exc, busy_timeout, what))
+        return SourceBusy(locked_message(path, exc, busy_timeout, what))
     if hot_journal(path, exc):
         return LifeboatError('%s: %s' % (what, hot_journal(path, exc)))
     return LifeboatError('%s: cannot read %s as a SQLite database: %s; check it with action=check (a damaged file '
@@ -214,9 +228,10 @@ def keep_pre_restore(ctx, path, name, busy_timeout):
             try:
                 copied = copy_online(path, os.path.join(staging, SET_FILE), busy_timeout, -1, what)
                 online_manifest(manifest, staging, copied)
+            except (SourceBusy, TargetFull):
+                raise
             except LifeboatError as exc:
-                if 'full' in exc.msg or 'locked' in exc.msg:
-                    raise
+                # By its type, never its text: the message holds the path, which may say anything.
                 manifest.update(_raw_copy(path, staging), reason=exc.msg)
             final = repository.commit(name, staging, manifest)
         except BaseException:
