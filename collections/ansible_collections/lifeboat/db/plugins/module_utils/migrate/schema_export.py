@@ -23,6 +23,7 @@ def export_schema(ctx, conn, schema, result):
     """pg_dump --schema-only of the database, without the history tables, written atomically."""
     params = ctx.params
     dest = params['dest']
+    execer = getattr(ctx, 'execer', None)
     folder = os.path.dirname(dest) or '.'
     if not os.path.isdir(folder):
         raise LifeboatError('the folder of dest %s does not exist on the target host; create it first' % dest)
@@ -42,7 +43,6 @@ def export_schema(ctx, conn, schema, result):
         argv = [pg_dump.path, '--schema-only', '--no-owner', '--no-privileges']
         argv += ['--exclude-table=%s' % pattern for pattern in excluded]
         what = 'pg_dump --schema-only of database %r' % params['db']
-        execer = getattr(ctx, 'execer', None)
         if execer is not None:
             # container_tools.stream_to_file makes the file itself (O_EXCL): the name mkstemp
             # reserved is handed over empty, and one that reappears meanwhile is refused, not overwritten.
@@ -62,7 +62,7 @@ def export_schema(ctx, conn, schema, result):
             os.unlink(staging)
     result['actions'].append('%s the schema of %s to %s%s' % (
         'wrote' if result['changed'] else 'unchanged:', params['db'], dest,
-        ' (pg_dump in container %s)' % ctx.container.name if getattr(ctx, 'execer', None) is not None else ''))
+        ' (pg_dump in container %s)' % execer.container.name if execer is not None else ''))
 
 
 def _same_dump(new, old):
