@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """lifeboat.db.sqlite's logic on real SQLite files, without Ansible: option shapes, the refusals
 of a path, the data fix's transaction, read-only checks, who holds a file, check mode."""
+import hashlib
 import json
 import os
 import sqlite3
@@ -248,3 +249,26 @@ def test_a_damaged_file_is_restored_whatever_its_path_says(tmp_path, db, folder)
     assert restored['backup_id'] == taken['backup_id'] and restored['pre_restore']['raw']
     assert rows(live, 'SELECT count(*) FROM runs') == [(3,)]
 
+
+def test_an_export_that_writes_the_same_csv_changes_nothing(db, tmp_path):
+    """A rerun whose rows are what dest already holds reports no change and leaves dest as it
+    was (same inode, no temporary beside it); check mode reports a change only when dest is
+    missing or would differ."""
+    dest = tmp_path / 'out' / 'runs.csv'
+    dest.parent.mkdir()
+    export = dict(action='export', path=str(db), query='SELECT * FROM runs ORDER BY run_id', dest=str(dest))
+    assert run(Task(check_mode=True, **export))['changed'] and not dest.exists()
+    first = run(Task(**export))
+    written = os.stat(str(dest))
+    assert first['changed'] and first['sha256'] == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert first['size'] == written.st_size
+    again = run(Task(**export))
+    assert not again['changed'] and (again['sha256'], again['size'], again['rows']) == (first['sha256'], first['size'], 3)
+    assert os.stat(str(dest)).st_ino == written.st_ino and os.listdir(str(dest.parent)) == ['runs.csv']
+    assert not run(Task(check_mode=True, **export))['changed']
+    with sqlite3.connect(str(db)) as conn:
+        conn.execute("UPDATE runs SET plan_job_id = 'z' WHERE run_id = 1")
+    conn.close()
+    assert run(Task(check_mode=True, **export))['changed'] and os.stat(str(dest)).st_ino == written.st_ino
+    changed = run(Task(**export))
+    assert changed['changed'] and changed['sha256'] == hashlib.sha256(dest.read_bytes()).hexdigest() != first['sha256']

@@ -29,7 +29,8 @@ description:
     removes the live file's stale C(-wal), C(-shm) and C(-journal) and renames the copy over O(path).
     The restored file takes the owner (as root) and mode of the file it replaces.
   - O(action=export) writes the rows of O(query) to the CSV file O(dest) (header, UTF-8, 0600,
-    temporary name then rename).
+    temporary name then rename). When O(dest) already holds the same bytes it is left as it is and
+    the task reports no change.
   - O(action=execute) runs one data fix O(sql) in a C(BEGIN IMMEDIATE) transaction and rolls it
     back when the rows it changed are outside O(expect_rows).
   - O(path) must be the real file, never a symbolic link or a directory.
@@ -134,7 +135,8 @@ attributes:
     support: full
     description:
       - backup reports the set it would take and what retention would delete; restore verifies the
-        set and looks for holders; export counts the rows; execute runs the fix and rolls it back,
+        set and looks for holders; export runs the query and reports a change only when O(dest) is
+        missing or would differ; execute runs the fix and rolls it back,
         reporting the count; check is read-only either way.
   diff_mode:
     support: none
@@ -198,7 +200,7 @@ backup_path:
   returned: action is backup and not check mode
   type: str
 sha256:
-  description: sha256 of the set's database file (backup, restore), or of the CSV (export).
+  description: sha256 of the set's database file (backup, restore), or of the CSV (export, also when O(dest) already held it).
   returned: success and not check mode, action is backup, restore or export
   type: str
 size:

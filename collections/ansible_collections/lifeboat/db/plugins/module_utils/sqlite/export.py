@@ -4,9 +4,11 @@
 """action=export: a query's rows to a CSV file (seed 004's plan_series snapshot, without `.output`).
 
 A header of the column names, then the rows, UTF-8; written under a new temporary name beside
-`dest` (0600), fsynced and renamed over it, so a reader never sees half a file and a failed
-export leaves the previous CSV as it was. The query runs read-only (mode=ro, query_only) in one
-read transaction. Check mode runs the query and counts its rows but writes nothing.
+`dest` (0600), hashed as it is written, fsynced and renamed over it, so a reader never sees half
+a file and a failed export leaves the previous CSV as it was. When dest already holds the same
+bytes the temporary file is removed instead and nothing changed. The query runs read-only
+(mode=ro, query_only) in one read transaction. Check mode runs the query and hashes the CSV it
+would write, to say whether dest would change, but writes nothing.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -14,12 +16,11 @@ __metaclass__ = type
 import binascii
 import csv
 import hashlib
-import io
 import os
 import sqlite3
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
-from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import fsync_dir
+from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import CHUNK, fsync_dir
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import hot_journal, is_busy, open_live
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.holders import locked_message
 
@@ -43,6 +44,48 @@ def target(dest):
     return dest, folder
 
 
+class HashedCsv(object):
+    """Where csv.writer writes: each piece encoded as UTF-8, hashed and counted, and written to
+    `out` (a binary file) unless there is none (check mode, which only needs the hash)."""
+
+    def __init__(self, out=None):
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, text):
+        data = text.encode('utf-8')
+        self.digest.update(data)
+        self.size += len(data)
+        if self.out is not None:
+            self.out.write(data)
+
+
+def write_rows(sink, columns, cursor):
+    """The header and every row into `sink`; returns the number of rows."""
+    writer = csv.writer(sink)
+    writer.writerow(columns)
+    count = 0
+    for row in cursor:
+        writer.writerow([cell(v) for v in row])
+        count += 1
+    return count
+
+
+def holds(dest, size, sha256):
+    """Whether the file `dest` already holds exactly these bytes (by size first, then sha256)."""
+    try:
+        if os.path.getsize(dest) != size:
+            return False
+        digest = hashlib.sha256()
+        with open(dest, 'rb') as handle:
+            for block in iter(lambda: handle.read(CHUNK), b''):
+                digest.update(block)
+    except (IOError, OSError):
+        return False  # missing or unreadable: written anew (or failing there with its own line)
+    return digest.hexdigest() == sha256
+
+
 def export(ctx, path):
     p = ctx.params
     if not p['query'] or not p['dest']:
@@ -57,9 +100,12 @@ def export(ctx, path):
             raise LifeboatError('query returns no columns; export needs a SELECT')
         columns = [c[0] for c in cursor.description]
         if ctx.check_mode:
-            count = sum(1 for dummy in cursor)
-            return dict(changed=True, rows=count, columns=columns, dest=dest,
-                        actions=['Would write %d rows of %d columns to %s' % (count, len(columns), dest)])
+            sink = HashedCsv()
+            count = write_rows(sink, columns, cursor)
+            same = holds(dest, sink.size, sink.digest.hexdigest())
+            return dict(changed=not same, rows=count, columns=columns, dest=dest, actions=[
+                '%s already holds these %d rows of %d columns' % (dest, count, len(columns)) if same else
+                'Would write %d rows of %d columns to %s' % (count, len(columns), dest)])
         temporary = '%s.lifeboat-%s.tmp' % (dest, binascii.hexlify(os.urandom(4)).decode())
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -67,23 +113,19 @@ def export(ctx, path):
             temporary = None
             raise LifeboatError('cannot write the CSV into %s: %s; choose a folder the module user (uid %d) can write '
                                 'to' % (folder, exc.strerror or exc, os.geteuid()))
-        digest, count = hashlib.sha256(), 0
         with os.fdopen(fd, 'wb') as raw:
-            text = io.TextIOWrapper(raw, encoding='utf-8', newline='')
-            writer = csv.writer(text)
-            writer.writerow(columns)
-            for row in cursor:
-                writer.writerow([cell(v) for v in row])
-                count += 1
-            text.flush()
+            sink = HashedCsv(raw)
+            count = write_rows(sink, columns, cursor)
             raw.flush()
             os.fsync(raw.fileno())
-            text.detach()
-        with open(temporary, 'rb') as handle:
-            digest.update(handle.read())
-        os.rename(temporary, dest)
-        temporary = None
-        fsync_dir(folder)
+        sha256 = sink.digest.hexdigest()
+        # The same bytes as dest: dest stays as it is (its inode, mode, owner and mtime), so a
+        # rerun is no change and a reader of dest sees nothing happen.
+        same = holds(dest, sink.size, sha256)
+        if not same:
+            os.rename(temporary, dest)
+            temporary = None
+            fsync_dir(folder)
     except sqlite3.Error as exc:
         if is_busy(exc):
             raise LifeboatError(locked_message(path, exc, p['busy_timeout'], 'export from %s' % path))
@@ -94,5 +136,6 @@ def export(ctx, path):
         conn.close()
         if temporary and os.path.lexists(temporary):
             os.unlink(temporary)
-    return dict(changed=True, rows=count, columns=columns, dest=dest, sha256=digest.hexdigest(),
-                size=os.path.getsize(dest), actions=['Wrote %d rows of %d columns to %s' % (count, len(columns), dest)])
+    return dict(changed=not same, rows=count, columns=columns, dest=dest, sha256=sha256, size=sink.size, actions=[
+        'Left %s as it was: it already holds these %d rows of %d columns' % (dest, count, len(columns)) if same else
+        'Wrote %d rows of %d columns to %s' % (count, len(columns), dest)])
