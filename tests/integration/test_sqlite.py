@@ -233,7 +233,7 @@ def test_restore_checks_export_and_a_data_fix(site):
     kept = site.repo / "wal" / restored["pre_restore"]["backup_id"]
     assert json.loads((kept / "manifest.json").read_text())["kind"] == "sqlite-pre-restore"
     assert invariant(kept / "database.sqlite")[0] == live_events  # nothing the writer committed is lost
-    assert not [n for n in os.listdir(site.workdir) if "lifeboat-restore" in n]  # no temporary file left beside it
+    assert not [n for n in os.listdir(site.workdir) if ".lifeboat-" in n]  # no temporary or aside file left beside it
 
     compared = result.result("compare")
     assert not compared["failed"] and [c["status"] for c in compared["checks"]] == ["passed"] * 3, compared

@@ -214,6 +214,7 @@ def test_what_the_live_wal_held_is_in_the_pre_restore_set(tmp_path):
     kept = os.path.join(restored['pre_restore']['backup_path'], 'database.sqlite')
     assert rows('file:%s?mode=ro&immutable=1' % kept, 'SELECT count(*) FROM t') == [(501,)]
     assert not os.path.exists(str(live) + '-wal') or os.path.getsize(str(live) + '-wal') == 0
+    assert not [n for n in os.listdir(str(tmp_path)) if '.lifeboat-' in n]  # no temporary or aside file left
 
 
 def test_a_holder_is_found_by_the_file_it_has_open_not_by_its_name(db, tmp_path):
@@ -272,3 +273,29 @@ def test_an_export_that_writes_the_same_csv_changes_nothing(db, tmp_path):
     assert run(Task(check_mode=True, **export))['changed'] and os.stat(str(dest)).st_ino == written.st_ino
     changed = run(Task(**export))
     assert changed['changed'] and changed['sha256'] == hashlib.sha256(dest.read_bytes()).hexdigest() != first['sha256']
+
+
+def test_a_rename_that_fails_leaves_the_live_wal_in_place(tmp_path):
+    """The last step of a restore fails for real (the live file is immutable, so renaming over it
+    is refused): the live database still has its -wal, so the rows committed only there are
+    still in it, and nothing of the restore is left beside it."""
+    live, repo = tmp_path / 'plan.db', str(tmp_path / 'repo')
+    conn = sqlite3.connect(str(live))
+    conn.executescript('PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);')
+    conn.close()
+    run(Task(action='backup', path=str(live), repository=repo))
+    script = ("import sqlite3, os, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA wal_autocheckpoint = 0')\n"
+              "c.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(500)])\nc.commit()\nos._exit(0)\n")
+    subprocess.run([sys.executable, '-c', script, str(live)], check=True)
+    wal = (tmp_path / 'plan.db-wal').read_bytes()
+    if subprocess.run(['chattr', '+i', str(live)], capture_output=True).returncode != 0:
+        pytest.skip('needs root and a filesystem with the immutable attribute (chattr +i)')
+    try:
+        with pytest.raises(LifeboatError, match='failed renaming the restored copy over it .Operation not permitted.; '
+                                                'the live database is as it was'):
+            run(Task(action='restore', path=str(live), repository=repo))
+    finally:
+        subprocess.run(['chattr', '-i', str(live)], check=True)
+    assert (tmp_path / 'plan.db-wal').read_bytes() == wal
+    assert sorted(os.listdir(str(tmp_path))) == ['plan.db', 'plan.db-shm', 'plan.db-wal', 'repo']
+    assert rows('file:%s?mode=ro' % live, 'SELECT count(*) FROM t') == [(501,)]

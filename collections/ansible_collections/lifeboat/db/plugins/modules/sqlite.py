@@ -26,7 +26,8 @@ description:
     holds the database (it names the pid and command line) or a lock is held, writes the set beside
     O(path) under a temporary name, checks and fsyncs it, keeps the live file in the repository as a
     set of kind C(sqlite-pre-restore) (through the backup API, so what its C(-wal) held is kept),
-    removes the live file's stale C(-wal), C(-shm) and C(-journal) and renames the copy over O(path).
+    renames the live file's stale C(-wal), C(-shm) and C(-journal) aside, renames the copy over
+    O(path) and then removes them; if that rename fails they are put back and the live database stays whole.
     The restored file takes the owner (as root) and mode of the file it replaces.
   - O(action=export) writes the rows of O(query) to the CSV file O(dest) (header, UTF-8, 0600,
     temporary name then rename). When O(dest) already holds the same bytes it is left as it is and

@@ -9,9 +9,10 @@ and command line named) or a lock lifeboat cannot name is held; the set written 
 file under a temporary name (hashed as it is written, fsynced) and checked again; the live file
 kept in the repository as a set of kind sqlite-pre-restore (through the backup API, so what its
 -wal still held is in it); the holders looked for once more; the live file's stale -wal, -shm and
--journal removed (a -wal left beside the restored file would be replayed onto it); the new file
-renamed over the live one and the folder fsynced. A failure before the rename leaves the live
-database as it was and removes the temporary file.
+-journal renamed aside (a -wal left beside the restored file would be replayed onto it); the new
+file renamed over the live one, the folder fsynced and the aside files removed. A failure up to
+and including that rename leaves the live database as it was (its companions put back) and
+removes the temporary file.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -21,7 +22,7 @@ import hashlib
 import os
 import sqlite3
 
-from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
+from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import CHUNK, fsync_dir, member_path, verify_files
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.backup import SET_FILE, keep_pre_restore
 from ansible_collections.lifeboat.db.plugins.module_utils.sqlite.database import COMPANIONS, integrity_problems, open_copy
@@ -98,13 +99,13 @@ def restore(ctx, path, name):
             kept = _keep(ctx, path, name, temporary, actions, unlockable) if exists else None
             if exists:
                 refuse_if_held(path, what)
-            removed = _remove_companions(path)
-            os.rename(temporary, path)
+            aside = _swap_in(temporary, path)
         except BaseException:
             if os.path.lexists(temporary):
                 os.unlink(temporary)
             raise
     fsync_dir(os.path.dirname(path))
+    removed = _remove_aside(aside)
     actions += ['Removed the stale %s of the replaced file' % ', '.join(removed)] if removed else []
     actions.append('Renamed the restored copy over %s' % path)
     return dict(changed=True, backup_id=backup.backup_id, path=path, pre_restore=kept,
@@ -129,11 +130,45 @@ def _keep(ctx, path, name, temporary, actions, unlockable):
                 integrity=manifest['integrity'])
 
 
-def _remove_companions(path):
-    """The replaced file's -wal, -shm and -journal, once what they held is in the pre-restore set."""
+def _swap_in(temporary, path):
+    """Rename the restored copy over `path` with none of the replaced file's -wal, -shm and
+    -journal beside it (an old -wal would be replayed onto the restored file at its next open).
+    They are renamed aside first, not removed: if the rename of the copy fails, they are put back
+    and the live database is whole, with the committed rows its -wal still held. Returns
+    [(companion, aside name)] for _remove_aside once the copy is in place."""
+    tag = binascii.hexlify(os.urandom(4)).decode()
+    aside = []
+    try:
+        for companion in (path + suffix for suffix in COMPANIONS):
+            if os.path.lexists(companion):
+                moved = '%s.lifeboat-aside-%s' % (companion, tag)
+                os.rename(companion, moved)
+                aside.append((companion, moved))
+        os.rename(temporary, path)
+    except BaseException as exc:
+        stranded = []
+        for companion, moved in aside:
+            try:
+                os.rename(moved, companion)
+            except OSError:
+                stranded.append('%s (as %s)' % (os.path.basename(companion), moved))
+        if stranded:
+            raise LifeboatError('restore of %s failed (%s) and the live file\'s %s could not be put back: rename it '
+                                'back by hand before the application opens the database'
+                                % (path, error_text(exc), ', '.join(stranded)))
+        if isinstance(exc, OSError):
+            raise LifeboatError('restore of %s failed renaming the restored copy over it (%s); the live database is '
+                                'as it was, with its -wal, -shm and -journal, and nothing was left beside it: fix the '
+                                'cause, then run again' % (path, error_text(exc)))
+        raise
+    return aside
+
+
+def _remove_aside(aside):
+    """The replaced file's companions, once the restored copy is in place; their content is in
+    the pre-restore set."""
     removed = []
-    for suffix in COMPANIONS:
-        if os.path.lexists(path + suffix):
-            os.unlink(path + suffix)
-            removed.append(os.path.basename(path + suffix))
+    for companion, moved in aside:
+        os.unlink(moved)
+        removed.append(os.path.basename(companion))
     return removed
