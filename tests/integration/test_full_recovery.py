@@ -1,11 +1,11 @@
-"""playbooks/full_recovery.yml (roles/lifeboat_full_recovery) against the fixture web application over PostgreSQL.
+"""playbooks/full_recovery.yml (roles/lifeboat_full_recovery) against the fixture web application.
 
-Two applications (real processes on loopback, each its own database on the session's PostgreSQL server and its
-own uploads folder), two hosts of one inventory, one ansible-playbook run: a first play backs each up
-(lifeboat.db.dump, lifeboat.db.files), then breaks it (table items dropped; a file uploaded after the backup;
-'whole' has its uploads folder wiped, 'bad' its database backup damaged), then full_recovery.yml runs on both:
+Applications (real processes on loopback, each its own database and uploads folder), a host each of one
+inventory: a first ansible-playbook run backs each up (lifeboat.db.dump or lifeboat.db.sqlite, lifeboat.db.files),
+the test breaks them (break_everything), then one run of full_recovery.yml on all of them:
 'whole' comes back to health with its RTO in the evidence, 'bad' fails at the verification with the previous
-database and uploads in place and the application running again on them.
+database and uploads in place and the application running again on them. A third application, 'lite', runs on
+SQLite: its database file overwritten while it runs, it comes back through lifeboat.db.sqlite's restore.
 """
 import json
 import os
@@ -27,13 +27,15 @@ ROLE = "lifeboat_full_recovery : "
 
 
 class App:
-    def __init__(self, root, name, server):
+    def __init__(self, root, name, server, sqlite=False):
         self.name = name
         self.dir = root / name
         self.dir.mkdir()
         self.db = f"fullrec_{name}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-        server.drop_db(self.db)
-        server.sql("postgres", f'CREATE DATABASE "{self.db}"')
+        self.sqlite = self.dir / "app.db" if sqlite else None
+        if not sqlite:
+            server.drop_db(self.db)
+            server.sql("postgres", f'CREATE DATABASE "{self.db}"')
         self.uploads = self.dir / "uploads"
         self.uploads.mkdir()
         for n in range(3):
@@ -44,7 +46,8 @@ class App:
         dsn = f"host={server.host} port={server.port} user={server.user} password={server.password} dbname={self.db}"
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump({"port": self.port, "database": {"postgresql": dsn}, "uploads_dir": str(self.uploads),
+            database = {"sqlite": str(self.sqlite)} if sqlite else {"postgresql": dsn}
+            json.dump({"port": self.port, "database": database, "uploads_dir": str(self.uploads),
                        "users": {"admin": PASSWORD}, "job_interval_ms": 100}, out)
 
     def oid(self, server):
@@ -84,7 +87,8 @@ class App:
                 "login": {"url": self.url + "/login", "body": {"username": "admin", "password": PASSWORD}},
                 "data": {"url": self.url + "/data", "min_rows": 3},
                 "upload": {"url": self.url + "/upload", "filename": "after-recovery.txt"}},
-            "lifeboat_full_recovery_db": self.db,
+            **({"lifeboat_full_recovery_database": "sqlite", "lifeboat_full_recovery_sqlite_path": str(self.sqlite),
+                "app_sqlite": str(self.sqlite)} if self.sqlite else {"lifeboat_full_recovery_db": self.db}),
             "lifeboat_full_recovery_repository": str(root / "repo" / self.name),
             "lifeboat_full_recovery_files": [{"name": "uploads", "dest": str(self.uploads)}],
             "lifeboat_full_recovery_evidence_dir": str(root / "evidence"),
@@ -92,35 +96,44 @@ class App:
         }
 
 
-# The backups, then the damage: each host's database loses table items, an upload arrives after the backup,
-# 'whole' loses its uploads folder's content, 'bad' its database backup (overwritten, so its sha256 is wrong).
-BREAK = [{
-    "name": "Back up and break", "hosts": "all", "gather_facts": False,
+# Each host's backups, taken by the modules as in production (the damage is done by the test afterwards).
+BACKUP = [{
+    "name": "Back up", "hosts": "all", "gather_facts": False,
     "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
     "tasks": [
-        {"name": "Back up the database", "register": "dumped",
+        {"name": "Back up the database", "when": "app_sqlite is not defined",
          "lifeboat.db.dump": {"db": "{{ app_db }}", "repository": "{{ lifeboat_full_recovery_repository }}"}},
+        {"name": "Back up the SQLite database", "when": "app_sqlite is defined",
+         "lifeboat.db.sqlite": {"action": "backup", "path": "{{ app_sqlite }}",
+                                "repository": "{{ lifeboat_full_recovery_repository }}"}},
         {"name": "Back up the uploads",
          "lifeboat.db.files": {"action": "backup", "name": "uploads", "path": "{{ app_uploads }}",
                                "repository": "{{ lifeboat_full_recovery_repository }}"}},
-        {"name": "Break the database",
-         "lifeboat.db.fault": {"db": "{{ app_db }}", "fault": "drop_table", "table": "items", "confirm": "{{ app_db }}"}},
-        {"name": "Wipe the uploads", "when": "inventory_hostname == 'whole'",
-         "ansible.builtin.file": {"path": "{{ app_uploads }}/drawing-{{ item }}.txt", "state": "absent"},
-         "loop": [0, 1, 2]},
-        {"name": "An upload after the backup",
-         "ansible.builtin.copy": {"content": "uploaded after the backup\n", "dest": "{{ app_uploads }}/late.txt",
-                                  "mode": "0600"}},
-        {"name": "Damage the database backup", "when": "inventory_hostname == 'bad'",
-         "ansible.builtin.copy": {"content": "not a dump\n", "dest": "{{ dumped.backup_path }}/{{ app_db }}.dump",
-                                  "mode": "0600"}},
-    ]}, {"import_playbook": str(PROJECT / "playbooks" / "full_recovery.yml")}]
+    ]}]
+
+
+def break_everything(apps, server, root):
+    """The damage after the backups: table items dropped (PostgreSQL) or the file overwritten while the
+    application runs (SQLite), an upload the backup does not have, 'whole' and 'lite' with their uploads
+    wiped, and 'bad' with its database backup overwritten (its size and sha256 no longer the manifest's)."""
+    for app in apps.values():
+        if app.sqlite:
+            app.sqlite.write_text("this is not a database any more\n")
+        else:
+            server.sql(app.db, "DROP TABLE items")
+        if app.name != "bad":
+            for path in app.uploads.iterdir():
+                path.unlink()
+        (app.uploads / "late.txt").write_text("uploaded after the backup\n")
+    (dump,) = (root / "repo" / "bad").glob(f"{apps['bad'].db}/*/{apps['bad'].db}.dump")
+    dump.write_text("not a dump\n")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, server):
     root = tmp_path_factory.mktemp("full_recovery")
     apps = {name: App(root, name, server) for name in ("whole", "bad")}
+    apps["lite"] = App(root, "lite", server, sqlite=True)
     try:
         for app in apps.values():
             subprocess.run(app.ctl("start"), check=True, capture_output=True, timeout=30,
@@ -128,18 +141,21 @@ def runs(tmp_path_factory, server):
         before = {name: app.data() for name, app in apps.items()}
         pids = {name: app.pid() for name, app in apps.items()}
         # A swap puts a new database under the name: the oid says whether the database is still the one there was.
-        oids = {name: app.oid(server) for name, app in apps.items()}
+        oids = {name: app.oid(server) for name, app in apps.items() if not app.sqlite}
         inventory = root / "inventory.json"
         fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump({"all": {"hosts": {name: app.host_vars(server, root) for name, app in apps.items()}}}, out)
-        play = root / "play.yml"
-        play.write_text(json.dumps(BREAK))
+        play = root / "backup.yml"
+        play.write_text(json.dumps(BACKUP))
         record = root / "results.jsonl"
         started = time.monotonic()
-        proc = ansible_playbook(["-i", inventory, play, "-e", "lifeboat_full_recovery_hosts=all"], record,
-                                env={"ANSIBLE_FORKS": "2"}, timeout=300)
-        print(f"\nansible-playbook backup, break, full_recovery.yml, 2 hosts: {time.monotonic() - started:.1f} s")
+        proc = ansible_playbook(["-i", inventory, play], record, env={"ANSIBLE_FORKS": "3"}, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        break_everything(apps, server, root)
+        proc = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / "full_recovery.yml",
+                                 "-e", "lifeboat_full_recovery_hosts=all"], record, env={"ANSIBLE_FORKS": "3"}, timeout=300)
+        print(f"\nansible-playbook backup.yml, then full_recovery.yml, 3 hosts: {time.monotonic() - started:.1f} s")
         results = {name: PlayResult(proc, name, record) for name in apps}
         output = proc.stdout + proc.stderr + (record.read_text() if record.exists() else "")
         yield dict(apps=apps, results=results, before=before, pids=pids, oids=oids, root=root, output=output, server=server)
@@ -147,6 +163,8 @@ def runs(tmp_path_factory, server):
         for app in apps.values():
             subprocess.run(app.ctl("stop"), capture_output=True, timeout=30)
         for app in apps.values():
+            if app.sqlite:
+                continue
             for (name,) in server.sql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
                                       (app.db + "%",)):
                 server.drop_db(name)
@@ -210,3 +228,17 @@ def test_failed_restore_leaves_the_previous_database_and_uploads(runs):
     summary, folder = summary_of(runs, "bad")
     assert summary["status"] == "failed" and summary["failed_step"] == "verify" and summary["recovery_seconds"] is None
     assert 'data-status="failed"' in (folder / "report.html").read_text()
+
+
+def test_full_recovery_of_a_sqlite_application(runs):
+    result, app = runs["results"]["lite"], runs["apps"]["lite"]
+    assert not any(task["failed"] for _, task in result.tasks), runs["output"][-5000:]
+    status, rows = app.data()
+    assert status == 200 and rows == runs["before"]["lite"][1]
+    assert sorted(p.name for p in app.uploads.iterdir()) == ["after-recovery.txt", "drawing-0.txt", "drawing-1.txt",
+                                                             "drawing-2.txt"]
+    summary, _ = summary_of(runs, "lite")
+    assert summary["status"] == "passed" and summary["engine"] == "sqlite" and summary["recovery_seconds"] > 0
+    # The damaged live file is kept as it was, byte for byte, as a pre-restore set.
+    kept = runs["root"] / "repo" / "lite" / "app" / summary["previous_database"]
+    assert json.loads((kept / "manifest.json").read_text())["kind"] == "sqlite-pre-restore"

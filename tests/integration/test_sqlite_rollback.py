@@ -11,7 +11,7 @@ import os
 import sqlite3
 import subprocess
 import time
-from pathlib import Path
+import urllib.request
 
 import pytest
 
@@ -76,7 +76,6 @@ class App:
         subprocess.run(self.ctl("stop"), capture_output=True, timeout=30)
 
     def health(self):
-        import urllib.request
         with urllib.request.urlopen(self.url + "/health", timeout=5) as answer:
             return json.load(answer)
 
