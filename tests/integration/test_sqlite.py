@@ -206,6 +206,10 @@ def test_restore_checks_export_and_a_data_fix(site):
     dest.parent.mkdir()
     dest.write_text("the previous snapshot\n")
     before = hashlib.sha256(site.plan.read_bytes()).hexdigest()
+    # The application's user owns the live file (www-data, uid 33), group-readable: the restored
+    # file must open for it as before, not come back root's and 0600.
+    os.chown(site.wal, 33, 33)
+    os.chmod(site.wal, 0o640)
     result = site.play([
         # The set test_faults... damages; taken here to spare that test a playbook run.
         task("plan backup", action="backup", path=str(site.plan), repository=str(site.repo)),
@@ -229,6 +233,8 @@ def test_restore_checks_export_and_a_data_fix(site):
     assert not restored["failed"], restored["msg"]
     events, n = invariant(site.wal, "mode=ro")
     assert events == n == restored["row_counts"]["events"] < live_events
+    restored_file = os.stat(site.wal)
+    assert (restored_file.st_uid, restored_file.st_gid, stat.S_IMODE(restored_file.st_mode)) == (33, 33, 0o640)
     assert not os.path.exists(f"{site.wal}-wal") or os.path.getsize(f"{site.wal}-wal") == 0
     kept = site.repo / "wal" / restored["pre_restore"]["backup_id"]
     assert json.loads((kept / "manifest.json").read_text())["kind"] == "sqlite-pre-restore"

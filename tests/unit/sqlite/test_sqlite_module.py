@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -299,3 +300,20 @@ def test_a_rename_that_fails_leaves_the_live_wal_in_place(tmp_path):
     assert (tmp_path / 'plan.db-wal').read_bytes() == wal
     assert sorted(os.listdir(str(tmp_path))) == ['plan.db', 'plan.db-shm', 'plan.db-wal', 'repo']
     assert rows('file:%s?mode=ro' % live, 'SELECT count(*) FROM t') == [(501,)]
+
+
+def test_a_restore_onto_a_missing_file_says_whose_it_is(db, tmp_path):
+    """A new host: no live file to take the owner and mode from, so the restored file is the
+    module user's and 0600 - the result says so, for the operator to give it the application's."""
+    repo = str(tmp_path / 'repo')
+    run(Task(action='backup', path=str(db), repository=repo))
+    new = tmp_path / 'new'
+    new.mkdir()
+    live = new / 'app.db'
+    dry = run(Task(check_mode=True, action='restore', path=str(live), repository=repo, name='app'))
+    assert 'no live file' in dry['actions'][-1] and not live.exists()
+    restored = run(Task(action='restore', path=str(live), repository=repo, name='app'))
+    assert restored['pre_restore'] is None and stat.S_IMODE(os.stat(str(live)).st_mode) == 0o600
+    line = '%s is new: owned by uid %d gid %d, mode 0600' % (live, os.geteuid(), os.getegid())
+    assert line in restored['actions'][-1] and line in restored['warnings'][0]
+    assert rows(live, 'SELECT count(*) FROM runs') == [(3,)]

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import os
 import sqlite3
+import stat
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError, error_text
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.manifest import CHUNK, fsync_dir, member_path, verify_files
@@ -91,7 +92,9 @@ def restore(ctx, path, name):
         if ctx.check_mode:
             return dict(changed=True, backup_id=backup.backup_id, path=path, actions=actions + [
                 'Would keep the live %s as a sqlite-pre-restore set' % path if exists else 'No live file to keep',
-                'Would write backup %s beside %s, check it and rename it over it' % (backup.backup_id, path)])
+                'Would write backup %s beside %s, check it and rename it over it' % (backup.backup_id, path) if exists
+                else 'Would write backup %s as the new file %s (no live file to take the owner and mode from: it would '
+                     'be uid %d\'s, 0600)' % (backup.backup_id, path, os.geteuid())])
         unlockable = refuse_if_locked(path, p['busy_timeout'], what) if exists else None
         temporary = write_beside(source, path, backup.manifest['files'][0]['sha256'])
         try:
@@ -108,9 +111,19 @@ def restore(ctx, path, name):
     removed = _remove_aside(aside)
     actions += ['Removed the stale %s of the replaced file' % ', '.join(removed)] if removed else []
     actions.append('Renamed the restored copy over %s' % path)
-    return dict(changed=True, backup_id=backup.backup_id, path=path, pre_restore=kept,
-                row_counts=backup.manifest.get('row_counts'), sha256=backup.manifest['files'][0]['sha256'],
-                actions=actions)
+    result = dict(changed=True, backup_id=backup.backup_id, path=path, pre_restore=kept,
+                  row_counts=backup.manifest.get('row_counts'), sha256=backup.manifest['files'][0]['sha256'],
+                  actions=actions)
+    if not exists:
+        # No live file to take the owner and mode from: an application running as another user
+        # cannot open the file until it is given them, so the result says what it is.
+        made = os.stat(path)
+        line = ('%s is new: owned by uid %d gid %d, mode %04o (there was no live file to take them from); give it the '
+                'owner and mode the application opens it with (e.g. ansible.builtin.file)'
+                % (path, made.st_uid, made.st_gid, stat.S_IMODE(made.st_mode)))
+        actions.append(line)
+        result['warnings'] = [line]
+    return result
 
 
 def _keep(ctx, path, name, temporary, actions, unlockable):
