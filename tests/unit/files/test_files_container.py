@@ -55,3 +55,24 @@ def test_paths_the_docker_host_cannot_reach_are_one_line(container, path, contai
     with pytest.raises(LifeboatError) as raised:
         host_path(container, 'path', path)
     assert fragment in raised.value.msg and '\n' not in raised.value.msg
+
+
+def test_a_link_the_container_made_is_never_followed(container, tmp_path):
+    uploads = tmp_path / 'uploads'
+    (uploads / 'escape').symlink_to('/')
+    (uploads / 'real' / 'deep').mkdir(parents=True)
+    (uploads / 'real' / 'inner').symlink_to(uploads / 'real' / 'deep')  # even a link that stays on the mount
+    for option, path, restore, link in (
+            ('path', '/srv/uploads/escape/etc', False, '/srv/uploads/escape'),
+            ('dest', '/srv/uploads/escape/tmp/x', True, '/srv/uploads/escape'),
+            ('path', '/srv/uploads/escape', False, '/srv/uploads/escape'),
+            ('dest', '/srv/uploads/real/inner/new', True, '/srv/uploads/real/inner')):
+        with pytest.raises(LifeboatError) as raised:
+            host_path(container, option, path, restore=restore)
+        assert raised.value.msg.startswith(
+            "%s %s: %s is a symbolic link inside mount /srv/uploads of container 'app'; lifeboat never follows a "
+            "link the container made" % (option, path, link)), raised.value.msg
+        assert '\n' not in raised.value.msg
+    # Real folders, and a restore's new dest below them (the first missing step ends the walk), pass.
+    assert host_path(container, 'path', '/srv/uploads/real/deep') == str(uploads / 'real' / 'deep')
+    assert host_path(container, 'dest', '/srv/uploads/real/new/x', restore=True) == str(uploads / 'real' / 'new' / 'x')

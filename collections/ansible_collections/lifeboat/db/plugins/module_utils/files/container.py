@@ -13,8 +13,10 @@ through the engine would bypass what a restore relies on (a rename within one fi
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import os
 import posixpath
+import stat
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 
@@ -59,5 +61,31 @@ def host_path(container, option, path, restore=False):
                             'and the container would keep the old one; restore into a folder below it (%s/<name>), '
                             'or into its host folder %s with the container stopped and container left out'
                             % (option, path, source, name, path.rstrip('/'), source))
-    rest = path[len(point):].lstrip('/')
-    return os.path.join(source, *rest.split('/')) if rest else source
+    parts = [part for part in path[len(point):].split('/') if part]
+    _refuse_links(source, parts, option, path, point, name)
+    return os.path.join(source, *parts) if parts else source
+
+
+def _refuse_links(source, parts, option, path, point, name):
+    """One line when a step of `parts` below the mount's host folder is a symbolic link.
+
+    The container writes its volume as root: a link it made there (`escape -> /`) would point at this
+    host's own files once the path is joined onto the mount's folder, and lifeboat runs as root here -
+    a restore could write anywhere, a backup copy /etc/shadow into the repository. So each step is
+    looked at itself (lstat), up to the first one that does not exist yet (a restore's new dest)."""
+    current = source
+    for depth, part in enumerate(parts, 1):
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return
+            raise
+        if stat.S_ISLNK(mode):
+            inside = posixpath.join(point, *parts[:depth])
+            raise LifeboatError(
+                '%s %s: %s is a symbolic link inside mount %s of container %r; lifeboat never follows a link the '
+                'container made - name the folder it points to as the container sees it, or remove the link'
+                % (option, path, inside, point, name))
+
