@@ -15,7 +15,11 @@ def run_drill(ansible, server, db, evidence, **drill_vars):
     return ansible.run_playbook(PROJECT / "playbooks" / "drill.yml")
 
 
-@pytest.mark.parametrize("fault", ["truncate", "drop_table", "drop_database"])
+# Each fault on the embedded server; on PostgreSQL 15 the one that needs the most of the restore (the
+# database itself made again): the faults are the same SQL on both versions, the dump and the restore are not.
+@pytest.mark.parametrize("server, fault", [("embedded", "truncate"), ("embedded", "drop_table"),
+                                           ("embedded", "drop_database"), ("pg15", "drop_database")],
+                         indirect=["server"])
 def test_drill_restores_the_baseline_and_writes_evidence(server, ansible, tmp_path, fault, chromium):
     evidence = tmp_path / "evidence"
     db = f"drill_{fault}"
@@ -57,6 +61,9 @@ def assert_drill_reports(run_dir, summary, lang, chromium):
     return page, recovery
 
 
+# The reports, the evidence of a failed verification and the refusal are made by the roles and the controller
+# whatever the server's version (the drill's restore runs on both servers above).
+@embedded_only
 def test_drill_reports_in_japanese_against_seed_002s_targets_with_history(server, ansible, tmp_path, chromium):
     """lifeboat_report_lang=ja and seed 002's RTO/RPO of 4 h from the inventory; a second drill's
     history holds the first one, a planted link among the runs is skipped and said so."""
@@ -81,6 +88,7 @@ def test_drill_reports_in_japanese_against_seed_002s_targets_with_history(server
         server.drop_db(db)
 
 
+@embedded_only
 def test_drill_fails_when_verification_fails_and_says_so_in_the_evidence(server, ansible, tmp_path, chromium):
     """A 'writer' that deletes rows after the restore must make the drill fail, with evidence."""
     evidence = tmp_path / "evidence"
@@ -107,6 +115,7 @@ def test_drill_fails_when_verification_fails_and_says_so_in_the_evidence(server,
         server.drop_db("drill_fails")
 
 
+@embedded_only
 def test_drill_refuses_a_production_host(server, ansible, tmp_path):
     play = run_drill(ansible, server, "drill_prod", tmp_path / "evidence", lifeboat_production=True)
     assert play.rc != 0
