@@ -21,6 +21,43 @@ from ansible_collections.lifeboat.db.plugins.module_utils.storage.cache import D
 from ansible_collections.lifeboat.db.plugins.module_utils.container.tools import ContainerToolFinder, open_container
 
 
+class ContainerServerOptions(ConnectionOptions):
+    """Connection options whose server, unless login_host or login_unix_socket is given, is the
+    container's - looked up the first time host or port is read, not when the task starts:
+    lifeboat.db.files never connects, and the application container holding its uploads runs no
+    PostgreSQL and may have no address at all (--network none)."""
+
+    def __init__(self, params, container):
+        self._container = container
+        self._host = self._port = None
+        self._found = False
+        ConnectionOptions.__init__(self, params)
+
+    def _find(self):
+        if not self._found:
+            if not self._host:
+                self._host, self._port = self._container.address()
+            self._found = True
+
+    @property
+    def host(self):
+        self._find()
+        return self._host
+
+    @host.setter
+    def host(self, value):
+        self._host = value
+
+    @property
+    def port(self):
+        self._find()
+        return self._port
+
+    @port.setter
+    def port(self, value):
+        self._port = value
+
+
 class TaskContext(object):
     """The parts of an AnsibleModule the module_utils need, and nothing else."""
 
@@ -51,8 +88,7 @@ class TaskContext(object):
                                 '%r run; drop pg_bin_dir (or container)' % params['container'])
         self.container, self.execer = open_container(params)
         self.finder = ContainerToolFinder(self.execer)
-        if not self.options.host:
-            self.options.host, self.options.port = self.container.address()
+        self.options = ContainerServerOptions(params, self.container)
 
     def container_facts(self):
         """What a manifest or result says of the container the tools ran in, or None."""
