@@ -3,9 +3,10 @@
 Through ansible-playbook, as a user runs them, with `container` in the play's module_defaults: the
 Docker host (this machine, the tests' podman engine serving the Docker API) has the files, the
 migrations, the repository and the schema dump; the client tools are the container's own
-(postgres:18; this host's are PostgreSQL 15, whose pg_dump refuses a PostgreSQL 18 server). One
-PostgreSQL container and one busybox container with a bind mount (the uploads) for the module;
-every case - the bad inputs too - in one play.
+(postgres:18; this host's are PostgreSQL 15, whose pg_dump refuses a PostgreSQL 18 server). Two PostgreSQL containers (the
+task's, and another holding a database of the same name for parity_with.container) and one busybox
+container with a bind mount (the uploads) and no network for the files module; the work in one
+play, the bad inputs in a second one beside it.
 """
 import concurrent.futures
 import json
@@ -51,18 +52,25 @@ EVENTS = ("CREATE TABLE events (id bigint, at date NOT NULL, what text) PARTITIO
 def site(tmp_path_factory):
     base = tmp_path_factory.mktemp("container-modules")
     with pgcontainers.container_site("mod") as site:
-        site.db = site.postgres("db")
-        # The uploads on a bind mount of a busybox container: the files module needs no PostgreSQL.
+        # `other` has a database `copy` too, with a table of its own: parity_with.container must reach it.
+        site.db, site.other = site.postgres_pair(("db", "other"))
+        # The uploads on a bind mount of a busybox container: the files module needs no PostgreSQL, and never
+        # connects - so the container may have no address at all (no network).
         site.mounted = base / "mounted"
         (site.mounted / "app").mkdir(parents=True)
         site.uploads = make_uploads(site.mounted / "app")
         site.app = site.client.containers.run(
             site.toolless.image, ["sleep", "600"], name=site.prefix + "app", detach=True, labels=site.labels,
-            volumes={str(site.mounted): {"bind": UPLOADS, "mode": "rw"}})
+            volumes={str(site.mounted): {"bind": UPLOADS, "mode": "rw"}}, network_mode="none")
+        # A link the container made in its volume, pointing at the Docker host's root once seen from there.
+        code, output = site.app.exec_run(["ln", "-s", "/", UPLOADS + "/escape"])
+        assert code == 0, output
         site.base = base
         db = site.db
         db.sql("app", "CREATE EXTENSION amcheck;" + EVENTS)
         db.sql("postgres", "CREATE DATABASE copy")
+        site.other.sql("postgres", "CREATE DATABASE copy")
+        site.other.sql("copy", "CREATE TABLE only_in_other (id int)")
         # A login that may not read one table: pg_dump --schema-only locks every table, so it fails in the container.
         db.sql("app", "CREATE ROLE reader LOGIN PASSWORD 'reader-pw-1'; CREATE TABLE secret (id int);"
                       "REVOKE ALL ON secret FROM PUBLIC")
@@ -94,7 +102,8 @@ def play(site, workdir, tasks):
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
             # No login_host: lifeboat finds the server at the port the container publishes.
             "lifeboat_container": {"container": site.db.name, "docker_host": site.engine.base_url,
-                                   "login_user": site.db.user, "login_password": site.db.password}}}}}, out)
+                                   "login_user": site.db.user, "login_password": site.db.password},
+            "lifeboat_other_password": site.other.password}}}}, out)
     playbook = workdir / "play.yml"
     playbook.write_text(json.dumps([{
         "name": "containers", "hosts": "all", "gather_facts": False,
@@ -123,7 +132,9 @@ def ran(site):
              exclude_tables=["public.secret"]),
         task("apply the dump", "seed", db="copy", schema_files=[str(dump)]),
         task("integrity", "integrity", db="app", fail_on="never", min_rows={"orders": 500},
-             parity_with={"db": "copy", "container": site.db.name}),
+             parity_with={"db": "copy"}),
+        task("parity with the other container", "integrity", db="app", fail_on="never", parity_with={
+            "db": "copy", "container": site.other.name, "password": "{{ lifeboat_other_password }}"}),
         task("retire", "partition", db="app", table="events", interval="monthly", premake=1, now="2026-05-15",
              retain=2, retention_action="archive_and_drop", repository=str(repo)),
         task("restore partition", "partition", db="app", table="events", interval="monthly",
@@ -146,6 +157,10 @@ def ran(site):
         task("dest at the mount point", "files", ignore=True, action="restore", dest=UPLOADS, **files_args),
         task("parity with host and container", "integrity", ignore=True, db="app",
              parity_with={"db": "copy", "container": site.db.name, "port": 5432}),
+        task("backup through a link", "files", ignore=True, path=UPLOADS + "/escape/etc",
+             **dict(files_args, name="escape")),
+        task("restore through a link", "files", ignore=True, action="restore",
+             dest=UPLOADS + "/escape" + str(site.base / "escaped"), **files_args),
     ]
     (site.base / "bad").mkdir()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -195,12 +210,18 @@ def test_integrity_in_container(site, ran):
     assert by_name["amcheck"]["summary"].endswith("btree index(es) verified")
     assert not by_name["amcheck"]["summary"].startswith("0 "), by_name["amcheck"]
     assert [c["status"] for c in checked["checks"] if c["kind"] == "min_rows"] == ["passed"], checked["checks"]
-    # parity_with.container: the other side reached in its container; the copy, made from the dump, lacks only
-    # what the dump left out (Flyway's history table, the table excluded).
+    # parity_with on the task's own server: the copy, made from the dump, lacks only what the dump left out
+    # (Flyway's history table, the table excluded).
     parity = by_name["schema_parity"]
     assert parity["status"] == "failed", parity
     assert parity["diff"] and all("flyway_schema_history" in line or "secret" in line
                                   for line in parity["diff"]), parity["diff"]
+    # parity_with.container reaches that container's server, not the task's: its `copy` (same name) holds only
+    # only_in_other, which the task's `copy` has not, and none of app's tables.
+    other = {c["name"]: c for c in ok(ran, "parity with the other container")["checks"]}["schema_parity"]
+    assert other["status"] == "failed", other
+    assert "only in copy: table public.only_in_other" in other["diff"], other["diff"]
+    assert "only in app: table public.orders" in other["diff"], other["diff"]
 
 
 def test_partition_in_container(site, ran):
@@ -230,6 +251,9 @@ def test_files_in_container(site, ran):
     assert taken["container"]["name"] == site.app.name
     restored = ok(ran, "files restore")
     assert restored["dest"] == str(site.mounted / "restored"), restored
+    # The application container has no network, so no server address to find: files never looks one up.
+    site.app.reload()
+    assert site.app.attrs["HostConfig"]["NetworkMode"] == "none", site.app.attrs["HostConfig"]
     # Restored on the Docker host, seen by the container through its mount.
     code, output = site.app.exec_run(["cat", UPLOADS + "/restored/notes.txt"])
     assert (code, output) == (0, site.uploads["notes.txt"])
@@ -255,5 +279,12 @@ def test_bad_input_in_container(site, ran):
                     "dest %s is where %s is mounted in container %r" % (UPLOADS, site.mounted, site.app.name),
                     "restore into a folder below it")
     assert_one_line(result.result("parity with host and container"), "give the container")
+    # A link the container made is never followed: neither the host's /etc backed up, nor a restore outside.
+    for title, option, path in (("backup through a link", "path", UPLOADS + "/escape/etc"),
+                                ("restore through a link", "dest", UPLOADS + "/escape" + str(site.base / "escaped"))):
+        assert_one_line(result.result(title), "%s %s: %s/escape is a symbolic link inside mount %s of container %r; "
+                        "lifeboat never follows a link the container made" % (option, path, UPLOADS, UPLOADS,
+                                                                               site.app.name))
+    assert not (ran["repo"] / "escape").exists() and not (site.base / "escaped").exists()
     assert site.db.password not in result.stdout + result.stderr
     assert "reader-pw-1" not in result.stdout + result.stderr
