@@ -3,10 +3,10 @@
 Through ansible-playbook, as a user runs them, with `container` in the play's module_defaults: the
 Docker host (this machine, the tests' podman engine serving the Docker API) has the files, the
 migrations, the repository and the schema dump; the client tools are the container's own
-(postgres:18; this host's are PostgreSQL 15, whose pg_dump refuses a PostgreSQL 18 server). Two PostgreSQL containers (the
-task's, and another holding a database of the same name for parity_with.container) and one busybox
-container with a bind mount (the uploads) and no network for the files module; the work in one
-play, the bad inputs in a second one beside it.
+(postgres:18; this host's are PostgreSQL 15, whose pg_dump refuses a PostgreSQL 18 server).
+Two PostgreSQL containers (the task's, and another holding a database of the same name for
+parity_with.container) and one busybox container with a bind mount (the uploads) and no network
+for the files module; the work in one play, the bad inputs in a second one beside it.
 """
 import concurrent.futures
 import json
