@@ -3,7 +3,8 @@
 Seed 004's procedure on a planning database: each case is its own application (a real process on loopback,
 jobs writing), a host of one inventory, all played by one ansible-playbook run: the procedure end to end
 (pause, backup, CSV, gate, restore, fix, resume, smoke), a completeness gate that fails (nothing changed,
-jobs resumed) and a fix over its bound (rolled back, jobs resumed).
+jobs resumed), a fix over its bound (rolled back, jobs resumed) and the same fix after a restore (rolled
+back, the jobs left paused on the restored database, and the failure line saying so).
 """
 import csv
 import json
@@ -109,7 +110,8 @@ class App:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rollback")
-    apps = {"whole": App(root, "whole"), "gate": App(root, "gate", complete=False), "bound": App(root, "bound")}
+    apps = {"whole": App(root, "whole"), "gate": App(root, "gate", complete=False), "bound": App(root, "bound"),
+            "restored": App(root, "restored")}
     try:
         for app in apps.values():
             app.start()
@@ -123,6 +125,9 @@ def runs(tmp_path_factory):
                                      lifeboat_service_smoke=smoke),
             "gate": apps["gate"].host_vars(root, lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"min": 1, "max": 10})),
             "bound": apps["bound"].host_vars(root, lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 1})),
+            # The same fix over its bound, after a restore: the database is no longer as the run found it.
+            "restored": apps["restored"].host_vars(root, lifeboat_sqlite_rollback_restore_backup="latest",
+                                                   lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 1})),
         }
         inventory = root / "inventory.json"
         fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -138,6 +143,8 @@ def runs(tmp_path_factory):
         # The jobs write again (resumed): polled, never longer than 10 s.
         health = {}
         for name, app in apps.items():
+            if name == "restored":
+                continue
             first = app.health()
             deadline = time.monotonic() + 10
             later = first
@@ -146,7 +153,8 @@ def runs(tmp_path_factory):
                 later = app.health()
             health[name] = (first, later)
         output = proc.stdout + proc.stderr + (record.read_text() if record.exists() else "")
-        yield dict(results=results, apps=apps, health=health, root=root, output=output)
+        yield dict(results=results, apps=apps, health=health, root=root, output=output,
+                   restored_health=apps["restored"].health())
     finally:
         for app in apps.values():
             app.stop()
@@ -223,3 +231,18 @@ def test_fix_over_its_bound_is_rolled_back_and_jobs_resumed(runs):
     first, later = runs["health"]["bound"]
     assert first["jobs_enabled"] is True and later["job_rows"] > first["job_rows"]
     assert not app.env_file.exists()
+
+
+def test_failure_after_a_restore_leaves_the_jobs_paused_and_says_so(runs):
+    result, app = runs["results"]["restored"], runs["apps"]["restored"]
+    failure = result.result(ROLE + "Fail the play when a step failed")["msg"]
+    assert "\n" not in failure.strip()
+    assert "FAILED at step fix" in failure and "rolled back" in failure
+    assert "the database is as the restore of " in failure and "jobs paused" in failure
+    assert "-e service_action=resume" in failure
+    removed = [task for name, task in result.tasks if name == "lifeboat_service : Remove the pause's environment file"]
+    assert all(task["_status"] == "skipped" for task in removed), "the jobs were resumed"
+    health = runs["restored_health"]
+    assert health["jobs_enabled"] is False and app.env_file.exists()
+    summary, _ = summary_of(runs["root"], result)
+    assert summary["jobs"] == "paused" and summary["roll_forward"]["backup_id"] == summary["pre_restore_backup_id"]
