@@ -48,7 +48,9 @@ description:
     exactly as above; nothing is copied through the engine. A path in the container's own layer, on a
     tmpfs, or on a remote engine's host is refused in one line, and so is a O(dest) that is the mount
     point itself (the swap renames O(dest), and the container would keep the old folder) - restore into a
-    folder below it. RV(container) names the container and the paths as the container sees them.
+    folder below it. A symbolic link on the way below the mount point is refused too (the container made
+    it, and on the Docker host it would point at the host's own files). RV(container) names the container
+    and the paths as the container sees them. The container needs no PostgreSQL and no network.
 extends_documentation_fragment:
   - lifeboat.db.connection
   - lifeboat.db.container
