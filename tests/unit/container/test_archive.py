@@ -126,3 +126,38 @@ def test_an_existing_file_is_never_overwritten_and_garbage_is_no_tar(tmp_path):
     with pytest.raises(LifeboatError) as caught:
         extract_safely(io.BytesIO(b'\x01' * 1024), 'app.dump', str(tmp_path), 'the copy')
     assert caught.value.msg.startswith('the copy is not a readable tar stream')
+
+
+def _dump_folder_tar():
+    """A directory-format dump as the engine's get_archive sends it, and the offset right after its
+    toc.dat: where a stream cut between two files stops."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w', format=tarfile.PAX_FORMAT) as tar:
+        folder = tarfile.TarInfo('app.dir')
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, data in (('app.dir/toc.dat', b'toc' * 300), ('app.dir/3456.dat.gz', os.urandom(5000))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            if name.endswith('toc.dat'):
+                after_toc = tar.offset
+    return buffer.getvalue(), after_toc
+
+
+@pytest.mark.parametrize('tail', [b'', b'\0' * 100, b'\x01' * tarfile.BLOCKSIZE],
+                         ids=['clean stop', 'part of a block', 'no header'])
+def test_a_stream_cut_between_two_files_is_refused(tmp_path, tail):
+    # tarfile's stream mode ends quietly where the data ends at a member's boundary: the copy out of a
+    # directory dump would hold toc.dat and no table data, and pg_restore --list reads toc.dat only.
+    whole, after_toc = _dump_folder_tar()
+    (tmp_path / 'whole').mkdir()
+    (tmp_path / 'cut').mkdir()
+    assert [f['name'] for f in extract_safely(io.BytesIO(whole), 'app.dir', str(tmp_path / 'whole'), 'x')] == [
+        'app.dir/toc.dat', 'app.dir/3456.dat.gz']
+    with pytest.raises(LifeboatError) as caught:
+        extract_safely(io.BytesIO(whole[:after_toc] + tail), 'app.dir', str(tmp_path / 'cut'),
+                       "the copy of /tmp/lifeboat.x/app.dir out of container 'db'")
+    assert caught.value.msg == ("the copy of /tmp/lifeboat.x/app.dir out of container 'db' stopped before the end of "
+                                "its tar stream (after app.dir/toc.dat), so files may be missing; nothing of it is "
+                                "used, run again")

@@ -115,10 +115,12 @@ def copy_out(execer, source, destination):
 
 def extract_safely(fileobj, top, destination, what):
     """Write the regular files and folders of a tar stream, all under `top`, into `destination`
-    (files 0600, folders 0700, never over an existing file); refuse anything else in one line."""
+    (files 0600, folders 0700, never over an existing file); refuse anything else in one line, and
+    a stream that stops before the tar's end-of-archive block: the files after the cut would be
+    missing without a word (a directory-format dump without its table data still lists)."""
     written = []
     try:
-        with tarfile.open(fileobj=fileobj, mode='r|') as tar:
+        with tarfile.open(fileobj=fileobj, mode='r|', tarinfo=_EndNoted) as tar:
             for member in tar:
                 name = _checked_name(member.name, top, what)
                 target = os.path.join(destination, *name.split('/'))
@@ -130,11 +132,32 @@ def extract_safely(fileobj, top, destination, what):
                 else:
                     raise LifeboatError('%s holds %s, which is not a regular file or folder; nothing of it is used'
                                         % (what, name))
+            if not getattr(tar, _END_SEEN, False):
+                raise LifeboatError('%s stopped before the end of its tar stream (after %s), so files may be '
+                                    'missing; nothing of it is used, run again'
+                                    % (what, written[-1]['name'] if written else 'no file'))
     except tarfile.TarError as exc:
         raise LifeboatError('%s is not a readable tar stream: %s' % (what, exc))
     except (IOError, OSError) as exc:
         raise LifeboatError('%s could not be written into %s: %s' % (what, destination, exc.strerror or exc))
     return written
+
+
+_END_SEEN = 'lifeboat_end_seen'
+
+
+class _EndNoted(tarfile.TarInfo):
+    """A TarInfo that marks its TarFile when the end-of-archive block (zeros where a header would
+    be) is read. tarfile's stream mode ends its members alike at that block, at the end of the
+    data and at a header it cannot read; a whole tar (the engine's, Go's archive/tar) has it."""
+
+    @classmethod
+    def fromtarfile(cls, tar):
+        try:
+            return super(_EndNoted, cls).fromtarfile(tar)
+        except tarfile.EOFHeaderError:
+            setattr(tar, _END_SEEN, True)
+            raise
 
 
 def _checked_name(name, top, what):
