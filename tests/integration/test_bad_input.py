@@ -9,6 +9,7 @@ import pytest
 from conftest import assert_one_line, embedded_only, free_port
 
 
+@embedded_only
 def test_unreachable_server(server, ansible):
     result = ansible.module("dump", db="postgres", repository=str(ansible.repository), login_host="127.0.0.1",
                             port=free_port(), connect_timeout=3)
@@ -16,6 +17,7 @@ def test_unreachable_server(server, ansible):
     assert not ansible.repository.exists()
 
 
+@embedded_only
 def test_wrong_password_is_named_but_never_shown(server, ansible):
     secret = "Wr0ng-Secret-Value-42"
     result = ansible.module("dump", db="postgres", repository=str(ansible.repository), login_password=secret)
@@ -24,12 +26,14 @@ def test_wrong_password_is_named_but_never_shown(server, ansible):
     assert not ansible.repository.exists()
 
 
+@embedded_only
 def test_missing_database(server, ansible):
     result = ansible.module("dump", db="no_such_db", repository=str(ansible.repository))
     assert_one_line(result, "no_such_db", "does not exist", "check the db option")
     assert not ansible.repository.exists()
 
 
+@embedded_only
 def test_unknown_backup_id(server, ansible, sample_db):
     taken = ansible.module("dump", db=sample_db, repository=str(ansible.repository))
     result = ansible.module("restore", db=sample_db, repository=str(ansible.repository), backup="20990101T000000Z-ffffff",
@@ -38,17 +42,20 @@ def test_unknown_backup_id(server, ansible, sample_db):
     assert server.count(sample_db, "lifeboat_sample.events") == 1000
 
 
+@embedded_only
 def test_no_backup_at_all(server, ansible, sample_db):
     result = ansible.module("restore", db=sample_db, repository=str(ansible.repository), mode="replace")
     assert_one_line(result, "no whole-database backup of database", "take one with lifeboat.db.dump")
 
 
+@embedded_only
 def test_relative_repository_path(server, ansible, sample_db):
     result = ansible.module("dump", db=sample_db, repository="relative/repo")
     assert_one_line(result, "repository must be an absolute path")
 
 
 @pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("unshare"), reason="needs unshare as root")
+@embedded_only
 def test_repository_that_is_not_writable(server, ansible, sample_db, tmp_path):
     """A read-only filesystem (root ignores permission bits, so a real read-only mount as root)."""
     readonly = tmp_path / "readonly"
@@ -75,16 +82,19 @@ def test_pg_bin_dir_older_than_the_server(server, ansible):
     assert not ansible.repository.exists()
 
 
+@embedded_only
 def test_unknown_option_and_bad_choice(server, ansible):
     result = ansible.module("restore", db="x", repository=str(ansible.repository), mode="obliterate")
     assert result["failed"] and "value of mode must be one of: swap, new, replace" in result["msg"]
 
 
+@embedded_only
 def test_db_is_required_for_dump(server, ansible):
     result = ansible.module("dump", repository=str(ansible.repository))
     assert_one_line(result, "db is required")
 
 
+@embedded_only
 def test_missing_psycopg_is_a_clear_error(server, ansible, tmp_path):
     """A target Python without psycopg: the module says which library is missing."""
     bare = tmp_path / "bare-venv"

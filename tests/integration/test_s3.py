@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import backup_sets, start_moto
+from conftest import backup_sets, embedded_only, start_moto
 
 
 def listing_args(args):
@@ -19,6 +19,7 @@ def listing_args(args):
     return {k: v for k, v in args.items() if k != "cache_dir"}
 
 
+@embedded_only
 def test_offsite_copy_after_dump(ansible, sample_db, moto, bucket):
     result = ansible.module("dump", db=sample_db, repository=str(ansible.repository), kind="daily",
                             offsite_url=f"s3://{bucket}/prod", s3_storage_class="STANDARD_IA", s3_sse="AES256",
@@ -47,6 +48,7 @@ def test_offsite_copy_after_dump(ansible, sample_db, moto, bucket):
     assert listing["backups"][0]["locations"] == ["local", offsite["url"]]
 
 
+@embedded_only
 def test_multipart_upload_is_checked_part_by_part(ansible, server, moto, bucket, request):
     db = "t_s3_multipart"
     server.drop_db(db)
@@ -99,6 +101,7 @@ def test_stream_to_s3_list_verify_and_restore(ansible, server, sample_db, moto, 
         server.drop_db(target)
 
 
+@embedded_only
 def test_damaged_object_is_caught_by_verify_and_restore(ansible, server, sample_db, moto, bucket):
     s3 = dict(repository=f"s3://{bucket}", cache_dir=str(ansible.workdir / "cache"), **moto.options())
     result = ansible.module("dump", db=sample_db, **s3)
@@ -115,6 +118,7 @@ def test_damaged_object_is_caught_by_verify_and_restore(ansible, server, sample_
     assert not server.exists(target)
 
 
+@embedded_only
 def test_glacier_needs_a_restore_first(ansible, server, sample_db, moto, bucket):
     s3 = dict(repository=f"s3://{bucket}/monthly", cache_dir=str(ansible.workdir / "cache"), **moto.options())
     result = ansible.module("dump", db=sample_db, kind="monthly", s3_storage_class="GLACIER", **s3)
@@ -142,6 +146,7 @@ def test_glacier_needs_a_restore_first(ansible, server, sample_db, moto, bucket)
         server.drop_db(target)
 
 
+@embedded_only
 def test_retention_applies_to_s3_copies(ansible, sample_db, moto, bucket):
     args = dict(db=sample_db, repository=str(ansible.repository), offsite_url=f"s3://{bucket}",
                 offsite_keep_last=2, **moto.options())
@@ -155,6 +160,7 @@ def test_retention_applies_to_s3_copies(ansible, sample_db, moto, bucket):
     assert sorted({key.split("/")[1] for key in moto.keys(bucket, f"{sample_db}/")}) == ids[1:]
 
 
+@embedded_only
 def test_stream_sweeps_what_a_killed_run_left(ansible, sample_db, moto, bucket):
     client = moto.client()
     client.put_object(Bucket=bucket, Key=f"{sample_db}/20200101T000000Z-dead00/{sample_db}.dump", Body=b"partial")
@@ -175,6 +181,7 @@ def test_stream_sweeps_what_a_killed_run_left(ansible, sample_db, moto, bucket):
     assert recent in moto.keys(bucket)
 
 
+@embedded_only
 def test_cache_dir_must_be_private(ansible, sample_db, moto, bucket):
     shared = ansible.workdir / "shared"
     shared.mkdir(mode=0o777)
@@ -185,6 +192,7 @@ def test_cache_dir_must_be_private(ansible, sample_db, moto, bucket):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a folder of another owner needs root")
+@embedded_only
 def test_cache_dir_is_never_a_link_nor_another_users_folder(ansible, sample_db, moto, bucket):
     """Issue 15 item 3: cache_dir is checked with lstat - a link to a private folder is refused, and
     so is a 0700 folder that another user owns (they could plant what gets restored)."""
@@ -206,6 +214,7 @@ def test_cache_dir_is_never_a_link_nor_another_users_folder(ansible, sample_db, 
 
 # -- faults ------------------------------------------------------------------------------------
 
+@embedded_only
 def test_s3_unreachable_keeps_the_local_backup(ansible, sample_db, moto):
     unreachable = dict(moto.options(), s3_endpoint_url="http://127.0.0.1:9")  # discard port: refused
     args = dict(db=sample_db, repository=str(ansible.repository), offsite_url="s3://nowhere-bucket")
@@ -293,6 +302,7 @@ def faulty_s3(moto, **faults):
         proxy.server_close()
 
 
+@embedded_only
 def test_verification_that_s3_throttles_is_unchecked_not_failed(ansible, sample_db, moto, bucket):
     """Issue 15 item 6c: S3 answering SlowDown while a set is verified proves nothing about the set:
     it is recorded `unchecked`, stays verified and `latest`, and the task warns instead of failing."""
@@ -309,6 +319,7 @@ def test_verification_that_s3_throttles_is_unchecked_not_failed(ansible, sample_
     assert listed["backups"][0]["backup_id"] == taken["backup_id"] and listed["backups"][0]["verified"], listed
 
 
+@embedded_only
 def test_objects_that_do_not_match_their_s3_checksum_are_damaged_in_one_line(ansible, sample_db, moto, bucket):
     """Issue 15 items 1 and 10: a verification record or a manifest whose bytes do not match the
     checksum S3 keeps for it is damaged, not a traceback: the record proves nothing (the set stays
@@ -332,6 +343,7 @@ def test_objects_that_do_not_match_their_s3_checksum_are_damaged_in_one_line(ans
     assert "Module failed" not in restore["msg"] and taken["backup_id"] in restore["msg"], restore["msg"]
 
 
+@embedded_only
 def test_bucket_missing(ansible, sample_db, moto):
     result = ansible.module("dump", db=sample_db, repository="s3://no-such-bucket-here", **moto.options(),
                             cache_dir=str(ansible.workdir / "c"))
@@ -361,6 +373,7 @@ def moto_with_auth():
     server.proc.wait(timeout=10)
 
 
+@embedded_only
 def test_wrong_credentials(ansible, sample_db, moto_with_auth):
     moto = moto_with_auth
     # A prefix of this run's own: the module-scoped server outlives one server parameter's run.
@@ -390,6 +403,7 @@ def test_wrong_credentials(ansible, sample_db, moto_with_auth):
     ({"offsite_url": "s3://okbucket", "offsite_keep_last": 0}, "keep_last must be at least 1"),
     ({"offsite_url": "http://okbucket"}, "is not an S3 URL"),
 ])
+@embedded_only
 def test_bad_s3_input(ansible, sample_db, moto, args, message):
     base = dict(db=sample_db, repository=str(ansible.repository), s3_endpoint_url=moto.endpoint_url,
                 cache_dir=str(ansible.workdir / "c"))
