@@ -40,8 +40,10 @@ SHARED = ("db_hosts", "hosts")
 # (--no-loadscope-reorder keeps it; by default xdist sorts them by their number of tests, which sent the long
 # one-test files last), so that no long unit runs alone at the end while the other worker idles. The sort is
 # stable and the same on every worker, as xdist requires.
-LONGEST = ("hosts", "test_schedule.py", "test_baseline_gate.py", "test_hostile_names.py", "test_pgbackrest_restore.py",
-           "test_restore_safety.py", "test_drill.py", "test_pitr.py", "test_restore_sources.py", "test_backup_role.py")
+LONGEST = ("hosts", "test_schedule.py", "test_container_dump_restore.py", "test_baseline_gate.py",
+           "test_hostile_names.py", "test_full_recovery.py", "test_container_baseline.py", "test_sqlite.py",
+           "test_pgbackrest_restore.py", "test_container_modules.py", "test_sqlite_rollback.py", "test_restore_safety.py",
+           "test_drill.py", "test_service.py", "test_pitr.py", "test_restore_sources.py", "test_backup_role.py")
 
 
 @functools.cache
