@@ -12,6 +12,7 @@ and folders under the requested name are written, never links, devices or names 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import hashlib
 import os
 import posixpath
@@ -23,11 +24,15 @@ from ansible_collections.lifeboat.db.plugins.module_utils.container.engine impor
 
 CHUNK = 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE
+_NOT_COPIED = ('%s is not a regular file (a symbolic link?); a link in an archive would copy whatever it points at '
+               'into the container, so nothing of it is copied - put the file itself in its place')
 
 
-def tar_stream(path, name, mode=0o600, uid=0, gid=0):
-    """The blocks of a tar archive holding the file `path` as `name`, generated as they are read."""
-    for block in _file_entry(path, name, mode, uid, gid):
+def tar_stream(path, name, mode=0o600, uid=0, gid=0, follow=True):
+    """The blocks of a tar archive holding the file `path` as `name`, generated as they are read.
+    `follow`: whether `path` may be a symbolic link - the path the operator named may (pg_restore
+    on a host follows it too); a file inside an archive folder may not (_file_entry)."""
+    for block in _file_entry(path, name, mode, uid, gid, follow):
         yield block
     yield b'\0' * (2 * BLOCK)
 
@@ -61,12 +66,25 @@ def _entry(name, kind, mode, uid, gid, size, mtime):
     return info.tobuf(format=tarfile.PAX_FORMAT)
 
 
-def _file_entry(path, name, mode, uid, gid):
-    """One file's header, its blocks as they are read, and the padding to a whole tar block."""
-    size = os.stat(path).st_size
-    yield _entry(name, tarfile.REGTYPE, mode, uid, gid, size, os.stat(path).st_mtime)
-    sent = 0
-    with open(path, 'rb') as source:
+def _file_entry(path, name, mode, uid, gid, follow=False):
+    """One file's header, its blocks as they are read, and the padding to a whole tar block. Unless
+    `follow`, a symbolic link is refused, not read: a link in an archive someone else made would
+    copy whatever it points at (/etc/shadow) into the container. The file is opened once and its
+    facts taken from that open file, so a link swapped in after a check is never followed either
+    (O_NONBLOCK: a FIFO put there is refused, not waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW))
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ELOOP:
+            raise LifeboatError(_NOT_COPIED % path)
+        raise LifeboatError('%s could not be read to copy it into the container: %s' % (path, exc.strerror or exc))
+    with os.fdopen(fd, 'rb') as source:
+        facts = os.fstat(source.fileno())
+        if not stat.S_ISREG(facts.st_mode):
+            raise LifeboatError(_NOT_COPIED % path)
+        size = facts.st_size
+        yield _entry(name, tarfile.REGTYPE, mode, uid, gid, size, facts.st_mtime)
+        sent = 0
         for block in iter(lambda: source.read(CHUNK), b''):
             sent += len(block)
             if sent > size:
@@ -79,11 +97,14 @@ def _file_entry(path, name, mode, uid, gid):
         yield b'\0' * (BLOCK - size % BLOCK)
 
 
-def copy_in(execer, path, directory, name, mode=0o600, uid=0, gid=0):
+def copy_in(execer, path, directory, name, mode=0o600, uid=0, gid=0, follow=True):
     """Copy the file (or folder, as tar_folder_stream) `path` into the container's `directory` as
-    `name`; returns its path there."""
+    `name`; returns its path there. `follow`: whether `path` itself may be a symbolic link (tar_stream)."""
     container = execer.container
-    stream = tar_folder_stream(path, name, uid, gid) if os.path.isdir(path) else tar_stream(path, name, mode, uid, gid)
+    if os.path.isdir(path) and (follow or not os.path.islink(path)):
+        stream = tar_folder_stream(path, name, uid, gid)
+    else:
+        stream = tar_stream(path, name, mode, uid, gid, follow)
     try:
         done = container.api.put_archive(container.id, directory, stream)
     except docker.errors.APIError as exc:

@@ -17,6 +17,7 @@ __metaclass__ = type
 import hashlib
 import os
 import queue
+import stat
 import threading
 
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
@@ -136,12 +137,18 @@ def read_toc_dir(execer, pg_restore, folder, what, warnings=None):
     removed afterwards whatever happened - a removal that fails is added to `warnings`, or without
     them fails the read (in one line, after a success only: a failure's own message comes first)."""
     toc = os.path.join(folder, 'toc.dat')
-    if not os.path.isfile(toc):
+    try:
+        facts = os.lstat(toc)
+    except (IOError, OSError):
         raise LifeboatError('%s: %s has no toc.dat, so it is not a directory-format archive' % (what, folder))
+    if not stat.S_ISREG(facts.st_mode):
+        # A link would copy whatever it points at into the container (and pg_restore print it back).
+        raise LifeboatError('%s: %s is not a regular file (a symbolic link?), so nothing of it is copied into the '
+                            'container - put the file itself in its place' % (what, toc))
     scratch = container_archive.scratch_dir(execer, what)
     try:
         uid, gid = container_archive.exec_user(execer)
-        container_archive.copy_in(execer, toc, scratch, 'toc.dat', uid=uid, gid=gid)
+        container_archive.copy_in(execer, toc, scratch, 'toc.dat', uid=uid, gid=gid, follow=False)
         result = execer.run([pg_restore, '--list', scratch])
         if result.exit_code != 0:
             raise LifeboatError(execer.failure(pg_restore, what, result))
