@@ -124,3 +124,16 @@ def test_a_link_the_operator_named_is_followed_and_a_fifo_is_refused(tmp_path):
     finally:
         if worker.is_alive():  # let an open that waits go
             os.close(os.open(str(fifo), os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_scratch_folder_the_container_keeps_is_a_warning_given_warnings(dump_dir):
+    # A good directory backup (pg_dump._verify_archive) and a restore's check (restore/container.check_backup) take
+    # warnings: the table of contents read, so the set is good; the folder left is named with how to remove it.
+    warnings = []
+    assert read_toc_dir(FakeExec(rm_fails=True), 'pg_restore', str(dump_dir), 'reading x', warnings) == LISTING
+    assert warnings == ["removing %s failed in container 'db' (exit code 1): %s; remove it by hand (docker exec db "
+                        "rm -rf %s)" % (SCRATCH, RM_REFUSED.strip(), SCRATCH)]
+    # Without warnings to carry it (an external archive, before anything changed), the read fails in that one line.
+    with pytest.raises(LifeboatError) as caught:
+        read_toc_dir(FakeExec(rm_fails=True), 'pg_restore', str(dump_dir), 'reading x')
+    assert caught.value.msg == warnings[0]

@@ -158,7 +158,7 @@ def read_toc_dir(execer, pg_restore, folder, what, warnings=None):
                                                                                  scratch)
         if left and warnings is not None:
             warnings.append(left)
-    if left:
+    if left and warnings is None:
         raise LifeboatError(left)
     return result.stdout.decode('utf-8', 'replace')
 
