@@ -369,6 +369,7 @@ class StagedS3Sink(LocalSink):
         LocalSink.__init__(self, repository)
         self.store = store
         self.database = self.backup_id = None
+        self.committed = False
 
     def location(self, database, backup_id):
         return self.store.set_url(database, backup_id)
@@ -383,13 +384,15 @@ class StagedS3Sink(LocalSink):
 
     def commit(self, database, manifest):
         self.store.upload_set(database, self.backup_id, self.staging, manifest)
-        # In S3 with its manifest: the set is a backup, the cache's copy served its purpose.
+        # In S3 with its manifest: the set is a backup - abort (a Ctrl-C before the task ends, a cache
+        # copy that cannot be removed) must not delete it - and the cache's copy served its purpose.
+        self.committed = True
         self.repository.abort(self.staging)
         return self.location(database, self.backup_id)
 
     def abort(self):
         LocalSink.abort(self)
-        if self.backup_id:
+        if self.backup_id and not self.committed:
             try:
                 self.store.delete_prefix(self.store.set_key(self.database, self.backup_id, ''))
             except LifeboatError:
@@ -420,6 +423,7 @@ class S3Sink(object):
         self.sent = []
         self.toc_reader = None  # a pg_restore that reads the archive's table of contents as it streams
         self.toc_errors = {}
+        self.committed = False
 
     def location(self, database, backup_id):
         return self.store.set_url(database, backup_id)
@@ -451,10 +455,12 @@ class S3Sink(object):
     def commit(self, database, manifest):
         self.store.confirm_set(database, self.backup_id, self.sent)
         self.store.put_json(self.store.set_key(database, self.backup_id, MANIFEST_NAME), manifest)
+        # With its manifest the set is a backup: abort (a Ctrl-C before the task ends) must not delete it.
+        self.committed = True
         return self.location(database, self.backup_id)
 
     def abort(self):
-        if self.backup_id:
+        if self.backup_id and not self.committed:
             try:
                 self.store.delete_prefix(self.store.set_key(self.database, self.backup_id, ''))
             except LifeboatError:
