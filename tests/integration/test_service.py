@@ -150,6 +150,7 @@ def runs(site, server):
     apps = {
         "third": site.app("third", health_fail_requests=2),
         "pause": site.app("pause"),
+        "pause_noop": site.app("pause_noop"),
         "reload_bad": site.app("reload_bad"),
         "reload_ok": site.app("reload_ok"),
         "stop": site.app("stop"),
@@ -160,7 +161,8 @@ def runs(site, server):
     server.sql("postgres", f'CREATE DATABASE "{db}"')
     dsn = f"host={server.host} port={server.port} user={server.user} password={server.password} dbname={db}"
     apps["smoke_pg"] = site.app("smoke_pg", database={"postgresql": dsn})
-    apps["pause"].start(jobs=True)
+    for name in ("pause", "pause_noop"):
+        apps[name].start(jobs=True)
     for name in ("reload_bad", "reload_ok", "stop", "smoke_bad", "smoke_pg"):
         apps[name].start()
     before = {name: apps[name].pid() for name in ("reload_bad", "reload_ok")}
@@ -186,7 +188,12 @@ def runs(site, server):
         "never": {"lifeboat_service_action": "health", "lifeboat_service_manager": "command",
                   "lifeboat_service_health_url": f"http://127.0.0.1:{nothing}/health", "lifeboat_service_attempts": 3,
                   "lifeboat_service_delay": 0.1},
-        "pause": apps["pause"].role_vars("pause", jobs=True),
+        "pause": apps["pause"].role_vars("pause", jobs=True, lifeboat_service_paused_json={"jobs_enabled": False}),
+        # A pause that does not reach the jobs (the application reads no OTHER): it answers 200, but its health
+        # says the jobs run, so the pause fails.
+        "pause_noop": apps["pause_noop"].role_vars("pause", jobs=True, lifeboat_service_pause_env={"OTHER": "1"},
+                                                   lifeboat_service_paused_json={"jobs_enabled": False},
+                                                   lifeboat_service_attempts=2, lifeboat_service_delay=0.1),
         "reload_bad": apps["reload_bad"].role_vars("reload", lifeboat_service_config_test=apps["reload_bad"].ctl("configtest")),
         "reload_ok": apps["reload_ok"].role_vars("reload", lifeboat_service_config_test=apps["reload_ok"].ctl("configtest")),
         "stop": apps["stop"].role_vars("stop"),
@@ -207,7 +214,7 @@ def runs(site, server):
     paused_env = apps["pause"].env_file.stat()
     # Through playbooks/service.yml, each host's action from the inventory.
     second = site.run({
-        "pause": apps["pause"].role_vars("resume", jobs=True),
+        "pause": apps["pause"].role_vars("resume", jobs=True, lifeboat_service_resumed_json={"jobs_enabled": True}),
         # Already running: start with a status command changes nothing.
         "third": apps["third"].role_vars("start"),
     }, PROJECT / "playbooks" / "service.yml", "-e", "lifeboat_service_hosts=all")
@@ -265,6 +272,16 @@ def test_pause_stops_the_job_and_resume_starts_it(runs):
     assert resumed["jobs_enabled"] is True
     assert resumed_later["job_rows"] > resumed["job_rows"], "the job does not write after resume"
     assert resumed["pid"] != paused["pid"], "resume did not restart the application"
+    # Each waited for the health answer to show the jobs stopped, then running again.
+    wait = ROLE + "Ask the health URL until it answers 200"
+    assert runs["first"]["pause"].result(wait)["invocation"]["module_args"]["json"] == {"jobs_enabled": False}
+    assert runs["second"]["pause"].result(wait)["invocation"]["module_args"]["json"] == {"jobs_enabled": True}
+
+
+def test_pause_that_leaves_the_jobs_running_fails(runs):
+    result = runs["first"]["pause_noop"].result(ROLE + "Ask the health URL until it answers 200")
+    assert_one_line(result, "did not answer as expected after 2 attempts",
+                    "its JSON field jobs_enabled is true, not false")
 
 
 def test_reload_with_a_failing_config_test_leaves_the_service_alone(runs):
