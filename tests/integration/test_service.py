@@ -24,6 +24,8 @@ pytestmark = embedded_only
 WEBAPP = PROJECT / "tests" / "fixtures" / "webapp"
 CTL = [str(BIN / "python"), str(WEBAPP / "ctl.py")]
 PASSWORD = "smoke-Pa55-never-shown"
+# The application's own environment file, which a pause pointed at it must leave alone (and never show).
+FOREIGN_ENV = "OTHER=1\nSECRET_KEY=app-secret-never-shown\n"
 # How the record names the role's tasks.
 ROLE = "lifeboat_service : "
 
@@ -182,6 +184,10 @@ def runs(site, server):
         return {"login": dict(smoke["login"], url=app.url + "/login"), "data": dict(smoke["data"], url=app.url + "/data"),
                 "upload": dict(smoke["upload"], url=app.url + upload)}
 
+    # Neither needs to run: the refusal comes before anything touches the application.
+    foreign = {name: site.app(name) for name in ("foreign_pause", "foreign_resume")}
+    for app in foreign.values():
+        app.env_file.write_text(FOREIGN_ENV)
     nothing = free_port()
     first = site.run({
         "third": apps["third"].role_vars("restart", lifeboat_service_health_json={"status": "ok", "database": True}),
@@ -203,6 +209,8 @@ def runs(site, server):
         "cert_near": {"lifeboat_service_action": "cert_check", "lifeboat_service_cert_file": certs["near"],
                       "lifeboat_service_cert_warn_days": 30},
         "cert_expired": {"lifeboat_service_action": "cert_check", "lifeboat_service_cert_file": certs["expired"]},
+        "foreign_pause": foreign["foreign_pause"].role_vars("pause"),
+        "foreign_resume": foreign["foreign_resume"].role_vars("resume"),
         "bad_input": {"lifeboat_service_action": "restart", "lifeboat_service_manager": "command",
                       "lifeboat_service_stop_command": ["/bin/true"]},
     })
@@ -224,7 +232,7 @@ def runs(site, server):
     while resumed_later["job_rows"] <= resumed["job_rows"] and time.monotonic() < deadline:
         time.sleep(0.05)
         resumed_later = apps["pause"].health()
-    yield dict(first=first, second=second, apps=apps, before=before, paused=(paused, paused_later),
+    yield dict(first=first, second=second, apps=dict(apps, **foreign), before=before, paused=(paused, paused_later),
                paused_env=paused_env, resumed=(resumed, resumed_later), seconds=(first_seconds, site.seconds),
                output=first_output + site.output)
     server.drop_db(db)
@@ -282,6 +290,18 @@ def test_pause_that_leaves_the_jobs_running_fails(runs):
     result = runs["first"]["pause_noop"].result(ROLE + "Ask the health URL until it answers 200")
     assert_one_line(result, "did not answer as expected after 2 attempts",
                     "its JSON field jobs_enabled is true, not false")
+
+
+def test_an_environment_file_that_is_not_lifeboats_is_refused(runs):
+    for name, action in (("foreign_pause", "paused"), ("foreign_resume", "resumed")):
+        result = runs["first"][name]
+        assert_one_line(result.result(ROLE + "Refuse an environment file that is not the pause's own"),
+                        "is not lifeboat's pause file", f"nothing was {action}",
+                        "point lifeboat_service_env_file at a file of its own")
+        assert runs["apps"][name].env_file.read_text() == FOREIGN_ENV, f"{name} changed the application's env file"
+        ran = [task for task, task_result in result.tasks if task_result["_status"] != "skipped"]
+        assert not [task for task in ran if task.startswith(tuple(ROLE + verb for verb in ("Write", "Remove", "Stop", "Start")))], ran
+    assert "app-secret-never-shown" not in runs["output"]
 
 
 def test_reload_with_a_failing_config_test_leaves_the_service_alone(runs):
