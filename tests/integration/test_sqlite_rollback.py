@@ -115,6 +115,13 @@ def runs(tmp_path_factory):
     try:
         for app in apps.values():
             app.start()
+        # The sets to roll back to: taken before the run, then a run written after them (job-late), which
+        # the restore must take away and the pre-restore set keep.
+        takes = root / "take.yml"
+        takes.write_text(json.dumps([{"name": "Take the sets to roll back to", "hosts": "whole,restored",
+                                      "gather_facts": False, "tasks": [{"lifeboat.db.sqlite": {
+                                          "action": "backup", "path": "{{ lifeboat_sqlite_rollback_path }}",
+                                          "repository": "{{ lifeboat_sqlite_rollback_repository }}"}}]}]))
         whole = apps["whole"]
         smoke = {"login": {"url": whole.url + "/login", "body": {"username": "admin", "password": PASSWORD}},
                  "data": {"url": whole.url + "/data", "min_rows": 3},
@@ -135,6 +142,20 @@ def runs(tmp_path_factory):
             json.dump({"all": {"hosts": hosts}}, out)
         record = root / "results.jsonl"
         started = time.monotonic()
+        taken = ansible_playbook(["-i", inventory, takes], root / "take.jsonl", env={"ANSIBLE_FORKS": "2"}, timeout=120)
+        assert taken.returncode == 0, taken.stdout[-3000:]
+        sets = {name: [p.name for p in (root / "repo" / name / "scpln").glob("2*")] for name in ("whole", "restored")}
+        for name in ("whole", "restored"):
+            with sqlite3.connect(apps[name].db, timeout=10) as conn:
+                conn.execute("INSERT INTO runs (created_at, plan_job_id) VALUES ('2025-10-09T10:00:00', 'job-late')")
+            conn.close()
+        # whole rolls back to its set by id; restored by latest (the newest set before the run, not step 2's).
+        with inventory.open() as handle:
+            hosts = json.load(handle)["all"]["hosts"]
+        hosts["whole"]["lifeboat_sqlite_rollback_restore_backup"] = sets["whole"][0]
+        fd = os.open(inventory, os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"all": {"hosts": hosts}}, out)
         proc = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / "sqlite_rollback.yml",
                                  "-e", "lifeboat_sqlite_rollback_hosts=all"], record,
                                 env={"ANSIBLE_FORKS": str(len(hosts))}, timeout=300)
@@ -153,7 +174,7 @@ def runs(tmp_path_factory):
                 later = app.health()
             health[name] = (first, later)
         output = proc.stdout + proc.stderr + (record.read_text() if record.exists() else "")
-        yield dict(results=results, apps=apps, health=health, root=root, output=output,
+        yield dict(results=results, apps=apps, health=health, root=root, output=output, sets=sets,
                    restored_health=apps["restored"].health())
     finally:
         for app in apps.values():
@@ -184,7 +205,17 @@ def test_rollback_end_to_end(runs):
                                                           "resume", "verify"]
     assert summary["gate"] == {"integrity": "passed", "foreign_keys": "passed", "recent_versions_complete": "passed"}
     assert summary["fix_rows"] == 3
-    assert summary["restored_backup_id"] == summary["pre_rollback_backup_id"]
+    # The set asked for by id, taken before the run: the run written after it is gone from the live file and
+    # kept in the pre-restore set.
+    assert [summary["restored_backup_id"]] == runs["sets"]["whole"] != [summary["pre_rollback_backup_id"]]
+    assert app.rows("SELECT count(*) FROM runs WHERE plan_job_id = 'job-late'") == [(0,)]
+    kept = sqlite3.connect(f"file:{runs['root'] / 'repo' / 'whole' / 'scpln' / summary['pre_restore_backup_id'] / 'database.sqlite'}?mode=ro",
+                           uri=True)
+    try:
+        assert kept.execute("SELECT created_at FROM runs WHERE plan_job_id = 'job-late'").fetchall() == [
+            ("2025-10-09T10:00:00",)]
+    finally:
+        kept.close()
     # Roll forward to the live file as it was just before the restore: its set, and the exact commands.
     forward = summary["roll_forward"]
     assert forward["backup_id"] == summary["pre_restore_backup_id"] is not None
@@ -246,3 +277,6 @@ def test_failure_after_a_restore_leaves_the_jobs_paused_and_says_so(runs):
     assert health["jobs_enabled"] is False and app.env_file.exists()
     summary, _ = summary_of(runs["root"], result)
     assert summary["jobs"] == "paused" and summary["roll_forward"]["backup_id"] == summary["pre_restore_backup_id"]
+    # latest: the newest set before the run, not the pre-rollback set step 2 took.
+    assert [summary["restored_backup_id"]] == runs["sets"]["restored"] != [summary["pre_rollback_backup_id"]]
+    assert app.rows("SELECT count(*) FROM runs WHERE plan_job_id = 'job-late'") == [(0,)]
