@@ -105,8 +105,10 @@ class Site:
         self.apps = []
         self.record = root / "results.jsonl"
         self.play = root / "play.yml"
+        # A case may run in check mode (check_mode is templated for each host).
         self.play.write_text(json.dumps([{"name": "service", "hosts": "all", "gather_facts": False,
-                                          "roles": ["lifeboat_service"]}]))
+                                          "roles": [{"role": "lifeboat_service",
+                                                     "check_mode": "{{ case_check_mode | default(false) }}"}]}]))
 
     def app(self, name, **kwargs):
         app = App(self.root, name, **kwargs)
@@ -204,6 +206,9 @@ def runs(site, server):
         "reload_ok": apps["reload_ok"].role_vars("reload", lifeboat_service_config_test=apps["reload_ok"].ctl("configtest")),
         "stop": apps["stop"].role_vars("stop"),
         "smoke_pg": apps["smoke_pg"].role_vars("smoke", lifeboat_service_smoke=smoke_for(apps["smoke_pg"])),
+        # The same application in check mode: everything read, the upload only described.
+        "smoke_check": apps["smoke_pg"].role_vars("smoke", case_check_mode=True, lifeboat_service_smoke=dict(
+            smoke_for(apps["smoke_pg"]), upload=dict(smoke_for(apps["smoke_pg"])["upload"], filename="check.txt"))),
         "smoke_bad": apps["smoke_bad"].role_vars("smoke", lifeboat_service_smoke=smoke_for(apps["smoke_bad"], "/uploads")),
         "cert_valid": {"lifeboat_service_action": "cert_check", "lifeboat_service_cert_file": certs["valid"]},
         "cert_near": {"lifeboat_service_action": "cert_check", "lifeboat_service_cert_file": certs["near"],
@@ -335,6 +340,23 @@ def test_smoke_checks_over_postgresql(runs):
     assert checks[2]["rows"] == 3
     uploaded = runs["apps"]["smoke_pg"].uploads / "smoke.txt"
     assert uploaded.read_text() == "uploaded by the smoke check"
+    # The file stays on the service: the one change a smoke check makes.
+    assert result.result(ROLE + "Run the smoke checks")["changed"]
+
+
+def test_smoke_checks_in_check_mode_send_no_upload(runs):
+    result = runs["first"]["smoke_check"]
+    assert not failed(result), result.stdout[-2000:]
+    smoke = result.result(ROLE + "Run the smoke checks")
+    assert not smoke["changed"]
+    checks = {c["name"]: c for c in smoke["checks"]}
+    assert [(name, c["ok"]) for name, c in checks.items()] == [("health", True), ("login", True), ("data", True),
+                                                                ("upload", True)]
+    assert checks["data"]["rows"] == 3 and checks["login"]["status"] == 200
+    app = runs["apps"]["smoke_pg"]
+    assert checks["upload"]["status"] is None
+    assert checks["upload"]["detail"] == (f"not sent in check mode: would POST check.txt (27 bytes) to {app.url}/upload")
+    assert not (app.uploads / "check.txt").exists(), "check mode sent the upload"
 
 
 def test_smoke_check_failing_on_purpose(runs):
@@ -348,7 +370,7 @@ def test_secrets_never_shown(runs):
     # The login's password: not in the output, nor in any task's result (the record holds each one whole).
     assert PASSWORD not in runs["output"]
     # The token the login gave: no result carries it (each check says only how it went).
-    for name in ("smoke_pg", "smoke_bad"):
+    for name in ("smoke_pg", "smoke_check", "smoke_bad"):
         checks = runs["first"][name].result(ROLE + "Run the smoke checks")["checks"]
         assert all(set(check) <= {"name", "ok", "status", "detail", "elapsed_ms", "rows"} for check in checks), checks
 

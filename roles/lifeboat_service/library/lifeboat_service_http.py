@@ -16,10 +16,12 @@ description:
     of its JSON body equals the value given. Every attempt is reported (its time, its status or the error); when
     none succeeds the task fails with one line summing them up and the list in RV(attempts).
   - With O(action=smoke) - seed 003's checks after a recovery - the health URL once, a login that must yield a
-    token (O(login)), a read of O(data) with that token (C(Authorization: Bearer)), and an upload to O(upload)
+    token (O(login)), a read of O(data) with that token (an C(Authorization) Bearer header), and an upload to O(upload)
     (multipart/form-data); each its own result in RV(checks), the task failing with the names of those that
     failed. The login's body (a password) and the token never appear in the result.
-  - Nothing is changed on the host; check mode runs the same requests.
+  - Nothing is changed on the host. The upload is the one request that changes the service (a file stored), so
+    it makes the result changed when the service accepted it, and check mode does not send it - its check
+    says what would have been sent. Every other request is a read and runs in check mode too.
 options:
   action:
     description: C(wait) or C(smoke).
@@ -108,8 +110,8 @@ options:
         default: lifeboat smoke check
 attributes:
   check_mode:
-    support: full
-    description: Only sends requests; an upload is sent in check mode too (it is the check).
+    support: partial
+    description: The health URL, the login and the data read run in check mode; the upload is not sent (its check is ok, status null, detail "not sent in check mode - would POST ...").
   diff_mode:
     support: none
 author:
@@ -136,6 +138,10 @@ checks:
   returned: action=smoke
   type: list
   elements: dict
+changed:
+  description: With O(action=smoke), whether the upload was sent and accepted (a file stored by the service).
+  returned: always
+  type: bool
 '''
 
 import json
@@ -244,7 +250,8 @@ def multipart(field_name, filename, content):
     return body, 'multipart/form-data; boundary=%s' % boundary
 
 
-def smoke(client, params):
+def smoke(client, params, check_mode=False):
+    """The checks; the upload (it stores a file on the service) is only described in check mode."""
     checks = []
 
     def check(name, run):
@@ -303,24 +310,29 @@ def smoke(client, params):
 
     def upload():
         spec = params['upload']
+        if check_mode:
+            return dict(ok=True, status=None, detail='not sent in check mode: would POST %s (%d bytes) to %s'
+                        % (spec['filename'], len(spec['content'].encode('utf-8')), spec['url']))
         body, content_type = multipart(spec['field'], spec['filename'], spec['content'])
         headers = dict(authorization(), **{'Content-Type': content_type})
         status, _, elapsed = client.request(spec['url'], method='POST', body=body, headers=headers)
         ok = 200 <= status < 300
-        return dict(ok=ok, status=status, elapsed_ms=elapsed,
-                    detail='answered %s for %s (%d bytes)' % (status, spec['filename'], len(spec['content'])))
+        return dict(ok=ok, status=status, elapsed_ms=elapsed, stored=ok,
+                    detail='answered %s for %s (%d bytes)' % (status, spec['filename'], len(spec['content'].encode('utf-8'))))
 
     if params['url']:
         check('health', health)
     for name, run in (('login', login), ('data', data), ('upload', upload)):
         if params[name]:
             check(name, run)
+    # The upload's file stays on the service: the one change a smoke check makes.
+    changed = any(c.pop('stored', False) for c in checks)
     failed = [c['name'] for c in checks if not c['ok']]
     if failed:
         raise ServiceError('smoke checks failed: %s' % ', '.join('%s (%s)' % (c['name'], c['detail']) for c in checks
                                                                 if not c['ok']),
-                           checks=checks, failed_checks=failed)
-    return dict(changed=False, checks=checks, failed_checks=[])
+                           changed=changed, checks=checks, failed_checks=failed)
+    return dict(changed=changed, checks=checks, failed_checks=[])
 
 
 def main():
@@ -356,7 +368,7 @@ def main():
         if params['attempts'] < 1 or params['delay'] < 0 or params['timeout'] <= 0:
             raise ServiceError('attempts must be 1 or more, delay 0 or more and timeout above 0 (seconds)')
         client = Client(params)
-        result = wait(client, params) if params['action'] == 'wait' else smoke(client, params)
+        result = wait(client, params) if params['action'] == 'wait' else smoke(client, params, module.check_mode)
     except ServiceError as exc:
         module.fail_json(msg=exc.msg, **exc.facts)
     module.exit_json(**result)
