@@ -30,17 +30,21 @@ def host(root, **variables):
 
 
 def test_recovery_tests_installed_and_refused(tmp_path):
-    roots = {name: tmp_path / name for name in ("cron", "refused")}
+    roots = {name: tmp_path / name for name in ("cron", "staging", "refused", "unmarked")}
     for root in roots.values():
         (root / "cron.d").mkdir(parents=True)
         (root / "systemd").mkdir()
     hosts = {
-        "cron": host(roots["cron"], lifeboat_schedule_recovery_tests_args=ARGS,
+        # Both opt-ins that the host is a staging copy, where restoring tests may run: the role's and the inventory's.
+        "cron": host(roots["cron"], lifeboat_schedule_recovery_tests_args=ARGS, lifeboat_schedule_recovery_tests_staging=True,
                      # The playbook is a setting: full_recovery.yml is the default, here one of the operator's.
                      lifeboat_schedule_recovery_tests_playbooks={"weekly": "drill.yml", "monthly": "restore.yml",
                                                                  "quarterly": "/srv/ops/full-recovery-test.yml"}),
         # The defaults' monthly restore test names no scratch database, and this host is production.
         "refused": host(roots["refused"], lifeboat_production=True),
+        "staging": host(roots["staging"], lifeboat_schedule_recovery_tests_args=ARGS, lifeboat_staging=True),
+        # Settings that are right but no staging mark: an unmarked host is taken as production.
+        "unmarked": host(roots["unmarked"], lifeboat_schedule_recovery_tests_args=ARGS),
     }
     (tmp_path / "inventory.json").write_text(json.dumps({"all": {"hosts": hosts}}))
     (tmp_path / "play.yml").write_text(json.dumps([{"name": "schedule", "hosts": "all", "gather_facts": False,
@@ -69,4 +73,12 @@ def test_recovery_tests_installed_and_refused(tmp_path):
                              "restore test must restore into a scratch database",
                     "the quarterly full recovery test replaces the live database and uploads, and this host is marked "
                     "lifeboat_production")
-    assert not (roots["refused"] / "cron.d/lifeboat").exists() and not (roots["refused"] / "libexec").exists()
+    assert not any(r["failed"] for _, r in results["staging"].tasks), proc.stdout[-3000:]
+    assert "recovery-test-quarterly" in (roots["staging"] / "cron.d/lifeboat").read_text()
+    unmarked = results["unmarked"].result("lifeboat_schedule : Check the recovery tests' times, playbooks and arguments")
+    assert_one_line(unmarked, "lifeboat_schedule_recovery_tests: the monthly restore.yml and quarterly full_recovery.yml "
+                              "tests restore on this host", "not marked as a staging copy: set lifeboat_staging: true "
+                              "(or lifeboat_schedule_recovery_tests_staging: true)")
+    assert "scratch database" not in unmarked["msg"]
+    for name in ("refused", "unmarked"):
+        assert not (roots[name] / "cron.d/lifeboat").exists() and not (roots[name] / "libexec").exists()

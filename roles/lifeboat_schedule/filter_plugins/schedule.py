@@ -408,8 +408,17 @@ def _extra_vars(arguments):
     return values
 
 
-def recovery_test_problems(times, playbooks, args, production=False):
-    """One line per problem of the recovery tests' variables; [] when they can be installed."""
+# The kinds that restore by what they are (seed 003's component restore and full recovery), whatever playbook
+# runs them, and the project's playbooks that restore, whatever kind runs them.
+RESTORING_KINDS = ("monthly", "quarterly")
+RESTORING_PLAYBOOKS = ("restore.yml", "full_recovery.yml")
+
+
+def recovery_test_problems(times, playbooks, args, production=False, staging=False):
+    """One line per problem of the recovery tests' variables; [] when they can be installed. A test that restores
+    is installed only on a host that says it is a staging copy (`staging`): nothing marks a production host for
+    sure (an inventory without lifeboat_production is production by default), so the opt-in is the staging
+    side's."""
     problems = []
     for label, value in (("times", times), ("playbooks", playbooks), ("args", args)):
         if not isinstance(value, dict):
@@ -423,6 +432,7 @@ def recovery_test_problems(times, playbooks, args, production=False):
                                 f"of {', '.join(RECOVERY_TEST_KINDS)}")
     if problems:
         return problems
+    restoring = []
     for kind in RECOVERY_TEST_KINDS:
         if not times.get(kind):
             continue
@@ -436,6 +446,8 @@ def recovery_test_problems(times, playbooks, args, production=False):
                             "strings ([-e, name=value])")
             continue
         name = playbook.rsplit("/", 1)[-1]
+        if kind in RESTORING_KINDS or name in RESTORING_PLAYBOOKS:
+            restoring.append(f"{kind} {name}")
         extra = _extra_vars([str(a) for a in arguments])
         # A restore test restores a copy beside the live database, never over it: restore.yml swaps the
         # latest backup into restore_db, so restore_db must be a scratch database fed by another's backups.
@@ -448,6 +460,12 @@ def recovery_test_problems(times, playbooks, args, production=False):
         if name == "full_recovery.yml" and production:
             problems.append(f"the {kind} full recovery test replaces the live database and uploads, and this host is "
                             "marked lifeboat_production: schedule it on a staging copy (seed 003's test environment)")
+    if restoring and not staging:
+        problems.append(f"the {' and '.join(restoring)} test{'s' if len(restoring) > 1 else ''} restore"
+                        f"{'' if len(restoring) > 1 else 's'} on this host (a full recovery replaces the live database "
+                        "and uploads), and it is not marked as a staging copy: set lifeboat_staging: true (or "
+                        "lifeboat_schedule_recovery_tests_staging: true) on a staging host, as seed 003 runs them, or "
+                        "empty their times in lifeboat_schedule_recovery_tests_times")
     return problems
 
 

@@ -82,26 +82,47 @@ def test_rendered_cron_line_and_systemd_units():
             assert "OnCalendar=Wed *-*-* 05:00:00" in env.get_template("job.timer.j2").render(item=active[0])
 
 
+def test_restoring_tests_only_on_a_host_marked_staging():
+    assert DEFAULTS["lifeboat_schedule_recovery_tests_staging"] is False
+    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, ARGS, staging=True) == []
+    # Not marked: taken as production, whatever lifeboat_production says.
+    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, ARGS) == [
+        "the monthly restore.yml and quarterly full_recovery.yml tests restore on this host (a full recovery replaces "
+        "the live database and uploads), and it is not marked as a staging copy: set lifeboat_staging: true (or "
+        "lifeboat_schedule_recovery_tests_staging: true) on a staging host, as seed 003 runs them, or empty their "
+        "times in lifeboat_schedule_recovery_tests_times"]
+    # The kind restores whatever playbook runs it; a restoring playbook whatever kind runs it.
+    (problem,) = schedule.recovery_test_problems(dict(TIMES, monthly=""), dict(PLAYBOOKS, quarterly="/srv/ops/fr.yml"),
+                                                 ARGS)
+    assert problem.startswith("the quarterly fr.yml test restores on this host")
+    (problem,) = schedule.recovery_test_problems({"weekly": TIMES["weekly"]}, dict(PLAYBOOKS, weekly="full_recovery.yml"),
+                                                 ARGS)
+    assert problem.startswith("the weekly full_recovery.yml test restores on this host")
+    # The weekly drill alone needs no mark (lifeboat_drill refuses a production host itself).
+    assert schedule.recovery_test_problems({"weekly": TIMES["weekly"]}, PLAYBOOKS, ARGS) == []
+
+
 def test_bad_variables_are_named_one_line_each():
-    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, ARGS) == []
+    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, ARGS, staging=True) == []
     # The default arguments: the monthly restore test does not say where it restores.
-    (problem,) = schedule.recovery_test_problems(TIMES, PLAYBOOKS, DEFAULTS["lifeboat_schedule_recovery_tests_args"])
+    (problem,) = schedule.recovery_test_problems(TIMES, PLAYBOOKS, DEFAULTS["lifeboat_schedule_recovery_tests_args"],
+                                                 staging=True)
     assert problem.startswith("lifeboat_schedule_recovery_tests_args: the monthly restore test must restore into a "
                               "scratch database from another one's backups, never over the live one")
     # Restoring a database's backups over itself is the live database: refused too.
     assert len(schedule.recovery_test_problems(TIMES, PLAYBOOKS, dict(ARGS, monthly=[
-        "-e", "restore_db=app", "-e", "restore_backup_db=app"]))) == 1
+        "-e", "restore_db=app", "-e", "restore_backup_db=app"]), staging=True)) == 1
     # Without a monthly time there is no restore test to refuse.
-    assert schedule.recovery_test_problems(dict(TIMES, monthly=""), PLAYBOOKS, {}) == []
-    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, ARGS, production=True) == [
+    assert schedule.recovery_test_problems(dict(TIMES, monthly=""), PLAYBOOKS, {}, staging=True) == []
+    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, ARGS, production=True, staging=True) == [
         "the quarterly full recovery test replaces the live database and uploads, and this host is marked "
         "lifeboat_production: schedule it on a staging copy (seed 003's test environment)"]
-    assert schedule.recovery_test_problems(dict(TIMES, yearly="0 1 1 1 *"), PLAYBOOKS, ARGS) == [
+    assert schedule.recovery_test_problems(dict(TIMES, yearly="0 1 1 1 *"), PLAYBOOKS, ARGS, staging=True) == [
         "lifeboat_schedule_recovery_tests_times: yearly is not one of weekly, monthly, quarterly"]
-    assert schedule.recovery_test_problems(TIMES, dict(PLAYBOOKS, weekly="drill"), ARGS) == [
+    assert schedule.recovery_test_problems(TIMES, dict(PLAYBOOKS, weekly="drill"), ARGS, staging=True) == [
         "lifeboat_schedule_recovery_tests_playbooks: the weekly test needs a playbook (a .yml under the project's "
         "playbooks/, or an absolute path), not 'drill'"]
     assert schedule.recovery_test_problems("weekly", PLAYBOOKS, ARGS) == [
         "lifeboat_schedule_recovery_tests_times must be a mapping of weekly, monthly and quarterly to cron expressions"]
-    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, dict(ARGS, weekly="-e x=1")) == [
+    assert schedule.recovery_test_problems(TIMES, PLAYBOOKS, dict(ARGS, weekly="-e x=1"), staging=True) == [
         "lifeboat_schedule_recovery_tests_args: the weekly test's arguments must be a list of strings ([-e, name=value])"]
