@@ -98,7 +98,7 @@ class App:
 
 # Each host's backups, taken by the modules as in production (the damage is done by the test afterwards).
 BACKUP = [{
-    "name": "Back up", "hosts": "all", "gather_facts": False,
+    "name": "Back up", "hosts": "all:!nohealth", "gather_facts": False,
     "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
     "tasks": [
         {"name": "Back up the database", "when": "app_sqlite is not defined",
@@ -145,7 +145,11 @@ def runs(tmp_path_factory, server):
         inventory = root / "inventory.json"
         fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump({"all": {"hosts": {name: app.host_vars(server, root) for name, app in apps.items()}}}, out)
+            hosts = {name: app.host_vars(server, root) for name, app in apps.items()}
+            # No health URL for the start: refused before the stop, never after the data was replaced.
+            hosts["nohealth"] = dict(hosts["bad"], lifeboat_service_health_url="",
+                                     lifeboat_full_recovery_repository=str(root / "repo" / "nohealth"))
+            json.dump({"all": {"hosts": hosts}}, out)
         play = root / "backup.yml"
         play.write_text(json.dumps(BACKUP))
         record = root / "results.jsonl"
@@ -156,7 +160,7 @@ def runs(tmp_path_factory, server):
         proc = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / "full_recovery.yml",
                                  "-e", "lifeboat_full_recovery_hosts=all"], record, env={"ANSIBLE_FORKS": "3"}, timeout=300)
         print(f"\nansible-playbook backup.yml, then full_recovery.yml, 3 hosts: {time.monotonic() - started:.1f} s")
-        results = {name: PlayResult(proc, name, record) for name in apps}
+        results = {name: PlayResult(proc, name, record) for name in [*apps, "nohealth"]}
         output = proc.stdout + proc.stderr + (record.read_text() if record.exists() else "")
         yield dict(apps=apps, results=results, before=before, pids=pids, oids=oids, root=root, output=output, server=server)
     finally:
@@ -242,3 +246,11 @@ def test_full_recovery_of_a_sqlite_application(runs):
     # The damaged live file is kept as it was, byte for byte, as a pre-restore set.
     kept = runs["root"] / "repo" / "lite" / "app" / summary["previous_database"]
     assert json.loads((kept / "manifest.json").read_text())["kind"] == "sqlite-pre-restore"
+
+
+def test_missing_start_settings_refused_before_the_stop(runs):
+    result = runs["results"]["nohealth"]
+    failed = [(task, r) for task, r in result.tasks if r["failed"]]
+    assert len(failed) == 1 and "lifeboat_service_health_url is required for action start" in failed[0][1]["msg"], failed
+    # The refusal is the last task: nothing stopped, nothing restored.
+    assert result.tasks[-1][1]["failed"] and not [task for task, _ in result.tasks if "Step 1" in task]

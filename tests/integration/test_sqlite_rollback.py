@@ -136,6 +136,11 @@ def runs(tmp_path_factory):
             "restored": apps["restored"].host_vars(root, lifeboat_sqlite_rollback_restore_backup="latest",
                                                    lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 1})),
         }
+        # Refused before anything runs (their applications are never started, the play must not need them):
+        # a smoke check the verification could not run, found only after the restore and the fix otherwise.
+        unstarted = App(root, "unstarted")
+        hosts["badsmoke"] = unstarted.host_vars(root, lifeboat_service_smoke={"login": {"body": {"username": "admin"}}},
+                                                lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 10}))
         inventory = root / "inventory.json"
         fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
@@ -280,3 +285,14 @@ def test_failure_after_a_restore_leaves_the_jobs_paused_and_says_so(runs):
     # latest: the newest set before the run, not the pre-rollback set step 2 took.
     assert [summary["restored_backup_id"]] == runs["sets"]["restored"] != [summary["pre_rollback_backup_id"]]
     assert app.rows("SELECT count(*) FROM runs WHERE plan_job_id = 'job-late'") == [(0,)]
+
+
+def test_bad_settings_are_refused_before_anything_runs(runs):
+    app = runs["apps"]["whole"]
+    for name, wrong in (("badsmoke", "login"),):
+        result = runs["results"][name]
+        failed = [(task, r) for task, r in result.tasks if r["failed"]]
+        assert len(failed) == 1 and wrong in failed[0][1]["msg"], failed
+        names = [task for task, _ in result.tasks]
+        assert result.tasks[-1][1]["failed"] and not [n for n in names if "Step 1" in n or "Step 2" in n], names
+    assert not (app.dir.parent / "repo" / "unstarted").exists()
