@@ -137,10 +137,12 @@ def runs(tmp_path_factory):
                                                    lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 1})),
         }
         # Refused before anything runs (their applications are never started, the play must not need them):
-        # a smoke check the verification could not run, found only after the restore and the fix otherwise.
+        # a smoke check the verification could not run, found only after the restore and the fix otherwise;
+        # a misspelt expect_rows, which would let the fix change every row.
         unstarted = App(root, "unstarted")
         hosts["badsmoke"] = unstarted.host_vars(root, lifeboat_service_smoke={"login": {"body": {"username": "admin"}}},
                                                 lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 10}))
+        hosts["typo"] = unstarted.host_vars(root, lifeboat_sqlite_rollback_fix=dict(FIX, expect_row={"max": 5}))
         inventory = root / "inventory.json"
         fd = os.open(inventory, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
@@ -289,7 +291,7 @@ def test_failure_after_a_restore_leaves_the_jobs_paused_and_says_so(runs):
 
 def test_bad_settings_are_refused_before_anything_runs(runs):
     app = runs["apps"]["whole"]
-    for name, wrong in (("badsmoke", "login"),):
+    for name, wrong in (("badsmoke", "login"), ("typo", "expect_row")):
         result = runs["results"][name]
         failed = [(task, r) for task, r in result.tasks if r["failed"]]
         assert len(failed) == 1 and wrong in failed[0][1]["msg"], failed
