@@ -186,6 +186,9 @@ def test_full_recovery_back_to_health(runs):
     # The database and the uploads as the backup had them; the application answering on them.
     status, rows = app.data()
     assert status == 200 and rows == runs["before"]["whole"][1]
+    # The checks of step 2 change nothing and say so.
+    for task in ("Step 2, verify the database's backup", "Step 2, verify each folder's set"):
+        assert result.result(ROLE + task)["changed"] is False
     assert sorted(p.name for p in app.uploads.iterdir()) == ["after-recovery.txt", "drawing-0.txt", "drawing-1.txt",
                                                              "drawing-2.txt"]
     assert (app.uploads / "drawing-1.txt").read_text() == "drawing 1\n" * 100
@@ -239,6 +242,7 @@ def test_full_recovery_of_a_sqlite_application(runs):
     assert not any(task["failed"] for _, task in result.tasks), runs["output"][-5000:]
     status, rows = app.data()
     assert status == 200 and rows == runs["before"]["lite"][1]
+    assert result.result(ROLE + "Step 2, verify the SQLite backup")["changed"] is False
     assert sorted(p.name for p in app.uploads.iterdir()) == ["after-recovery.txt", "drawing-0.txt", "drawing-1.txt",
                                                              "drawing-2.txt"]
     summary, _ = summary_of(runs, "lite")
