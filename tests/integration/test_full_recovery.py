@@ -9,6 +9,7 @@ SQLite: its database file overwritten while it runs, it comes back through lifeb
 """
 import json
 import os
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -138,6 +139,15 @@ def runs(tmp_path_factory, server):
         for app in apps.values():
             subprocess.run(app.ctl("start"), check=True, capture_output=True, timeout=30,
                            env=dict(os.environ, JOBS_ENABLED="0"))
+        # A row the application never seeds (it seeds alpha, beta, gamma into an empty items table at every
+        # start): back after the recovery only if the restore brought the backup's data.
+        for app in apps.values():
+            if app.sqlite:
+                with sqlite3.connect(app.sqlite, timeout=10) as conn:
+                    conn.execute("INSERT INTO items (id, name) VALUES (4, 'delta-before-backup')")
+                conn.close()
+            else:
+                server.sql(app.db, "INSERT INTO items (id, name) VALUES (4, 'delta-before-backup')")
         before = {name: app.data() for name, app in apps.items()}
         pids = {name: app.pid() for name, app in apps.items()}
         # A swap puts a new database under the name: the oid says whether the database is still the one there was.
@@ -186,6 +196,7 @@ def test_full_recovery_back_to_health(runs):
     # The database and the uploads as the backup had them; the application answering on them.
     status, rows = app.data()
     assert status == 200 and rows == runs["before"]["whole"][1]
+    assert {"id": 4, "name": "delta-before-backup"} in rows["rows"]
     # The checks of step 2 change nothing and say so.
     for task in ("Step 2, verify the database's backup", "Step 2, verify each folder's set"):
         assert result.result(ROLE + task)["changed"] is False
@@ -242,6 +253,7 @@ def test_full_recovery_of_a_sqlite_application(runs):
     assert not any(task["failed"] for _, task in result.tasks), runs["output"][-5000:]
     status, rows = app.data()
     assert status == 200 and rows == runs["before"]["lite"][1]
+    assert {"id": 4, "name": "delta-before-backup"} in rows["rows"]
     assert result.result(ROLE + "Step 2, verify the SQLite backup")["changed"] is False
     assert sorted(p.name for p in app.uploads.iterdir()) == ["after-recovery.txt", "drawing-0.txt", "drawing-1.txt",
                                                              "drawing-2.txt"]
