@@ -9,6 +9,7 @@ and each bad input must end in one line that says what to do.
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -324,3 +325,30 @@ def test_pg_dump_in_the_container_reads_the_snapshot_exported_here(site, db, tmp
     text = target.read_text()
     rows = text.split("COPY public.moving (n) FROM stdin;\n", 1)[1].split("\\.\n", 1)[0].splitlines()
     assert counted == len(rows) == 1000 and rows[-1] == "1000"
+
+
+def test_an_output_that_is_data_arrives_proven_whole(site, db):
+    # Run between the markers of a nonce in its environment (exec.WholeOutput): the command's own bytes,
+    # markers stripped, its exit code; the exec's arguments are the command's behind the shell's script.
+    tricky = b"lifeboat-start-\nlifeboat-end-\n\x00\xff"
+    result = db.execer.run(["sh", "-c", "printf 'lifeboat-start-\\nlifeboat-end-\\n\\000\\377'; exit 4"], whole=True)
+    assert (result.exit_code, result.stdout, result.size) == (4, tricky, len(tricky))
+    shown = site.api.exec_inspect(result.exec_id)["ProcessConfig"]
+    assert shown["entrypoint"] == "sh" and shown["arguments"][2:4] == ["sh", "-c"]
+    assert not re.search(r"lifeboat-(start|end)-[0-9a-f]{32}", json.dumps(shown))
+    # A small question asked many times under load: always the whole answer.
+    expected = (int(db.docker_exec("id", "-u")), int(db.docker_exec("id", "-g")))
+    for _ in range(10):
+        assert archive.exec_user(db.execer) == expected
+    # In the tool-less busybox (its sh): a missing tool still named as such.
+    toolless = ContainerExec(engine.Container.find(site.api, site.toolless.name, site.engine.base_url))
+    assert toolless.ask(["id", "-u"], "id").stdout == b"0\n"
+    msg = one_line(lambda: toolless.check(["pg_restore", "--list"], "reading the list", whole=True))
+    assert msg.startswith("container %r has no pg_restore (not found in its PATH)" % site.toolless.name), msg
+    # A container without sh: said in one line.
+    shless = site.busybox("shless")
+    assert shless.exec_run(["/bin/busybox", "rm", "-f", "/bin/sh", "/usr/bin/sh"])[0] == 0
+    bare = ContainerExec(engine.Container.find(site.api, shless.name, site.engine.base_url))
+    msg = one_line(lambda: bare.run(["pg_dump", "app"], on_stdout=lambda block: None))
+    assert msg == ("container %r has no sh, which lifeboat runs pg_dump under to prove its output arrived whole; use "
+                   "an image with a POSIX shell (every official PostgreSQL image has one)" % shless.name), msg

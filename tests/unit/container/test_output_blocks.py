@@ -20,7 +20,9 @@ class FakeExec:
         self.raised = None
         self.done = threading.Event()
 
-    def run(self, argv, environment=None, on_stdout=None):
+    def run(self, argv, environment=None, on_stdout=None, whole=None):
+        # The output carried into psql must be proven whole (exec.WholeOutput, test_whole_output).
+        assert whole is True
         try:
             for block in self.blocks:
                 on_stdout(block)

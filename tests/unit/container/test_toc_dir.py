@@ -34,6 +34,7 @@ class FakeExec(object):
         self.name, self.id = 'db', 'c0ffee'
         self.rm_fails = rm_fails
         self.commands, self.put = [], {}
+        self.whole = set()  # the commands whose output was to be proven whole (exec.WholeOutput)
 
     def put_archive(self, container_id, directory, stream):
         data = b''.join(stream)  # as the engine reads it: a refused file raises here
@@ -44,6 +45,8 @@ class FakeExec(object):
 
     def run(self, argv, **kwargs):
         self.commands.append(argv[0])
+        if kwargs.get('whole'):
+            self.whole.add(argv[0])
         if argv[0] == 'mktemp':
             return ExecResult('x', 0, '', stdout=(SCRATCH + '\n').encode())
         if argv[0] == 'id':
@@ -62,6 +65,9 @@ class FakeExec(object):
             raise LifeboatError(self.failure(argv[0], what, result))
         return result
 
+    def ask(self, argv, what):
+        return self.check(argv, what, whole=True)
+
 
 @pytest.fixture
 def dump_dir(tmp_path):
@@ -76,6 +82,8 @@ def test_only_toc_dat_goes_in_and_the_scratch_folder_is_removed(dump_dir):
     engine = FakeExec()
     assert read_toc_dir(engine, 'pg_restore', str(dump_dir), 'reading x') == LISTING
     assert engine.put == {SCRATCH + '/toc.dat': b'PGDMP toc'} and engine.commands[-1] == 'rm'
+    # Every output read back is proven whole; rm's is not read.
+    assert engine.whole == {'mktemp', 'id', 'pg_restore'}
 
 
 def test_a_linked_toc_dat_is_never_copied_into_the_container(dump_dir, tmp_path):

@@ -236,7 +236,9 @@ class _ChunkReader(object):
 
 def scratch_dir(execer, what):
     """A new private folder in the container (mktemp -d), for files on their way in or out."""
-    result = execer.check(['mktemp', '-d', '/tmp/lifeboat.XXXXXXXX'], 'making a scratch folder for %s' % what)
+    # Proven whole, not asked again: a second mktemp would leave the first folder behind.
+    result = execer.check(['mktemp', '-d', '/tmp/lifeboat.XXXXXXXX'], 'making a scratch folder for %s' % what,
+                          whole=True)
     path = result.stdout.decode('utf-8', 'replace').strip()
     if not path.startswith('/tmp/lifeboat.'):
         raise LifeboatError('mktemp in container %r answered %r, not a folder' % (execer.container.name, path))
@@ -253,9 +255,9 @@ def remove_in(execer, path):
 
 def exec_user(execer):
     """(uid, gid) the container's commands run as: files copied in are theirs, 0600."""
-    result = execer.check(['id', '-u'], 'asking the container for its user')
+    result = execer.ask(['id', '-u'], 'asking the container for its user')
     uid = result.stdout.decode('ascii', 'replace').strip()
-    result = execer.check(['id', '-g'], 'asking the container for its group')
+    result = execer.ask(['id', '-g'], 'asking the container for its group')
     gid = result.stdout.decode('ascii', 'replace').strip()
     if not (uid.isdigit() and gid.isdigit()):
         raise LifeboatError('container %r did not tell its user and group (id answered %r, %r)'

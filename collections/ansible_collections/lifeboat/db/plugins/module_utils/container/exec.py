@@ -11,11 +11,20 @@ callback as it arrives (into the repository, hashed on the way), stderr is kept 
 
 Passwords travel in the exec's environment, never in its arguments: an exec's arguments are shown
 by `docker inspect` and `ps` inside the container, its environment is not logged.
+
+An engine may lose part of an exec's output and still report the command's exit code 0 (`id -u`
+answered nothing, seen under load): a dump cut at its start or end would then count. So an exec
+whose stdout is data runs inside the container's sh between two markers - a random nonce per exec,
+handed over in its environment - and its output counts only when the start marker is its first
+bytes and the end marker its last (`WholeOutput`). stdout is one ordered pipe: the end marker
+arriving proves that all before it arrived.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import binascii
 import errno
+import os
 import socket
 import struct
 import threading
@@ -32,10 +41,22 @@ STDERR_LIMIT = 64 * 1024
 EXIT_CODE_WAIT = 30.0
 CHUNK = 1024 * 1024
 # The runtime's words when the program itself is missing (runc, crun, Docker: exit code 126/127).
-MISSING_PROGRAM = ('executable file not found', 'no such file or directory', 'command not found')
+RUNTIME_MISSING = ('executable file not found', 'no such file or directory')
+# A command run under WHOLE_SCRIPT that is missing: the container's sh says `sh: 1: pg_dump: not found`.
+MISSING_PROGRAM = RUNTIME_MISSING + ('command not found', ': not found')
 STREAM_STDOUT, STREAM_STDERR = 1, 2
 # What is kept of a --verbose tool's stderr lines for the failure message: the lines around the end.
 TAIL_LINES = 50
+# The markers around an output that must arrive whole. The shell prints them, the command runs as
+# "$0" "$@" between them, so its argv reaches it unchanged and its exit code is the exec's.
+WHOLE_SHELL = 'sh'
+WHOLE_START, WHOLE_END = 'LIFEBOAT_OUTPUT_START', 'LIFEBOAT_OUTPUT_END'
+WHOLE_SCRIPT = ('printf %%s "$%s"; "$0" "$@"; status=$?; printf %%s "$%s"; exit $status'
+                % (WHOLE_START, WHOLE_END))
+
+
+class LostOutput(LifeboatError):
+    """The engine lost part of a command's output (its markers missing or damaged)."""
 
 
 class ExecResult(object):
@@ -55,15 +76,30 @@ class ContainerExec(object):
         self.container = container
         self.api = container.api
 
-    def run(self, argv, environment=None, on_stdout=None, user=None, workdir=None, stdin=None, on_stderr=None):
+    def run(self, argv, environment=None, on_stdout=None, user=None, workdir=None, stdin=None, on_stderr=None,
+            whole=None):
         """Run argv in the container; return an ExecResult (a failing command is not an error here:
         see `check`). on_stdout(block) receives stdout as it arrives; without it, stdout is
         collected. on_stderr(block) sees stderr as it arrives too (pg_restore --verbose's progress),
         which is kept for the message all the same. `stdin`, an iterable of bytes blocks, is fed to
-        the command's standard input."""
-        exec_id = self._create(argv, environment, user, workdir, stdin is not None)
+        the command's standard input.
+
+        `whole` (the default with on_stdout; pass it for a collected output that is data) proves
+        the output arrived whole (WholeOutput): on_stdout sees only the command's own bytes, the
+        last of them once the end marker is in, and an output the engine cut raises LostOutput
+        when the command succeeded (a failure is the caller's to report, its output unused)."""
+        program = argv[0]
+        if whole is None:
+            whole = on_stdout is not None
         collected = []
         sink = on_stdout or collected.append
+        proof = None
+        if whole:
+            proof = WholeOutput(sink, program, self.container.name)
+            environment = dict(environment or {}, **proof.environment())
+            argv = [WHOLE_SHELL, '-c', WHOLE_SCRIPT] + list(argv)
+            sink = proof.feed
+        exec_id = self._create(argv, environment, user, workdir, stdin is not None, program)
         errors = bytearray()
         size = 0
         state = dict(cut=False)
@@ -80,7 +116,7 @@ class ContainerExec(object):
                     raise failed.error
                 except (docker.errors.DockerException, IOError, OSError) as exc:
                     raise LifeboatError('%s in container %r: the engine broke off its output (%s); the result is '
-                                        'not trusted' % (argv[0], self.container.name, api_error_text(exc)))
+                                        'not trusted' % (program, self.container.name, api_error_text(exc)))
                 if kind == STREAM_STDOUT:
                     size += len(block)
                     sink(block)
@@ -91,12 +127,30 @@ class ContainerExec(object):
                         errors.extend(block[:STDERR_LIMIT - len(errors)])
         finally:
             frames.close()
-        exit_code = self._exit_code(exec_id, argv[0])
+        exit_code = self._exit_code(exec_id, program)
+        stderr = errors.decode('utf-8', 'replace')
         if state['cut'] and exit_code == 0:
             raise LifeboatError('%s in container %r ended before reading all its input, and the engine dropped the end '
-                                'of its output with it; the result is not trusted' % (argv[0], self.container.name))
-        return ExecResult(exec_id, exit_code, errors.decode('utf-8', 'replace'),
-                          stdout=None if on_stdout else b''.join(collected), size=size, cut=state['cut'])
+                                'of its output with it; the result is not trusted' % (program, self.container.name))
+        if proof is not None:
+            # The runtime's words, not the shell's (`sh: 1: pg_dump: not found`, after its start marker).
+            if not proof.started and exit_code in (126, 127) and _missing(stderr, RUNTIME_MISSING):
+                raise LifeboatError('container %r has no %s, which lifeboat runs %s under to prove its output '
+                                    'arrived whole; use an image with a POSIX shell (every official PostgreSQL '
+                                    'image has one)' % (self.container.name, WHOLE_SHELL, program))
+            if not proof.close() and exit_code == 0:
+                raise proof.lost()
+            size = proof.size
+        return ExecResult(exec_id, exit_code, stderr, stdout=None if on_stdout else b''.join(collected), size=size,
+                          cut=state['cut'])
+
+    def ask(self, argv, what):
+        """check() of a small read-only command whose output is data (`id -u`), proven whole and
+        asked once more if the engine lost it: running it again changes nothing."""
+        try:
+            return self.check(argv, what, whole=True)
+        except LostOutput:
+            return self.check(argv, what, whole=True)
 
     def check(self, argv, what, **kwargs):
         """run(), then one line for a failure: a missing program, or the command's own error line."""
@@ -107,7 +161,7 @@ class ContainerExec(object):
 
     def failure(self, program, what, result):
         """The one-line message for a failed ExecResult."""
-        if result.exit_code in (126, 127) and any(words in result.stderr.lower() for words in MISSING_PROGRAM):
+        if result.exit_code in (126, 127) and _missing(result.stderr):
             return ('container %r has no %s (not found in its PATH); run it against the container of the '
                     'PostgreSQL server itself, whose image holds the client tools' % (self.container.name, program))
         detail = last_error_line(result.stderr, 'no error message')
@@ -115,7 +169,7 @@ class ContainerExec(object):
             detail += ' (it stopped reading its input; the rest of its messages were lost)'
         return '%s failed in container %r (exit code %d): %s' % (what, self.container.name, result.exit_code, detail)
 
-    def _create(self, argv, environment, user, workdir, with_stdin):
+    def _create(self, argv, environment, user, workdir, with_stdin, program):
         try:
             created = self.api.exec_create(self.container.id, list(argv), stdout=True, stderr=True, stdin=with_stdin,
                                            environment=dict(environment or {}), user=user or '', workdir=workdir)
@@ -125,9 +179,9 @@ class ContainerExec(object):
             text = api_error_text(exc)
             if 'not running' in text or 'state improper' in text or exc.status_code == 409:
                 raise LifeboatError('container %r is not running, so %s cannot run in it; start it (docker start '
-                                    '%s) and run again' % (self.container.name, argv[0], self.container.name))
+                                    '%s) and run again' % (self.container.name, program, self.container.name))
             raise LifeboatError('the engine refused to run %s in container %r: %s'
-                                % (argv[0], self.container.name, text))
+                                % (program, self.container.name, text))
         return created['Id']
 
     def _attached(self, exec_id, blocks, state):
@@ -220,6 +274,51 @@ class ContainerExec(object):
             delay = min(delay * 2, 0.2)
 
 
+class WholeOutput(object):
+    """The stdout of a command run between WHOLE_SCRIPT's markers, checked as it arrives: the start
+    marker must be its first bytes (else it raises at once - what follows is not the command's
+    whole output - and the command is stopped), the end marker its last. `sink` gets the bytes in
+    between and never the last len(end) of them until the end is seen, so what reaches it (the
+    repository's file, its hash) is only ever the command's own output."""
+
+    def __init__(self, sink, program, container_name):
+        self.sink = sink
+        self.program = program
+        self.container_name = container_name
+        nonce = binascii.hexlify(os.urandom(16)).decode('ascii')
+        self.start = ('lifeboat-start-%s\n' % nonce).encode('ascii')
+        self.end = ('lifeboat-end-%s\n' % nonce).encode('ascii')
+        self.held = bytearray()
+        self.started = False
+        self.size = 0  # bytes passed to the sink
+
+    def environment(self):
+        return {WHOLE_START: self.start.decode('ascii'), WHOLE_END: self.end.decode('ascii')}
+
+    def lost(self):
+        return LostOutput('the engine lost part of %s\'s output in container %r; nothing of it is used, run again'
+                          % (self.program, self.container_name))
+
+    def feed(self, block):
+        self.held += block
+        if not self.started:
+            if not (self.start.startswith(bytes(self.held[:len(self.start)]))):
+                raise self.lost()
+            if len(self.held) < len(self.start):
+                return
+            del self.held[:len(self.start)]
+            self.started = True
+        if len(self.held) > len(self.end):
+            passed = bytes(self.held[:-len(self.end)])
+            del self.held[:-len(self.end)]
+            self.size += len(passed)
+            self.sink(passed)
+
+    def close(self):
+        """True when the output ended with the end marker; the held bytes are never passed on."""
+        return self.started and bytes(self.held) == self.end
+
+
 class LineTail(object):
     """Splits stderr blocks (cut anywhere by the engine) into lines for `on_line` - a --verbose
     tool's progress - and keeps the last TAIL_LINES of them for the failure message."""
@@ -254,6 +353,11 @@ class _InputFailed(Exception):
     def __init__(self, error):
         super(_InputFailed, self).__init__(str(error))
         self.error = error
+
+
+def _missing(stderr, words=MISSING_PROGRAM):
+    """The runtime's or the shell's words for a program that is not there."""
+    return any(said in stderr.lower() for said in words)
 
 
 def _shutdown(sock, how):

@@ -23,7 +23,7 @@ import threading
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.container import archive as container_archive
 from ansible_collections.lifeboat.db.plugins.module_utils.container.engine import Container, connect
-from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec
+from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec, LostOutput
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import VERSION_RE, Tool
 
 CHUNK = 1024 * 1024
@@ -55,7 +55,12 @@ class ContainerToolFinder(object):
 
     def find(self, name, min_major, why):
         if name not in self._probed:
-            result = self.execer.run([name, '--version'])
+            try:
+                # Proven whole and asked again once, as exec.ContainerExec.ask does (its exit code is
+                # judged here): a version lost on the way would otherwise read as "not PostgreSQL's".
+                result = self.execer.run([name, '--version'], whole=True)
+            except LostOutput:
+                result = self.execer.run([name, '--version'], whole=True)
             if result.exit_code != 0:
                 raise LifeboatError(self.execer.failure(name, '%s --version' % name, result))
             match = VERSION_RE.search((result.stdout or b'').decode('utf-8', 'replace'))
@@ -85,7 +90,8 @@ def stream_to_file(execer, argv, env, path, what, progress=None):
     """Run argv in the container and write its stdout to `path` on this host (created 0600, must not
     exist), hashed as it arrives; returns the sha256. A failure raises with the tool's error line
     after the partial file was written: the caller's staging folder is removed with it, so a partial
-    backup never counts."""
+    backup never counts. So does an output the engine cut (its start or end lost, exec.WholeOutput):
+    the file and its hash only ever hold the tool's own bytes, and only a whole output returns."""
     digest = hashlib.sha256()
     written = [0]
     try:
@@ -100,7 +106,7 @@ def stream_to_file(execer, argv, env, path, what, progress=None):
             if progress:
                 progress(written[0])
         try:
-            result = execer.run(argv, environment=env, on_stdout=write)
+            result = execer.run(argv, environment=env, on_stdout=write, whole=True)
             out.flush()
             os.fsync(out.fileno())
         except (IOError, OSError) as exc:
@@ -124,7 +130,7 @@ def read_toc(execer, pg_restore, archive, what):
         except (IOError, OSError) as exc:
             raise LifeboatError('%s: cannot read %s: %s' % (what, archive, exc.strerror or exc))
     drained = [DRAIN_SHELL, '-c', '"$0" --list; status=$?; cat >/dev/null; exit $status', pg_restore]
-    result = execer.run(drained, stdin=blocks())
+    result = execer.run(drained, stdin=blocks(), whole=True)
     if result.exit_code != 0:
         raise LifeboatError(execer.failure(pg_restore, what, result))
     return result.stdout.decode('utf-8', 'replace')
@@ -149,7 +155,7 @@ def read_toc_dir(execer, pg_restore, folder, what, warnings=None):
     try:
         uid, gid = container_archive.exec_user(execer)
         container_archive.copy_in(execer, toc, scratch, 'toc.dat', uid=uid, gid=gid, follow=False)
-        result = execer.run([pg_restore, '--list', scratch])
+        result = execer.run([pg_restore, '--list', scratch], whole=True)
         if result.exit_code != 0:
             raise LifeboatError(execer.failure(pg_restore, what, result))
     finally:
@@ -176,8 +182,9 @@ class _Stopped(Exception):
 def output_blocks(execer, argv, what, environment=None):
     """The stdout of argv run in the container, as blocks as they arrive - to feed another command's
     input, as `pg_restore --file=- | psql` does on a host. Raises after the last block when the
-    command failed, so a consumer never takes a cut output for a whole one (psql then never sees
-    the COMMIT that follows it). Closing the generator early closes the command's output."""
+    command failed or the engine lost part of its output (exec.WholeOutput), so a consumer never
+    takes a cut output for a whole one (psql then never sees the COMMIT that follows it). Closing
+    the generator early closes the command's output."""
     blocks = queue.Queue(maxsize=PIPE_BLOCKS)
     stop = threading.Event()
     outcome = {}
@@ -194,7 +201,7 @@ def output_blocks(execer, argv, what, environment=None):
 
     def produce():
         try:
-            outcome['result'] = execer.run(argv, environment=environment, on_stdout=put)
+            outcome['result'] = execer.run(argv, environment=environment, on_stdout=put, whole=True)
         except BaseException as exc:  # noqa: B902 - handed to the consumer's thread
             outcome['error'] = exc
         try:

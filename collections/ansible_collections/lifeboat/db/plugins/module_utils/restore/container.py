@@ -110,7 +110,7 @@ class ArchiveInside(object):
 
     def text(self, argv, listing, what):
         """What pg_restore writes for the listed entries (their SQL), as text."""
-        result = self.execer.check(self._argv(argv, listing), what)
+        result = self.execer.check(self._argv(argv, listing), what, whole=True)
         return result.stdout.decode('utf-8', 'replace')
 
     def sql_blocks(self, argv, listing, what):
