@@ -97,7 +97,9 @@ class App:
         }
 
 
-# Each host's backups, taken by the modules as in production (the damage is done by the test afterwards).
+# Each host's backups, taken by the modules as in production (the damage is done by the test afterwards),
+# then the recovery rehearsed in check mode on the same hosts (what --check does to every task), which must
+# change nothing: the same processes, databases and uploads.
 BACKUP = [{
     "name": "Back up", "hosts": "all:!nohealth", "gather_facts": False,
     "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
@@ -110,7 +112,9 @@ BACKUP = [{
         {"name": "Back up the uploads",
          "lifeboat.db.files": {"action": "backup", "name": "uploads", "path": "{{ app_uploads }}",
                                "repository": "{{ lifeboat_full_recovery_repository }}"}},
-    ]}]
+    ]}, {
+    "name": "Rehearse the recovery", "hosts": "all:!nohealth", "gather_facts": False, "check_mode": True,
+    "roles": ["lifeboat_full_recovery"]}]
 
 
 def break_everything(apps, server, root):
@@ -122,10 +126,15 @@ def break_everything(apps, server, root):
             app.sqlite.write_text("this is not a database any more\n")
         else:
             server.sql(app.db, "DROP TABLE items")
-        if app.name != "bad":
+        if app.name not in ("bad", "halfway"):
             for path in app.uploads.iterdir():
                 path.unlink()
         (app.uploads / "late.txt").write_text("uploaded after the backup\n")
+    # 'halfway': its uploads folder made a symbolic link (to a folder with the same files), which the folders'
+    # restore refuses only when it swaps (step 2's check passes): a failure after the database was restored.
+    halfway = apps["halfway"].uploads
+    halfway.rename(halfway.with_name("uploads-real"))
+    halfway.symlink_to(halfway.with_name("uploads-real"))
     (dump,) = (root / "repo" / "bad").glob(f"{apps['bad'].db}/*/{apps['bad'].db}.dump")
     dump.write_text("not a dump\n")
 
@@ -133,7 +142,7 @@ def break_everything(apps, server, root):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, server):
     root = tmp_path_factory.mktemp("full_recovery")
-    apps = {name: App(root, name, server) for name in ("whole", "bad")}
+    apps = {name: App(root, name, server) for name in ("whole", "bad", "halfway")}
     apps["lite"] = App(root, "lite", server, sqlite=True)
     try:
         for app in apps.values():
@@ -164,15 +173,21 @@ def runs(tmp_path_factory, server):
         play.write_text(json.dumps(BACKUP))
         record = root / "results.jsonl"
         started = time.monotonic()
-        proc = ansible_playbook(["-i", inventory, play], record, env={"ANSIBLE_FORKS": "3"}, timeout=300)
+        rehearsal = root / "rehearsal.jsonl"
+        proc = ansible_playbook(["-i", inventory, play], rehearsal, env={"ANSIBLE_FORKS": "4"}, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:]
+        checked = dict(results={name: PlayResult(proc, name, rehearsal) for name in apps},
+                       pids=[app.pid() for app in apps.values()],
+                       oids={name: app.oid(server) for name, app in apps.items() if not app.sqlite},
+                       uploads={name: sorted(p.name for p in app.uploads.iterdir()) for name, app in apps.items()})
         break_everything(apps, server, root)
         proc = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / "full_recovery.yml",
-                                 "-e", "lifeboat_full_recovery_hosts=all"], record, env={"ANSIBLE_FORKS": "3"}, timeout=300)
+                                 "-e", "lifeboat_full_recovery_hosts=all"], record, env={"ANSIBLE_FORKS": "4"}, timeout=300)
         print(f"\nansible-playbook backup.yml, then full_recovery.yml, 3 hosts: {time.monotonic() - started:.1f} s")
         results = {name: PlayResult(proc, name, record) for name in [*apps, "nohealth"]}
         output = proc.stdout + proc.stderr + (record.read_text() if record.exists() else "")
-        yield dict(apps=apps, results=results, before=before, pids=pids, oids=oids, root=root, output=output, server=server)
+        yield dict(apps=apps, results=results, before=before, pids=pids, oids=oids, root=root, output=output, server=server,
+                   checked=checked)
     finally:
         for app in apps.values():
             subprocess.run(app.ctl("stop"), capture_output=True, timeout=30)
@@ -270,3 +285,33 @@ def test_missing_start_settings_refused_before_the_stop(runs):
     assert len(failed) == 1 and "lifeboat_service_health_url is required for action start" in failed[0][1]["msg"], failed
     # The refusal is the last task: nothing stopped, nothing restored.
     assert result.tasks[-1][1]["failed"] and not [task for task, _ in result.tasks if "Step 1" in task]
+
+
+def test_check_mode_rehearsal_changes_nothing(runs):
+    checked = runs["checked"]
+    for name, result in checked["results"].items():
+        assert not any(task["failed"] for _, task in result.tasks), (name, [t for t in result.tasks if t[1]["failed"]])
+        assert any(task == ROLE + "Step 3, restore the database (swap)" or "Step 3, restore the SQLite" in task
+                   for task, r in result.tasks if r["_status"] != "skipped"), name
+    # The same processes, databases and uploads as before the rehearsal: nothing stopped, swapped or uploaded.
+    assert checked["pids"] == list(runs["pids"].values())
+    assert checked["oids"] == runs["oids"]
+    assert all(listing == ["drawing-0.txt", "drawing-1.txt", "drawing-2.txt"] for listing in checked["uploads"].values())
+    lite = checked["results"]["lite"].result(ROLE + "Step 2, verify the SQLite backup")
+    assert lite.get("backup_id") or lite.get("holders"), lite
+
+
+def test_failure_after_the_database_restore_leaves_the_application_stopped(runs):
+    result, app, server = runs["results"]["halfway"], runs["apps"]["halfway"], runs["server"]
+    failure = result.result(ROLE + "Fail the play when a step failed")["msg"]
+    assert "\n" not in failure.strip()
+    assert "FAILED at step restore_files" in failure and "the database was restored from" in failure
+    assert "application stopped" in failure
+    summary, _ = summary_of(runs, "halfway")
+    assert summary["failed_step"] == "restore_files"
+    # The database swapped (a new oid), the previous one kept; the application not started on half the data.
+    assert app.oid(server) != runs["oids"]["halfway"]
+    assert server.sql("postgres", "SELECT 1 FROM pg_database WHERE datname LIKE %s", (app.db + "_prev%",))
+    assert subprocess.run(app.ctl("status"), capture_output=True, timeout=30).returncode == 3
+    assert app.uploads.is_symlink() and sorted(p.name for p in app.uploads.iterdir()) == [
+        "drawing-0.txt", "drawing-1.txt", "drawing-2.txt", "late.txt"]
