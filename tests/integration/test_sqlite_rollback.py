@@ -52,7 +52,7 @@ def planning_db(path, complete=True):
 
 
 class App:
-    def __init__(self, root, name, complete=True):
+    def __init__(self, root, name, complete=True, hold_database=False):
         self.dir = root / name
         self.dir.mkdir()
         self.db = self.dir / "scpln.db"
@@ -63,7 +63,8 @@ class App:
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path.write_text(json.dumps({
             "port": self.port, "database": {"sqlite": str(self.db)}, "uploads_dir": str(self.dir / "uploads"),
-            "users": {"admin": PASSWORD}, "job_interval_ms": 50, "env_file": str(self.env_file)}))
+            "users": {"admin": PASSWORD}, "job_interval_ms": 50, "env_file": str(self.env_file),
+            "hold_database": hold_database}))
         os.chmod(self.config_path, 0o600)
 
     def ctl(self, action):
@@ -95,6 +96,8 @@ class App:
             "lifeboat_service_stop_command": self.ctl("stop"), "lifeboat_service_status_command": self.ctl("status"),
             "lifeboat_service_env_file": str(self.env_file), "lifeboat_service_health_url": self.url + "/health",
             "lifeboat_service_attempts": 20, "lifeboat_service_delay": 0.2,
+            # A pause the application did not take fails the run.
+            "lifeboat_service_paused_json": {"jobs_enabled": False}, "lifeboat_service_resumed_json": {"jobs_enabled": True},
             "lifeboat_sqlite_rollback_path": str(self.db),
             # Each host its own repository, as on real hosts: latest is this database's newest set.
             "lifeboat_sqlite_rollback_repository": str(root / "repo" / self.dir.name),
@@ -111,7 +114,8 @@ class App:
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rollback")
     apps = {"whole": App(root, "whole"), "gate": App(root, "gate", complete=False), "bound": App(root, "bound"),
-            "restored": App(root, "restored")}
+            # Its connection open for its whole life, paused or not: the restore needs it stopped.
+            "restored": App(root, "restored", hold_database=True)}
     try:
         for app in apps.values():
             app.start()
@@ -134,6 +138,7 @@ def runs(tmp_path_factory):
             "bound": apps["bound"].host_vars(root, lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 1})),
             # The same fix over its bound, after a restore: the database is no longer as the run found it.
             "restored": apps["restored"].host_vars(root, lifeboat_sqlite_rollback_restore_backup="latest",
+                                                   lifeboat_sqlite_rollback_stop_for_restore=True,
                                                    lifeboat_sqlite_rollback_fix=dict(FIX, expect_rows={"max": 1})),
         }
         # Refused before anything runs (their applications are never started, the play must not need them):
@@ -284,6 +289,11 @@ def test_failure_after_a_restore_leaves_the_jobs_paused_and_says_so(runs):
     assert health["jobs_enabled"] is False and app.env_file.exists()
     summary, _ = summary_of(runs["root"], result)
     assert summary["jobs"] == "paused" and summary["roll_forward"]["backup_id"] == summary["pre_restore_backup_id"]
+    # Held open by the application: stopped for the restore, started again after it (still paused).
+    ran = [name for name, task in result.tasks if task["_status"] != "skipped"]
+    restore = ran.index(ROLE + "Restore the backup (the live file kept as a pre-restore set)")
+    assert "lifeboat_service : Stop the service" in ran[ran.index(ROLE + "Mark step restore"):restore]
+    assert "lifeboat_service : Start the service" in ran[restore:]
     # latest: the newest set before the run, not the pre-rollback set step 2 took.
     assert [summary["restored_backup_id"]] == runs["sets"]["restored"] != [summary["pre_rollback_backup_id"]]
     assert app.rows("SELECT count(*) FROM runs WHERE plan_job_id = 'job-late'") == [(0,)]
