@@ -6,6 +6,9 @@ the test breaks them (break_everything), then one run of full_recovery.yml on al
 'whole' comes back to health with its RTO in the evidence, 'bad' fails at the verification with the previous
 database and uploads in place and the application running again on them. A third application, 'lite', runs on
 SQLite: its database file overwritten while it runs, it comes back through lifeboat.db.sqlite's restore.
+'halfway' fails restoring its folders after its database restore (left stopped), 'unhealthy' at its smoke checks
+(running, and the line says so), 'nohealth' is refused before the stop; the first run also rehearses the recovery
+in check mode on 'whole' and 'lite', which must change nothing.
 """
 import json
 import os
@@ -98,8 +101,8 @@ class App:
 
 
 # Each host's backups, taken by the modules as in production (the damage is done by the test afterwards),
-# then the recovery rehearsed in check mode on the same hosts (what --check does to every task), which must
-# change nothing: the same processes, databases and uploads.
+# then the recovery rehearsed in check mode on a PostgreSQL and a SQLite host (what --check does to every task),
+# which must change nothing: the same processes, databases and uploads.
 BACKUP = [{
     "name": "Back up", "hosts": "all:!nohealth", "gather_facts": False,
     "module_defaults": {"group/lifeboat.db.all": "{{ lifeboat_connection }}"},
@@ -113,7 +116,7 @@ BACKUP = [{
          "lifeboat.db.files": {"action": "backup", "name": "uploads", "path": "{{ app_uploads }}",
                                "repository": "{{ lifeboat_full_recovery_repository }}"}},
     ]}, {
-    "name": "Rehearse the recovery", "hosts": "all:!nohealth:!unhealthy", "gather_facts": False, "check_mode": True,
+    "name": "Rehearse the recovery", "hosts": "whole,lite", "gather_facts": False, "check_mode": True,
     "roles": ["lifeboat_full_recovery"]}]
 
 
@@ -179,14 +182,16 @@ def runs(tmp_path_factory, server):
         rehearsal = root / "rehearsal.jsonl"
         proc = ansible_playbook(["-i", inventory, play], rehearsal, env={"ANSIBLE_FORKS": "5"}, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:]
-        checked = dict(results={name: PlayResult(proc, name, rehearsal) for name in apps if name != "unhealthy"},
+        # Rehearsed on one host of each engine (the suite's time); every application compared.
+        checked = dict(results={name: PlayResult(proc, name, rehearsal) for name in ("whole", "lite")},
                        pids=[app.pid() for app in apps.values()],
                        oids={name: app.oid(server) for name, app in apps.items() if not app.sqlite},
                        uploads={name: sorted(p.name for p in app.uploads.iterdir()) for name, app in apps.items()})
         break_everything(apps, server, root)
         proc = ansible_playbook(["-i", inventory, PROJECT / "playbooks" / "full_recovery.yml",
                                  "-e", "lifeboat_full_recovery_hosts=all"], record, env={"ANSIBLE_FORKS": "5"}, timeout=300)
-        print(f"\nansible-playbook backup.yml, then full_recovery.yml, 3 hosts: {time.monotonic() - started:.1f} s")
+        print(f"\nansible-playbook backup.yml (and the rehearsal), then full_recovery.yml, {len(hosts)} hosts: "
+              f"{time.monotonic() - started:.1f} s")
         results = {name: PlayResult(proc, name, record) for name in [*apps, "nohealth"]}
         output = proc.stdout + proc.stderr + (record.read_text() if record.exists() else "")
         yield dict(apps=apps, results=results, before=before, pids=pids, oids=oids, root=root, output=output, server=server,
