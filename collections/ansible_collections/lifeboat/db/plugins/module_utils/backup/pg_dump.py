@@ -358,7 +358,32 @@ class LocalSink(object):
         return self.repository.backups(database, kind=kind)
 
 
-class StagedS3Sink(LocalSink):
+class S3Sets(object):
+    """What the two sinks of an s3:// repository share: the set's URL, S3's retention and listing,
+    and removing a set that was begun but never got its manifest (a set with its manifest is a
+    backup and is never deleted here)."""
+
+    def location(self, database, backup_id):
+        return self.store.set_url(database, backup_id)
+
+    def delete_uncommitted(self):
+        if self.backup_id and not self.committed:
+            try:
+                self.store.delete_prefix(self.store.set_key(self.database, self.backup_id, ''))
+            except LifeboatError:
+                pass  # the next run sweeps sets without a manifest
+
+    def retention_plan(self, *args, **kwargs):
+        return self.store.retention_plan(*args, **kwargs)
+
+    def apply_retention(self, *args, **kwargs):
+        return self.store.apply_retention(*args, **kwargs)
+
+    def backups(self, database, kind):
+        return self.store.backups(database, kind=kind)
+
+
+class StagedS3Sink(S3Sets, LocalSink):
     """An s3:// repository with container: the set is written as into a local repository - into the
     staging folder of the cache (O(cache_dir)), where the container's output arrives, a
     directory-format dump is copied out, and the archive is read back - then uploaded to S3 when it
@@ -370,9 +395,6 @@ class StagedS3Sink(LocalSink):
         self.store = store
         self.database = self.backup_id = None
         self.committed = False
-
-    def location(self, database, backup_id):
-        return self.store.set_url(database, backup_id)
 
     def remove_leftovers(self, database):
         return LocalSink.remove_leftovers(self, database) + self.store.remove_leftovers(database)
@@ -392,23 +414,10 @@ class StagedS3Sink(LocalSink):
 
     def abort(self):
         LocalSink.abort(self)
-        if self.backup_id and not self.committed:
-            try:
-                self.store.delete_prefix(self.store.set_key(self.database, self.backup_id, ''))
-            except LifeboatError:
-                pass  # the next run sweeps sets without a manifest
-
-    def retention_plan(self, *args, **kwargs):
-        return self.store.retention_plan(*args, **kwargs)
-
-    def apply_retention(self, *args, **kwargs):
-        return self.store.apply_retention(*args, **kwargs)
-
-    def backups(self, database, kind):
-        return self.store.backups(database, kind=kind)
+        self.delete_uncommitted()
 
 
-class S3Sink(object):
+class S3Sink(S3Sets):
     """Streams a set straight into S3: each file uploaded as pg_dump writes it, manifest last.
 
     A custom archive written to a pipe has no data offsets, so pg_restore reads it sequentially
@@ -424,9 +433,6 @@ class S3Sink(object):
         self.toc_reader = None  # a pg_restore that reads the archive's table of contents as it streams
         self.toc_errors = {}
         self.committed = False
-
-    def location(self, database, backup_id):
-        return self.store.set_url(database, backup_id)
 
     def remove_leftovers(self, database):
         return self.store.remove_leftovers(database)
@@ -460,20 +466,7 @@ class S3Sink(object):
         return self.location(database, self.backup_id)
 
     def abort(self):
-        if self.backup_id and not self.committed:
-            try:
-                self.store.delete_prefix(self.store.set_key(self.database, self.backup_id, ''))
-            except LifeboatError:
-                pass  # the next run sweeps sets without a manifest
-
-    def retention_plan(self, *args, **kwargs):
-        return self.store.retention_plan(*args, **kwargs)
-
-    def apply_retention(self, *args, **kwargs):
-        return self.store.apply_retention(*args, **kwargs)
-
-    def backups(self, database, kind):
-        return self.store.backups(database, kind=kind)
+        self.delete_uncommitted()
 
 
 def _dump_in_snapshot(ctx, conn, pg_dump, request, sink, progress):
