@@ -11,7 +11,6 @@ scratch instances must never archive into its stanza.
 import datetime
 import json
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -62,16 +61,7 @@ def stanza():
         facts = made.start()
         yield made, facts, Marks(made)
     finally:
-        # Every scratch instance lives under the stanza's folder: stop them before it goes, and remove the short
-        # socket folders in /tmp their markers name.
-        for pid_file in Path(made.base).glob("*/postmaster.pid"):
-            made.run([str(pgbackrest_stanza.DEBIAN_PG15 / "pg_ctl"), "-D", str(pid_file.parent), "-m", "immediate",
-                      "stop"], check=False)
-        for marker in Path(made.base).glob("*/lifeboat-scratch.json"):
-            socket_dir = json.loads(marker.read_text()).get("socket_dir")
-            if socket_dir and socket_dir.startswith("/tmp/lifeboat-sock-"):
-                shutil.rmtree(socket_dir, ignore_errors=True)
-        made.stop(destroy=True)
+        made.stop(destroy=True)  # every scratch instance under the stanza's folder too, and their socket folders
 
 
 def scratch(made, name):

@@ -14,6 +14,7 @@ S3_KEYS); the path repository stays the default.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -150,11 +151,25 @@ class Stanza:
         raise RuntimeError("the archiver did not try the switched WAL segment within %d s" % timeout)
 
     def stop(self, destroy=True):
+        if destroy:
+            self.stop_leftovers()
         pgserver.stop(self.name)
         if destroy:
-            import shutil
             shutil.rmtree(self.paths["base"], ignore_errors=True)
             shutil.rmtree(self.paths["home"], ignore_errors=True)
+
+    def stop_leftovers(self):
+        """Whatever runs under the stanza's folder (a scratch instance a failed test left, a cluster put
+        aside or swapped in by a cutover; the stanza's own cluster too, which is removed anyway) is
+        stopped before the folder goes, and the short socket folders in /tmp that the scratch instances'
+        markers name are removed."""
+        for pid_file in self.base.glob("*/postmaster.pid"):
+            self.run([str(DEBIAN_PG15 / "pg_ctl"), "-D", str(pid_file.parent), "-m", "immediate", "-w", "stop"],
+                     check=False)
+        for marker in self.base.glob("*/lifeboat-scratch.json"):
+            socket_dir = json.loads(marker.read_text()).get("socket_dir")
+            if socket_dir and socket_dir.startswith("/tmp/lifeboat-sock-"):
+                shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
