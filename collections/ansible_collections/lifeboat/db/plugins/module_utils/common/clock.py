@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import time
 
 
 def utc_now():
@@ -18,3 +19,14 @@ def iso(moment):
 
 def parse_iso(text):
     return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+
+
+def task_timer():
+    """A task's clock, started now: the returned function gives the result's `timing` (start and
+    end in ISO 8601 and epoch seconds, and the duration from the monotonic clock)."""
+    started, clock = utc_now(), time.monotonic()
+
+    def timing():
+        return dict(started_at=iso(started), finished_at=iso(utc_now()), started_epoch=started.timestamp(),
+                    finished_epoch=time.time(), seconds=round(time.monotonic() - clock, 3))
+    return timing

@@ -5,7 +5,6 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import time
 
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.connection import (
     ConnectionOptions, first_line, psycopg, require_psycopg, scrub)
@@ -13,7 +12,7 @@ from ansible_collections.lifeboat.db.plugins.module_utils.pg.names import check_
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.common.access import permission_hint
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository
-from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import task_timer
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3 import S3Settings, is_s3_url
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.s3_store import S3Store
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import ToolFinder
@@ -137,11 +136,7 @@ def run_module(module, work):
     """Run `work(ctx)` and exit; any LifeboatError or database error becomes one fail_json."""
     require_psycopg(module)
     password = module.params.get('login_password')
-    started, clock = utc_now(), time.monotonic()
-
-    def timing():
-        return dict(started_at=iso(started), finished_at=iso(utc_now()), started_epoch=started.timestamp(),
-                    finished_epoch=time.time(), seconds=round(time.monotonic() - clock, 3))
+    timing = task_timer()
     try:
         for option in DATABASE_NAME_OPTIONS:
             check_name(option, module.params.get(option))

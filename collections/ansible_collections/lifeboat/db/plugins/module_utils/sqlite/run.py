@@ -12,9 +12,8 @@ __metaclass__ = type
 
 import os
 import sqlite3
-import time
 
-from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import iso, utc_now
+from ansible_collections.lifeboat.db.plugins.module_utils.common.clock import task_timer
 from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import LifeboatError
 from ansible_collections.lifeboat.db.plugins.module_utils.common.runner import one_line, os_error_line
 from ansible_collections.lifeboat.db.plugins.module_utils.storage.repository import Repository
@@ -75,11 +74,7 @@ def failure_line(exc):
 
 
 def run_module(module):
-    started, clock = utc_now(), time.monotonic()
-
-    def timing():
-        return dict(started_at=iso(started), finished_at=iso(utc_now()), started_epoch=started.timestamp(),
-                    finished_epoch=time.time(), seconds=round(time.monotonic() - clock, 3))
+    timing = task_timer()
     try:
         result = run(SqliteTask(module))
     except (LifeboatError, sqlite3.Error, IOError, OSError) as exc:
