@@ -7,7 +7,7 @@ For the archive of one partition (lifeboat.db.partition): the container's pg_res
 and restores it with the file streamed in through the exec's stdin, so no copy is left in the
 container and nothing waits for one to be made. A single-table archive is read in order, which
 pg_restore does from a pipe; a parallel restore of a whole database copies the archive in instead
-(restore/container.py).
+(restore/container.py). tools.read_toc reads a custom archive's table of contents the same way.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type

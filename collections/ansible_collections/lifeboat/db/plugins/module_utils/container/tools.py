@@ -24,11 +24,8 @@ from ansible_collections.lifeboat.db.plugins.module_utils.common.errors import L
 from ansible_collections.lifeboat.db.plugins.module_utils.container import archive as container_archive
 from ansible_collections.lifeboat.db.plugins.module_utils.container.engine import Container, connect
 from ansible_collections.lifeboat.db.plugins.module_utils.container.exec import ContainerExec, LostOutput
+from ansible_collections.lifeboat.db.plugins.module_utils.container.feed import DRAINED, file_blocks
 from ansible_collections.lifeboat.db.plugins.module_utils.pg.tools import VERSION_RE, Tool
-
-CHUNK = 1024 * 1024
-# Every PostgreSQL image has a POSIX shell (Debian's and Alpine's official ones, this project's test image).
-DRAIN_SHELL = 'sh'
 
 
 def container_argument_spec():
@@ -122,15 +119,7 @@ def read_toc(execer, pg_restore, archive, what):
     with the server's own pg_restore, without a copy of it in the container. pg_restore reads the
     header and the table of contents only; the container's sh then drains the rest, for an exec
     that stops reading its input loses the end of its output (exec.ContainerExec._attached)."""
-    def blocks():
-        try:
-            with open(archive, 'rb') as source:
-                for block in iter(lambda: source.read(CHUNK), b''):
-                    yield block
-        except (IOError, OSError) as exc:
-            raise LifeboatError('%s: cannot read %s: %s' % (what, archive, exc.strerror or exc))
-    drained = [DRAIN_SHELL, '-c', '"$0" --list; status=$?; cat >/dev/null; exit $status', pg_restore]
-    result = execer.run(drained, stdin=blocks(), whole=True)
+    result = execer.run(DRAINED + [pg_restore, '--list'], stdin=file_blocks(archive, what), whole=True)
     if result.exit_code != 0:
         raise LifeboatError(execer.failure(pg_restore, what, result))
     return result.stdout.decode('utf-8', 'replace')
